@@ -1,0 +1,408 @@
+/**
+ * Row image decoding, compiled once per TABLE_MAP.
+ *
+ * When a TABLE_MAP arrives we resolve, for every column, a small integer "kind" plus its
+ * numeric parameters (length-prefix width, fsp, precision/scale, ...), its JSON name and
+ * its text decoding. Decoding a row is then one loop with one `switch` over plain arrays:
+ * no per-row or per-field closures, no metadata parsing, no allocation beyond the values.
+ *
+ * Value rules (DESIGN.md), with the choices this decoder makes where the contract is open:
+ * - integers: JSON numbers; LONGLONG (signed or unsigned) beyond ±(2^53−1) → decimal string;
+ * - FLOAT: the shortest decimal that round-trips the stored float32 (1.1, not 1.100000023841858);
+ * - NEWDECIMAL: exact string with the scale's digits (`"12.30"`);
+ * - temporal: see temporal.ts (zero dates → null);
+ * - YEAR: number (0 for the zero year);
+ * - character columns: decoded with the column charset; collation 63 (binary) → base64; when
+ *   no charset is known (no optional metadata): UTF-8 if the bytes are valid UTF-8, else base64;
+ * - ENUM: label ("" for the invalid index 0); SET: labels joined by ","; when labels were not
+ *   logged (binlog_row_metadata=MINIMAL): the ENUM index / SET bitmask as a number;
+ * - BIT(n): unsigned number (most significant byte first); decimal string above 2^53−1;
+ * - JSON: parsed value (MySQL binary JSON); MariaDB JSON is LONGTEXT and stays text unless the
+ *   schema hint marks the column as JSON, then it is parsed;
+ * - GEOMETRY: `{"srid": n, "wkb": "<base64>"}` (MySQL prefixes the WKB with a u32 LE SRID;
+ *   Debezium's Geometry struct has the same two fields);
+ * - VECTOR: array of float32 numbers (shortest round-trip form, like FLOAT).
+ */
+import { isUtf8 } from 'node:buffer';
+import { TextDecoder } from 'node:util';
+import type { JsonValue, Row } from '../../src/core/event.js';
+import { ErrorCodes, TributaryError } from '../../src/core/errors.js';
+import { ColumnType as T, TextKind, stringMeta, textKindFor } from './column-types.js';
+import { decimalBinarySize, decodeDecimal } from './decimal.js';
+import { applyJsonDiffs, parseJsonDiffs } from './json-diff.js';
+import { decodeJsonBinary } from './json-binary.js';
+import type { TableMap } from './table-map.js';
+import {
+  decodeDate, decodeDatetime, decodeDatetime2, decodeTime, decodeTime2, decodeTimestamp2, fracBytes, formatTimestamp,
+} from './temporal.js';
+
+/** Decode kinds: one per physical layout. */
+const enum K {
+  TINY, TINY_U, SHORT, SHORT_U, INT24, INT24_U, LONG, LONG_U, LONGLONG, LONGLONG_U,
+  FLOAT, DOUBLE, YEAR, DATE, TIME, TIME2, DATETIME, DATETIME2, TIMESTAMP, TIMESTAMP2,
+  NEWDECIMAL, VARSTR, BLOB, ENUM, SET, BIT, JSON, GEOMETRY, VECTOR, NULL,
+}
+
+/** Hints the caller's schema history can add to a TABLE_MAP that lacks full metadata. */
+export interface TableSchemaHint {
+  /** Column names in ordinal order; must have exactly the TABLE_MAP's column count. */
+  columns: string[];
+  /** Primary key column names, in key order. */
+  primaryKey?: string[];
+  /** Names of columns to parse as JSON text (MariaDB JSON is LONGTEXT on the wire). */
+  jsonColumns?: string[];
+  /** Collation id per column (null where not a character column), when metadata lacks it. */
+  collations?: (number | null)[];
+  /** ENUM labels per column name, when metadata lacks them. */
+  enumValues?: Record<string, string[]>;
+  /** SET labels per column name, when metadata lacks them. */
+  setValues?: Record<string, string[]>;
+  /** Unsigned flag per column, when metadata lacks signedness. */
+  unsigned?: boolean[];
+}
+
+function bad(tm: TableMap, msg: string): never {
+  throw new TributaryError(ErrorCodes.MYSQL_DECODE, `${tm.db}.${tm.table}: ${msg}`);
+}
+
+const MAX_SAFE = 9007199254740991;
+const TWO_32 = 4294967296;
+
+/** The shortest decimal that maps back to the same float32. */
+export function float32ToNumber(f: number): number {
+  if (!Number.isFinite(f)) return f;
+  for (let p = 6; p <= 9; p++) {
+    const v = Number(f.toPrecision(p));
+    if (Math.fround(v) === f) return v;
+  }
+  return f;
+}
+
+let latin1Decoder: TextDecoder | null = null;
+const otherDecoders = new Map<string, TextDecoder>();
+function decoderFor(label: string): TextDecoder {
+  let d = otherDecoders.get(label);
+  if (!d) {
+    d = new TextDecoder(label);
+    otherDecoders.set(label, d);
+  }
+  return d;
+}
+
+function decodeText(buf: Buffer, s: number, e: number, kind: TextKind, dec: TextDecoder | null): string {
+  switch (kind) {
+    case TextKind.Utf8:
+      return buf.toString('utf8', s, e);
+    case TextKind.Binary:
+      return buf.toString('base64', s, e);
+    case TextKind.Unknown: {
+      const sub = buf.subarray(s, e);
+      return isUtf8(sub) ? buf.toString('utf8', s, e) : buf.toString('base64', s, e);
+    }
+    case TextKind.Utf16LE:
+      return buf.toString('utf16le', s, e);
+    case TextKind.Utf32BE: {
+      let out = '';
+      for (let p = s; p + 4 <= e; p += 4) out += String.fromCodePoint(buf.readUInt32BE(p));
+      return out;
+    }
+    default:
+      return dec!.decode(buf.subarray(s, e));
+  }
+}
+
+/** A compiled decoder for one TABLE_MAP. */
+export class RowDecoder {
+  readonly columnCount: number;
+  /** JSON property name per column. */
+  readonly names: string[];
+  /** Primary key column ordinals, or null when unknown. */
+  readonly keyColumns: number[] | null;
+  /** Ordinals 0..n-1, reused when every column is present (the usual FULL row image). */
+  readonly allColumns: Int32Array;
+  private readonly kinds: Uint8Array;
+  /** Per-kind parameter: prefix width, fsp, precision, byte count. */
+  private readonly p1: Int32Array;
+  /** Second parameter: scale for NEWDECIMAL. */
+  private readonly p2: Int32Array;
+  private readonly textKinds: Uint8Array;
+  private readonly textDecoders: (TextDecoder | null)[];
+  private readonly labels: (string[] | null)[];
+  private readonly jsonText: Uint8Array;
+
+  constructor(readonly map: TableMap, names: string[], hint?: TableSchemaHint) {
+    const n = map.columnCount;
+    this.columnCount = n;
+    this.names = names;
+    this.kinds = new Uint8Array(n);
+    this.p1 = new Int32Array(n);
+    this.p2 = new Int32Array(n);
+    this.textKinds = new Uint8Array(n);
+    this.textDecoders = new Array(n).fill(null);
+    this.labels = new Array(n).fill(null);
+    this.jsonText = new Uint8Array(n);
+    this.allColumns = new Int32Array(n);
+    for (let i = 0; i < n; i++) this.allColumns[i] = i;
+
+    const jsonSet = new Set(hint?.jsonColumns ?? []);
+    for (let i = 0; i < n; i++) {
+      const type = map.types[i]!;
+      const meta = map.metas[i]!;
+      const unsigned = map.unsigned ? map.unsigned[i]! : hint?.unsigned?.[i] ?? false;
+      const coll = map.collations[i] ?? hint?.collations?.[i] ?? null;
+      const tk = textKindFor(coll);
+      this.textKinds[i] = tk.kind;
+      if (tk.kind === TextKind.Latin1) {
+        // MySQL's latin1 is really Windows-1252.
+        latin1Decoder ??= new TextDecoder('windows-1252');
+        this.textDecoders[i] = latin1Decoder;
+      } else if (tk.kind === TextKind.Utf16BE) this.textDecoders[i] = decoderFor('utf-16be');
+      else if (tk.kind === TextKind.Other) this.textDecoders[i] = decoderFor(tk.label!);
+      if (jsonSet.has(names[i]!)) this.jsonText[i] = 1;
+
+      let kind: K;
+      switch (type) {
+        case T.TINY: kind = unsigned ? K.TINY_U : K.TINY; break;
+        case T.SHORT: kind = unsigned ? K.SHORT_U : K.SHORT; break;
+        case T.INT24: kind = unsigned ? K.INT24_U : K.INT24; break;
+        case T.LONG: kind = unsigned ? K.LONG_U : K.LONG; break;
+        case T.LONGLONG: kind = unsigned ? K.LONGLONG_U : K.LONGLONG; break;
+        case T.FLOAT: kind = K.FLOAT; break;
+        case T.DOUBLE: kind = K.DOUBLE; break;
+        case T.YEAR: kind = K.YEAR; break;
+        case T.DATE: case T.NEWDATE: kind = K.DATE; break;
+        case T.TIME: kind = K.TIME; break;
+        case T.TIME2: kind = K.TIME2; this.p1[i] = meta; break;
+        case T.DATETIME: kind = K.DATETIME; break;
+        case T.DATETIME2: kind = K.DATETIME2; this.p1[i] = meta; break;
+        case T.TIMESTAMP: kind = K.TIMESTAMP; break;
+        case T.TIMESTAMP2: kind = K.TIMESTAMP2; this.p1[i] = meta; break;
+        case T.NEWDECIMAL: kind = K.NEWDECIMAL; this.p1[i] = meta >> 8; this.p2[i] = meta & 0xff; break;
+        case T.VARCHAR: case T.VAR_STRING:
+          kind = K.VARSTR; this.p1[i] = meta < 256 ? 1 : 2; break;
+        case T.STRING: case T.ENUM: case T.SET: {
+          const sm = type === T.STRING ? stringMeta(meta) : { realType: type, maxLen: meta & 0xff };
+          if (sm.realType === T.ENUM) {
+            kind = K.ENUM; this.p1[i] = sm.maxLen; this.labels[i] = map.enumValues[i] ?? hint?.enumValues?.[names[i]!] ?? null;
+          } else if (sm.realType === T.SET) {
+            kind = K.SET; this.p1[i] = sm.maxLen; this.labels[i] = map.setValues[i] ?? hint?.setValues?.[names[i]!] ?? null;
+          } else {
+            kind = K.VARSTR; this.p1[i] = sm.maxLen < 256 ? 1 : 2;
+          }
+          break;
+        }
+        case T.BIT: kind = K.BIT; this.p1[i] = (meta >> 8) + ((meta & 0xff) > 0 ? 1 : 0); break;
+        case T.TINY_BLOB: case T.MEDIUM_BLOB: case T.LONG_BLOB: case T.BLOB:
+          kind = K.BLOB; this.p1[i] = meta; break;
+        case T.JSON: kind = K.JSON; this.p1[i] = meta; break;
+        case T.GEOMETRY: kind = K.GEOMETRY; this.p1[i] = meta; break;
+        case T.VECTOR: kind = K.VECTOR; this.p1[i] = meta; break;
+        case T.NULL: kind = K.NULL; break;
+        default:
+          bad(map, `column ${names[i]} has unsupported type ${type}`);
+      }
+      this.kinds[i] = kind;
+    }
+
+    if (map.primaryKey) this.keyColumns = map.primaryKey;
+    else if (hint?.primaryKey) {
+      this.keyColumns = hint.primaryKey.map((k) => {
+        const idx = names.indexOf(k);
+        if (idx < 0) bad(map, `primary key column ${k} is not among the columns`);
+        return idx;
+      });
+    } else this.keyColumns = null;
+  }
+
+  /** True when column `i` is JSON (MySQL binary JSON), the only kind partial updates touch. */
+  isJsonColumn(i: number): boolean {
+    return this.kinds[i] === K.JSON;
+  }
+
+  /**
+   * Decodes one row image at `buf[p]` into `out` and returns the offset after it.
+   * `cols` lists the ordinals present in this image (from the rows event's column bitmap);
+   * the image starts with a null bitmap sized to the present columns only.
+   *
+   * For PARTIAL_UPDATE_ROWS after images, `partial` flags JSON columns (by ordinal) whose
+   * value is a diff list; `base` is the before image to apply it to. A diff for a column the
+   * before image lacks cannot be resolved; its name goes to `missing` and it is left out.
+   */
+  decode(
+    buf: Buffer, p: number, end: number, cols: Int32Array, out: Row,
+    partial?: Uint8Array | null, base?: Row | null, missing?: string[],
+  ): number {
+    const nPresent = cols.length;
+    const nullStart = p;
+    p += (nPresent + 7) >> 3;
+    if (p > end) bad(this.map, 'row image is truncated (null bitmap)');
+    const names = this.names;
+    const kinds = this.kinds;
+    for (let k = 0; k < nPresent; k++) {
+      const i = cols[k]!;
+      const name = names[i]!;
+      if ((buf[nullStart + (k >> 3)]! & (1 << (k & 7))) !== 0) {
+        out[name] = null;
+        continue;
+      }
+      let v: JsonValue;
+      switch (kinds[i]) {
+        case K.TINY: v = buf.readInt8(p); p += 1; break;
+        case K.TINY_U: v = buf[p]!; p += 1; break;
+        case K.SHORT: v = buf.readInt16LE(p); p += 2; break;
+        case K.SHORT_U: v = buf.readUInt16LE(p); p += 2; break;
+        case K.INT24: v = buf.readIntLE(p, 3); p += 3; break;
+        case K.INT24_U: v = buf.readUIntLE(p, 3); p += 3; break;
+        case K.LONG: v = buf.readInt32LE(p); p += 4; break;
+        case K.LONG_U: v = buf.readUInt32LE(p); p += 4; break;
+        case K.LONGLONG: {
+          const n = buf.readInt32LE(p + 4) * TWO_32 + buf.readUInt32LE(p);
+          v = n >= -MAX_SAFE && n <= MAX_SAFE ? n : buf.readBigInt64LE(p).toString();
+          p += 8;
+          break;
+        }
+        case K.LONGLONG_U: {
+          const n = buf.readUInt32LE(p + 4) * TWO_32 + buf.readUInt32LE(p);
+          v = n <= MAX_SAFE ? n : buf.readBigUInt64LE(p).toString();
+          p += 8;
+          break;
+        }
+        case K.FLOAT: v = float32ToNumber(buf.readFloatLE(p)); p += 4; break;
+        case K.DOUBLE: v = buf.readDoubleLE(p); p += 8; break;
+        case K.YEAR: { const y = buf[p]!; v = y === 0 ? 0 : 1900 + y; p += 1; break; }
+        case K.DATE: v = decodeDate(buf, p); p += 3; break;
+        case K.TIME: v = decodeTime(buf, p); p += 3; break;
+        case K.TIME2: v = decodeTime2(buf, p, this.p1[i]!); p += 3 + fracBytes(this.p1[i]!); break;
+        case K.DATETIME: v = decodeDatetime(buf, p); p += 8; break;
+        case K.DATETIME2: v = decodeDatetime2(buf, p, this.p1[i]!); p += 5 + fracBytes(this.p1[i]!); break;
+        case K.TIMESTAMP: v = formatTimestamp(buf.readUInt32LE(p), 0, 0); p += 4; break;
+        case K.TIMESTAMP2: v = decodeTimestamp2(buf, p, this.p1[i]!); p += 4 + fracBytes(this.p1[i]!); break;
+        case K.NEWDECIMAL: {
+          const prec = this.p1[i]!;
+          const scale = this.p2[i]!;
+          const size = decimalBinarySize(prec, scale);
+          if (p + size > end) bad(this.map, `column ${name} is truncated`);
+          v = decodeDecimal(buf, p, prec, scale);
+          p += size;
+          break;
+        }
+        case K.VARSTR: {
+          const len = this.p1[i] === 1 ? buf[p]! : buf.readUInt16LE(p);
+          p += this.p1[i]!;
+          if (p + len > end) bad(this.map, `column ${name} is truncated`);
+          v = decodeText(buf, p, p + len, this.textKinds[i]!, this.textDecoders[i]!);
+          p += len;
+          break;
+        }
+        case K.BLOB: {
+          const w = this.p1[i]!;
+          const len = buf.readUIntLE(p, w);
+          p += w;
+          if (p + len > end) bad(this.map, `column ${name} is truncated`);
+          if (this.jsonText[i] === 1) {
+            const text = buf.toString('utf8', p, p + len);
+            try {
+              v = JSON.parse(text) as JsonValue;
+            } catch {
+              v = text;
+            }
+          } else v = decodeText(buf, p, p + len, this.textKinds[i]!, this.textDecoders[i]!);
+          p += len;
+          break;
+        }
+        case K.ENUM: {
+          const idx = this.p1[i] === 1 ? buf[p]! : buf.readUInt16LE(p);
+          p += this.p1[i]!;
+          const labels = this.labels[i];
+          v = labels ? (idx === 0 ? '' : labels[idx - 1] ?? String(idx)) : idx;
+          break;
+        }
+        case K.SET: {
+          const nb = this.p1[i]!;
+          const labels = this.labels[i];
+          if (labels) {
+            let s = '';
+            for (let b = 0; b < nb * 8 && b < labels.length; b++) {
+              if ((buf[p + (b >> 3)]! & (1 << (b & 7))) !== 0) s = s.length === 0 ? labels[b]! : s + ',' + labels[b]!;
+            }
+            v = s;
+          } else {
+            v = nb <= 6 ? buf.readUIntLE(p, nb) : bigToJson(buf.readBigUInt64LE(p) & ((1n << BigInt(nb * 8)) - 1n));
+          }
+          p += nb;
+          break;
+        }
+        case K.BIT: {
+          const nb = this.p1[i]!;
+          if (nb <= 6) v = buf.readUIntBE(p, nb);
+          else {
+            let b = 0n;
+            for (let q = 0; q < nb; q++) b = (b << 8n) | BigInt(buf[p + q]!);
+            v = bigToJson(b);
+          }
+          p += nb;
+          break;
+        }
+        case K.JSON: {
+          const w = this.p1[i]!;
+          const len = buf.readUIntLE(p, w);
+          p += w;
+          if (p + len > end) bad(this.map, `column ${name} is truncated`);
+          if (partial && partial[i] === 1) {
+            if (base && name in base) v = applyJsonDiffs(base[name]!, parseJsonDiffs(buf, p, p + len));
+            else {
+              missing?.push(name);
+              p += len;
+              continue;
+            }
+          } else v = decodeJsonBinary(buf, p, p + len);
+          p += len;
+          break;
+        }
+        case K.GEOMETRY: {
+          const w = this.p1[i]!;
+          const len = buf.readUIntLE(p, w);
+          p += w;
+          if (p + len > end || len < 4) bad(this.map, `column ${name} is truncated`);
+          v = { srid: buf.readUInt32LE(p), wkb: buf.toString('base64', p + 4, p + len) };
+          p += len;
+          break;
+        }
+        case K.VECTOR: {
+          const w = this.p1[i]!;
+          const len = buf.readUIntLE(p, w);
+          p += w;
+          if (p + len > end) bad(this.map, `column ${name} is truncated`);
+          const arr: number[] = new Array(len >> 2);
+          for (let q = 0; q < arr.length; q++) arr[q] = float32ToNumber(buf.readFloatLE(p + q * 4));
+          v = arr;
+          p += len;
+          break;
+        }
+        default:
+          v = null;
+      }
+      if (p > end) bad(this.map, `row image is truncated at column ${name}`);
+      out[name] = v;
+    }
+    return p;
+  }
+
+  /** The key object from an image, or null when the key is unknown or not in the image. */
+  keyOf(row: Row | null): Row | null {
+    const kc = this.keyColumns;
+    if (!kc || !row || kc.length === 0) return null;
+    const key: Row = {};
+    for (let j = 0; j < kc.length; j++) {
+      const name = this.names[kc[j]!]!;
+      const v = row[name];
+      if (v === undefined) return null;
+      key[name] = v;
+    }
+    return key;
+  }
+}
+
+function bigToJson(b: bigint): number | string {
+  return b <= 9007199254740991n ? Number(b) : b.toString();
+}

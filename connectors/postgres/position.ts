@@ -1,0 +1,55 @@
+import type { Position } from '../../src/core/source.js';
+
+const MAX_ORDINAL = (1n << 47n) - 1n;
+
+/**
+ * A Postgres WAL position (LSN), held as a bigint and compared numerically. Serialized in
+ * Postgres' own `XXXXXXXX/XXXXXXXX` form.
+ *
+ * Used two ways: a transaction's position is its commit LSN (the start of the commit
+ * record, `commit_lsn` in pgoutput), and a resume position is the end of that commit
+ * record (`end_lsn`): START_REPLICATION at `end_lsn` skips exactly the transactions at or
+ * before it.
+ */
+export class PgPosition implements Position {
+  static readonly ZERO = new PgPosition(0n);
+
+  constructor(readonly lsn: bigint) {}
+
+  static parse(s: string): PgPosition {
+    const m = /^([0-9A-Fa-f]{1,8})\/([0-9A-Fa-f]{1,8})$/.exec(s.trim());
+    if (!m) throw new Error(`not a Postgres LSN: "${s}" (expected the form 0/16B3748)`);
+    return new PgPosition((BigInt(`0x${m[1]}`) << 32n) | BigInt(`0x${m[2]}`));
+  }
+
+  static fromParts(hi: number, lo: number): PgPosition {
+    return new PgPosition((BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0));
+  }
+
+  serialize(): string {
+    return `${(this.lsn >> 32n).toString(16).toUpperCase()}/${(this.lsn & 0xffffffffn).toString(16).toUpperCase()}`;
+  }
+
+  toString(): string {
+    return this.serialize();
+  }
+
+  compare(other: Position): number {
+    const o = (other as PgPosition).lsn;
+    return this.lsn < o ? -1 : this.lsn > o ? 1 : 0;
+  }
+
+  fence(): string {
+    return this.lsn.toString(16).padStart(16, '0');
+  }
+
+  /** The LSN itself; clamped at 2^47 (128 TiB of WAL), far beyond any real cluster. */
+  ordinal(): bigint {
+    return this.lsn > MAX_ORDINAL ? MAX_ORDINAL : this.lsn;
+  }
+}
+
+/** Format an LSN from the two 32-bit halves without going through bigint (hot path). */
+export function formatLsn(hi: number, lo: number): string {
+  return `${(hi >>> 0).toString(16).toUpperCase()}/${(lo >>> 0).toString(16).toUpperCase()}`;
+}

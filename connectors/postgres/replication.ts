@@ -1,0 +1,104 @@
+import pg from 'pg';
+import { LogicalReplicationService } from 'pg-logical-replication';
+
+/** Microseconds between the Unix epoch and 2000-01-01 (Postgres' epoch), in ms. */
+const PG_EPOCH_MS = 946_684_800_000;
+
+/** Session settings that fix the text form of values (see values.ts). */
+export const SESSION_OPTIONS = '-c DateStyle=ISO -c IntervalStyle=iso_8601 -c TimeZone=UTC -c extra_float_digits=3 -c bytea_output=hex';
+
+/**
+ * A pgoutput "plugin" for pg-logical-replication that does not parse: it hands the raw
+ * XLogData payload to our own decoder (the built-in parser runs every value through
+ * pg-types, which is slow and turns numeric into floats).
+ */
+function rawPgoutput(publication: string) {
+  return {
+    options: {},
+    get name() {
+      return 'pgoutput';
+    },
+    parse(buffer: Buffer): Buffer {
+      return buffer;
+    },
+    start(client: pg.Client, slotName: string, lastLsn: string) {
+      return client.query(`START_REPLICATION SLOT "${slotName}" LOGICAL ${lastLsn} (proto_version '1', publication_names '"${publication}"')`);
+    },
+  };
+}
+
+export interface ReplicationHandlers {
+  /** One XLogData payload. Runs synchronously inside the socket read. */
+  data(lsn: string, payload: Buffer): void;
+  /** A primary keepalive: the server's WAL end, and whether it wants a reply now. */
+  keepalive(walEnd: bigint, replyRequested: boolean): void;
+}
+
+/**
+ * One replication connection (one attempt). It never acknowledges by itself: the library's
+ * timer is off (`timeoutSeconds: 0`, `auto: false`) and standby status updates are built
+ * here, with the exact flush LSN (the library adds 1 to whatever it is given).
+ */
+export class ReplicationConnection {
+  private readonly service: LogicalReplicationService;
+  private stopped = false;
+
+  constructor(
+    private readonly connectionString: string,
+    private readonly handlers: ReplicationHandlers,
+  ) {
+    this.service = new LogicalReplicationService(
+      { connectionString, options: SESSION_OPTIONS, application_name: 'tributary' } as pg.ClientConfig,
+      { acknowledge: { auto: false, timeoutSeconds: 0 }, flowControl: { enabled: false } },
+    );
+    this.service.on('data', (lsn: string, payload: Buffer) => this.handlers.data(lsn, payload));
+    this.service.on('heartbeat', (lsn: string, _ts: number, reply: boolean) => {
+      const [hi, lo] = lsn.split('/');
+      this.handlers.keepalive((BigInt(`0x${hi}`) << 32n) | BigInt(`0x${lo}`), reply);
+    });
+    // Errors also reject the subscribe() promise; the listener only keeps EventEmitter quiet.
+    this.service.on('error', () => undefined);
+  }
+
+  /** Stream from `startLsn` until stopped (resolves) or the connection fails (rejects). */
+  async stream(slot: string, publication: string, startLsn: string): Promise<void> {
+    await this.service.subscribe(rawPgoutput(publication) as never, slot, startLsn);
+    if (!this.stopped) throw Object.assign(new Error('replication stream ended by the server'), { code: 'ECONNRESET' });
+  }
+
+  private get socket(): { pause(): void; resume(): void } | undefined {
+    return (this.service as unknown as { _connection?: { stream?: { pause(): void; resume(): void } } })._connection?.stream;
+  }
+
+  /** Stop reading the socket (backpressure): the server blocks on its send buffer. */
+  pause(): void {
+    this.socket?.pause();
+  }
+
+  resume(): void {
+    this.socket?.resume();
+  }
+
+  /** Send a standby status update saying everything below `flush` is durable. */
+  sendStatus(flush: bigint, replyRequested = false): void {
+    const conn = (this.service as unknown as { _connection?: { sendCopyFromChunk(b: Buffer): void } })._connection;
+    if (!conn || this.stopped) return;
+    const b = Buffer.alloc(34);
+    b[0] = 0x72; // 'r'
+    const hi = Number(flush >> 32n);
+    const lo = Number(flush & 0xffffffffn);
+    for (const off of [1, 9, 17]) {
+      b.writeUInt32BE(hi, off);
+      b.writeUInt32BE(lo, off + 4);
+    }
+    b.writeBigInt64BE(BigInt(Date.now() - PG_EPOCH_MS) * 1000n, 25);
+    b[33] = replyRequested ? 1 : 0;
+    conn.sendCopyFromChunk(b);
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    await this.service.destroy().catch(() => undefined);
+  }
+}

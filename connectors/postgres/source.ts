@@ -1,0 +1,255 @@
+import pg from 'pg';
+import type { PostgresSourceConfig } from '../../src/config/schema.js';
+import { ErrorCodes, TributaryError, errorMessage } from '../../src/core/errors.js';
+import type { Position, PreflightProblem, Source, SourceContext, SourceItem, SourceOutput } from '../../src/core/source.js';
+import { reconnectDelay, sleep } from '../../src/runtime/retry.js';
+import { loadTypes, resolveTables, slotInfo, syncPublication, type CapturedTable } from './catalog.js';
+import { PgoutputDecoder } from './pgoutput.js';
+import { PgPosition } from './position.js';
+import { checkPostgres } from './preflight.js';
+import { ReplicationConnection, SESSION_OPTIONS } from './replication.js';
+import type { PgTypeInfo } from './values.js';
+
+/** Server errors after which reconnecting cannot help. */
+const FATAL_SQLSTATES = new Set(['42704' /* undefined object: slot or publication */, '42501' /* privilege */, '55000' /* slot invalidated */, '3D000' /* no database */]);
+
+/**
+ * The Postgres source: pgoutput over a replication connection.
+ *
+ * Positions: a transaction's position is its commit LSN; the resume position is the end
+ * of its commit record. Acknowledgement (the standby status "flush" LSN) only ever reports
+ * what the pipeline says every sink holds, or, when nothing is in flight, the WAL end of the
+ * last keepalive, so an idle slot advances while other databases write WAL.
+ */
+export class PostgresSource implements Source {
+  readonly slot: string;
+  readonly publication: string;
+  private control?: pg.Client;
+  private conn?: ReplicationConnection;
+  private tables: CapturedTable[] = [];
+  private types = new Map<number, PgTypeInfo>();
+  private readonly primaryKeys = new Map<number, string[]>();
+  /** The flush LSN reported to the server. Never ahead of durable data. */
+  private acked = 0n;
+  /** Resume position of the last commit pushed to the stream. */
+  private lastPushed = 0n;
+  private decoder?: PgoutputDecoder;
+  private heartbeat?: NodeJS.Timeout;
+  private statusTimer?: NodeJS.Timeout;
+  private closed?: Promise<void>;
+  private paused = false;
+  private fatal: Error | null = null;
+  private db = '';
+
+  constructor(
+    readonly cfg: PostgresSourceConfig,
+    private readonly ctx: SourceContext,
+  ) {
+    this.slot = cfg.slot ?? `tributary_${ctx.pipeline}`;
+    this.publication = cfg.publication ?? `tributary_${ctx.pipeline}`;
+  }
+
+  parsePosition(s: string): Position {
+    return PgPosition.parse(s);
+  }
+
+  private async controlClient(): Promise<pg.Client> {
+    if (this.control) return this.control;
+    const c = new pg.Client({ connectionString: this.cfg.url, options: SESSION_OPTIONS, application_name: 'tributary-control' } as pg.ClientConfig);
+    c.on('error', (err) => this.ctx.logger.warn({ err }, 'control connection error'));
+    try {
+      await c.connect();
+    } catch (err) {
+      throw new TributaryError(ErrorCodes.PG_CONNECT, `cannot connect to Postgres: ${errorMessage(err)}`, {
+        fix: 'check source.url (host, port, user, password, database) and that the server accepts connections',
+        cause: err,
+        retryable: true,
+      });
+    }
+    this.control = c;
+    this.db = (await c.query<{ db: string }>('SELECT current_database() AS db')).rows[0]!.db;
+    return c;
+  }
+
+  async preflight(): Promise<PreflightProblem[]> {
+    const c = await this.controlClient();
+    this.tables = await resolveTables(c, this.cfg.tables, this.cfg.exclude);
+    return checkPostgres(c, { slot: this.slot, tables: this.tables, include: this.cfg.tables });
+  }
+
+  /** Publication first, then the slot (the other order makes decoding fail). */
+  private async setup(): Promise<void> {
+    const c = await this.controlClient();
+    this.tables = await resolveTables(c, this.cfg.tables, this.cfg.exclude);
+    for (const t of this.tables) this.primaryKeys.set(t.oid, t.primaryKey);
+    this.types = await loadTypes(c);
+    const pub = await syncPublication(c, this.publication, this.tables, this.cfg.create_publication);
+    if (pub !== 'unchanged') this.ctx.logger.info({ publication: this.publication, tables: this.tables.length }, `publication ${pub}`);
+    const slot = await slotInfo(c, this.slot);
+    if (slot.walStatus === 'lost') {
+      throw new TributaryError(ErrorCodes.PG_SLOT_LOST, `replication slot "${this.slot}" is lost: the WAL it needed is gone`, {
+        fix: `drop it (SELECT pg_drop_replication_slot('${this.slot}')) and restart with source.snapshot: when_needed to re-snapshot`,
+      });
+    }
+    if (!slot.exists) {
+      await c.query("SELECT pg_create_logical_replication_slot($1, 'pgoutput')", [this.slot]);
+      this.ctx.logger.info({ slot: this.slot }, 'replication slot created');
+    }
+  }
+
+  async run(from: Position | null, out: SourceOutput): Promise<void> {
+    await this.setup();
+    this.acked = from ? (from as PgPosition).lsn : 0n;
+    this.lastPushed = this.acked;
+    this.decoder = new PgoutputDecoder({
+      pipeline: this.ctx.pipeline,
+      db: this.db,
+      types: this.types,
+      primaryKeys: this.primaryKeys,
+      onUnknown: (kind, oid) => void this.refreshCatalog(kind, oid),
+    });
+    this.startHeartbeat();
+    let attempt = 0;
+    const signal = this.ctx.signal;
+    while (!signal.aborted) {
+      // A new connection per attempt: a broken one is never reused.
+      const start = this.lastPushed > this.acked ? this.lastPushed : this.acked;
+      const conn = new ReplicationConnection(this.cfg.url, {
+        data: (lsn, payload) => this.onData(lsn, payload, out),
+        keepalive: (walEnd, reply) => this.onKeepalive(walEnd, reply),
+      });
+      this.conn = conn;
+      this.statusTimer = setInterval(() => conn.sendStatus(this.acked), this.cfg.status_interval_ms);
+      try {
+        this.ctx.metrics.set('tributary_source_connected', 1, { pipeline: this.ctx.pipeline });
+        const streaming = conn.stream(this.slot, this.publication, new PgPosition(start).serialize());
+        if (attempt > 0) this.ctx.logger.info({ from: new PgPosition(start).serialize(), attempt }, 'replication reconnected');
+        attempt = 0;
+        await streaming;
+        if (this.fatal) throw this.fatal;
+      } catch (err) {
+        if (signal.aborted) break;
+        if (this.fatal) throw this.fatal;
+        const code = (err as { code?: string }).code;
+        if (code && FATAL_SQLSTATES.has(code)) {
+          throw new TributaryError(code === '55000' ? ErrorCodes.PG_SLOT_LOST : ErrorCodes.PG_CONNECT, `replication failed: ${errorMessage(err)}`, {
+            fix: code === '55000' ? `the slot was invalidated; drop it and re-snapshot (source.snapshot: when_needed)` : 'check that the slot, publication and privileges exist (tributary validate --check-source)',
+            cause: err,
+          });
+        }
+        attempt++;
+        const delay = reconnectDelay(err, attempt);
+        this.ctx.logger.warn({ err, attempt, delayMs: delay }, `replication connection lost: ${errorMessage(err)}; reconnecting`);
+      } finally {
+        clearInterval(this.statusTimer);
+        this.ctx.metrics.set('tributary_source_connected', 0, { pipeline: this.ctx.pipeline });
+        this.paused = false;
+        await conn.stop();
+        this.decoder.prepareReconnect();
+      }
+      if (signal.aborted) break;
+      await sleep(reconnectDelay(null, attempt), signal);
+      // The control connection may have died with the server too.
+      if (this.control) {
+        await this.control.end().catch(() => undefined);
+        this.control = undefined;
+      }
+      try {
+        await this.controlClient();
+      } catch {
+        /* retried on the next round */
+      }
+    }
+  }
+
+  private onData(lsn: string, payload: Buffer, out: SourceOutput): void {
+    if (this.fatal) return;
+    try {
+      this.decoder!.handle(payload, lsn, (item: SourceItem) => {
+        if (item.kind === 'commit') this.lastPushed = (item.resume as PgPosition).lsn;
+        if (!out.push(item) && !this.paused) {
+          this.paused = true;
+          const conn = this.conn!;
+          conn.pause();
+          this.ctx.metrics.set('tributary_source_paused', 1, { pipeline: this.ctx.pipeline });
+          void out.drained().then(() => {
+            this.paused = false;
+            this.ctx.metrics.set('tributary_source_paused', 0, { pipeline: this.ctx.pipeline });
+            conn.resume();
+          });
+        }
+      });
+    } catch (err) {
+      this.fatal = err as Error;
+      void this.conn?.stop();
+    }
+  }
+
+  private onKeepalive(walEnd: bigint, reply: boolean): void {
+    // Nothing in flight (no open transaction, every pushed commit acknowledged): the WAL up
+    // to walEnd holds nothing for us, so the slot may move there. Otherwise WAL written by
+    // other databases would pile up behind an idle slot.
+    if (!this.decoder?.txn && this.acked >= this.lastPushed && walEnd > this.acked) {
+      this.acked = walEnd;
+      this.lastPushed = walEnd;
+    }
+    if (reply) this.conn?.sendStatus(this.acked);
+  }
+
+  acknowledge(resume: Position): void {
+    const lsn = (resume as PgPosition).lsn;
+    if (lsn > this.acked) {
+      this.acked = lsn;
+      this.conn?.sendStatus(lsn);
+    }
+  }
+
+  /** A new table or type appeared mid-stream: reload the catalog for later relations. */
+  private async refreshCatalog(kind: 'relation' | 'type', oid: number): Promise<void> {
+    try {
+      const c = await this.controlClient();
+      if (kind === 'type') {
+        for (const [k, v] of await loadTypes(c)) this.types.set(k, v);
+      } else {
+        const all = await resolveTables(c, ['*.*'], undefined);
+        const t = all.find((x) => x.oid === oid);
+        if (t) this.primaryKeys.set(oid, t.primaryKey);
+      }
+    } catch (err) {
+      this.ctx.logger.warn({ err, kind, oid }, 'catalog refresh failed');
+    }
+  }
+
+  private startHeartbeat(): void {
+    if (!this.cfg.heartbeat_ms) return;
+    let warned = false;
+    this.heartbeat = setInterval(() => {
+      // A non-transactional logical message writes WAL in this database, so the slot has
+      // something to move past even when the captured tables are idle.
+      void this.controlClient()
+        .then((c) => c.query("SELECT pg_logical_emit_message(false, 'tributary_heartbeat', '')"))
+        .then(
+          () => (warned = false),
+          (err) => {
+            if (!warned) this.ctx.logger.warn({ err }, 'heartbeat failed');
+            warned = true;
+          },
+        );
+    }, this.cfg.heartbeat_ms);
+    this.heartbeat.unref();
+  }
+
+  close(): Promise<void> {
+    return (this.closed ??= (async () => {
+      clearInterval(this.heartbeat);
+      clearInterval(this.statusTimer);
+      if (this.conn) {
+        // Say where we are one last time, so a clean stop leaves the slot current.
+        this.conn.sendStatus(this.acked);
+        await this.conn.stop();
+      }
+      await this.control?.end().catch(() => undefined);
+      this.control = undefined;
+    })());
+  }
+}

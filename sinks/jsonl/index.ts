@@ -1,0 +1,59 @@
+import { mkdir, open, stat, type FileHandle } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { z } from 'zod';
+import { defineSink, once, type SinkEvent } from '../../src/sdk/index.js';
+
+export const JsonlConfig = z.object({
+  path: z.string().min(1).describe('File to append envelopes to, one JSON object per line.'),
+  fsync: z.boolean().default(true).describe('fsync after every batch (turn off only for throwaway output).'),
+});
+
+/**
+ * Appends one envelope per line. Exactly-once on its own: the byte offset at each committed
+ * position is persisted with the checkpoint, and on open the file is truncated back to it,
+ * so lines written after the last checkpoint (and delivered again after a crash) are not
+ * kept twice.
+ */
+export default defineSink({
+  type: 'jsonl',
+  description: 'Appends each change event as one JSON line; truncates back to the last committed offset on restart, so the file is exactly-once.',
+  config: JsonlConfig,
+  create(config, ctx) {
+    const path = resolve(config.path);
+    let fh: FileHandle | undefined;
+    let offset = 0;
+    return {
+      async open(checkpoint) {
+        await mkdir(dirname(path), { recursive: true });
+        fh = await open(path, 'a+');
+        const size = (await stat(path)).size;
+        const committed = (checkpoint.state as { offset?: number } | undefined)?.offset ?? 0;
+        if (size > committed) {
+          if (size - committed > 0) ctx.logger.info({ path, size, committed }, 'jsonl: truncating lines written after the last checkpoint');
+          await fh.truncate(committed);
+          await fh.sync();
+        } else if (size < committed) {
+          ctx.logger.warn({ path, size, committed }, 'jsonl: file is shorter than its checkpoint (was it rotated or edited?); appending');
+        }
+        offset = Math.min(size, committed);
+      },
+      async write(events: readonly SinkEvent[]) {
+        let text = '';
+        for (const e of events) text += e.json + '\n';
+        const buf = Buffer.from(text, 'utf8');
+        // 'a+' appends at the end whatever the position argument says.
+        await fh!.write(buf, 0, buf.length);
+        if (config.fsync) await fh!.sync();
+        offset += buf.length;
+      },
+      checkpoint() {
+        return { offset };
+      },
+      close: once(async () => {
+        const h = fh;
+        fh = undefined;
+        await h?.close();
+      }),
+    };
+  },
+});

@@ -1,0 +1,86 @@
+/**
+ * The coded error catalogue. Every error a user can meet has a code, a message that says
+ * what is wrong, and a fix that says what to do. Codes are stable: scripts and docs refer
+ * to them (docs/errors.md lists them all).
+ */
+export const ErrorCodes = {
+  // Configuration (exit 2)
+  CONFIG_READ: 'TRB1001',
+  CONFIG_SYNTAX: 'TRB1002',
+  CONFIG_INVALID: 'TRB1003',
+  CONFIG_ENV: 'TRB1004',
+  CONFIG_SINK_TYPE: 'TRB1005',
+  USAGE: 'TRB1006',
+  // Source preflight and connection
+  PG_WAL_LEVEL: 'TRB2001',
+  PG_REPLICATION_PRIVILEGE: 'TRB2002',
+  PG_SLOT_HEADROOM: 'TRB2003',
+  PG_REPLICA_IDENTITY: 'TRB2004',
+  PG_SLOT_LOST: 'TRB2005',
+  PG_CONNECT: 'TRB2006',
+  PG_PROTOCOL: 'TRB2007',
+  PG_TABLE_MISSING: 'TRB2008',
+  MYSQL_BINLOG: 'TRB2101',
+  MYSQL_CONNECT: 'TRB2102',
+  MYSQL_PURGED: 'TRB2103',
+  MYSQL_SCHEMA_UNKNOWN: 'TRB2104',
+  MYSQL_DECODE: 'TRB2105',
+  MYSQL_TRUNCATED: 'TRB2106',
+  MYSQL_CHECKSUM: 'TRB2107',
+  // Sinks and runtime
+  SINK_WRITE: 'TRB3001',
+  SINK_POISON: 'TRB3002',
+  SINK_CONFIG: 'TRB3003',
+  DEAD_LETTER: 'TRB3004',
+  STATE_STORE: 'TRB3005',
+  CHECKPOINT_MISSING: 'TRB3006',
+  SNAPSHOT: 'TRB4001',
+} as const;
+
+export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
+
+/** Base class: `code`, a message saying what is wrong, and `fix` saying what to do. */
+export class TributaryError extends Error {
+  readonly code: ErrorCode;
+  readonly fix: string | undefined;
+  /** False when retrying cannot help (bad config, missing privilege, poison event). */
+  readonly retryable: boolean;
+
+  constructor(code: ErrorCode, message: string, opts: { fix?: string; cause?: unknown; retryable?: boolean } = {}) {
+    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.name = 'TributaryError';
+    this.code = code;
+    this.fix = opts.fix;
+    this.retryable = opts.retryable ?? false;
+  }
+
+  /** One line for a terminal: `TRB2001 wal_level is replica. Fix: ALTER SYSTEM ...`. */
+  format(): string {
+    return `${this.code} ${this.message}${this.fix ? `\n  fix: ${this.fix}` : ''}`;
+  }
+}
+
+/** A configuration error: exit code 2. Carries file, line and field path when known. */
+export class ConfigError extends TributaryError {
+  constructor(code: ErrorCode, message: string, opts: { fix?: string; cause?: unknown } = {}) {
+    super(code, message, opts);
+    this.name = 'ConfigError';
+  }
+}
+
+/**
+ * Thrown by a sink for an event it can never accept (bad mapping, constraint violation).
+ * The runtime sends such events to the dead-letter store at once, without retries.
+ */
+export class PoisonEventError extends TributaryError {
+  constructor(message: string, opts: { cause?: unknown } = {}) {
+    super(ErrorCodes.SINK_POISON, message, { ...opts, retryable: false });
+    this.name = 'PoisonEventError';
+  }
+}
+
+export function errorMessage(err: unknown): string {
+  if (err instanceof TributaryError) return err.format();
+  if (err instanceof Error) return err.message;
+  return String(err);
+}

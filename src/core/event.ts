@@ -1,0 +1,58 @@
+/**
+ * The change-event envelope: the JSON shape users script against (see DESIGN.md).
+ *
+ * The value is Debezium-compatible (`op`, `before`, `after`, `source`, `ts_ms`) plus a `key`.
+ * Column values are already in their lossless JSON form when an event is built: sources
+ * convert, sinks never re-interpret.
+ */
+
+/** `c` insert, `u` update, `d` delete, `r` snapshot read, `t` truncate. */
+export type Op = 'c' | 'u' | 'd' | 'r' | 't';
+
+/** A JSON value as it appears in a row: numbers, strings, booleans, null, arrays, objects. */
+export type JsonValue = null | boolean | number | string | JsonValue[] | { [k: string]: JsonValue };
+
+/** One row image, column name to lossless JSON value. */
+export type Row = Record<string, JsonValue>;
+
+/**
+ * Where an event came from. Postgres fills `lsn` and `txId`; MySQL fills `file`, `pos`,
+ * `gtid`, `server_id` and `row`. `unchanged` names Postgres columns whose TOASTed value was
+ * not sent and could not be filled from an old row: keyed sinks must keep what they hold.
+ */
+export interface SourceInfo {
+  connector: 'postgresql' | 'mysql';
+  /** Pipeline name. */
+  name: string;
+  db: string;
+  schema?: string;
+  table: string;
+  /** Commit time on the source, in epoch milliseconds. */
+  ts_ms: number;
+  /** `"false"` when streaming; `"true"`, `"last"` or `"incremental"` for snapshot reads. */
+  snapshot: 'false' | 'true' | 'last' | 'incremental';
+  lsn?: string;
+  txId?: number;
+  file?: string;
+  pos?: number;
+  gtid?: string | null;
+  server_id?: number;
+  row?: number;
+  unchanged?: string[];
+}
+
+/** A change event in its JSON form. */
+export interface ChangeEvent {
+  op: Op;
+  before: Row | null;
+  after: Row | null;
+  key: Row | null;
+  source: SourceInfo;
+  /** When Tributary built the event, epoch milliseconds. */
+  ts_ms: number;
+}
+
+/** `schema.table` for Postgres, `db.table` for MySQL: the name used by filters and templates. */
+export function qualifiedTable(ev: ChangeEvent): string {
+  return `${ev.source.schema ?? ev.source.db}.${ev.source.table}`;
+}

@@ -1,0 +1,53 @@
+import { pino, type Logger } from 'pino';
+
+/** Replace the password of every URL in a string with `***`. */
+export function redactUrl(s: string): string {
+  return s.replace(/([a-z][a-z0-9+.-]*:\/\/[^:/@\s]*:)([^@\s]*)@/gi, '$1***@');
+}
+
+/** Deep-copy a config object with URL passwords and secret-looking keys redacted. */
+export function redactConfig<T>(value: T): T {
+  return JSON.parse(
+    JSON.stringify(value, (key, v) => {
+      if (typeof v === 'string') {
+        if (/pass(word)?|secret|token|api_?key/i.test(key)) return '***';
+        return redactUrl(v);
+      }
+      return v;
+    }),
+  ) as T;
+}
+
+/**
+ * The process logger. Secrets never reach the output: known secret paths are censored by
+ * pino's redaction, and every string passes through the URL-password scrubber in a
+ * formatter (errors carry connection strings in their messages more often than not).
+ */
+export function createLogger(opts: { level?: string; pretty?: boolean; destination?: number } = {}): Logger {
+  return pino(
+    {
+      level: opts.level ?? 'info',
+      redact: {
+        paths: ['password', '*.password', 'url', '*.url', '*.*.url', 'config.source.url', 'connectionString', '*.connectionString'],
+        censor: (v: unknown) => (typeof v === 'string' ? redactUrl(v).replace(/^(?![a-z]+:\/\/).+$/i, '***') : '***'),
+      },
+      formatters: {
+        log(obj) {
+          for (const k of Object.keys(obj)) {
+            const v = obj[k];
+            if (typeof v === 'string') obj[k] = redactUrl(v);
+            else if (v instanceof Error) obj[k] = { type: v.name, message: redactUrl(v.message), code: (v as { code?: string }).code, stack: v.stack ? redactUrl(v.stack) : undefined };
+          }
+          return obj;
+        },
+      },
+      hooks: {
+        logMethod(args, method) {
+          if (typeof args[args.length - 1] === 'string') args[args.length - 1] = redactUrl(args[args.length - 1] as string);
+          return method.apply(this, args as Parameters<typeof method>);
+        },
+      },
+    },
+    pino.destination({ dest: opts.destination ?? 2, sync: false }),
+  );
+}

@@ -1,0 +1,84 @@
+import type { Logger } from 'pino';
+import type { ChangeEvent } from './event.js';
+import type { StateStore } from '../state/store.js';
+
+/**
+ * A source position as a value object. The engine stores only `serialize()` strings; the
+ * source alone knows how to parse and compare them. Comparison is numeric, never textual.
+ */
+export interface Position {
+  /** A stable string form, parsed back by the source's `parsePosition`. */
+  serialize(): string;
+  /** Negative, zero or positive, like a sort comparator. Numeric, never by string. */
+  compare(other: Position): number;
+  /**
+   * A fixed-width string that sorts like the position: two fences compare with plain string
+   * comparison (Lua, SQL), because every part is zero-padded hex of a fixed width.
+   */
+  fence(): string;
+  /**
+   * A non-negative integer that orders positions, below 2^47, for targets that need a
+   * numeric version. (Postgres: the LSN; MySQL: file sequence * 2^30 + offset.)
+   */
+  ordinal(): bigint;
+}
+
+/** One item a source hands to the runtime. */
+export type SourceItem =
+  | {
+      kind: 'event';
+      event: ChangeEvent;
+      /** Position of the transaction this event belongs to (same for all its events). */
+      txn: Position;
+      /** Index of the event inside its transaction, from 0. */
+      idx: number;
+    }
+  | {
+      kind: 'commit';
+      /** The transaction's position, equal to `txn` on its events. */
+      txn: Position;
+      /** Where to resume so that this transaction is not received again. */
+      resume: Position;
+    };
+
+/**
+ * What a source writes into. `push` returns false when the stream is over its byte budget:
+ * the source must then stop reading its socket until `drained()` resolves.
+ */
+export interface SourceOutput {
+  push(item: SourceItem): boolean;
+  drained(): Promise<void>;
+}
+
+/** A problem found by preflight, with the statement or setting that fixes it. */
+export interface PreflightProblem {
+  code: string;
+  message: string;
+  fix: string;
+  /** Warnings do not stop a pipeline; errors do. */
+  severity: 'error' | 'warning';
+}
+
+/** Context handed to sources. */
+export interface SourceContext {
+  pipeline: string;
+  logger: Logger;
+  /** Aborted when the pipeline stops. */
+  signal: AbortSignal;
+  metrics: { inc(name: string, value?: number, labels?: Record<string, string>): void; set(name: string, value: number, labels?: Record<string, string>): void };
+  /** Durable state (snapshot progress, schema history). */
+  store: StateStore;
+}
+
+/**
+ * A change source. `run` streams until the signal aborts or a fatal error occurs; it
+ * reconnects by itself on transient errors. `acknowledge` tells it that every consumer
+ * holds all data up to that resume position durably, so the database may discard it.
+ */
+export interface Source {
+  preflight(): Promise<PreflightProblem[]>;
+  parsePosition(s: string): Position;
+  run(from: Position | null, out: SourceOutput): Promise<void>;
+  acknowledge(resume: Position): void;
+  close(): Promise<void>;
+}

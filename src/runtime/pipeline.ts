@@ -1,0 +1,246 @@
+import type { Logger } from 'pino';
+import { ErrorCodes, TributaryError, errorMessage } from '../core/errors.js';
+import { qualifiedTable } from '../core/event.js';
+import type { Position, PreflightProblem, Source, SourceItem, SourceOutput } from '../core/source.js';
+import type { ResolvedPipeline } from '../config/load.js';
+import type { SinkEvent } from '../sdk/index.js';
+import type { StateStore } from '../state/store.js';
+import { FileStateStore } from '../state/file-store.js';
+import { RedisStateStore } from '../state/redis-store.js';
+import { MemoryStream, type StreamEntry } from './memory-stream.js';
+import type { Metrics } from './metrics.js';
+import { SinkRunner } from './sink-runner.js';
+import { createSource } from './sources.js';
+
+/** The event as every sink sees it; `fence` and `version` are computed only when asked. */
+class StreamSinkEvent implements SinkEvent {
+  private f?: string;
+  constructor(
+    readonly event: SinkEvent['event'],
+    readonly table: string,
+    private readonly txn: Position,
+    readonly index: number,
+    readonly json: string,
+  ) {}
+  get position(): string {
+    return this.txn.serialize();
+  }
+  get fence(): string {
+    return (this.f ??= this.txn.fence() + this.index.toString(16).padStart(8, '0'));
+  }
+  get version(): bigint {
+    // 47 bits of position, 16 bits of index: ordered, and within a signed 64-bit integer.
+    return (this.txn.ordinal() << 16n) | BigInt(Math.min(this.index, 0xffff));
+  }
+}
+
+export type PipelineState = 'created' | 'starting' | 'running' | 'draining' | 'stopped' | 'failed';
+
+/**
+ * One pipeline: a source, the internal stream, and one runner per sink, plus the checkpoint
+ * coordinator that acknowledges to the source the lowest position every sink holds.
+ */
+export class Pipeline {
+  readonly name: string;
+  state: PipelineState = 'created';
+  source!: Source;
+  store!: StateStore;
+  stream: MemoryStream;
+  runners: SinkRunner[] = [];
+  error: Error | null = null;
+  private readonly ac = new AbortController();
+  private sourceRun?: Promise<void>;
+  private closed?: Promise<void>;
+  private acked: Position | null = null;
+  private timer?: NodeJS.Timeout;
+  private lastTxnTs = 0;
+  /** Resolves when the pipeline ends by itself (source finished or failed). */
+  readonly done: Promise<void>;
+  private resolveDone!: () => void;
+
+  constructor(
+    readonly resolved: ResolvedPipeline,
+    private readonly logger: Logger,
+    private readonly metrics: Metrics,
+  ) {
+    this.name = resolved.config.name;
+    const sc = resolved.config.stream;
+    this.stream = new MemoryStream(sc.max_bytes);
+    this.done = new Promise((r) => (this.resolveDone = r));
+  }
+
+  get stateDir(): string {
+    const st = this.resolved.config.state;
+    return st.type === 'file' ? st.dir : './.tributary';
+  }
+
+  /** Connect everything and start streaming. Throws on config or preflight errors. */
+  async start(): Promise<void> {
+    this.state = 'starting';
+    const cfg = this.resolved.config;
+    const st = cfg.state;
+    this.store = st.type === 'file' ? new FileStateStore(st.dir) : new RedisStateStore(st.url);
+    this.source = await createSource(cfg, { pipeline: this.name, logger: this.logger.child({ source: cfg.source.type }), signal: this.ac.signal, metrics: this.metrics, store: this.store });
+    const problems = await this.source.preflight();
+    reportProblems(problems, this.logger);
+    const stored = await this.store.loadSinks(this.name);
+    for (const s of this.resolved.sinks) {
+      const runner = new SinkRunner({
+        pipeline: this.name,
+        sink: s,
+        stream: this.stream,
+        store: this.store,
+        source: this.source,
+        logger: this.logger,
+        metrics: this.metrics,
+        stateDir: this.stateDir,
+        onCommit: () => this.coordinate(),
+      });
+      await runner.open(stored[s.base.name]);
+      this.runners.push(runner);
+    }
+    // Resume from the lowest position any sink needs. Sinks that are ahead skip what they
+    // already hold. A sink with no checkpoint starts wherever the others are.
+    let from: Position | null = null;
+    for (const r of this.runners) {
+      const p = r.resume ?? r.position;
+      if (p && (!from || p.compare(from) < 0)) from = p;
+    }
+    if (!from && Object.keys(stored).length === 0) this.logger.info('no checkpoint: starting a new pipeline');
+    for (const r of this.runners) r.start(this.stream.register(r.name));
+    this.acked = from;
+    const out: SourceOutput = {
+      push: (item) => this.push(item),
+      drained: () => this.stream.drained(),
+    };
+    this.state = 'running';
+    this.sourceRun = this.source.run(from, out).then(
+      () => {
+        this.logger.info('source finished');
+        void this.drainAndStop().then(() => this.resolveDone());
+      },
+      (err) => {
+        if (this.ac.signal.aborted) return;
+        this.fail(err);
+      },
+    );
+    this.timer = setInterval(() => this.updateGauges(), 1000);
+    this.timer.unref();
+    this.logger.info({ from: from?.serialize() ?? null, sinks: this.runners.map((r) => r.name) }, `pipeline ${this.name} running`);
+  }
+
+  private push(item: SourceItem): boolean {
+    let entry: StreamEntry;
+    if (item.kind === 'event') {
+      const json = JSON.stringify(item.event);
+      const table = qualifiedTable(item.event);
+      entry = { kind: 'event', txn: item.txn, sink: new StreamSinkEvent(item.event, table, item.txn, item.idx, json), bytes: json.length + 64 };
+      this.metrics.inc('tributary_events_in_total', 1, { pipeline: this.name });
+      this.lastTxnTs = item.event.source.ts_ms;
+    } else {
+      entry = { kind: 'commit', txn: item.txn, resume: item.resume, bytes: 64 };
+      this.metrics.inc('tributary_transactions_in_total', 1, { pipeline: this.name });
+    }
+    return this.stream.push(entry);
+  }
+
+  /** Acknowledge to the source the lowest resume position that every sink holds. */
+  private coordinate(): void {
+    const failed = this.runners.find((r) => r.failed);
+    if (failed) {
+      this.fail(failed.failed!);
+      return;
+    }
+    let min: Position | null = null;
+    for (const r of this.runners) {
+      const p = r.resume;
+      if (!p) return; // a sink has committed nothing yet: nothing is safe to acknowledge
+      if (!min || p.compare(min) < 0) min = p;
+    }
+    if (min && (!this.acked || min.compare(this.acked) > 0)) {
+      this.acked = min;
+      this.source.acknowledge(min);
+      this.metrics.set('tributary_acknowledged_position', Number(min.ordinal()), { pipeline: this.name });
+    }
+  }
+
+  private updateGauges(): void {
+    const now = Date.now();
+    this.metrics.set('tributary_stream_buffer_bytes', this.stream.bytes, { pipeline: this.name });
+    for (const r of this.runners) {
+      this.metrics.set('tributary_sink_lag_seconds', r.lagSeconds(now), { pipeline: this.name, sink: r.name });
+      this.metrics.set('tributary_sink_lag_events', this.stream.end - r.cursor, { pipeline: this.name, sink: r.name });
+    }
+    if (this.lastTxnTs) this.metrics.set('tributary_source_lag_seconds', Math.max(0, (now - this.lastTxnTs) / 1000), { pipeline: this.name });
+  }
+
+  private fail(err: unknown): void {
+    if (this.state === 'failed' || this.state === 'stopped') return;
+    this.error = err instanceof Error ? err : new Error(String(err));
+    this.state = 'failed';
+    this.logger.error({ err: this.error }, `pipeline ${this.name} failed: ${errorMessage(err)}`);
+    void this.close().then(() => this.resolveDone());
+  }
+
+  /** Stop reading the source, let every sink write what the stream holds, then stop. */
+  async drainAndStop(timeoutMs = 30_000): Promise<void> {
+    if (this.state === 'running') this.state = 'draining';
+    this.ac.abort();
+    await this.source?.close().catch(() => undefined);
+    await this.sourceRun?.catch(() => undefined);
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline && this.runners.some((r) => !r.failed && r.cursor < this.stream.end)) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    await this.close();
+  }
+
+  /** Idempotent hard stop: abort sinks, close sinks, the source and the store. */
+  close(): Promise<void> {
+    return (this.closed ??= (async () => {
+      this.ac.abort();
+      clearInterval(this.timer);
+      for (const r of this.runners) await r.close();
+      try {
+        await this.source?.close();
+      } catch (err) {
+        this.logger.warn({ err }, 'source close failed');
+      }
+      await this.sourceRun?.catch(() => undefined);
+      await this.store?.close();
+      if (this.state !== 'failed') this.state = 'stopped';
+      this.resolveDone();
+    })());
+  }
+
+  /** For `/status` and `tributary status`. */
+  status(): Record<string, unknown> {
+    return {
+      name: this.name,
+      state: this.state,
+      error: this.error ? errorMessage(this.error) : null,
+      acknowledged: this.acked?.serialize() ?? null,
+      bufferBytes: this.stream.bytes,
+      sinks: this.runners.map((r) => ({
+        name: r.name,
+        position: r.position?.serialize() ?? null,
+        lagEvents: this.stream.end - r.cursor,
+        lagSeconds: r.lagSeconds(),
+        failed: r.failed ? errorMessage(r.failed) : null,
+      })),
+    };
+  }
+}
+
+/** Log warnings; throw one coded error listing every blocking problem with its fix. */
+export function reportProblems(problems: PreflightProblem[], logger: Logger): void {
+  for (const p of problems.filter((x) => x.severity === 'warning')) logger.warn({ code: p.code, fix: p.fix }, `${p.message} (fix: ${p.fix})`);
+  const errors = problems.filter((x) => x.severity === 'error');
+  if (errors.length) {
+    throw new TributaryError(
+      (errors[0]!.code as typeof ErrorCodes[keyof typeof ErrorCodes]) ?? ErrorCodes.PG_WAL_LEVEL,
+      'source preflight failed:\n' + errors.map((e) => `  ${e.code} ${e.message}\n    fix: ${e.fix}`).join('\n'),
+      { fix: 'apply the fixes above, then run `tributary validate --check-source`' },
+    );
+  }
+}

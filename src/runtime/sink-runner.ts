@@ -1,0 +1,267 @@
+import { mkdir, open as openFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import type { Logger } from 'pino';
+import { ErrorCodes, PoisonEventError, TributaryError, errorMessage } from '../core/errors.js';
+import type { Position, Source } from '../core/source.js';
+import type { SinkEvent, SinkInstance, WriteContext } from '../sdk/index.js';
+import type { ResolvedSink } from '../config/load.js';
+import type { StateStore } from '../state/store.js';
+import type { MemoryStream, StreamEntry } from './memory-stream.js';
+import type { Metrics } from './metrics.js';
+import { tableMatcher } from './table-filter.js';
+import { sleep, backoffDelay, isRetryableError } from './retry.js';
+
+export interface SinkRunnerOptions {
+  pipeline: string;
+  sink: ResolvedSink;
+  stream: MemoryStream;
+  store: StateStore;
+  source: Pick<Source, 'parsePosition'>;
+  logger: Logger;
+  metrics: Metrics;
+  stateDir: string;
+  /** Called after every persisted checkpoint, so the coordinator can acknowledge. */
+  onCommit(): void;
+}
+
+/**
+ * Drives one sink: reads batches from its own cursor in the stream, filters, writes with
+ * retries, isolates poison events into the dead-letter store, and persists the sink's
+ * position only after the write is durable.
+ *
+ * Batches are cut right after the last commit marker they contain, so that when the
+ * position is persisted every event written so far belongs to a transaction at or below
+ * it. A transaction larger than a batch is written in pieces with no commit in between;
+ * after a crash it is delivered again from its start, and the sink's idempotence (or the
+ * jsonl truncation) absorbs the repeat.
+ */
+export class SinkRunner {
+  readonly name: string;
+  /** Last transaction position durable in the sink. */
+  position: Position | null = null;
+  /** Where the source must resume for this sink. */
+  resume: Position | null = null;
+  /** Stream offset of the next entry to read. */
+  cursor = 0;
+  instance!: SinkInstance;
+  failed: Error | null = null;
+  private readonly matches: (table: string) => boolean;
+  private readonly ac = new AbortController();
+  private loop?: Promise<void>;
+  private closed?: Promise<void>;
+  private deadLetterPath: string;
+  private lastCommittedTs = 0;
+  private readonly labels: Record<string, string>;
+
+  constructor(private readonly o: SinkRunnerOptions) {
+    this.name = o.sink.base.name;
+    this.matches = tableMatcher(o.sink.base.tables, o.sink.base.exclude);
+    this.deadLetterPath = o.sink.base.dead_letter.path ?? join(o.stateDir, o.pipeline, `deadletter.${encodeURIComponent(this.name)}.jsonl`);
+    this.labels = { pipeline: o.pipeline, sink: this.name };
+  }
+
+  get signal(): AbortSignal {
+    return this.ac.signal;
+  }
+
+  /** Create and open the sink; returns the position it is durable at. */
+  async open(stored: { position: string; resume: string; state?: unknown } | undefined): Promise<void> {
+    const { sink, pipeline, logger, metrics } = this.o;
+    const log = logger.child({ sink: this.name });
+    this.instance = await sink.definition.create(sink.config as never, {
+      logger: log,
+      metrics: metrics.scoped(this.labels),
+      signal: this.ac.signal,
+      pipeline,
+      sinkName: this.name,
+      stateDir: join(this.o.stateDir, pipeline),
+    });
+    this.position = stored ? this.o.source.parsePosition(stored.position) : null;
+    this.resume = stored ? this.o.source.parsePosition(stored.resume) : null;
+    const r = await this.instance.open?.({ position: stored?.position ?? null, state: stored?.state });
+    if (r && r.position) {
+      // The target holds its own position (written in the same transaction as the data):
+      // trust whichever is newer, so a batch that landed before the crash is skipped.
+      const own = this.o.source.parsePosition(r.position);
+      if (!this.position || own.compare(this.position) > 0) {
+        this.position = own;
+        // A transaction's own position is always a valid place to resume (that transaction
+        // is received again and skipped), so it serves when no later resume point is known.
+        this.resume ??= own;
+      }
+    }
+  }
+
+  /** Start consuming at `cursor` (the stream offset registered for this sink). */
+  start(cursor: number): void {
+    this.cursor = cursor;
+    this.loop = this.run().catch((err) => {
+      this.failed = err as Error;
+      this.o.logger.error({ sink: this.name, err }, `sink ${this.name} stopped: ${errorMessage(err)}`);
+      this.o.onCommit();
+    });
+  }
+
+  /** Seconds the sink is behind: age of the oldest entry it has not committed, or 0. */
+  lagSeconds(now = Date.now()): number {
+    const e = this.o.stream.read(this.cursor, 1, 1)[0];
+    if (!e || e.kind !== 'event') return 0;
+    return Math.max(0, (now - e.sink.event.source.ts_ms) / 1000);
+  }
+
+  private async run(): Promise<void> {
+    const { stream, sink } = this.o;
+    const { max_events, max_bytes } = sink.base.batch;
+    const signal = this.ac.signal;
+    while (!signal.aborted) {
+      await stream.wait(this.cursor, signal);
+      if (signal.aborted) break;
+      let entries = stream.read(this.cursor, max_events, max_bytes);
+      if (!entries.length) continue;
+      let commit: Extract<StreamEntry, { kind: 'commit' }> | null = null;
+      for (let i = entries.length - 1; i >= 0; i--) {
+        const e = entries[i]!;
+        if (e.kind === 'commit') {
+          commit = e;
+          entries = entries.slice(0, i + 1);
+          break;
+        }
+      }
+      const events: SinkEvent[] = [];
+      const pos = this.position;
+      for (const e of entries) {
+        if (e.kind !== 'event') continue;
+        if (pos && e.txn.compare(pos) <= 0) continue; // already durable in this sink
+        if (!this.matches(e.sink.table)) continue;
+        events.push(e.sink);
+      }
+      const fresh = commit && (!pos || commit.txn.compare(pos) > 0);
+      if (events.length) {
+        await this.deliver(events, { signal, commit: fresh ? commit!.txn.serialize() : null });
+        this.lastCommittedTs = events[events.length - 1]!.event.source.ts_ms;
+      }
+      if (fresh) await this.persist(commit!);
+      this.cursor += entries.length;
+      stream.release(this.name, this.cursor);
+      this.o.metrics.set('tributary_sink_lag_events', stream.end - this.cursor, this.labels);
+    }
+  }
+
+  private async persist(commit: Extract<StreamEntry, { kind: 'commit' }>): Promise<void> {
+    const position = commit.txn.serialize();
+    const state = await this.instance.checkpoint?.(position);
+    await this.o.store.saveSink(this.o.pipeline, this.name, {
+      position,
+      resume: commit.resume.serialize(),
+      state,
+      at: Date.now(),
+    });
+    this.position = commit.txn;
+    this.resume = commit.resume;
+    this.o.onCommit();
+  }
+
+  /** Write with retries; isolate and park poison events. */
+  private async deliver(events: SinkEvent[], wctx: WriteContext): Promise<void> {
+    const { retry } = this.o.sink.base;
+    let attempt = 0;
+    let transient = 0;
+    for (;;) {
+      try {
+        await this.instance.write(events, wctx);
+        this.o.metrics.inc('tributary_events_out_total', events.length, this.labels);
+        this.o.metrics.inc('tributary_sink_batches_total', 1, this.labels);
+        return;
+      } catch (err) {
+        if (wctx.signal.aborted) throw err;
+        this.o.metrics.inc('tributary_sink_retries_total', 1, this.labels);
+        if (!(err instanceof PoisonEventError) && isRetryableError(err)) {
+          // The target is unreachable: no event is to blame. Retry for as long as it takes,
+          // loudly (a warning per attempt, the retry counter, /readyz turns false).
+          transient++;
+          this.o.logger.warn({ sink: this.name, attempt: transient, err }, `sink ${this.name}: target unavailable, retrying`);
+          await sleep(backoffDelay(transient, retry.backoff_ms, retry.max_backoff_ms), wctx.signal);
+          continue;
+        }
+        attempt++;
+        if (!(err instanceof PoisonEventError) && attempt < retry.attempts) {
+          await sleep(backoffDelay(attempt, retry.backoff_ms, retry.max_backoff_ms), wctx.signal);
+          continue;
+        }
+        if (events.length === 1) {
+          await this.park(events[0]!, err);
+          return;
+        }
+        // Bisect to find the event(s) the sink rejects; the rest are written normally.
+        const mid = events.length >> 1;
+        await this.deliver(events.slice(0, mid), { ...wctx, commit: null });
+        await this.deliver(events.slice(mid), wctx);
+        return;
+      }
+    }
+  }
+
+  private async park(ev: SinkEvent, err: unknown): Promise<void> {
+    const { dead_letter } = this.o.sink.base;
+    if (dead_letter.policy === 'stop') {
+      throw new TributaryError(ErrorCodes.SINK_WRITE, `sink ${this.name} rejected an event of ${ev.table} at ${ev.position}: ${errorMessage(err)}`, {
+        fix: 'fix the event or the target, or set dead_letter.policy: park to set such events aside',
+        cause: err,
+      });
+    }
+    const line = JSON.stringify({
+      at: new Date().toISOString(),
+      pipeline: this.o.pipeline,
+      sink: this.name,
+      position: ev.position,
+      index: ev.index,
+      error: { message: errorMessage(err), code: (err as { code?: string })?.code ?? null },
+      event: ev.event,
+    });
+    try {
+      await mkdir(dirname(this.deadLetterPath), { recursive: true });
+      const fh = await openFile(this.deadLetterPath, 'a');
+      try {
+        await fh.write(line + '\n');
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+    } catch (e) {
+      throw new TributaryError(ErrorCodes.DEAD_LETTER, `cannot write dead-letter file ${this.deadLetterPath}: ${(e as Error).message}`, {
+        fix: 'make the dead-letter path writable; the event was not skipped and will be retried after restart',
+        cause: e,
+      });
+    }
+    this.o.metrics.inc('tributary_dead_letter_total', 1, this.labels);
+    this.o.logger.warn(
+      { sink: this.name, table: ev.table, position: ev.position, deadLetter: this.deadLetterPath },
+      `sink ${this.name} rejected an event; parked in the dead-letter file: ${errorMessage(err)}`,
+    );
+  }
+
+  /** Stop reading; the current write finishes or aborts. */
+  async stop(): Promise<void> {
+    this.ac.abort();
+    await this.loop;
+  }
+
+  /** Idempotent: stop, then close the sink. */
+  close(): Promise<void> {
+    return (this.closed ??= (async () => {
+      try {
+        await this.stop();
+      } finally {
+        try {
+          await this.instance?.close();
+        } catch (err) {
+          this.o.logger.warn({ sink: this.name, err }, 'sink close failed');
+        }
+      }
+    })());
+  }
+
+  get lastTs(): number {
+    return this.lastCommittedTs;
+  }
+}

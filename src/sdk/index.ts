@@ -1,0 +1,159 @@
+/**
+ * The public sink SDK. Built-in sinks use exactly this API, as third-party sinks do.
+ *
+ * ```ts
+ * import { z } from 'zod';
+ * import { defineSink } from 'tributary/sdk';
+ *
+ * export default defineSink({
+ *   type: 'my-sink',
+ *   config: z.object({ url: z.string().describe('Where to write') }),
+ *   create(config, ctx) {
+ *     return {
+ *       async write(events) { ... },   // resolve only when the batch is durable
+ *       async close() { ... },         // idempotent
+ *     };
+ *   },
+ * });
+ * ```
+ */
+import type { Logger } from 'pino';
+import type { z } from 'zod';
+import type { ChangeEvent } from '../core/event.js';
+
+export type { ChangeEvent, Row, JsonValue, Op, SourceInfo } from '../core/event.js';
+export { PoisonEventError, TributaryError, ErrorCodes } from '../core/errors.js';
+
+/** One change event as a sink receives it, with the data a sink needs to be idempotent. */
+export interface SinkEvent {
+  /** The envelope (read-only: it is shared by every sink of the pipeline). */
+  readonly event: ChangeEvent;
+  /** `schema.table` (Postgres) or `db.table` (MySQL). */
+  readonly table: string;
+  /** Serialized position of the source transaction that holds this event. */
+  readonly position: string;
+  /** Index of this event inside its transaction, from 0. */
+  readonly index: number;
+  /**
+   * A fixed-width string that orders every event of the pipeline: compare two fences with
+   * plain string comparison. Keyed sinks store it next to the data and refuse to apply an
+   * event whose fence is not greater than the stored one, so a replay never regresses state.
+   */
+  readonly fence: string;
+  /**
+   * A monotonic number for targets that need an integer version (Elasticsearch
+   * `version_type=external`, ClickHouse `ReplacingMergeTree(_version)`). It orders events like
+   * `fence` and fits in a signed 64-bit integer.
+   */
+  readonly version: bigint;
+  /** The envelope as a JSON line, serialized once per pipeline and shared by all sinks. */
+  readonly json: string;
+}
+
+/** Counters and gauges a sink may publish; they appear on `/metrics` with the sink's labels. */
+export interface SinkMetrics {
+  inc(name: string, value?: number, labels?: Record<string, string>): void;
+  set(name: string, value: number, labels?: Record<string, string>): void;
+}
+
+/** What `create` receives besides the validated config. */
+export interface SinkContext {
+  /** A pino logger bound to the pipeline and sink names. Never log per event. */
+  logger: Logger;
+  metrics: SinkMetrics;
+  /** Aborted when the pipeline stops; long writes should give up promptly. */
+  signal: AbortSignal;
+  pipeline: string;
+  sinkName: string;
+  /** A directory the sink may use for its own files (created on demand). */
+  stateDir: string;
+}
+
+/** What `write` receives besides the events. */
+export interface WriteContext {
+  signal: AbortSignal;
+  /**
+   * The transaction position this batch completes, or null when the batch ends inside a
+   * transaction (a huge transaction is delivered in several batches). A sink that stores its
+   * position in the target, in the same transaction as the data, stores this value.
+   */
+  commit: string | null;
+}
+
+/** The checkpoint the runtime holds for a sink. */
+export interface SinkCheckpoint {
+  /** The last transaction position durable in the sink, or null for a new sink. */
+  position: string | null;
+  /** Opaque state returned by the sink's `checkpoint()` with that position. */
+  state: unknown;
+}
+
+/** A live sink instance. */
+export interface SinkInstance {
+  /**
+   * Connect and recover. Receives the checkpoint the runtime holds. A sink that keeps its own
+   * position in the target returns it, and the runtime resumes from whichever is newer
+   * (so a write that landed just before a crash is not applied twice).
+   */
+  open?(checkpoint: SinkCheckpoint): Promise<{ position: string | null } | void>;
+  /**
+   * Write a batch, in order. Resolve only when the batch is durable in the target.
+   * The same events may be delivered again after a crash: a write must be idempotent.
+   * Throw `PoisonEventError` for an event that can never be accepted.
+   */
+  write(events: readonly SinkEvent[], ctx: WriteContext): Promise<void>;
+  /**
+   * Called after every write up to `position` resolved, right before the runtime persists
+   * `position` for this sink. Whatever it returns is persisted with it and handed back to
+   * `open` after a restart (the jsonl sink returns its file offset).
+   */
+  checkpoint?(position: string): Promise<unknown> | unknown;
+  /** Release everything. Must be idempotent: the runtime may call it more than once. */
+  close(): Promise<void>;
+}
+
+/** A sink plugin: its type name, its config schema (validation, type and docs), its factory. */
+export interface SinkDefinition<S extends z.ZodObject = z.ZodObject> {
+  type: string;
+  /** One paragraph for the generated configuration reference. */
+  description?: string;
+  config: S;
+  create(config: z.infer<S>, ctx: SinkContext): SinkInstance | Promise<SinkInstance>;
+}
+
+/** Declare a sink plugin. The default export of a plugin module must be the result. */
+export function defineSink<S extends z.ZodObject>(def: SinkDefinition<S>): SinkDefinition<S> {
+  if (!def || typeof def.type !== 'string' || !def.config || typeof def.create !== 'function') {
+    throw new TypeError('defineSink needs { type: string, config: zod object schema, create(config, ctx) }');
+  }
+  return def;
+}
+
+/**
+ * Returns a close function that runs `fn` once, however often it is called, and returns the
+ * same promise every time: what every sink's `close()` should be.
+ */
+export function once(fn: () => Promise<void>): () => Promise<void> {
+  let p: Promise<void> | undefined;
+  return () => (p ??= fn());
+}
+
+/** Render a key/table template such as `{schema}.{table}:{key}`. */
+export function renderTemplate(template: string, ev: ChangeEvent, keySeparator = ':'): string {
+  return template.replace(/\{(\w+)\}/g, (m, name: string) => {
+    switch (name) {
+      case 'schema':
+        return ev.source.schema ?? ev.source.db;
+      case 'db':
+        return ev.source.db;
+      case 'table':
+        return ev.source.table;
+      case 'key':
+        return ev.key ? Object.values(ev.key).map((v) => (typeof v === 'string' ? v : JSON.stringify(v))).join(keySeparator) : '';
+      case 'pipeline':
+        return ev.source.name;
+      default:
+        return m;
+    }
+  });
+}

@@ -1,0 +1,27 @@
+/**
+ * The checkpoint store: where each sink's committed position lives. Positions are stored as
+ * the source's serialized strings; the store never interprets them.
+ */
+export interface SinkCheckpointRecord {
+  /** Position of the last transaction durable in the sink (skip anything at or below it). */
+  position: string;
+  /** Where the source must resume so that nothing after `position` is missed. */
+  resume: string;
+  /** Opaque sink state (the jsonl sink's file offset). */
+  state?: unknown;
+  /** Wall-clock time of the commit, epoch ms. */
+  at: number;
+}
+
+/** Durable key/value storage for checkpoints and snapshot progress, per pipeline. */
+export interface StateStore {
+  /** Every sink checkpoint of a pipeline. */
+  loadSinks(pipeline: string): Promise<Record<string, SinkCheckpointRecord>>;
+  /** Persist one sink's checkpoint durably before resolving. */
+  saveSink(pipeline: string, sink: string, rec: SinkCheckpointRecord): Promise<void>;
+  /** Free-form durable documents (snapshot progress, source metadata). */
+  get<T>(pipeline: string, key: string): Promise<T | undefined>;
+  put(pipeline: string, key: string, value: unknown): Promise<void>;
+  delete(pipeline: string, key: string): Promise<void>;
+  close(): Promise<void>;
+}
