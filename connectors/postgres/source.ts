@@ -77,8 +77,12 @@ export class PostgresSource implements Source {
     return checkPostgres(c, { slot: this.slot, tables: this.tables, include: this.cfg.tables });
   }
 
+  private prepared = false;
+
   /** Publication first, then the slot (the other order makes decoding fail). */
-  private async setup(): Promise<void> {
+  async prepare(): Promise<void> {
+    if (this.prepared) return;
+    this.prepared = true;
     const c = await this.controlClient();
     this.tables = await resolveTables(c, this.cfg.tables, this.cfg.exclude);
     for (const t of this.tables) this.primaryKeys.set(t.oid, t.primaryKey);
@@ -98,7 +102,7 @@ export class PostgresSource implements Source {
   }
 
   async run(from: Position | null, out: SourceOutput): Promise<void> {
-    await this.setup();
+    await this.prepare();
     this.acked = from ? (from as PgPosition).lsn : 0n;
     this.lastPushed = this.acked;
     this.decoder = new PgoutputDecoder({

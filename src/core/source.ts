@@ -78,6 +78,11 @@ export interface SourceContext {
 export interface Source {
   preflight(): Promise<PreflightProblem[]>;
   parsePosition(s: string): Position;
+  /**
+   * Create what streaming needs (publication, slot) so that every change committed after
+   * this resolves is captured. Called once, after preflight, before `run`.
+   */
+  prepare?(): Promise<void>;
   run(from: Position | null, out: SourceOutput): Promise<void>;
   acknowledge(resume: Position): void;
   close(): Promise<void>;

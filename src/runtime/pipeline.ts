@@ -83,6 +83,7 @@ export class Pipeline {
     this.source = await createSource(cfg, { pipeline: this.name, logger: this.logger.child({ source: cfg.source.type }), signal: this.ac.signal, metrics: this.metrics, store: this.store });
     const problems = await this.source.preflight();
     reportProblems(problems, this.logger);
+    await this.source.prepare?.();
     const stored = await this.store.loadSinks(this.name);
     for (const s of this.resolved.sinks) {
       const runner = new SinkRunner({

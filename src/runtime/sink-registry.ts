@@ -17,6 +17,12 @@ const builtins: Record<string, Loader> = {
   stdout: () => import('../../sinks/stdout/index.js'),
   redis: () => import('../../sinks/redis/index.js'),
   null: () => import('../../sinks/null/index.js'),
+  postgres: () => import('../../sinks/postgres/index.js'),
+  duckdb: () => import('../../sinks/duckdb/index.js'),
+  clickhouse: () => import('../../sinks/clickhouse/index.js'),
+  elasticsearch: () => import('../../sinks/elasticsearch/index.js'),
+  opensearch: () => import('../../sinks/elasticsearch/index.js'),
+  manticore: () => import('../../sinks/manticore/index.js'),
 };
 
 /** Register a built-in (used by sink packages that ship with Tributary). */

@@ -1,0 +1,21 @@
+import { mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describeSinkConformance } from '../../src/testing/index.js';
+import jsonl from '../../sinks/jsonl/index.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'tributary-jsonl-'));
+const path = join(dir, 'out.jsonl');
+
+describeSinkConformance({
+  definition: jsonl,
+  config: { path },
+  kind: 'append',
+  async reset() {
+    rmSync(path, { force: true });
+  },
+  async readState() {
+    if (!existsSync(path)) return [];
+    return readFileSync(path, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
+  },
+});
