@@ -134,7 +134,9 @@ export function isNumericType(type: number): boolean {
 export function isCharacterType(realType: number): boolean {
   return (
     realType === T.STRING || realType === T.VAR_STRING || realType === T.VARCHAR || realType === T.BLOB ||
-    realType === T.TINY_BLOB || realType === T.MEDIUM_BLOB || realType === T.LONG_BLOB
+    realType === T.TINY_BLOB || realType === T.MEDIUM_BLOB || realType === T.LONG_BLOB ||
+    // MySQL 9 counts VECTOR (a binary string, collation 63) among the character columns.
+    realType === T.VECTOR
   );
 }
 

@@ -99,6 +99,17 @@ export interface BinlogDecoderOptions {
    * (live streams: true when `@master_binlog_checksum` is CRC32). Default false.
    */
   checksumBeforeFde?: boolean;
+  /**
+   * What to do with a PARTIAL_UPDATE_ROWS JSON diff whose column is missing from the before
+   * image (binlog_row_image=MINIMAL with binlog_row_value_options=PARTIAL_JSON), so the new
+   * document cannot be rebuilt:
+   * - `'error'` (default): throw MYSQL_DECODE naming the fix. Emitting anything else would
+   *   let a keyed sink keep a stale document.
+   * - `'diff'`: emit the column as `{"$jsonDiff": [{"op":"replace","path":"$.age","value":26}]}`
+   *   (the offline decode CLI uses this to show what the binlog holds).
+   * With binlog_row_image=FULL the before image is complete and diffs are always applied.
+   */
+  partialJson?: 'error' | 'diff';
   /** Clock for the envelope's `ts_ms` (tests inject a fixed one). */
   clock?: () => number;
   /** Where items go. */
@@ -192,9 +203,8 @@ export class BinlogDecoder {
 
   /** Current GTID state string, or null when no GTIDs have been seen or configured. */
   get gtidState(): string | null {
-    if (this.mariaGtids) return this.mariaGtids.toString();
-    if (this.mysqlGtids) return this.mysqlGtids.toString();
-    return null;
+    const s = this.mariaGtids ? this.mariaGtids.toString() : this.mysqlGtids ? this.mysqlGtids.toString() : '';
+    return s === '' ? null : s;
   }
 
   /**
@@ -256,7 +266,8 @@ export class BinlogDecoder {
       if (this.verify) this.checkCrc(ev, size, start, false);
     }
     const result = this.dispatch(ev, type, start, end, logPos, flags);
-    if (type === E.ROTATE) return;
+    // ROTATE's log_pos belongs to the old file; a heartbeat's is not an event boundary.
+    if (type === E.ROTATE || type === E.HEARTBEAT || type === E.HEARTBEAT_V2) return;
     if (result) return result.then(() => this.advance(logPos, flags));
     this.advance(logPos, flags);
   }
@@ -436,7 +447,7 @@ export class BinlogDecoder {
         const db = parts.length === 2 ? parts[0]! : q.db;
         const table = parts.length === 2 ? parts[1]! : parts[0]!;
         if (!this.opts.includeTable || this.opts.includeTable(db, table)) {
-          this.emitChange(t, 't', null, null, null, db, table, ts, start, ev.readUInt32LE(5), 0, null);
+          this.emitChange(t, 't', null, null, null, db, table, ts, start, ev.readUInt32LE(5), 0);
         }
       }
     }
@@ -556,7 +567,6 @@ export class BinlogDecoder {
     for (let row = 0; p < end; row++) {
       let before: Row | null = null;
       let after: Row | null = null;
-      let missing: string[] | null = null;
       if (op === 'c') {
         after = {};
         p = dec.decode(buf, p, end, cols1, after);
@@ -581,13 +591,19 @@ export class BinlogDecoder {
         }
         after = {};
         if (partial) {
-          missing = [];
+          const missing: string[] = [];
           p = dec.decode(buf, p, end, cols2, after, partial, before, missing);
-          if (missing.length === 0) missing = null;
+          if (missing.length > 0 && this.opts.partialJson !== 'diff') {
+            throw new TributaryError(
+              ErrorCodes.MYSQL_DECODE,
+              `${this.file} at ${start}: ${map.db}.${map.table}: partial JSON update of ${missing.join(', ')} cannot be applied: the before image does not hold the old document (binlog_row_image=MINIMAL)`,
+              { fix: "SET GLOBAL binlog_row_value_options = '' (log whole JSON documents) or SET GLOBAL binlog_row_image = 'FULL'" },
+            );
+          }
         } else p = dec.decode(buf, p, end, cols2, after);
       }
       this.emitChange(t, op, before, after, dec.keyOf(op === 'd' ? before : after) ?? (op === 'u' ? dec.keyOf(before) : null),
-        map.db, map.table, ts, pos, serverId, row, missing);
+        map.db, map.table, ts, pos, serverId, row);
     }
     if (p !== end) {
       throw new TributaryError(ErrorCodes.MYSQL_DECODE, `${this.file} at ${start}: ${eventTypeName(type)} rows overrun the event by ${p - end} bytes`);
@@ -596,7 +612,7 @@ export class BinlogDecoder {
 
   private emitChange(
     t: Txn, op: Op, before: Row | null, after: Row | null, key: Row | null, db: string, table: string, ts: number,
-    pos: number, serverId: number, row: number, unchanged: string[] | null,
+    pos: number, serverId: number, row: number,
   ): void {
     const event: ChangeEvent = {
       op,
@@ -609,7 +625,6 @@ export class BinlogDecoder {
       },
       ts_ms: this.clock(),
     };
-    if (unchanged) event.source.unchanged = unchanged;
     this.stats.rows++;
     this.emit({ kind: 'event', event, txn: t.start, idx: t.idx++ });
   }

@@ -66,6 +66,7 @@ function bad(tm: TableMap, msg: string): never {
 }
 
 const MAX_SAFE = 9007199254740991;
+const JSON_DIFF_OPS = ['replace', 'insert', 'remove'];
 const TWO_32 = 4294967296;
 
 /** The shortest decimal that maps back to the same float32. */
@@ -349,11 +350,19 @@ export class RowDecoder {
           p += w;
           if (p + len > end) bad(this.map, `column ${name} is truncated`);
           if (partial && partial[i] === 1) {
-            if (base && name in base) v = applyJsonDiffs(base[name]!, parseJsonDiffs(buf, p, p + len));
+            const diffs = parseJsonDiffs(buf, p, p + len);
+            if (base && name in base) v = applyJsonDiffs(base[name]!, diffs);
             else {
+              // No before value to patch (binlog_row_image=MINIMAL): hand back the diffs in
+              // a self-describing wrapper; the caller decides whether that is acceptable.
               missing?.push(name);
-              p += len;
-              continue;
+              v = {
+                $jsonDiff: diffs.map((d) => {
+                  const o: { [k: string]: JsonValue } = { op: JSON_DIFF_OPS[d.op]!, path: d.path };
+                  if (d.value !== undefined) o.value = d.value;
+                  return o;
+                }),
+              };
             }
           } else v = decodeJsonBinary(buf, p, p + len);
           p += len;
