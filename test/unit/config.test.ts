@@ -1,0 +1,41 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { loadConfig } from '../../src/config/load.js';
+import { ConfigError } from '../../src/core/errors.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'tributary-cfg-'));
+const file = (name: string, text: string) => {
+  const p = join(dir, name);
+  writeFileSync(p, text);
+  return p;
+};
+
+describe('config loading', () => {
+  it('applies defaults and ${VAR:-default}', async () => {
+    const cfg = await loadConfig([file('a.yaml', 'name: a\nsource: { type: postgres, url: "postgres://u@${HOST:-localhost}/db" }\nsinks: [{ name: s, type: stdout }]\n')], {});
+    const p = cfg.pipelines[0]!;
+    assert.equal(p.config.source.url, 'postgres://u@localhost/db');
+    assert.equal(p.config.source.type === 'postgres' && p.config.source.snapshot, 'initial');
+    assert.deepEqual(p.config.stream, { type: 'memory', max_bytes: 64 << 20 });
+    assert.equal(cfg.http.port, 8083);
+    assert.equal(p.sinks[0]!.base.batch.max_events, 2000);
+    assert.deepEqual(p.sinks[0]!.config, { format: 'pretty' });
+  });
+  it('a pipelines: list runs several pipelines; duplicate names are refused', async () => {
+    const two = 'pipelines:\n  - name: a\n    source: { type: postgres, url: x }\n    sinks: [{ name: s, type: stdout }]\n  - name: b\n    source: { type: mysql, url: y }\n    sinks: [{ name: s, type: "null" }]\n';
+    const cfg = await loadConfig([file('two.yaml', two)], {});
+    assert.deepEqual(cfg.pipelines.map((p) => p.config.name), ['a', 'b']);
+    await assert.rejects(loadConfig([file('dup.yaml', two.replace('name: b', 'name: a'))], {}), (e: unknown) => e instanceof ConfigError && /dup\.yaml:5: pipelines\[1\]\.name: duplicate pipeline name "a"/.test(e.message));
+  });
+  it('sink names are unique; a missing required field names its path', async () => {
+    await assert.rejects(
+      loadConfig([file('s.yaml', 'name: a\nsource: { type: postgres, url: x }\nsinks:\n  - { name: s, type: stdout }\n  - { name: s, type: stdout }\n')], {}),
+      /s\.yaml:5: sinks\[1\]\.name: duplicate sink name "s"/,
+    );
+    await assert.rejects(loadConfig([file('m.yaml', 'name: a\nsource: { type: postgres, url: x }\nsinks:\n  - name: j\n    type: jsonl\n')], {}), /m\.yaml:4: sinks\[0\]\.path: /);
+    await assert.rejects(loadConfig([file('t.yaml', 'name: a\nsource: { type: oracle, url: x }\nsinks: [{ name: s, type: stdout }]\n')], {}), /t\.yaml:2: source\.type: /);
+  });
+});

@@ -1,0 +1,68 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { decoderFor, OID, parseArrayLiteral, type PgTypeInfo } from '../../connectors/postgres/values.js';
+import { PgPosition } from '../../connectors/postgres/position.js';
+
+const types = new Map<number, PgTypeInfo>([
+  [1007, { oid: 1007, name: '_int4', type: 'b', category: 'A', elem: 23, base: 0, delim: ',' }],
+  [1009, { oid: 1009, name: '_text', type: 'b', category: 'A', elem: 25, base: 0, delim: ',' }],
+  [90001, { oid: 90001, name: 'mood', type: 'e', category: 'E', elem: 0, base: 0, delim: ',' }],
+  [90002, { oid: 90002, name: 'posint', type: 'd', category: 'N', elem: 0, base: 23, delim: ',' }],
+]);
+
+function dec(oid: number, text: string) {
+  const b = Buffer.from(`xx${text}yy`, 'utf8');
+  return decoderFor(oid, types)(b, 2, b.length - 2);
+}
+
+describe('postgres text-format value decoders', () => {
+  it('int8 is a number up to 2^53-1 and a string beyond', () => {
+    assert.equal(dec(OID.int8, '9007199254740991'), 9007199254740991);
+    assert.equal(dec(OID.int8, '-9007199254740991'), -9007199254740991);
+    assert.equal(dec(OID.int8, '9007199254740992'), '9007199254740992');
+    assert.equal(dec(OID.int8, '-9223372036854775808'), '-9223372036854775808');
+    assert.equal(dec(OID.int4, '-42'), -42);
+  });
+  it('numeric keeps its exact text; floats keep NaN/Infinity as strings', () => {
+    assert.equal(dec(OID.numeric, '12.30'), '12.30');
+    assert.equal(dec(OID.float8, '1e+300'), 1e300);
+    assert.equal(dec(OID.float8, '-Infinity'), '-Infinity');
+    assert.equal(dec(OID.float4, 'NaN'), 'NaN');
+  });
+  it('timestamps: no zone → no Z; with zone → UTC Z with the full fraction', () => {
+    assert.equal(dec(OID.timestamp, '2024-01-15 10:30:00.123456'), '2024-01-15T10:30:00.123456');
+    assert.equal(dec(OID.timestamptz, '2024-01-15 10:30:00.5+00'), '2024-01-15T10:30:00.5Z');
+    assert.equal(dec(OID.timestamptz, 'infinity'), 'infinity');
+    assert.equal(dec(OID.timestamptz, '0044-03-15 12:00:00+00 BC'), '0044-03-15 12:00:00+00 BC');
+  });
+  it('bytea hex → base64; json parsed; bool', () => {
+    assert.equal(dec(OID.bytea, '\\xdeadbeef'), Buffer.from('deadbeef', 'hex').toString('base64'));
+    assert.deepEqual(dec(OID.jsonb, '{"a": [1, "x", null]}'), { a: [1, 'x', null] });
+    assert.equal(dec(OID.bool, 't'), true);
+    assert.equal(dec(OID.bool, 'f'), false);
+  });
+  it('arrays, nested arrays, quoted elements, NULLs; enums and domains', () => {
+    assert.deepEqual(dec(1007, '{1,NULL,-3}'), [1, null, -3]);
+    assert.deepEqual(dec(1007, '{{1,2},{3,4}}'), [[1, 2], [3, 4]]);
+    assert.deepEqual(dec(1009, '{"a,b","say \\"hi\\"",NULL,"NULL",plain}'), ['a,b', 'say "hi"', null, 'NULL', 'plain']);
+    assert.deepEqual(dec(1007, '[0:1]={7,8}'), [7, 8]);
+    assert.deepEqual(dec(1007, '{}'), []);
+    assert.equal(dec(90001, 'happy'), 'happy');
+    assert.equal(dec(90002, '5'), 5);
+    assert.deepEqual(parseArrayLiteral('{a;b}', (b, s, e) => b.toString('utf8', s, e), ';'), ['a', 'b']);
+  });
+});
+
+describe('PgPosition', () => {
+  it('compares numerically where strings would not', () => {
+    const a = PgPosition.parse('0/A');
+    const b = PgPosition.parse('0/10');
+    const c = PgPosition.parse('1/0');
+    assert.ok(a.compare(b) < 0 && b.compare(c) < 0);
+    assert.ok('0/A' > '0/10', 'as strings the order would be wrong');
+    assert.ok(a.fence() < b.fence() && b.fence() < c.fence(), 'fences sort like positions');
+    assert.equal(PgPosition.parse('16/B374D848').serialize(), '16/B374D848');
+    assert.equal(c.ordinal(), 1n << 32n);
+    assert.throws(() => PgPosition.parse('nonsense'), /not a Postgres LSN/);
+  });
+});
