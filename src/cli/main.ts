@@ -46,6 +46,12 @@ export async function main(argv: string[]): Promise<void> {
         return await cmdSnapshot(rest);
       case 'binlog':
         return await cmdBinlog(rest);
+      case 'docs': {
+        // Internal: regenerate docs/configuration.md from the schemas.
+        const { renderConfigReference } = await import('../config/docs.js');
+        process.stdout.write(await renderConfigReference());
+        return;
+      }
       case 'demo': {
         const { runDemo } = await import('./demo.js');
         return await runDemo(rest);

@@ -73,8 +73,8 @@ export const StreamConfig = z
     z
       .object({
         type: z.literal('redis'),
-        url: z.string(),
-        max_bytes: z.number().int().min(1 << 20).default(64 << 20),
+        url: z.string().describe('Redis URL. Snapshot chunk jobs are shared through BullMQ queues on it, so `tributary run --worker` processes can help read big tables.'),
+        max_bytes: z.number().int().min(1 << 20).default(64 << 20).describe('Byte budget of the in-process buffer in front of the sinks.'),
       })
       .strict(),
   ])
@@ -82,8 +82,8 @@ export const StreamConfig = z
 
 export const StateConfig = z
   .discriminatedUnion('type', [
-    z.object({ type: z.literal('file'), dir: z.string().default('./.tributary') }).strict(),
-    z.object({ type: z.literal('redis'), url: z.string() }).strict(),
+    z.object({ type: z.literal('file'), dir: z.string().default('./.tributary').describe('Directory for checkpoints, snapshot progress and dead-letter files. Writes are fsynced and renamed atomically.') }).strict(),
+    z.object({ type: z.literal('redis'), url: z.string().describe('Redis URL; checkpoints live in hashes `tributary:<pipeline>:*`. Run Redis with AOF for durability.') }).strict(),
   ])
   .default({ type: 'file', dir: './.tributary' });
 
@@ -122,17 +122,19 @@ export const SinkBase = z.object(SinkBaseShape).passthrough();
 export type SinkBase = z.infer<typeof SinkBase>;
 
 export const HttpConfig = z
-  .object({ port: z.number().int().min(0).max(65535).default(8083).describe('0 turns the HTTP server off.'), host: z.string().default('127.0.0.1') })
+  .object({
+    port: z.number().int().min(0).max(65535).default(8083).describe('Port of /healthz, /readyz, /metrics, /status and the snapshot API. 0 turns the HTTP server off.'),
+    host: z.string().default('127.0.0.1').describe('Address to listen on.'),
+  })
   .strict()
   .default({ port: 8083, host: '127.0.0.1' });
 
 export const LogConfig = z
   .object({
-    level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
-    pretty: z.boolean().default(false),
+    level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info').describe('Pino log level (JSON lines on stderr). TRIBUTARY_LOG_LEVEL overrides it.'),
   })
   .strict()
-  .default({ level: 'info', pretty: false });
+  .default({ level: 'info' });
 
 export const PipelineConfig = z
   .object({

@@ -23,7 +23,7 @@ export function redactConfig<T>(value: T): T {
  * pino's redaction, and every string passes through the URL-password scrubber in a
  * formatter (errors carry connection strings in their messages more often than not).
  */
-export function createLogger(opts: { level?: string; pretty?: boolean; destination?: number } = {}): Logger {
+export function createLogger(opts: { level?: string; destination?: number } = {}): Logger {
   return pino(
     {
       level: opts.level ?? 'info',
