@@ -4,6 +4,7 @@ import { ErrorCodes, TributaryError } from '../../src/core/errors.js';
 import { PgPosition } from './position.js';
 import { RelationDecoder, type RelationColumn } from './relation.js';
 import type { PgTypeInfo } from './values.js';
+import { WATERMARK_PREFIX } from './snapshot.js';
 
 /** Microseconds from the Unix epoch to 2000-01-01, Postgres' epoch. */
 const PG_EPOCH_MS = 946_684_800_000;
@@ -132,12 +133,32 @@ export class PgoutputDecoder {
       case 89 /* Y */:
         this.o.onUnknown?.('type', buf.readUInt32BE(1));
         return;
+      case 77 /* M */:
+        this.message(buf, lsn, emit);
+        return;
       case 79 /* O */: // origin
-      case 77 /* M */: // logical message (heartbeats are not requested)
         return;
       default:
         throw protocolError(`unexpected pgoutput message '${String.fromCharCode(buf[0] ?? 63)}' (protocol v1 was requested)`);
     }
+  }
+
+  /**
+   * Logical messages: snapshot watermarks (transactional, prefix `tributary_wm`) become
+   * watermark items; heartbeats and anything else are ignored.
+   */
+  private message(buf: Buffer, lsn: string, emit: (item: SourceItem) => void): void {
+    const transactional = (buf[1]! & 1) === 1;
+    let off = 10; // tag, flags, lsn
+    let prefix: string;
+    [prefix, off] = readCString(buf, off);
+    if (!transactional || prefix !== WATERMARK_PREFIX || !this.txn) return;
+    const len = buf.readUInt32BE(off);
+    const body = JSON.parse(buf.toString('utf8', off + 4, off + 4 + len)) as { id: string; mark: 'low' | 'high' };
+    const t = this.txn;
+    const idx = t.idx++;
+    if (this.replay && idx < this.replay.count) return;
+    emit({ kind: 'watermark', id: body.id, mark: body.mark, txn: t.final, idx, at: { lsn } });
   }
 
   private rel(oid: number): RelationDecoder {

@@ -22,7 +22,7 @@ function rawPgoutput(publication: string) {
       return buffer;
     },
     start(client: pg.Client, slotName: string, lastLsn: string) {
-      return client.query(`START_REPLICATION SLOT "${slotName}" LOGICAL ${lastLsn} (proto_version '1', publication_names '"${publication}"')`);
+      return client.query(`START_REPLICATION SLOT "${slotName}" LOGICAL ${lastLsn} (proto_version '1', publication_names '"${publication}"', messages 'true')`);
     },
   };
 }

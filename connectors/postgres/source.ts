@@ -9,6 +9,7 @@ import { PgPosition } from './position.js';
 import { checkPostgres } from './preflight.js';
 import { ReplicationConnection, SESSION_OPTIONS } from './replication.js';
 import type { PgTypeInfo } from './values.js';
+import { PgSnapshotSupport, pgSnapshotEvent } from './snapshot.js';
 
 /** Server errors after which reconnecting cannot help. */
 const FATAL_SQLSTATES = new Set(['42704' /* undefined object: slot or publication */, '42501' /* privilege */, '55000' /* slot invalidated */, '3D000' /* no database */]);
@@ -77,12 +78,21 @@ export class PostgresSource implements Source {
     return checkPostgres(c, { slot: this.slot, tables: this.tables, include: this.cfg.tables });
   }
 
-  private prepared = false;
+  private prepared?: Promise<{ positionLost?: boolean }>;
 
-  /** Publication first, then the slot (the other order makes decoding fail). */
-  async prepare(): Promise<void> {
-    if (this.prepared) return;
-    this.prepared = true;
+  /**
+   * Publication first, then the slot (the other order makes decoding fail).
+   *
+   * A stored checkpoint with no slot (or a slot that lost its WAL) means changes may have
+   * been missed. That is never papered over by starting at the server's current position:
+   * with `snapshot: when_needed` the slot is recreated and the caller re-snapshots
+   * (`positionLost`); otherwise it is an error naming that option.
+   */
+  prepare(from: Position | null = null): Promise<{ positionLost?: boolean }> {
+    return (this.prepared ??= this.doPrepare(from));
+  }
+
+  private async doPrepare(from: Position | null): Promise<{ positionLost?: boolean }> {
     const c = await this.controlClient();
     this.tables = await resolveTables(c, this.cfg.tables, this.cfg.exclude);
     for (const t of this.tables) this.primaryKeys.set(t.oid, t.primaryKey);
@@ -90,20 +100,50 @@ export class PostgresSource implements Source {
     const pub = await syncPublication(c, this.publication, this.tables, this.cfg.create_publication);
     if (pub !== 'unchanged') this.ctx.logger.info({ publication: this.publication, tables: this.tables.length }, `publication ${pub}`);
     const slot = await slotInfo(c, this.slot);
+    const whenNeeded = this.cfg.snapshot === 'when_needed';
+    let positionLost = false;
     if (slot.walStatus === 'lost') {
-      throw new TributaryError(ErrorCodes.PG_SLOT_LOST, `replication slot "${this.slot}" is lost: the WAL it needed is gone`, {
-        fix: `drop it (SELECT pg_drop_replication_slot('${this.slot}')) and restart with source.snapshot: when_needed to re-snapshot`,
-      });
+      if (!whenNeeded) {
+        throw new TributaryError(ErrorCodes.PG_SLOT_LOST, `replication slot "${this.slot}" is lost: the WAL it needed is gone`, {
+          fix: `set source.snapshot: when_needed to recreate the slot and re-snapshot, or drop it (SELECT pg_drop_replication_slot('${this.slot}')) and start over`,
+        });
+      }
+      await c.query('SELECT pg_drop_replication_slot($1)', [this.slot]);
+      slot.exists = false;
+      positionLost = true;
+      this.ctx.logger.warn({ slot: this.slot }, 'replication slot was lost; recreating it and re-snapshotting (snapshot: when_needed)');
+    } else if (!slot.exists && from) {
+      if (!whenNeeded) {
+        throw new TributaryError(ErrorCodes.PG_SLOT_LOST, `replication slot "${this.slot}" does not exist, but sinks hold positions up to ${from.serialize()}: changes since then may be lost`, {
+          fix: 'set source.snapshot: when_needed to recreate the slot and re-snapshot, or delete the state directory to start a new pipeline',
+        });
+      }
+      positionLost = true;
+      this.ctx.logger.warn({ slot: this.slot }, 'replication slot is missing; recreating it and re-snapshotting (snapshot: when_needed)');
     }
     if (!slot.exists) {
       await c.query("SELECT pg_create_logical_replication_slot($1, 'pgoutput')", [this.slot]);
       this.ctx.logger.info({ slot: this.slot }, 'replication slot created');
     }
+    if (positionLost) this.acked = 0n;
+    this.positionLost = positionLost;
+    return { positionLost };
+  }
+
+  private positionLost = false;
+
+  snapshots(): PgSnapshotSupport {
+    return new PgSnapshotSupport({ url: this.cfg.url, include: this.cfg.tables, exclude: this.cfg.exclude, keyColumns: this.cfg.key_columns, types: () => this.types });
+  }
+
+  get snapshotEvent() {
+    return pgSnapshotEvent(this.ctx.pipeline, this.db);
   }
 
   async run(from: Position | null, out: SourceOutput): Promise<void> {
-    await this.prepare();
-    this.acked = from ? (from as PgPosition).lsn : 0n;
+    await this.prepare(from);
+    // After a lost position the old checkpoint means nothing to the new slot.
+    this.acked = from && !this.positionLost ? (from as PgPosition).lsn : 0n;
     this.lastPushed = this.acked;
     this.decoder = new PgoutputDecoder({
       pipeline: this.ctx.pipeline,

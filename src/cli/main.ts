@@ -108,7 +108,25 @@ async function cmdRun(rest: string[]): Promise<void> {
   process.once('SIGTERM', () => void stop('SIGTERM'));
   try {
     for (const p of pipelines) await p.start();
-    if (cfg.http.port) server = await startHttp({ host: cfg.http.host, port: cfg.http.port, pipelines, metrics, logger });
+    if (cfg.http.port) {
+      server = await startHttp({
+        host: cfg.http.host,
+        port: cfg.http.port,
+        pipelines,
+        metrics,
+        logger,
+        routes: {
+          post: {
+            '/snapshot': async (body) => {
+              const b = body as { pipeline?: string; table?: string | null; where?: string | null; action?: 'start' | 'pause' | 'resume' | 'cancel' };
+              const p = pipelines.find((x) => x.name === (b.pipeline ?? pipelines[0]!.name));
+              if (!p?.snapshots) return { status: 404, body: { error: `no running pipeline named ${b.pipeline}` } };
+              return p.snapshots.control(b.action ?? 'start', b.table ?? null, b.where ?? null);
+            },
+          },
+        },
+      });
+    }
     await Promise.all(pipelines.map((p) => p.done));
   } catch (err) {
     await Promise.all(pipelines.map((p) => p.close()));

@@ -36,7 +36,11 @@ export function createLogger(opts: { level?: string; destination?: number } = {}
           for (const k of Object.keys(obj)) {
             const v = obj[k];
             if (typeof v === 'string') obj[k] = redactUrl(v);
-            else if (v instanceof Error) obj[k] = { type: v.name, message: redactUrl(v.message), code: (v as { code?: string }).code, stack: v.stack ? redactUrl(v.stack) : undefined };
+            else if (v && typeof v === 'object' && typeof (v as { message?: unknown }).message === 'string') {
+              // A serialized error: its message and stack often quote a connection string.
+              const e = v as { message: string; stack?: string };
+              obj[k] = { ...e, message: redactUrl(e.message), stack: e.stack ? redactUrl(e.stack) : undefined };
+            }
           }
           return obj;
         },

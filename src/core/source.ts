@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { ChangeEvent } from './event.js';
 import type { StateStore } from '../state/store.js';
+import type { SnapshotEventBuilder, SnapshotSupport } from '../snapshot/types.js';
 
 /**
  * A source position as a value object. The engine stores only `serialize()` strings; the
@@ -32,6 +33,19 @@ export type SourceItem =
       txn: Position;
       /** Index of the event inside its transaction, from 0. */
       idx: number;
+    }
+  | {
+      /**
+       * A snapshot watermark the engine wrote into the log (DBLog): the low one opens a
+       * chunk's window, the high one closes it. It sits inside a transaction of its own.
+       */
+      kind: 'watermark';
+      id: string;
+      mark: 'low' | 'high';
+      txn: Position;
+      idx: number;
+      /** Where it sits in the log, for the `source` block of snapshot rows. */
+      at: { lsn?: string; file?: string; pos?: number };
     }
   | {
       kind: 'commit';
@@ -82,7 +96,11 @@ export interface Source {
    * Create what streaming needs (publication, slot) so that every change committed after
    * this resolves is captured. Called once, after preflight, before `run`.
    */
-  prepare?(): Promise<void>;
+  prepare?(from: Position | null): Promise<{ positionLost?: boolean } | void>;
+  /** Snapshot support (chunked reads and watermarks), when the source has it. */
+  snapshots?(): SnapshotSupport;
+  /** The envelope of a snapshot row. */
+  snapshotEvent?: SnapshotEventBuilder;
   run(from: Position | null, out: SourceOutput): Promise<void>;
   acknowledge(resume: Position): void;
   close(): Promise<void>;

@@ -11,6 +11,7 @@ import { MemoryStream, type StreamEntry } from './memory-stream.js';
 import type { Metrics } from './metrics.js';
 import { SinkRunner } from './sink-runner.js';
 import { createSource } from './sources.js';
+import { SnapshotCoordinator } from '../snapshot/coordinator.js';
 
 /** The event as every sink sees it; `fence` and `version` are computed only when asked. */
 class StreamSinkEvent implements SinkEvent {
@@ -48,6 +49,7 @@ export class Pipeline {
   stream: MemoryStream;
   runners: SinkRunner[] = [];
   error: Error | null = null;
+  snapshots?: SnapshotCoordinator;
   private readonly ac = new AbortController();
   private sourceRun?: Promise<void>;
   private closed?: Promise<void>;
@@ -83,7 +85,6 @@ export class Pipeline {
     this.source = await createSource(cfg, { pipeline: this.name, logger: this.logger.child({ source: cfg.source.type }), signal: this.ac.signal, metrics: this.metrics, store: this.store });
     const problems = await this.source.preflight();
     reportProblems(problems, this.logger);
-    await this.source.prepare?.();
     const stored = await this.store.loadSinks(this.name);
     for (const s of this.resolved.sinks) {
       const runner = new SinkRunner({
@@ -107,7 +108,27 @@ export class Pipeline {
       const p = r.resume ?? r.position;
       if (p && (!from || p.compare(from) < 0)) from = p;
     }
-    if (!from && Object.keys(stored).length === 0) this.logger.info('no checkpoint: starting a new pipeline');
+    const fresh = Object.keys(stored).length === 0;
+    if (!from && fresh) this.logger.info('no checkpoint: starting a new pipeline');
+    const prepared = (await this.source.prepare?.(from)) ?? {};
+    if (prepared.positionLost) from = null;
+    const src = cfg.source;
+    this.snapshots = new SnapshotCoordinator({
+      pipeline: this.name,
+      mode: src.snapshot,
+      workers: src.snapshot_workers,
+      chunkRows: src.snapshot_chunk_rows,
+      source: this.source,
+      store: this.store,
+      logger: this.logger.child({ component: 'snapshot' }),
+      metrics: this.metrics,
+      push: (item) => this.pushToStream(item),
+      onInitialOnlyDone: () => {
+        this.logger.info('initial_only: snapshot complete and durable; stopping');
+        void this.drainAndStop().then(() => this.resolveDone());
+      },
+    });
+    await this.snapshots.init({ freshPipeline: fresh, positionLost: !!prepared.positionLost });
     for (const r of this.runners) r.start(this.stream.register(r.name));
     this.acked = from;
     const out: SourceOutput = {
@@ -125,12 +146,22 @@ export class Pipeline {
         this.fail(err);
       },
     );
+    this.snapshots.start();
+    if (this.snapshots.active) this.snapshots.showProgress();
+    if (this.snapshots.initialOnlyComplete && src.snapshot === 'initial_only') {
+      this.logger.info('initial_only: the snapshot is already complete; stopping');
+      void this.drainAndStop().then(() => this.resolveDone());
+    }
     this.timer = setInterval(() => this.updateGauges(), 1000);
     this.timer.unref();
     this.logger.info({ from: from?.serialize() ?? null, sinks: this.runners.map((r) => r.name) }, `pipeline ${this.name} running`);
   }
 
   private push(item: SourceItem): boolean {
+    return this.snapshots ? this.snapshots.intake(item) : this.pushToStream(item);
+  }
+
+  private pushToStream(item: SourceItem): boolean {
     let entry: StreamEntry;
     if (item.kind === 'event') {
       const json = JSON.stringify(item.event);
@@ -138,10 +169,10 @@ export class Pipeline {
       entry = { kind: 'event', txn: item.txn, sink: new StreamSinkEvent(item.event, table, item.txn, item.idx, json), bytes: json.length + 64 };
       this.metrics.inc('tributary_events_in_total', 1, { pipeline: this.name });
       this.lastTxnTs = item.event.source.ts_ms;
-    } else {
+    } else if (item.kind === 'commit') {
       entry = { kind: 'commit', txn: item.txn, resume: item.resume, bytes: 64 };
       this.metrics.inc('tributary_transactions_in_total', 1, { pipeline: this.name });
-    }
+    } else return true; // watermarks are consumed by the snapshot coordinator
     return this.stream.push(entry);
   }
 
@@ -153,11 +184,14 @@ export class Pipeline {
       return;
     }
     let min: Position | null = null;
+    let minTxn: Position | null = null;
     for (const r of this.runners) {
       const p = r.resume;
-      if (!p) return; // a sink has committed nothing yet: nothing is safe to acknowledge
+      if (!p || !r.position) return; // a sink has committed nothing yet: nothing is safe to acknowledge
       if (!min || p.compare(min) < 0) min = p;
+      if (!minTxn || r.position.compare(minTxn) < 0) minTxn = r.position;
     }
+    if (minTxn) this.snapshots?.onDurable(minTxn);
     if (min && (!this.acked || min.compare(this.acked) > 0)) {
       this.acked = min;
       this.source.acknowledge(min);
@@ -187,6 +221,7 @@ export class Pipeline {
   async drainAndStop(timeoutMs = 30_000): Promise<void> {
     if (this.state === 'running') this.state = 'draining';
     this.ac.abort();
+    await this.snapshots?.close();
     await this.source?.close().catch(() => undefined);
     await this.sourceRun?.catch(() => undefined);
     const deadline = Date.now() + timeoutMs;
@@ -201,6 +236,7 @@ export class Pipeline {
     return (this.closed ??= (async () => {
       this.ac.abort();
       clearInterval(this.timer);
+      await this.snapshots?.close();
       for (const r of this.runners) await r.close();
       try {
         await this.source?.close();
@@ -222,6 +258,7 @@ export class Pipeline {
       error: this.error ? errorMessage(this.error) : null,
       acknowledged: this.acked?.serialize() ?? null,
       bufferBytes: this.stream.bytes,
+      snapshot: this.snapshots?.summary() ?? null,
       sinks: this.runners.map((r) => ({
         name: r.name,
         position: r.position?.serialize() ?? null,

@@ -51,6 +51,10 @@ export class SinkRunner {
   private closed?: Promise<void>;
   private deadLetterPath: string;
   private lastCommittedTs = 0;
+  /** Whether the most recent write succeeded (a healthy target). */
+  private lastWriteOk = false;
+  /** `lastWriteOk` as it was before the batch now being isolated. */
+  private lastWriteOkBefore = false;
   private readonly labels: Record<string, string>;
 
   constructor(private readonly o: SinkRunnerOptions) {
@@ -137,6 +141,7 @@ export class SinkRunner {
       }
       const fresh = commit && (!pos || commit.txn.compare(pos) > 0);
       if (events.length) {
+        this.lastWriteOkBefore = this.lastWriteOk;
         await this.deliver(events, { signal, commit: fresh ? commit!.txn.serialize() : null });
         this.lastCommittedTs = events[events.length - 1]!.event.source.ts_ms;
       }
@@ -161,43 +166,85 @@ export class SinkRunner {
     this.o.onCommit();
   }
 
-  /** Write with retries; isolate and park poison events. */
+  /**
+   * Write a batch. Unreachable targets are retried forever. A batch that keeps failing for
+   * another reason is bisected to find the events the target rejects on their own; those are
+   * parked in the dead-letter store and the rest are written. If nothing in the batch can be
+   * written (a wrong password, a missing table), the fault is the target's, not the data's:
+   * nothing is parked and the batch is retried with backoff, loudly, until it goes through.
+   */
   private async deliver(events: SinkEvent[], wctx: WriteContext): Promise<void> {
+    const { retry } = this.o.sink.base;
+    for (let round = 1; ; round++) {
+      const err = await this.writeWithRetries(events, wctx, retry.attempts);
+      if (!err) return;
+      const failed: { ev: SinkEvent; err: unknown }[] = [];
+      const state = { succeeded: false, broken: false };
+      await this.isolate(events, wctx, failed, state);
+      const poisonOnly = failed.length > 0 && failed.every((f) => f.err instanceof PoisonEventError);
+      if (!state.broken && (state.succeeded || poisonOnly || (events.length === 1 && this.lastWriteOkBefore))) {
+        for (const f of failed) await this.park(f.ev, f.err);
+        return;
+      }
+      if (wctx.signal.aborted) throw err;
+      if (this.o.sink.base.dead_letter.policy === 'stop') await this.park(failed[0]?.ev ?? events[0]!, err);
+      this.o.logger.error({ sink: this.name, round, err }, `sink ${this.name}: no event of the batch can be written (${errorMessage(err)}); the target looks broken, retrying the whole batch`);
+      await sleep(backoffDelay(round, retry.backoff_ms * 5, retry.max_backoff_ms), wctx.signal);
+    }
+  }
+
+  /** Try a write; retryable errors forever, others `attempts` times. Returns the last error, or null. */
+  private async writeWithRetries(events: SinkEvent[], wctx: WriteContext, attempts: number): Promise<unknown> {
     const { retry } = this.o.sink.base;
     let attempt = 0;
     let transient = 0;
     for (;;) {
       try {
         await this.instance.write(events, wctx);
+        this.lastWriteOk = true;
         this.o.metrics.inc('tributary_events_out_total', events.length, this.labels);
         this.o.metrics.inc('tributary_sink_batches_total', 1, this.labels);
-        return;
+        return null;
       } catch (err) {
         if (wctx.signal.aborted) throw err;
         this.o.metrics.inc('tributary_sink_retries_total', 1, this.labels);
         if (!(err instanceof PoisonEventError) && isRetryableError(err)) {
-          // The target is unreachable: no event is to blame. Retry for as long as it takes,
-          // loudly (a warning per attempt, the retry counter, /readyz turns false).
           transient++;
           this.o.logger.warn({ sink: this.name, attempt: transient, err }, `sink ${this.name}: target unavailable, retrying`);
           await sleep(backoffDelay(transient, retry.backoff_ms, retry.max_backoff_ms), wctx.signal);
           continue;
         }
         attempt++;
-        if (!(err instanceof PoisonEventError) && attempt < retry.attempts) {
-          await sleep(backoffDelay(attempt, retry.backoff_ms, retry.max_backoff_ms), wctx.signal);
-          continue;
+        if (err instanceof PoisonEventError || attempt >= attempts) {
+          this.lastWriteOk = false;
+          return err;
         }
-        if (events.length === 1) {
-          await this.park(events[0]!, err);
-          return;
-        }
-        // Bisect to find the event(s) the sink rejects; the rest are written normally.
-        const mid = events.length >> 1;
-        await this.deliver(events.slice(0, mid), { ...wctx, commit: null });
-        await this.deliver(events.slice(mid), wctx);
+        await sleep(backoffDelay(attempt, retry.backoff_ms, retry.max_backoff_ms), wctx.signal);
+      }
+    }
+  }
+
+  /** Bisect `events`, writing what can be written and collecting what cannot. */
+  private async isolate(events: SinkEvent[], wctx: WriteContext, failed: { ev: SinkEvent; err: unknown }[], state: { succeeded: boolean; broken: boolean }): Promise<void> {
+    if (state.broken) return;
+    if (events.length === 1) {
+      const err = await this.writeWithRetries(events, wctx, this.o.sink.base.retry.attempts);
+      if (!err) {
+        state.succeeded = true;
         return;
       }
+      failed.push({ ev: events[0]!, err });
+      // Two events failing on their own with nothing written at all: the target is broken,
+      // not the data. Stop bisecting (it would cost a write per event) and say so.
+      if (!state.succeeded && !(err instanceof PoisonEventError) && failed.length >= 2) state.broken = true;
+      return;
+    }
+    const mid = events.length >> 1;
+    for (const half of [events.slice(0, mid), events.slice(mid)]) {
+      const err = await this.writeWithRetries(half, { ...wctx, commit: null }, 1);
+      if (!err) state.succeeded = true;
+      else await this.isolate(half, wctx, failed, state);
+      if (state.broken) return;
     }
   }
 

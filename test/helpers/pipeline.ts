@@ -1,6 +1,6 @@
 import { readFileSync, existsSync } from 'node:fs';
 import { pino } from 'pino';
-import type { ChangeEvent } from '../../src/core/event.js';
+import type { ChangeEvent, Row } from '../../src/core/event.js';
 import { loadConfig } from '../../src/config/load.js';
 import { Metrics, defineRuntimeMetrics } from '../../src/runtime/metrics.js';
 import { Pipeline } from '../../src/runtime/pipeline.js';
@@ -66,3 +66,18 @@ ${opts.extraYaml ?? ''}
     await this.dir[Symbol.asyncDispose]();
   }
 }
+
+/** Apply change events in order to a map keyed by primary key: the state they describe. */
+export function replay(events: ChangeEvent[]): Map<string, Row> {
+  const m = new Map<string, Row>();
+  for (const e of events) {
+    if (e.op === 't') m.clear();
+    else if (e.op === 'd') m.delete(JSON.stringify(e.key));
+    else {
+      if (e.op === 'u' && e.before && JSON.stringify(e.key) !== JSON.stringify({ id: e.before.id })) m.delete(JSON.stringify({ id: e.before.id }));
+      m.set(JSON.stringify(e.key), e.after!);
+    }
+  }
+  return m;
+}
+

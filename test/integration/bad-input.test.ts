@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { PgTestDb, REPO, TempDir, TributaryProcess, waitFor } from '../helpers/context.js';
@@ -126,6 +126,28 @@ describe('poison events go to the dead-letter file; the pipeline does not stall'
     assert.equal(p.metrics.get('tributary_dead_letter_total', { pipeline: 'poison', sink: 'picky' }), 1);
     // The well-behaved sink got everything, poison included.
     assert.equal(p.events().length, 11);
+  });
+
+  it('a target that rejects everything is retried, not dead-lettered, and catches up once fixed', async () => {
+    await using db = await PgTestDb.create('broken');
+    await db.query('CREATE TABLE t (id int PRIMARY KEY, poison bool NOT NULL DEFAULT false)');
+    const plugin = join(REPO, 'test', 'fixtures', 'poison-sink.js');
+    const flag = `/tmp/broken-flag-${process.pid}`;
+    const out = `/tmp/broken-out-${process.pid}.jsonl`;
+    writeFileSync(flag, '');
+    await using p = await InProcessPipeline.start({
+      name: 'broken',
+      source: `type: postgres\nurl: ${db.url}\ntables: [public.t]\nsnapshot: never`,
+      sinksYaml: `  - name: picky\n    type: ${plugin}\n    path: ${out}\n    broken_flag: ${flag}\n    retry: { attempts: 2, backoff_ms: 10, max_backoff_ms: 200 }\n`,
+    });
+    await db.query('INSERT INTO t SELECT g FROM generate_series(1, 20) g');
+    await waitFor(() => p.metrics.get('tributary_sink_retries_total', { pipeline: 'broken', sink: 'picky' }) > 10, { what: 'retries' });
+    assert.equal(p.metrics.get('tributary_dead_letter_total', { pipeline: 'broken', sink: 'picky' }), 0, 'nothing parked while the target is broken');
+    assert.equal(p.pipeline.state, 'running');
+    rmSync(flag);
+    await waitFor(() => readJsonl(out).length >= 20, { timeoutMs: 20_000, what: 'the backlog after the fix' });
+    assert.deepEqual([...new Set(readJsonl(out).map((e) => e.after!.id))].length, 20);
+    rmSync(out, { force: true });
   });
 
   it('dead_letter.policy: stop fails the pipeline with a clear error instead', async () => {

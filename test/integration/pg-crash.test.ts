@@ -2,24 +2,10 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import type pg from 'pg';
-import type { ChangeEvent, Row } from '../../src/core/event.js';
+import type { Row } from '../../src/core/event.js';
 import { PgTestDb, TempDir, TributaryProcess, waitFor } from '../helpers/context.js';
 import { REDIS_URL } from '../helpers/env.js';
-import { readJsonl } from '../helpers/pipeline.js';
-
-/** Apply change events in order to a map keyed by primary key: the state they describe. */
-export function replay(events: ChangeEvent[]): Map<string, Row> {
-  const m = new Map<string, Row>();
-  for (const e of events) {
-    if (e.op === 't') m.clear();
-    else if (e.op === 'd') m.delete(JSON.stringify(e.key));
-    else {
-      if (e.op === 'u' && e.before && JSON.stringify(e.key) !== JSON.stringify({ id: e.before.id })) m.delete(JSON.stringify({ id: e.before.id }));
-      m.set(JSON.stringify(e.key), e.after!);
-    }
-  }
-  return m;
-}
+import { readJsonl, replay } from '../helpers/pipeline.js';
 
 /**
  * A writer commits single-row transactions while `tributary run` is SIGKILLed and

@@ -25,6 +25,11 @@ export class ServerProcess {
   private done = false;
 
   constructor(readonly child: ChildProcess) {
+    // If the test process ends without disposing (a crash, a suite that threw while being
+    // declared), do not leave an orphaned server holding ports and a temp dir.
+    const reap = () => child.kill('SIGKILL');
+    process.once('exit', reap);
+    child.once('exit', () => process.removeListener('exit', reap));
     child.stdout?.setEncoding('utf8').on('data', (d: string) => (this.output = (this.output + d).slice(-20_000)));
     child.stderr?.setEncoding('utf8').on('data', (d: string) => (this.output = (this.output + d).slice(-20_000)));
     this.exited = new Promise((res) =>

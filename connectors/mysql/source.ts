@@ -1,0 +1,372 @@
+import type mysql from 'mysql2';
+import type { MysqlSourceConfig } from '../../src/config/schema.js';
+import { ErrorCodes, TributaryError, errorMessage } from '../../src/core/errors.js';
+import type { Position, PreflightProblem, Source, SourceContext, SourceOutput } from '../../src/core/source.js';
+import { isRetryableError, reconnectDelay, sleep } from '../../src/runtime/retry.js';
+import { tableMatcher } from '../../src/runtime/table-filter.js';
+import { BinlogConnection, BinlogStreamError, connectMysql, mysqlQuery, type DumpStart } from './client.js';
+import { BinlogDecoder, type MysqlSourceItem } from './decoder.js';
+import { MysqlPosition } from './position.js';
+import { checkMysql } from './preflight.js';
+import { SchemaHistory } from './schema-history.js';
+
+/** Where streaming starts when no sink holds a checkpoint, fixed once in `prepare()`. */
+type StartRecord = { file: string; pos: number; gtid: string | null } | { gtid: string };
+
+const START_KEY = 'mysql-start';
+const SCHEMA_KEY = 'mysql-schema';
+
+/**
+ * The MySQL/MariaDB binlog source.
+ *
+ * Positions are `{file, pos, gtid}` ({@link MysqlPosition}), produced by the decoder only at
+ * transaction boundaries: an event's `txn` is its transaction's start, a commit's `resume`
+ * the offset just after the transaction's end event with the GTID state including it.
+ *
+ * Each connection attempt is a new {@link BinlogConnection} that dumps from the resume
+ * position of the last commit pushed to the stream (or the pipeline's `from`). When a
+ * connection breaks inside a transaction, the events of that transaction already pushed are
+ * skipped on the re-read (same start position, same event index), so the stream never holds
+ * an event twice.
+ *
+ * Acknowledgement: MySQL has no server-side slot, so `acknowledge` only prunes the schema
+ * history. Server heartbeats while no transaction is open push an empty commit at the
+ * current binlog position, so an idle pipeline's checkpoint follows the binlog (across
+ * rotations) and an old file can be purged without stranding it.
+ */
+export class MysqlSource implements Source {
+  private control?: mysql.Connection;
+  private conn?: BinlogConnection;
+  private decoder?: BinlogDecoder;
+  private history = new SchemaHistory();
+  private start?: StartRecord;
+  private prepared?: Promise<void>;
+  private closed?: Promise<void>;
+  private readonly matches: (t: string) => boolean;
+  /** Resume position of the last commit pushed to the stream. */
+  private lastResume: MysqlPosition | null = null;
+  /** The transaction whose events are being pushed (no commit yet), and how many were pushed. */
+  private openTxn: { txn: MysqlPosition; count: number } | null = null;
+  /** After a reconnect: the events of this transaction below `count` were already pushed. */
+  private replay: { txn: MysqlPosition; count: number } | null = null;
+  /** Commits held back until the schema history they depend on is durable. */
+  private held: MysqlSourceItem[] = [];
+  private acked: MysqlPosition | null = null;
+  private paused = false;
+  private out?: SourceOutput;
+
+  constructor(
+    readonly cfg: MysqlSourceConfig,
+    private readonly ctx: SourceContext,
+  ) {
+    this.matches = tableMatcher(cfg.tables, cfg.exclude);
+  }
+
+  parsePosition(s: string): Position {
+    return MysqlPosition.parse(s);
+  }
+
+  private async controlConn(): Promise<mysql.Connection> {
+    if (this.control) return this.control;
+    try {
+      this.control = await connectMysql(this.cfg.url);
+    } catch (err) {
+      const auth = (err as { errno?: number }).errno === 1045;
+      throw new TributaryError(ErrorCodes.MYSQL_CONNECT, `cannot connect to MySQL/MariaDB: ${errorMessage(err)}`, {
+        fix: auth ? 'check the user and password in source.url' : 'check source.url (host, port, user, password) and that the server accepts connections',
+        cause: err,
+        retryable: !auth,
+      });
+    }
+    return this.control;
+  }
+
+  private async endControl(): Promise<void> {
+    const c = this.control;
+    this.control = undefined;
+    if (c) await new Promise<void>((r) => c.end(() => r())).catch(() => undefined);
+  }
+
+  async preflight(): Promise<PreflightProblem[]> {
+    return checkMysql(await this.controlConn(), { serverId: this.cfg.server_id });
+  }
+
+  /**
+   * Fixes the start position for a pipeline without checkpoints, and stores it, so that a
+   * crash before the first checkpoint resumes there rather than at a later "latest".
+   */
+  async prepare(from: Position | null = null): Promise<{ positionLost?: boolean }> {
+    await this.fixStart();
+    // A checkpoint in a purged file cannot be resumed: say so, so `snapshot: when_needed`
+    // can re-snapshot instead of failing at the dump with error 1236.
+    const f = from as MysqlPosition | null;
+    if (f && f.file) {
+      const logs = await mysqlQuery<{ Log_name: string }>(await this.controlConn(), 'SHOW BINARY LOGS').catch(() => null);
+      if (logs && !logs.some((l) => l.Log_name === f.file)) {
+        this.ctx.logger.warn({ position: f.toString() }, 'the checkpoint position is no longer in the binlog (purged)');
+        return { positionLost: true };
+      }
+    }
+    return {};
+  }
+
+  private fixStart(): Promise<void> {
+    return (this.prepared ??= (async () => {
+      const stored = await this.ctx.store.get<StartRecord>(this.ctx.pipeline, START_KEY);
+      if (stored) {
+        this.start = stored;
+        return;
+      }
+      const c = await this.controlConn();
+      const s = this.cfg.start;
+      let rec: StartRecord;
+      if (s === 'latest') {
+        const [st] = await mysqlQuery<{ File: string; Position: number }>(c, 'SHOW MASTER STATUS');
+        if (!st) {
+          throw new TributaryError(ErrorCodes.MYSQL_BINLOG, 'SHOW MASTER STATUS returned nothing: the binary log is off', {
+            fix: 'add log_bin = mysql-bin and server_id = 1 under [mysqld] in my.cnf and restart the server',
+          });
+        }
+        rec = { file: st.File, pos: Number(st.Position), gtid: await this.gtidNow(c) };
+      } else if (s === 'earliest') {
+        const logs = await mysqlQuery<{ Log_name: string }>(c, 'SHOW BINARY LOGS');
+        if (!logs.length) throw new TributaryError(ErrorCodes.MYSQL_BINLOG, 'SHOW BINARY LOGS lists no file', { fix: 'turn the binary log on (log_bin)' });
+        rec = { file: logs[0]!.Log_name, pos: 4, gtid: null };
+      } else if ('gtid' in s) rec = { gtid: s.gtid };
+      else rec = { file: s.file, pos: s.pos, gtid: null };
+      this.start = rec;
+      await this.ctx.store.put(this.ctx.pipeline, START_KEY, rec);
+      this.ctx.logger.info({ start: rec }, 'mysql start position fixed');
+    })());
+  }
+
+  /** The server's GTID state now: MariaDB gtid_binlog_pos, MySQL gtid_executed (null when off). */
+  private async gtidNow(c: mysql.Connection): Promise<string | null> {
+    try {
+      const [r] = await mysqlQuery<{ v: string }>(c, 'SELECT @@version AS v');
+      const q = /mariadb/i.test(String(r?.v)) ? 'SELECT @@global.gtid_binlog_pos AS g' : 'SELECT @@global.gtid_executed AS g';
+      const [g] = await mysqlQuery<{ g: string | null }>(c, q);
+      const s = String(g?.g ?? '').replace(/\s+/g, '');
+      return s || null;
+    } catch {
+      return null;
+    }
+  }
+
+  /** Loads the schema history for `at` from the store, or snapshots it from the server. */
+  private async loadHistory(at: MysqlPosition): Promise<void> {
+    const doc = await this.ctx.store.get<Parameters<typeof SchemaHistory.fromStored>[0]>(this.ctx.pipeline, SCHEMA_KEY);
+    this.history = SchemaHistory.fromStored(doc, at);
+    const c = await this.controlConn();
+    await this.history.loadCollations(c);
+    // Tables missing from the stored history (or no history yet): their definitions now.
+    // Exact for a `latest` start; with FULL metadata only used for hints matched by name.
+    await this.history.snapshot(c, at);
+    await this.persistHistory();
+  }
+
+  private async persistHistory(): Promise<void> {
+    if (this.acked) this.history.prune(this.acked);
+    this.history.dirty = false;
+    await this.ctx.store.put(this.ctx.pipeline, SCHEMA_KEY, this.history.toStored());
+  }
+
+  async run(from: Position | null, out: SourceOutput): Promise<void> {
+    await this.fixStart();
+    this.out = out;
+    const signal = this.ctx.signal;
+    const onAbort = () => this.conn?.close();
+    signal.addEventListener('abort', onAbort, { once: true });
+    const initial = from as MysqlPosition | null;
+    const startRec = this.start!;
+    const historyAt = initial ?? ('file' in startRec ? new MysqlPosition(startRec.file, startRec.pos, startRec.gtid) : MysqlPosition.ZERO);
+    await this.loadHistory(historyAt);
+    await this.endControl();
+    this.acked = initial;
+    let attempt = 0;
+    try {
+      while (!signal.aborted) {
+        const resumeAt = this.lastResume ?? initial;
+        let dump: DumpStart;
+        let pos: MysqlPosition | null;
+        if (resumeAt) {
+          dump = { file: resumeAt.file, pos: resumeAt.pos };
+          pos = resumeAt;
+        } else if ('file' in startRec) {
+          dump = { file: startRec.file, pos: startRec.pos };
+          pos = new MysqlPosition(startRec.file, startRec.pos, startRec.gtid);
+        } else {
+          dump = { gtid: startRec.gtid };
+          pos = null;
+        }
+        try {
+          const conn = await BinlogConnection.open({ url: this.cfg.url, serverId: this.cfg.server_id, heartbeatMs: this.cfg.heartbeat_ms }, dump);
+          this.conn = conn;
+          if (signal.aborted) {
+            conn.close();
+            break;
+          }
+          const decoder = new BinlogDecoder({
+            pipeline: this.ctx.pipeline,
+            file: pos?.file ?? '',
+            pos: pos?.pos ?? 4,
+            gtid: pos ? pos.gtid : 'gtid' in startRec ? startRec.gtid : null,
+            checksumBeforeFde: conn.info.checksum,
+            includeTable: (db, t) => this.matches(`${db}.${t}`),
+            schemaFor: (db, t, map) => this.history.hintFor(db, t, map),
+            onDdl: (ddl) => this.history.apply(ddl),
+            onHeartbeat: (p) => this.onHeartbeat(p),
+            emit: (item) => this.onItem(item),
+          });
+          this.decoder = decoder;
+          this.ctx.metrics.set('tributary_source_connected', 1, { pipeline: this.ctx.pipeline });
+          if (attempt > 0) this.ctx.logger.info({ from: pos?.toString() ?? dump, attempt }, 'binlog stream reconnected');
+          const streaming = conn.stream({
+            onEvent: (ev) => {
+              const r = decoder.feed(ev);
+              if (r) return r.then(() => this.afterFeed());
+              attempt = 0;
+              return this.afterFeed();
+            },
+          });
+          await streaming;
+          if (signal.aborted) break;
+          throw new BinlogStreamError('the server ended the binlog stream', null, 'PROTOCOL_CONNECTION_LOST');
+        } catch (err) {
+          if (signal.aborted) break;
+          const fatal = classify(err, resumeAt ?? pos);
+          if (fatal) throw fatal;
+          attempt++;
+          const delay = reconnectDelay(err, attempt);
+          this.ctx.logger.warn({ err: errorMessage(err), attempt, delayMs: delay }, `binlog connection lost: ${errorMessage(err)}; reconnecting`);
+          await sleep(delay, signal);
+        } finally {
+          this.ctx.metrics.set('tributary_source_connected', 0, { pipeline: this.ctx.pipeline });
+          this.conn?.close();
+          this.conn = undefined;
+          this.paused = false;
+          // Re-read the open transaction from its start; skip what was pushed already.
+          this.replay = this.openTxn ? { ...this.openTxn } : null;
+          this.openTxn = null;
+          this.held = [];
+        }
+      }
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+    }
+  }
+
+  /** After each fed event: make a changed schema history durable before its commit goes out. */
+  private afterFeed(): void | Promise<void> {
+    if (!this.history.dirty) return;
+    return this.persistHistory().then(() => {
+      const held = this.held;
+      this.held = [];
+      for (const item of held) this.push(item);
+    });
+  }
+
+  private onItem(item: MysqlSourceItem): void {
+    if (item.kind === 'event') {
+      const r = this.replay;
+      if (r) {
+        if (item.txn.compare(r.txn) === 0 && item.idx < r.count) return; // pushed before the reconnect
+        this.replay = null;
+      }
+      this.openTxn = { txn: item.txn, count: item.idx + 1 };
+    } else {
+      this.replay = null;
+      this.openTxn = null;
+      if (this.history.dirty) {
+        this.held.push(item);
+        this.lastResume = item.resume;
+        return;
+      }
+      this.lastResume = item.resume;
+    }
+    this.push(item);
+  }
+
+  private push(item: MysqlSourceItem): void {
+    const out = this.out!;
+    if (!out.push(item) && !this.paused) {
+      const conn = this.conn;
+      if (!conn) return;
+      this.paused = true;
+      conn.pause();
+      this.ctx.metrics.set('tributary_source_paused', 1, { pipeline: this.ctx.pipeline });
+      void out.drained().then(() => {
+        if (this.conn === conn) this.paused = false;
+        this.ctx.metrics.set('tributary_source_paused', 0, { pipeline: this.ctx.pipeline });
+        conn.resume();
+      });
+    }
+  }
+
+  /**
+   * A heartbeat between transactions: everything up to `pos` has been received and holds
+   * nothing more for us. Push an empty commit there so the checkpoint can follow. Its `txn`
+   * is one byte before `pos`, so that a transaction starting exactly at `pos` still compares
+   * above the stored position and is not skipped as already held.
+   */
+  private onHeartbeat(pos: MysqlPosition): void {
+    if (this.decoder?.inTransaction || this.openTxn || this.held.length) return;
+    const last = this.lastResume ?? this.acked;
+    if (!pos.file || pos.pos < 5 || (last && pos.compare(last) <= 0)) return;
+    this.onItem({ kind: 'commit', txn: pos.withPos(pos.pos - 1), resume: pos });
+  }
+
+  acknowledge(resume: Position): void {
+    const p = resume as MysqlPosition;
+    if (!this.acked || p.compare(this.acked) > 0) this.acked = p;
+  }
+
+  close(): Promise<void> {
+    return (this.closed ??= (async () => {
+      try {
+        this.conn?.close();
+      } catch {
+        /* closing anyway */
+      }
+      this.conn = undefined;
+      await this.endControl();
+    })());
+  }
+}
+
+/** Turns a stream error into a fatal coded error, or null when reconnecting can help. */
+function classify(err: unknown, at: MysqlPosition | null): Error | null {
+  if (err instanceof TributaryError) return err.retryable ? null : err;
+  const errno = (err as { errno?: number | null }).errno ?? null;
+  const msg = errorMessage(err);
+  if (errno === 1236) {
+    if (/could not find first log file|purged|not found in binlog index|Could not find GTID|binlog file.*does not exist/i.test(msg)) {
+      return new TributaryError(
+        ErrorCodes.MYSQL_PURGED,
+        `the binlog position ${at ? at.toString() : ''} is no longer on the server (purged): ${msg}`,
+        {
+          fix: 'the changes since the checkpoint are gone from the binlog. Re-snapshot: set source.snapshot: when_needed and restart; ' +
+            'or, accepting the gap, delete the pipeline state (state dir/<pipeline>) and restart with source.start: latest. ' +
+            'Keep binlogs longer (binlog_expire_logs_seconds) so this does not recur',
+          cause: err,
+        },
+      );
+    }
+    if (/same server_uuid|same server_id|same server id/i.test(msg)) {
+      return new TributaryError(ErrorCodes.MYSQL_BINLOG, `another replica uses server_id: ${msg}`, { fix: 'give each pipeline a unique source.server_id', cause: err });
+    }
+    return new TributaryError(ErrorCodes.MYSQL_BINLOG, `the server refused the binlog dump: ${msg}`, {
+      fix: 'check the stored position with `tributary status` and the server log; the checkpoint may point past the end of a file',
+      cause: err,
+    });
+  }
+  if (errno === 1045 || errno === 1227 || errno === 1044) {
+    return new TributaryError(ErrorCodes.MYSQL_CONNECT, `access denied: ${msg}`, {
+      fix: 'GRANT REPLICATION SLAVE, REPLICATION CLIENT, SELECT ON *.* TO the source user (see `tributary validate --check-source`)',
+      cause: err,
+    });
+  }
+  if (err instanceof BinlogStreamError || isRetryableError(err)) return null;
+  if (errno !== null && errno > 0) return null; // other server errors (shutdown, killed): reconnect
+  return err instanceof Error ? err : new Error(String(err));
+}

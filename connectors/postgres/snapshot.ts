@@ -1,0 +1,210 @@
+import pg from 'pg';
+import type { ChangeEvent, JsonValue, Row } from '../../src/core/event.js';
+import { ErrorCodes, TributaryError } from '../../src/core/errors.js';
+import type { ChunkBounds, SnapshotReader, SnapshotSupport, SnapshotTable } from '../../src/snapshot/types.js';
+import { ident, resolveTables } from './catalog.js';
+import { SESSION_OPTIONS } from './replication.js';
+import { decoderFor, type PgTypeInfo, type ValueDecoder } from './values.js';
+
+/** The logical-message prefix of snapshot watermarks. */
+export const WATERMARK_PREFIX = 'tributary_wm';
+
+/** Raw text for every type: values are decoded by our own decoders, as in streaming. */
+const RAW_TEXT = { getTypeParser: () => (v: string) => v } as unknown as pg.CustomTypesConfig;
+
+function qname(name: string): string {
+  const [schema, table] = name.split('.');
+  return `${ident(schema!)}.${ident(table!)}`;
+}
+
+/**
+ * Snapshot support for Postgres: primary-key (or configured key) chunks by keyset
+ * pagination with row-value comparison, `ctid` block ranges for tables with no key, and
+ * watermarks written with transactional `pg_logical_emit_message`.
+ */
+export class PgSnapshotSupport implements SnapshotSupport {
+  constructor(
+    private readonly o: {
+      url: string;
+      include: readonly string[];
+      exclude: readonly string[] | undefined;
+      keyColumns: Record<string, string[]> | undefined;
+      types: () => ReadonlyMap<number, PgTypeInfo>;
+    },
+  ) {}
+
+  private async client(): Promise<pg.Client> {
+    const c = new pg.Client({ connectionString: this.o.url, options: SESSION_OPTIONS, application_name: 'tributary-snapshot' } as pg.ClientConfig);
+    c.on('error', () => undefined);
+    await c.connect();
+    return c;
+  }
+
+  async tables(only?: string[]): Promise<SnapshotTable[]> {
+    const c = await this.client();
+    try {
+      let all = await resolveTables(c, this.o.include, this.o.exclude);
+      if (only) {
+        const want = new Set(only.map((t) => (t.includes('.') ? t : `public.${t}`)));
+        for (const t of want) {
+          if (!all.some((x) => `${x.schema}.${x.table}` === t)) {
+            throw new TributaryError(ErrorCodes.SNAPSHOT, `table ${t} is not captured by this pipeline`, { fix: 'name a table that source.tables includes (schema.table)' });
+          }
+        }
+        all = all.filter((x) => want.has(`${x.schema}.${x.table}`));
+      }
+      const out: SnapshotTable[] = [];
+      for (const t of all) {
+        const name = `${t.schema}.${t.table}`;
+        const est = await c.query<{ n: string }>('SELECT GREATEST(reltuples, 0)::bigint::text AS n FROM pg_class WHERE oid = $1', [t.oid]);
+        const configured = this.o.keyColumns?.[name];
+        const key = configured ?? t.primaryKey;
+        const keyKind = configured ? 'configured' : t.primaryKey.length ? 'pk' : 'ctid';
+        if (keyKind !== 'ctid') {
+          const types = await c.query<{ attname: string; t: string }>(
+            'SELECT attname, format_type(atttypid, atttypmod) AS t FROM pg_attribute WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped',
+            [t.oid],
+          );
+          const byName = new Map(types.rows.map((r) => [r.attname, r.t]));
+          const missing = key.filter((k) => !byName.has(k));
+          if (missing.length) {
+            throw new TributaryError(ErrorCodes.SNAPSHOT, `key_columns for ${name} name missing columns: ${missing.join(', ')}`, { fix: `use existing columns of ${name}` });
+          }
+          out.push({ name, key, keyKind, keyTypes: key.map((k) => byName.get(k)!), estimate: Number(est.rows[0]?.n ?? 0) });
+        } else out.push({ name, key: [], keyKind, estimate: Number(est.rows[0]?.n ?? 0) });
+      }
+      return out;
+    } finally {
+      await c.end();
+    }
+  }
+
+  async plan(table: SnapshotTable, chunkRows: number, where: string | null): Promise<ChunkBounds[]> {
+    const c = await this.client();
+    try {
+      if (table.keyKind === 'ctid') {
+        // Physical block ranges: every row lives in exactly one block, so the ranges cover
+        // the table with no key at all. Rows per block come from the statistics.
+        const r = await c.query<{ pages: string; tuples: string }>(
+          `SELECT GREATEST(pg_relation_size(c.oid) / current_setting('block_size')::int, 1)::text AS pages, GREATEST(c.reltuples, 0)::bigint::text AS tuples FROM pg_class c WHERE c.oid = $1::regclass`,
+          [qname(table.name)],
+        );
+        const pages = Number(r.rows[0]!.pages);
+        const tuples = Math.max(Number(r.rows[0]!.tuples), 1);
+        const perChunk = Math.max(1, Math.floor(pages / Math.max(1, Math.ceil(tuples / chunkRows))));
+        const chunks: ChunkBounds[] = [];
+        for (let b = 0; b < pages; b += perChunk) chunks.push({ lo: [b], hi: b + perChunk >= pages ? null : [b + perChunk] });
+        return chunks.length ? chunks : [{ lo: [0], hi: null }];
+      }
+      const cols = table.key.map(ident).join(', ');
+      // Every chunkRows-th key, numbered on the server: only the boundaries travel.
+      const r = await c.query({
+        text: `SELECT ${cols} FROM (SELECT ${cols}, row_number() OVER (ORDER BY ${cols}) AS rn FROM ${qname(table.name)}${where ? ` WHERE (${where})` : ''}) s WHERE rn % $1 = 0 ORDER BY ${cols}`,
+        values: [chunkRows],
+        rowMode: 'array',
+        types: RAW_TEXT,
+      });
+      const bounds = r.rows as string[][];
+      if (bounds.length) {
+        // When the row count is a multiple of chunkRows the open-ended last chunk would be
+        // empty; fold it into the one before, so the final chunk (which carries the
+        // snapshot's "last" row) has rows.
+        const kt = table.keyTypes!;
+        const lastB = bounds[bounds.length - 1]!;
+        const more = await c.query(
+          `SELECT 1 FROM ${qname(table.name)} WHERE (${cols}) > (${lastB.map((_, i) => `$${i + 1}::${kt[i]}`).join(', ')})${where ? ` AND (${where})` : ''} LIMIT 1`,
+          lastB,
+        );
+        if (!more.rowCount) bounds.pop();
+      }
+      const chunks: ChunkBounds[] = [];
+      let lo: JsonValue[] | null = null;
+      for (const b of bounds) {
+        chunks.push({ lo, hi: b });
+        lo = b;
+      }
+      chunks.push({ lo, hi: null });
+      return chunks;
+    } finally {
+      await c.end();
+    }
+  }
+
+  async reader(): Promise<SnapshotReader> {
+    const c = await this.client();
+    const decoders = new Map<string, ValueDecoder[]>();
+    const types = this.o.types;
+    let closed: Promise<void> | undefined;
+    return {
+      async watermark(id, mark) {
+        await c.query('SELECT pg_logical_emit_message(true, $1, $2)', [WATERMARK_PREFIX, JSON.stringify({ id, mark })]);
+      },
+      async read(table, chunk, where) {
+        const params: unknown[] = [];
+        const conds: string[] = [];
+        if (table.keyKind === 'ctid') {
+          params.push(`(${chunk.lo![0]},0)`);
+          conds.push(`ctid >= $${params.length}::tid`);
+          if (chunk.hi) {
+            params.push(`(${chunk.hi[0]},0)`);
+            conds.push(`ctid < $${params.length}::tid`);
+          }
+        } else {
+          const kt = table.keyTypes!;
+          const cols = `(${table.key.map(ident).join(', ')})`;
+          const tuple = (vals: JsonValue[]) => `(${vals.map((v, i) => (params.push(v), `$${params.length}::${kt[i]}`)).join(', ')})`;
+          if (chunk.lo) conds.push(`${cols} > ${tuple(chunk.lo)}`);
+          if (chunk.hi) conds.push(`${cols} <= ${tuple(chunk.hi)}`);
+        }
+        if (where) conds.push(`(${where})`);
+        const order = table.keyKind === 'ctid' ? '' : ` ORDER BY ${table.key.map(ident).join(', ')}`;
+        const r = await c.query({ text: `SELECT * FROM ${qname(table.name)}${conds.length ? ` WHERE ${conds.join(' AND ')}` : ''}${order}`, values: params, rowMode: 'array', types: RAW_TEXT });
+        let decs = decoders.get(table.name);
+        if (!decs || decs.length !== r.fields.length) {
+          decs = r.fields.map((f) => decoderFor(f.dataTypeID, types()));
+          decoders.set(table.name, decs);
+        }
+        const names = r.fields.map((f) => f.name);
+        const rows: Row[] = new Array(r.rows.length);
+        for (let i = 0; i < r.rows.length; i++) {
+          const raw = r.rows[i] as (string | null)[];
+          const row: Row = {};
+          for (let j = 0; j < names.length; j++) {
+            const v = raw[j];
+            if (v === null || v === undefined) row[names[j]!] = null;
+            else {
+              const b = Buffer.from(v, 'utf8');
+              row[names[j]!] = decs[j]!(b, 0, b.length);
+            }
+          }
+          rows[i] = row;
+        }
+        return rows;
+      },
+      close() {
+        return (closed ??= c.end().catch(() => undefined));
+      },
+    };
+  }
+}
+
+/** The envelope of a Postgres snapshot row. */
+export function pgSnapshotEvent(pipeline: string, db: string) {
+  return (table: SnapshotTable, row: Row, snapshot: 'true' | 'last' | 'incremental', at: { lsn?: string }): ChangeEvent => {
+    const [schema, name] = table.name.split('.') as [string, string];
+    let key: Row | null = null;
+    if (table.key.length) {
+      key = {};
+      for (const k of table.key) key[k] = row[k] ?? null;
+    }
+    const now = Date.now();
+    return {
+      op: 'r',
+      before: null,
+      after: row,
+      key,
+      source: { connector: 'postgresql', name: pipeline, db, schema, table: name, ts_ms: now, snapshot, lsn: at.lsn },
+      ts_ms: now,
+    };
+  };
+}

@@ -1,0 +1,436 @@
+import { randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { ChangeEvent, Row } from '../core/event.js';
+import { TributaryError, errorMessage } from '../core/errors.js';
+import type { Position, Source, SourceItem } from '../core/source.js';
+import type { StateStore } from '../state/store.js';
+import type { Metrics } from '../runtime/metrics.js';
+import { sleep } from '../runtime/retry.js';
+import type { SnapshotReader, SnapshotState, SnapshotSupport, SnapshotTable } from './types.js';
+import { SnapshotProgress } from './progress.js';
+
+const STATE_KEY = 'snapshot';
+
+/** A chunk between its low and high watermark. */
+interface Window {
+  id: string;
+  ti: number;
+  ci: number;
+  table: SnapshotTable;
+  /** Keys changed by streamed events since the low watermark; null until it is seen. */
+  dirty: Set<string> | null;
+  /** The rows read; set before the high watermark is written. */
+  rows: Row[] | null;
+  closed: () => void;
+}
+
+/** Rows emitted at a high watermark, waiting for every sink to hold them. */
+interface Pending {
+  snapshot: string;
+  ti: number;
+  ci: number;
+  rows: number;
+  txn: Position;
+}
+
+export interface SnapshotOptions {
+  pipeline: string;
+  mode: 'initial' | 'never' | 'initial_only' | 'when_needed';
+  workers: number;
+  chunkRows: number;
+  source: Source;
+  store: StateStore;
+  logger: Logger;
+  metrics: Metrics;
+  /** Put an item into the stream (the pipeline's own push). */
+  push(item: SourceItem): boolean;
+  /** Called when an `initial_only` snapshot is complete and durable. */
+  onInitialOnlyDone(): void;
+}
+
+function keyString(table: SnapshotTable, row: Row | null): string | null {
+  if (!row) return null;
+  if (!table.key.length) return JSON.stringify(row);
+  let s = '';
+  for (const k of table.key) s += JSON.stringify(row[k] ?? null) + '\u0000';
+  return s;
+}
+
+/**
+ * Snapshots that run while streaming continues, chunk by chunk, with the DBLog watermark
+ * algorithm (Andreakis & Papapanagiotou, arXiv 2010.12597):
+ *
+ * 1. write a low watermark into the change log;
+ * 2. read the chunk's rows (keyset pagination on the primary key);
+ * 3. write a high watermark.
+ *
+ * When the stream reaches the low watermark, the keys of every change to the table are
+ * noted; when it reaches the high watermark, the chunk's rows whose key changed in between
+ * are dropped (the streamed change is as new or newer) and the rest are inserted into the
+ * stream right there, as `op: "r"` events of the high watermark's transaction. So a snapshot
+ * row never overwrites a newer change, no lock is taken, the slot or binlog keeps being
+ * consumed, and every chunk is independent: chunks run in parallel and a chunk is the unit
+ * of resumption. A chunk counts as done once every sink has committed the high watermark's
+ * transaction; that progress is persisted, and after a crash only unfinished chunks are
+ * read again.
+ */
+export class SnapshotCoordinator {
+  state: SnapshotState | null = null;
+  private support?: SnapshotSupport;
+  private readonly windows = new Map<string, Window>();
+  /** Open windows (low watermark seen) by table, for the per-event dirty check. */
+  private readonly openByTable = new Map<string, Window[]>();
+  private pending: Pending[] = [];
+  private inflight = new Set<string>();
+  private workers: Promise<void>[] = [];
+  private readonly ac = new AbortController();
+  private wakers: (() => void)[] = [];
+  private persisting: Promise<void> = Promise.resolve();
+  private progress?: SnapshotProgress;
+  /** High watermarks still to be processed in the current snapshot (for `"last"`). */
+  private toEmit = 0;
+  private closed?: Promise<void>;
+
+  constructor(private readonly o: SnapshotOptions) {}
+
+  get active(): boolean {
+    return this.state?.status === 'running';
+  }
+
+  /**
+   * Decide at start-up: resume a stored snapshot, or begin the initial one when the mode and
+   * the checkpoints call for it. The plan is persisted before streaming starts, so a crash
+   * right after start still finds it.
+   */
+  async init(opts: { freshPipeline: boolean; positionLost: boolean }): Promise<void> {
+    if (!this.o.source.snapshots) return;
+    this.state = (await this.o.store.get<SnapshotState>(this.o.pipeline, STATE_KEY)) ?? null;
+    const { mode } = this.o;
+    const wantInitial =
+      (mode === 'initial' || mode === 'initial_only' || mode === 'when_needed') && opts.freshPipeline && !this.state;
+    const lost = mode === 'when_needed' && opts.positionLost;
+    if (wantInitial || lost) {
+      await this.begin('initial', null, null);
+    } else if (this.state?.status === 'running' || this.state?.status === 'paused') {
+      this.o.logger.info({ snapshot: this.state.id, remaining: this.remainingChunks() }, 'resuming snapshot from its last durable chunk');
+      this.toEmit = this.remainingChunks();
+    }
+  }
+
+  /** True when `initial_only` has nothing (left) to do. */
+  get initialOnlyComplete(): boolean {
+    return this.o.mode === 'initial_only' && (!this.state || this.state.status === 'done');
+  }
+
+  private remainingChunks(): number {
+    return this.state ? this.state.tables.reduce((n, t) => n + t.done.filter((d) => !d).length, 0) : 0;
+  }
+
+  /** Plan and persist a snapshot of `tables` (all captured tables when null). */
+  async begin(kind: 'initial' | 'incremental', tables: string[] | null, where: string | null): Promise<SnapshotState> {
+    const support = (this.support ??= this.o.source.snapshots!());
+    const list = await support.tables(tables ?? undefined);
+    const state: SnapshotState = { id: randomUUID(), kind, status: 'running', startedAt: Date.now(), tables: [] };
+    for (const table of list) {
+      const chunks = await support.plan(table, this.o.chunkRows, where);
+      state.tables.push({ table, where, chunks, done: chunks.map(() => false), rows: 0 });
+    }
+    this.state = state;
+    this.pending = [];
+    this.toEmit = this.remainingChunks();
+    await this.persist();
+    this.o.logger.info({ snapshot: state.id, kind, tables: list.map((t) => t.name), chunks: this.toEmit, where }, `snapshot started: ${list.length} table(s)`);
+    this.o.metrics.set('tributary_snapshot_remaining_tables', list.length, { pipeline: this.o.pipeline });
+    this.kick();
+    return state;
+  }
+
+  /** Start the worker loops (after the source runs, so watermarks flow). */
+  start(): void {
+    if (!this.o.source.snapshots) return;
+    this.support ??= this.o.source.snapshots();
+    for (let i = 0; i < this.o.workers; i++) this.workers.push(this.workerLoop(i));
+  }
+
+  private kick(): void {
+    const w = this.wakers;
+    this.wakers = [];
+    for (const fn of w) fn();
+  }
+
+  /** The next chunk no worker has and that is not done, or null. */
+  private nextChunk(): { ti: number; ci: number } | null {
+    const s = this.state;
+    if (!s || s.status !== 'running') return null;
+    for (let ti = 0; ti < s.tables.length; ti++) {
+      const t = s.tables[ti]!;
+      for (let ci = 0; ci < t.chunks.length; ci++) {
+        if (!t.done[ci] && !this.inflight.has(`${s.id}:${ti}:${ci}`) && !this.pending.some((p) => p.snapshot === s.id && p.ti === ti && p.ci === ci)) return { ti, ci };
+      }
+    }
+    return null;
+  }
+
+  private async workerLoop(n: number): Promise<void> {
+    const signal = this.ac.signal;
+    let reader: SnapshotReader | null = null;
+    try {
+      while (!signal.aborted) {
+        const next = this.nextChunk();
+        if (!next) {
+          await reader?.close();
+          reader = null;
+          await new Promise<void>((r) => {
+            this.wakers.push(r);
+            setTimeout(r, 1000).unref();
+          });
+          continue;
+        }
+        const s = this.state!;
+        const tag = `${s.id}:${next.ti}:${next.ci}`;
+        this.inflight.add(tag);
+        try {
+          reader ??= await this.support!.reader();
+          await this.readChunk(reader, s, next.ti, next.ci);
+        } catch (err) {
+          if (signal.aborted) break;
+          this.o.logger.warn({ worker: n, err, table: s.tables[next.ti]!.table.name, chunk: next.ci }, `snapshot chunk failed, retrying: ${errorMessage(err)}`);
+          await reader?.close();
+          reader = null;
+          if (err instanceof TributaryError && !err.retryable) {
+            this.abort(err);
+            break;
+          }
+          await sleep(1000, signal);
+        } finally {
+          this.inflight.delete(tag);
+        }
+      }
+    } finally {
+      await reader?.close();
+    }
+  }
+
+  private async readChunk(reader: SnapshotReader, s: SnapshotState, ti: number, ci: number): Promise<void> {
+    const t = s.tables[ti]!;
+    const id = `${s.id}/${ti}/${ci}/${randomUUID().slice(0, 8)}`;
+    let closed!: () => void;
+    const done = new Promise<void>((r) => (closed = r));
+    const win: Window = { id, ti, ci, table: t.table, dirty: null, rows: null, closed };
+    this.windows.set(id, win);
+    try {
+      await reader.watermark(id, 'low');
+      const rows = await reader.read(t.table, t.chunks[ci]!, t.where);
+      win.rows = rows;
+      this.progress?.read(t.table.name, rows.length, t.table.estimate);
+      await reader.watermark(id, 'high');
+      // Wait until the stream has passed the high watermark: that bounds memory to one
+      // chunk per worker.
+      await Promise.race([done, new Promise<void>((r) => this.ac.signal.addEventListener('abort', () => r(), { once: true }))]);
+    } finally {
+      if (this.windows.get(id) === win) this.closeWindow(win);
+    }
+  }
+
+  private closeWindow(win: Window): void {
+    this.windows.delete(win.id);
+    const list = this.openByTable.get(win.table.name);
+    if (list) {
+      const i = list.indexOf(win);
+      if (i >= 0) list.splice(i, 1);
+      if (!list.length) this.openByTable.delete(win.table.name);
+    }
+    win.closed();
+  }
+
+  /**
+   * Every source item passes here on its way into the stream (synchronously, in log order).
+   * Returns what `push` returned (backpressure).
+   */
+  intake(item: SourceItem): boolean {
+    if (item.kind === 'watermark') return this.onWatermark(item);
+    if (item.kind === 'event' && this.openByTable.size) {
+      const ev = item.event;
+      const wins = this.openByTable.get(`${ev.source.schema ?? ev.source.db}.${ev.source.table}`);
+      if (wins) {
+        for (const w of wins) {
+          if (ev.op === 't') {
+            // A truncate makes the whole chunk stale.
+            w.rows = [];
+            continue;
+          }
+          const k1 = w.table.key.length ? keyString(w.table, ev.key ?? ev.after ?? ev.before) : keyString(w.table, ev.after);
+          if (k1) w.dirty!.add(k1);
+          const k2 = keyString(w.table, ev.before);
+          if (k2) w.dirty!.add(k2);
+        }
+      }
+    }
+    return this.o.push(item);
+  }
+
+  private onWatermark(item: Extract<SourceItem, { kind: 'watermark' }>): boolean {
+    const win = this.windows.get(item.id);
+    if (!win) return true; // from an earlier run, or cancelled: nothing to do
+    if (item.mark === 'low') {
+      win.dirty = new Set();
+      const list = this.openByTable.get(win.table.name);
+      if (list) list.push(win);
+      else this.openByTable.set(win.table.name, [win]);
+      return true;
+    }
+    const s = this.state;
+    if (!s || !win.rows || !win.dirty) {
+      this.closeWindow(win);
+      return true;
+    }
+    const t = s.tables[win.ti]!;
+    const build = this.o.source.snapshotEvent!;
+    const flag = s.kind === 'incremental' ? 'incremental' : 'true';
+    const last = s.kind === 'initial' && this.toEmit === 1;
+    let ok = true;
+    let idx = item.idx + 1;
+    let n = 0;
+    const rows = win.rows;
+    for (let i = 0; i < rows.length; i++) {
+      const row = rows[i]!;
+      const k = keyString(win.table, row);
+      if (k && win.dirty.has(k)) continue; // a streamed change in the window is newer
+      const ev: ChangeEvent = build(win.table, row, last && i === rows.length - 1 ? 'last' : flag, item.at);
+      ok = this.o.push({ kind: 'event', event: ev, txn: item.txn, idx: idx++ }) && ok;
+      n++;
+    }
+    this.toEmit = Math.max(0, this.toEmit - 1);
+    this.pending.push({ snapshot: s.id, ti: win.ti, ci: win.ci, rows: n, txn: item.txn });
+    this.o.metrics.inc('tributary_snapshot_rows_total', n, { pipeline: this.o.pipeline, table: t.table.name });
+    this.closeWindow(win);
+    return ok;
+  }
+
+  /** Every sink holds everything up to `position`: mark those chunks done, persist. */
+  onDurable(position: Position): void {
+    const s = this.state;
+    if (!s || !this.pending.length) return;
+    const stillPending: Pending[] = [];
+    let changed = false;
+    for (const p of this.pending) {
+      if (p.snapshot === s.id && p.txn.compare(position) <= 0) {
+        const t = s.tables[p.ti]!;
+        if (!t.done[p.ci]) {
+          t.done[p.ci] = true;
+          t.rows += p.rows;
+          changed = true;
+          if (t.done.every(Boolean)) {
+            this.o.logger.info({ snapshot: s.id, table: t.table.name, rows: t.rows }, `snapshot of ${t.table.name} done: ${t.rows} rows`);
+            this.progress?.tableDone(t.table.name, t.rows);
+          }
+        }
+      } else if (p.snapshot === s.id) stillPending.push(p);
+    }
+    this.pending = stillPending;
+    if (!changed) return;
+    const remainingTables = s.tables.filter((t) => !t.done.every(Boolean)).length;
+    this.o.metrics.set('tributary_snapshot_remaining_tables', remainingTables, { pipeline: this.o.pipeline });
+    if (remainingTables === 0 && s.status === 'running') {
+      s.status = 'done';
+      s.finishedAt = Date.now();
+      const rows = s.tables.reduce((n, t) => n + t.rows, 0);
+      this.o.logger.info({ snapshot: s.id, rows, seconds: (s.finishedAt - s.startedAt) / 1000 }, `snapshot completed: ${rows} rows in ${s.tables.length} table(s)`);
+      this.progress?.stop();
+    }
+    void this.persist().then(() => {
+      if (s.status === 'done' && this.o.mode === 'initial_only' && s.kind === 'initial') this.o.onInitialOnlyDone();
+    });
+  }
+
+  private persist(): Promise<void> {
+    const snap = this.state ? JSON.parse(JSON.stringify(this.state)) : null;
+    this.persisting = this.persisting.then(
+      () => (snap ? this.o.store.put(this.o.pipeline, STATE_KEY, snap) : undefined),
+      () => undefined,
+    );
+    return this.persisting;
+  }
+
+  /** `tributary snapshot`: start, pause, resume or cancel. */
+  async control(action: 'start' | 'pause' | 'resume' | 'cancel', table: string | null, where: string | null): Promise<{ status: number; body: unknown }> {
+    if (!this.o.source.snapshots) return { status: 400, body: { error: 'this source cannot snapshot' } };
+    const s = this.state;
+    switch (action) {
+      case 'start': {
+        if (s && (s.status === 'running' || s.status === 'paused')) {
+          return { status: 409, body: { error: `snapshot ${s.id} is ${s.status}; cancel it or wait for it to finish`, snapshot: this.summary() } };
+        }
+        try {
+          const st = await this.begin('incremental', table ? [table] : null, where);
+          return { status: 202, body: { started: st.id, snapshot: this.summary() } };
+        } catch (err) {
+          return { status: 400, body: { error: errorMessage(err) } };
+        }
+      }
+      case 'pause':
+      case 'resume':
+      case 'cancel': {
+        if (!s || s.status === 'done' || s.status === 'cancelled') return { status: 404, body: { error: 'no snapshot is running' } };
+        s.status = action === 'pause' ? 'paused' : action === 'resume' ? 'running' : 'cancelled';
+        if (action === 'cancel') {
+          for (const w of [...this.windows.values()]) this.closeWindow(w);
+          this.pending = [];
+          this.o.logger.warn({ snapshot: s.id }, 'snapshot cancelled');
+          this.progress?.stop();
+        } else this.o.logger.info({ snapshot: s.id }, `snapshot ${action}d`);
+        await this.persist();
+        this.kick();
+        return { status: 200, body: { snapshot: this.summary() } };
+      }
+    }
+  }
+
+  /** For `/status` and `tributary status`. */
+  summary(): Record<string, unknown> | null {
+    const s = this.state;
+    if (!s) return null;
+    return {
+      id: s.id,
+      kind: s.kind,
+      status: s.status,
+      startedAt: new Date(s.startedAt).toISOString(),
+      finishedAt: s.finishedAt ? new Date(s.finishedAt).toISOString() : null,
+      tables: s.tables.map((t) => ({
+        table: t.table.name,
+        where: t.where,
+        chunksDone: t.done.filter(Boolean).length,
+        chunks: t.chunks.length,
+        rows: t.rows,
+        estimate: t.table.estimate,
+      })),
+    };
+  }
+
+  /** Show progress bars (terminal) or periodic log lines. */
+  showProgress(): void {
+    this.progress ??= new SnapshotProgress(this.o.logger);
+  }
+
+  private abort(err: TributaryError): void {
+    const s = this.state;
+    if (s) {
+      s.status = 'cancelled';
+      void this.persist();
+    }
+    this.o.logger.error({ err, code: err.code }, `snapshot aborted: ${err.format()}`);
+    this.progress?.stop();
+  }
+
+  close(): Promise<void> {
+    return (this.closed ??= (async () => {
+      this.ac.abort();
+      this.kick();
+      for (const w of [...this.windows.values()]) this.closeWindow(w);
+      await Promise.allSettled(this.workers);
+      await this.persisting.catch(() => undefined);
+      this.progress?.stop();
+    })());
+  }
+}
+
