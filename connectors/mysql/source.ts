@@ -60,7 +60,11 @@ export class MysqlSource implements Source {
     private readonly ctx: SourceContext,
   ) {
     this.matches = tableMatcher(cfg.tables, cfg.exclude);
+    this.serverId = cfg.server_id ?? defaultServerId(ctx.pipeline);
   }
+
+  /** The replica id this pipeline registers with. */
+  readonly serverId: number;
 
   parsePosition(s: string): Position {
     return MysqlPosition.parse(s);
@@ -88,7 +92,7 @@ export class MysqlSource implements Source {
   }
 
   async preflight(): Promise<PreflightProblem[]> {
-    return checkMysql(await this.controlConn(), { serverId: this.cfg.server_id });
+    return checkMysql(await this.controlConn(), { serverId: this.serverId });
   }
 
   /**
@@ -200,7 +204,7 @@ export class MysqlSource implements Source {
           pos = null;
         }
         try {
-          const conn = await BinlogConnection.open({ url: this.cfg.url, serverId: this.cfg.server_id, heartbeatMs: this.cfg.heartbeat_ms }, dump);
+          const conn = await BinlogConnection.open({ url: this.cfg.url, serverId: this.serverId, heartbeatMs: this.cfg.heartbeat_ms }, dump);
           this.conn = conn;
           if (signal.aborted) {
             conn.close();
@@ -369,4 +373,18 @@ function classify(err: unknown, at: MysqlPosition | null): Error | null {
   if (err instanceof BinlogStreamError || isRetryableError(err)) return null;
   if (errno !== null && errno > 0) return null; // other server errors (shutdown, killed): reconnect
   return err instanceof Error ? err : new Error(String(err));
+}
+
+/**
+ * A stable replica id from the pipeline name (FNV-1a), above 1,000,000 so it stays clear of
+ * the small ids people give real servers. Two pipelines on the same server must not share
+ * one: the server drops a replica when another registers with its id.
+ */
+export function defaultServerId(pipeline: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < pipeline.length; i++) {
+    h ^= pipeline.charCodeAt(i);
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return 1_000_000 + (h % 2_000_000_000);
 }

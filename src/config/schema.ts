@@ -46,7 +46,13 @@ export const MysqlSourceConfig = z
     url: z.string().describe('`mysql://user:pass@host:3306/`. MariaDB uses the same type.'),
     tables: tableList.default(['*.*']),
     exclude: tableList.optional(),
-    server_id: z.number().int().min(1).max(4294967295).default(4242).describe('Replica server id; must be unique among the server\'s replicas.'),
+    server_id: z
+      .number()
+      .int()
+      .min(1)
+      .max(4294967295)
+      .optional()
+      .describe("Replica server id; must be unique among the server's replicas. Default: derived from the pipeline name (a stable number from 1000000 up), so pipelines do not evict each other."),
     start: z
       .union([
         z.enum(['earliest', 'latest']),

@@ -166,7 +166,10 @@ export class Pipeline {
     if (item.kind === 'event') {
       const json = JSON.stringify(item.event);
       const table = qualifiedTable(item.event);
-      entry = { kind: 'event', txn: item.txn, sink: new StreamSinkEvent(item.event, table, item.txn, item.idx, json), bytes: json.length + 64 };
+      // What an entry really costs: the JSON string plus the event's object graph (about the
+      // JSON again) plus fixed overhead. Counting only the JSON let the real footprint grow
+      // to ~2.5 times the budget.
+      entry = { kind: 'event', txn: item.txn, sink: new StreamSinkEvent(item.event, table, item.txn, item.idx, json), bytes: json.length * 2 + 200 };
       this.metrics.inc('tributary_events_in_total', 1, { pipeline: this.name });
       this.lastTxnTs = item.event.source.ts_ms;
     } else if (item.kind === 'commit') {
