@@ -2,7 +2,7 @@ import pg from 'pg';
 import type { ChangeEvent, JsonValue, Row } from '../../src/core/event.js';
 import { ErrorCodes, TributaryError } from '../../src/core/errors.js';
 import type { ChunkBounds, SnapshotReader, SnapshotSupport, SnapshotTable } from '../../src/snapshot/types.js';
-import { ident, resolveTables } from './catalog.js';
+import { ident, loadTypes, resolveTables } from './catalog.js';
 import { SESSION_OPTIONS } from './replication.js';
 import { decoderFor, type PgTypeInfo, type ValueDecoder } from './values.js';
 
@@ -130,10 +130,15 @@ export class PgSnapshotSupport implements SnapshotSupport {
     }
   }
 
+  /** Type catalog for decoders: the source's, or (in a `--worker` process) our own. */
+  private ownTypes?: Promise<ReadonlyMap<number, PgTypeInfo>>;
+
   async reader(): Promise<SnapshotReader> {
     const c = await this.client();
     const decoders = new Map<string, ValueDecoder[]>();
-    const types = this.o.types;
+    let typeMap = this.o.types();
+    if (!typeMap.size) typeMap = await (this.ownTypes ??= loadTypes(c));
+    const types = () => typeMap;
     let closed: Promise<void> | undefined;
     return {
       async watermark(id, mark) {

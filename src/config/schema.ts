@@ -17,7 +17,13 @@ const snapshotMode = z
 
 const snapshotCommon = {
   snapshot: snapshotMode,
-  snapshot_workers: z.number().int().min(1).max(64).default(2).describe('Chunks read in parallel during a snapshot.'),
+  snapshot_workers: z
+    .number()
+    .int()
+    .min(0)
+    .max(64)
+    .default(2)
+    .describe('Chunks read in parallel by this process. With stream.type: redis, `tributary run --worker` processes read chunks too, and 0 leaves all reading to them.'),
   snapshot_chunk_rows: z.number().int().min(100).default(10000).describe('Rows per snapshot chunk (keyset pagination by primary key).'),
   key_columns: z
     .record(z.string(), z.array(z.string()))

@@ -123,6 +123,7 @@ export class Pipeline {
       logger: this.logger.child({ component: 'snapshot' }),
       metrics: this.metrics,
       push: (item) => this.pushToStream(item),
+      distributed: cfg.stream.type === 'redis' ? { url: cfg.stream.url } : undefined,
       onInitialOnlyDone: () => {
         this.logger.info('initial_only: snapshot complete and durable; stopping');
         void this.drainAndStop().then(() => this.resolveDone());
@@ -133,7 +134,10 @@ export class Pipeline {
     this.acked = from;
     const out: SourceOutput = {
       push: (item) => this.push(item),
-      drained: () => this.stream.drained(),
+      drained: async () => {
+        await this.snapshots?.unblocked();
+        await this.stream.drained();
+      },
     };
     this.state = 'running';
     this.sourceRun = this.source.run(from, out).then(
@@ -146,7 +150,7 @@ export class Pipeline {
         this.fail(err);
       },
     );
-    this.snapshots.start();
+    await this.snapshots.start();
     if (this.snapshots.active) this.snapshots.showProgress();
     if (this.snapshots.initialOnlyComplete && src.snapshot === 'initial_only') {
       this.logger.info('initial_only: the snapshot is already complete; stopping');

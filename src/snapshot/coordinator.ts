@@ -8,6 +8,7 @@ import type { Metrics } from '../runtime/metrics.js';
 import { sleep } from '../runtime/retry.js';
 import type { SnapshotReader, SnapshotState, SnapshotSupport, SnapshotTable } from './types.js';
 import { SnapshotProgress } from './progress.js';
+import { ChunkQueue, takeChunkRows, type ChunkJob } from './distributed.js';
 
 const STATE_KEY = 'snapshot';
 
@@ -46,6 +47,8 @@ export interface SnapshotOptions {
   push(item: SourceItem): boolean;
   /** Called when an `initial_only` snapshot is complete and durable. */
   onInitialOnlyDone(): void;
+  /** With `stream.type: redis`: chunks are BullMQ jobs that `--worker` processes share. */
+  distributed?: { url: string };
 }
 
 function keyString(table: SnapshotTable, row: Row | null): string | null {
@@ -90,6 +93,10 @@ export class SnapshotCoordinator {
   /** High watermarks still to be processed in the current snapshot (for `"last"`). */
   private toEmit = 0;
   private closed?: Promise<void>;
+  private queue?: ChunkQueue;
+  /** While the rows of a remote chunk are fetched, later items wait here, in order. */
+  blocked: Promise<void> | null = null;
+  private backlog: SourceItem[] = [];
 
   constructor(private readonly o: SnapshotOptions) {}
 
@@ -141,15 +148,50 @@ export class SnapshotCoordinator {
     await this.persist();
     this.o.logger.info({ snapshot: state.id, kind, tables: list.map((t) => t.name), chunks: this.toEmit, where }, `snapshot started: ${list.length} table(s)`);
     this.o.metrics.set('tributary_snapshot_remaining_tables', list.length, { pipeline: this.o.pipeline });
+    if (this.queue) await this.enqueuePending();
     this.kick();
     return state;
   }
 
-  /** Start the worker loops (after the source runs, so watermarks flow). */
-  start(): void {
+  /** Start the workers (after the source runs, so watermarks flow). */
+  async start(): Promise<void> {
     if (!this.o.source.snapshots) return;
     this.support ??= this.o.source.snapshots();
+    if (this.o.distributed) {
+      this.queue = new ChunkQueue(this.o.distributed.url, this.o.pipeline);
+      await this.queue.reset();
+      if (this.o.workers > 0) this.queue.work(this.support, this.o.workers, this.o.logger);
+      await this.enqueuePending();
+      return;
+    }
     for (let i = 0; i < this.o.workers; i++) this.workers.push(this.workerLoop(i));
+  }
+
+  /** Distributed mode: one job per unfinished chunk, its window registered first. */
+  private async enqueuePending(): Promise<void> {
+    const s = this.state;
+    if (!this.queue || !s || s.status === 'done' || s.status === 'cancelled') return;
+    const jobs: ChunkJob[] = [];
+    s.tables.forEach((t, ti) =>
+      t.chunks.forEach((chunk, ci) => {
+        if (t.done[ci]) return;
+        jobs.push(this.registerRemote(s, ti, ci));
+      }),
+    );
+    await this.queue.enqueue(jobs);
+    if (s.status === 'paused') await this.queue.pause();
+  }
+
+  private registerRemote(s: SnapshotState, ti: number, ci: number): ChunkJob {
+    const t = s.tables[ti]!;
+    const id = `${s.id}/${ti}/${ci}/${randomUUID().slice(0, 8)}`;
+    this.windows.set(id, { id, ti, ci, table: t.table, dirty: null, rows: null, closed: () => undefined });
+    return { pipeline: this.o.pipeline, windowId: id, table: t.table, chunk: t.chunks[ci]!, where: t.where };
+  }
+
+  /** Resolves once no remote chunk is being fetched. */
+  async unblocked(): Promise<void> {
+    while (this.blocked) await this.blocked;
   }
 
   private kick(): void {
@@ -248,6 +290,10 @@ export class SnapshotCoordinator {
    * Returns what `push` returned (backpressure).
    */
   intake(item: SourceItem): boolean {
+    if (this.blocked) {
+      this.backlog.push(item);
+      return false;
+    }
     if (item.kind === 'watermark') return this.onWatermark(item);
     if (item.kind === 'event' && this.openByTable.size) {
       const ev = item.event;
@@ -280,10 +326,40 @@ export class SnapshotCoordinator {
       return true;
     }
     const s = this.state;
+    if (s && win.dirty && !win.rows && this.queue) {
+      // A worker elsewhere read this chunk and left the rows in Redis: fetch them, holding
+      // every later item back so the log order is kept.
+      this.blocked = this.fetchRemote(win, item);
+      return false;
+    }
     if (!s || !win.rows || !win.dirty) {
       this.closeWindow(win);
       return true;
     }
+    return this.emitChunk(s, win, item);
+  }
+
+  private async fetchRemote(win: Window, item: Extract<SourceItem, { kind: 'watermark' }>): Promise<void> {
+    try {
+      win.rows = await takeChunkRows(this.queue!.redis, this.o.pipeline, win.id);
+      this.progress?.read(win.table.name, win.rows.length, win.table.estimate);
+    } catch (err) {
+      this.o.logger.warn({ err, table: win.table.name, chunk: win.ci }, `cannot fetch a snapshot chunk's rows; reading the chunk again: ${errorMessage(err)}`);
+      win.rows = null;
+    }
+    this.blocked = null;
+    const s = this.state!;
+    if (win.rows) this.emitChunk(s, win, item);
+    else {
+      this.closeWindow(win);
+      void this.queue!.enqueue([this.registerRemote(s, win.ti, win.ci)]);
+    }
+    const q = this.backlog;
+    this.backlog = [];
+    for (const it of q) this.intake(it);
+  }
+
+  private emitChunk(s: SnapshotState, win: Window, item: Extract<SourceItem, { kind: 'watermark' }>): boolean {
     const t = s.tables[win.ti]!;
     const build = this.o.source.snapshotEvent!;
     const flag = s.kind === 'incremental' ? 'incremental' : 'true';
@@ -291,11 +367,12 @@ export class SnapshotCoordinator {
     let ok = true;
     let idx = item.idx + 1;
     let n = 0;
-    const rows = win.rows;
+    const rows = win.rows!;
+    const dirty = win.dirty!;
     for (let i = 0; i < rows.length; i++) {
       const row = rows[i]!;
       const k = keyString(win.table, row);
-      if (k && win.dirty.has(k)) continue; // a streamed change in the window is newer
+      if (k && dirty.has(k)) continue; // a streamed change in the window is newer
       const ev: ChangeEvent = build(win.table, row, last && i === rows.length - 1 ? 'last' : flag, item.at);
       ok = this.o.push({ kind: 'event', event: ev, txn: item.txn, idx: idx++ }) && ok;
       n++;
@@ -373,6 +450,11 @@ export class SnapshotCoordinator {
       case 'cancel': {
         if (!s || s.status === 'done' || s.status === 'cancelled') return { status: 404, body: { error: 'no snapshot is running' } };
         s.status = action === 'pause' ? 'paused' : action === 'resume' ? 'running' : 'cancelled';
+        if (this.queue) {
+          if (action === 'pause') await this.queue.pause();
+          else if (action === 'resume') await this.queue.resume();
+          else await this.queue.drain();
+        }
         if (action === 'cancel') {
           for (const w of [...this.windows.values()]) this.closeWindow(w);
           this.pending = [];
@@ -428,6 +510,7 @@ export class SnapshotCoordinator {
       this.kick();
       for (const w of [...this.windows.values()]) this.closeWindow(w);
       await Promise.allSettled(this.workers);
+      await this.queue?.close();
       await this.persisting.catch(() => undefined);
       this.progress?.stop();
     })());

@@ -9,7 +9,7 @@ import { REDIS_URL } from '../helpers/env.js';
 import { freePort } from '../helpers/embedded-pg.js';
 import { readJsonl, replay } from '../helpers/pipeline.js';
 
-function config(dir: TempDir, db: PgTestDb, o: { name: string; tables: string; mode: string; chunk?: number; workers?: number; port?: number; extraSinks?: string }) {
+function config(dir: TempDir, db: PgTestDb, o: { name: string; tables: string; mode: string; chunk?: number; workers?: number; port?: number; extraSinks?: string; stream?: string }) {
   return dir.file(
     `${o.name}.yaml`,
     `name: ${o.name}
@@ -21,7 +21,7 @@ source:
   snapshot_chunk_rows: ${o.chunk ?? 5000}
   snapshot_workers: ${o.workers ?? 2}
   status_interval_ms: 200
-state: { type: file, dir: ${dir.path}/state }
+${o.stream ? `stream: ${o.stream}\n` : ''}state: { type: file, dir: ${dir.path}/state }
 sinks:
   - name: audit
     type: jsonl
@@ -172,6 +172,31 @@ describe('postgres snapshots (DBLog watermarks, chunked, resumable)', { concurre
     assert.equal(cli.code, 1, 'nothing left to cancel');
     const st = await TributaryProcess.run(['status', '--config', cfg]);
     assert.match(st.stdout, /snapshot: .*"status":"cancelled"/);
+  });
+
+  it('two BullMQ worker processes share one table and together produce the exact row set', { timeout: 180_000 }, async () => {
+    await using db = await PgTestDb.create('snapq');
+    await using dir = new TempDir();
+    await db.query("CREATE TABLE t (id bigint PRIMARY KEY, v int NOT NULL, note text); INSERT INTO t SELECT g, 0, 'n' || g FROM generate_series(1, 60000) g; ANALYZE t");
+    const cfg = config(dir, db, { name: 'snapq', tables: 'public.t', mode: 'initial', chunk: 1500, workers: 0, stream: `{ type: redis, url: "${REDIS_URL}" }` });
+    await using w1 = TributaryProcess.start(['run', '--worker', '--config', cfg]);
+    await using w2 = TributaryProcess.start(['run', '--worker', '--config', cfg]);
+    await w1.waitForLog(/snapshot worker waiting/);
+    await w2.waitForLog(/snapshot worker waiting/);
+    await using main = TributaryProcess.start(['run', '--config', cfg]);
+    await main.waitForLog(/snapshot completed: 60000 rows/, 120_000);
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(await main.kill('SIGTERM'), 0);
+    const chunksOf = (p: TributaryProcess) => (p.stderr.match(/snapshot chunk done/g) ?? []).length;
+    const c1 = chunksOf(w1);
+    const c2 = chunksOf(w2);
+    assert.ok(c1 > 0 && c2 > 0, `both workers read chunks (${c1} and ${c2})`);
+    assert.equal(c1 + c2, 40, 'every chunk read once');
+    const ids = readJsonl(`${dir.path}/out.jsonl`).map((e) => Number(e.after!.id));
+    assert.equal(ids.length, 60000);
+    assert.deepEqual([...new Set(ids)].sort((a, b) => a - b), Array.from({ length: 60000 }, (_, i) => i + 1));
+    assert.equal(await w1.kill('SIGTERM'), 0);
+    assert.equal(await w2.kill('SIGTERM'), 0);
   });
 
   it('a table without a primary key is read in ctid ranges', { timeout: 120_000 }, async () => {
