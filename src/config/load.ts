@@ -9,7 +9,7 @@ import { resolveSink, type LoadedSinkDefinition } from '../runtime/sink-registry
 /** A sink block after validation: the runtime keys plus the plugin's own config. */
 export interface ResolvedSink {
   base: PipelineConfig['sinks'][number] & {
-    batch: { max_events: number; max_bytes: number };
+    batch: { max_events: number; max_bytes: number; max_wait_ms: number };
     retry: { attempts: number; backoff_ms: number; max_backoff_ms: number };
     dead_letter: { policy: 'park' | 'stop'; path?: string };
   };

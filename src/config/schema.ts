@@ -109,10 +109,11 @@ export const SinkBaseShape = {
     .object({
       max_events: z.number().int().min(1).default(2000),
       max_bytes: z.number().int().min(1024).default(4 << 20),
+      max_wait_ms: z.number().int().min(0).default(0).describe('How long to wait for a fuller batch when fewer events are ready (0: write what is there at once, lowest latency).'),
     })
     .strict()
-    .default({ max_events: 2000, max_bytes: 4 << 20 })
-    .describe('A batch is cut at this many events or bytes, whichever comes first.'),
+    .default({ max_events: 2000, max_bytes: 4 << 20, max_wait_ms: 0 })
+    .describe('A batch is cut at this many events or bytes, or after max_wait_ms, whichever comes first.'),
   retry: z
     .object({
       attempts: z.number().int().min(1).default(3).describe('Tries of a failing batch before its poison events are isolated.'),

@@ -115,13 +115,18 @@ export class SinkRunner {
 
   private async run(): Promise<void> {
     const { stream, sink } = this.o;
-    const { max_events, max_bytes } = sink.base.batch;
+    const { max_events, max_bytes, max_wait_ms } = sink.base.batch;
     const signal = this.ac.signal;
     while (!signal.aborted) {
       await stream.wait(this.cursor, signal);
       if (signal.aborted) break;
       let entries = stream.read(this.cursor, max_events, max_bytes);
       if (!entries.length) continue;
+      if (max_wait_ms > 0 && entries.length < max_events) {
+        // Linger for a fuller batch (fewer, larger writes), then take what is there.
+        await sleep(max_wait_ms, signal);
+        entries = stream.read(this.cursor, max_events, max_bytes);
+      }
       let commit: Extract<StreamEntry, { kind: 'commit' }> | null = null;
       for (let i = entries.length - 1; i >= 0; i--) {
         const e = entries[i]!;
