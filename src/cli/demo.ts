@@ -9,7 +9,8 @@ import { loadConfig } from '../config/load.js';
 import { Metrics, defineRuntimeMetrics } from '../runtime/metrics.js';
 import { Pipeline } from '../runtime/pipeline.js';
 
-function freePort(): Promise<number> {
+/** A TCP port free on loopback right now. */
+export function freePort(): Promise<number> {
   return new Promise((res, rej) => {
     const s = createServer();
     s.once('error', rej);

