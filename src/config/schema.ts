@@ -68,6 +68,13 @@ export const MysqlSourceConfig = z
       .default('latest')
       .describe('Where to start when there is no checkpoint: earliest, latest, {file, pos} or {gtid}.'),
     heartbeat_ms: z.number().int().min(0).default(5000).describe('Server heartbeat period; a dead socket is detected after 3 missed heartbeats.'),
+    signal_table: z
+      .string()
+      .regex(/^[^.`\s]+\.[^`\s]+$/, 'a db.table name')
+      .optional()
+      .describe(
+        'Default `tributary.watermarks`. Table (`db.table`) that snapshot watermarks are inserted into; their binlog rows mark chunk windows and are never sent to sinks. Created on first use (the source user needs CREATE, INSERT and DELETE on its database), or create it yourself: `(id VARCHAR(190) NOT NULL, mark VARCHAR(8) NOT NULL, created_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6), PRIMARY KEY (id, mark))`.',
+      ),
     ...snapshotCommon,
   })
   .strict();

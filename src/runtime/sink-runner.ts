@@ -188,7 +188,12 @@ export class SinkRunner {
       await this.isolate(events, wctx, failed, state);
       const poisonOnly = failed.length > 0 && failed.every((f) => f.err instanceof PoisonEventError);
       if (!state.broken && (state.succeeded || poisonOnly || (events.length === 1 && this.lastWriteOkBefore))) {
-        for (const f of failed) await this.park(f.ev, f.err);
+        for (const f of failed) {
+          // One more try before parking: the target may have recovered while the batch was
+          // being bisected, and an event that goes through now was never poison.
+          const again = f.err instanceof PoisonEventError ? f.err : await this.writeWithRetries([f.ev], { ...wctx, commit: null }, 1);
+          if (again) await this.park(f.ev, again);
+        }
         return;
       }
       if (wctx.signal.aborted) throw err;

@@ -369,11 +369,15 @@ export class SnapshotCoordinator {
     let n = 0;
     const rows = win.rows!;
     const dirty = win.dirty!;
-    for (let i = 0; i < rows.length; i++) {
-      const row = rows[i]!;
+    // Rows whose key changed inside the window are dropped: the streamed change is as new
+    // or newer. The final emitted row of an initial snapshot carries "last".
+    const keep: Row[] = [];
+    for (const row of rows) {
       const k = keyString(win.table, row);
-      if (k && dirty.has(k)) continue; // a streamed change in the window is newer
-      const ev: ChangeEvent = build(win.table, row, last && i === rows.length - 1 ? 'last' : flag, item.at);
+      if (!(k && dirty.has(k))) keep.push(row);
+    }
+    for (let i = 0; i < keep.length; i++) {
+      const ev: ChangeEvent = build(win.table, keep[i]!, last && i === keep.length - 1 ? 'last' : flag, item.at);
       ok = this.o.push({ kind: 'event', event: ev, txn: item.txn, idx: idx++ }) && ok;
       n++;
     }
