@@ -1,7 +1,9 @@
 import type mysql from 'mysql2';
 import type { MysqlSourceConfig } from '../../src/config/schema.js';
 import { ErrorCodes, TributaryError, errorMessage } from '../../src/core/errors.js';
-import type { Position, PreflightProblem, Source, SourceContext, SourceOutput } from '../../src/core/source.js';
+import type { Row } from '../../src/core/event.js';
+import type { Position, PreflightProblem, Source, SourceContext, SourceItem, SourceOutput } from '../../src/core/source.js';
+import type { SnapshotEventBuilder, SnapshotSupport } from '../../src/snapshot/types.js';
 import { isRetryableError, reconnectDelay, sleep } from '../../src/runtime/retry.js';
 import { tableMatcher } from '../../src/runtime/table-filter.js';
 import { BinlogConnection, BinlogStreamError, connectMysql, mysqlQuery, type DumpStart } from './client.js';
@@ -9,6 +11,7 @@ import { BinlogDecoder, type MysqlSourceItem } from './decoder.js';
 import { MysqlPosition } from './position.js';
 import { checkMysql } from './preflight.js';
 import { SchemaHistory } from './schema-history.js';
+import { MysqlSnapshotSupport, checkSignalTable, mysqlSnapshotEvent, parseSignalTable, type SignalTable } from './snapshot.js';
 
 /** Where streaming starts when no sink holds a checkpoint, fixed once in `prepare()`. */
 type StartRecord = { file: string; pos: number; gtid: string | null } | { gtid: string };
@@ -54,6 +57,14 @@ export class MysqlSource implements Source {
   private acked: MysqlPosition | null = null;
   private paused = false;
   private out?: SourceOutput;
+  /** Where snapshot watermarks are written (their inserts come back as `watermark` items). */
+  private readonly signal: SignalTable;
+  private support?: MysqlSnapshotSupport;
+  /** Row keys of tables without a primary key (key_columns, else a NOT NULL unique key). */
+  private readonly fallbackKeys = new Map<string, string[]>();
+  /** server_id of the last watermark seen: the `source.server_id` of snapshot rows. */
+  private watermarkServerId = 0;
+  readonly snapshotEvent: SnapshotEventBuilder;
 
   constructor(
     readonly cfg: MysqlSourceConfig,
@@ -61,6 +72,21 @@ export class MysqlSource implements Source {
   ) {
     this.matches = tableMatcher(cfg.tables, cfg.exclude);
     this.serverId = cfg.server_id ?? defaultServerId(ctx.pipeline);
+    this.signal = parseSignalTable(cfg.signal_table);
+    for (const [t, cols] of Object.entries(cfg.key_columns ?? {})) if (cols.length) this.fallbackKeys.set(t, cols);
+    this.snapshotEvent = mysqlSnapshotEvent(ctx.pipeline, () => this.watermarkServerId);
+  }
+
+  /** Chunked snapshot reads with signal-table watermarks (connectors/mysql/snapshot.ts). */
+  snapshots(): SnapshotSupport {
+    return (this.support ??= new MysqlSnapshotSupport({
+      url: this.cfg.url,
+      include: this.cfg.tables,
+      exclude: this.cfg.exclude,
+      keyColumns: this.cfg.key_columns,
+      signal: this.signal,
+      onKey: (t, key) => this.fallbackKeys.set(t, key),
+    }));
   }
 
   /** The replica id this pipeline registers with. */
@@ -92,7 +118,8 @@ export class MysqlSource implements Source {
   }
 
   async preflight(): Promise<PreflightProblem[]> {
-    return checkMysql(await this.controlConn(), { serverId: this.serverId });
+    const c = await this.controlConn();
+    return [...(await checkMysql(c, { serverId: this.serverId })), ...(await checkSignalTable(c, this.signal))];
   }
 
   /**
@@ -108,6 +135,15 @@ export class MysqlSource implements Source {
       const logs = await mysqlQuery<{ Log_name: string }>(await this.controlConn(), 'SHOW BINARY LOGS').catch(() => null);
       if (logs && !logs.some((l) => l.Log_name === f.file)) {
         this.ctx.logger.warn({ position: f.toString() }, 'the checkpoint position is no longer in the binlog (purged)');
+        if (this.cfg.snapshot === 'when_needed') {
+          // The pipeline re-snapshots and streams from here: the stored start may be purged too.
+          const [st] = await mysqlQuery<{ File: string; Position: number }>(await this.controlConn(), 'SHOW MASTER STATUS');
+          if (st) {
+            this.start = { file: st.File, pos: Number(st.Position), gtid: await this.gtidNow(await this.controlConn()) };
+            await this.ctx.store.put(this.ctx.pipeline, START_KEY, this.start);
+            this.ctx.logger.warn({ start: this.start }, 'streaming restarts at the current binlog position; re-snapshotting (snapshot: when_needed)');
+          }
+        }
         return { positionLost: true };
       }
     }
@@ -186,6 +222,12 @@ export class MysqlSource implements Source {
     const historyAt = initial ?? ('file' in startRec ? new MysqlPosition(startRec.file, startRec.pos, startRec.gtid) : MysqlPosition.ZERO);
     await this.loadHistory(historyAt);
     await this.endControl();
+    // Tables without a primary key: stream them with the key their snapshot rows carry.
+    try {
+      for (const [t, key] of await (this.snapshots() as MysqlSnapshotSupport).fallbackKeys()) if (!this.fallbackKeys.has(t)) this.fallbackKeys.set(t, key);
+    } catch (err) {
+      this.ctx.logger.warn({ err: errorMessage(err) }, 'could not look up unique keys of tables without a primary key');
+    }
     this.acked = initial;
     let attempt = 0;
     try {
@@ -216,7 +258,7 @@ export class MysqlSource implements Source {
             pos: pos?.pos ?? 4,
             gtid: pos ? pos.gtid : 'gtid' in startRec ? startRec.gtid : null,
             checksumBeforeFde: conn.info.checksum,
-            includeTable: (db, t) => this.matches(`${db}.${t}`),
+            includeTable: (db, t) => this.matches(`${db}.${t}`) || (db === this.signal.db && t === this.signal.table),
             schemaFor: (db, t, map) => this.history.hintFor(db, t, map),
             onDdl: (ddl) => this.history.apply(ddl),
             onHeartbeat: (p) => this.onHeartbeat(p),
@@ -278,6 +320,25 @@ export class MysqlSource implements Source {
         this.replay = null;
       }
       this.openTxn = { txn: item.txn, count: item.idx + 1 };
+      const ev = item.event;
+      if (ev.source.table === this.signal.table && ev.source.db === this.signal.db) {
+        // The signal table: an inserted row is a snapshot watermark; nothing of it reaches sinks.
+        const mark = ev.op === 'c' ? ev.after?.mark : null;
+        if (mark === 'low' || mark === 'high') {
+          this.watermarkServerId = ev.source.server_id ?? 0;
+          this.push({ kind: 'watermark', id: String(ev.after!.id), mark, txn: item.txn, idx: item.idx, at: { file: ev.source.file, pos: ev.source.pos } });
+        }
+        return;
+      }
+      if (ev.key === null && ev.op !== 't' && this.fallbackKeys.size) {
+        const cols = this.fallbackKeys.get(`${ev.source.db}.${ev.source.table}`);
+        const img = ev.after ?? ev.before;
+        if (cols && img) {
+          const key: Row = {};
+          for (const k of cols) key[k] = img[k] ?? null;
+          ev.key = key;
+        }
+      }
     } else {
       this.replay = null;
       this.openTxn = null;
@@ -291,7 +352,7 @@ export class MysqlSource implements Source {
     this.push(item);
   }
 
-  private push(item: MysqlSourceItem): void {
+  private push(item: MysqlSourceItem | SourceItem): void {
     const out = this.out!;
     if (!out.push(item) && !this.paused) {
       const conn = this.conn;

@@ -9,3 +9,19 @@ export function pgUrlFor(db: string): string {
   u.pathname = `/${db}`;
   return u.toString();
 }
+
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/**
+ * The shared binlog test vectors: $TRIBUTARY_BINLOG_VECTORS, else `shared/` beside the
+ * repository (how CI lays a clone out), else the workplace's copy.
+ */
+export function vectorsDir(): string {
+  if (process.env.TRIBUTARY_BINLOG_VECTORS) return process.env.TRIBUTARY_BINLOG_VECTORS;
+  let d = dirname(fileURLToPath(import.meta.url));
+  while (d !== dirname(d) && !existsSync(join(d, 'bin', 'tributary.js'))) d = dirname(d);
+  const beside = join(d, '..', 'shared', 'vectors', 'mysql-binlog');
+  return existsSync(beside) ? beside : '/work/shared/vectors/mysql-binlog';
+}

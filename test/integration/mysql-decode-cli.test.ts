@@ -3,8 +3,9 @@ import { existsSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import type { ChangeEvent } from '../../src/core/event.js';
 import { TributaryProcess } from '../helpers/context.js';
+import { vectorsDir } from '../helpers/env.js';
 
-const VECTORS = process.env.TRIBUTARY_BINLOG_VECTORS ?? '/work/shared/vectors/mysql-binlog';
+const VECTORS = vectorsDir();
 
 describe('mysql: tributary binlog decode', { concurrency: false, skip: !existsSync(VECTORS) && 'no binlog vectors' }, () => {
   it('prints one change event per line for a MariaDB binlog', async () => {

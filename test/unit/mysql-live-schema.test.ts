@@ -4,8 +4,9 @@ import { describe, it } from 'node:test';
 import { decodeBinlogFile, MysqlPosition } from '../../connectors/mysql/index.js';
 import { SchemaHistory } from '../../connectors/mysql/schema-history.js';
 import { TributaryError } from '../../src/core/errors.js';
+import { vectorsDir } from '../helpers/env.js';
 
-const VECTORS = process.env.TRIBUTARY_BINLOG_VECTORS ?? '/work/shared/vectors/mysql-binlog';
+const VECTORS = vectorsDir();
 const MINIMAL = `${VECTORS}/minimal_row_metadata.000001`;
 
 let n = 100;

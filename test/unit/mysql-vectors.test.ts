@@ -15,17 +15,9 @@ import type { ChangeEvent } from '../../src/core/event.js';
 import { decodeBinlogFile, decodeBinlogFilesToJsonl, type DecodeFileOptions } from '../../connectors/mysql/file.js';
 import type { MysqlSourceItem } from '../../connectors/mysql/decoder.js';
 import type { MysqlPosition } from '../../connectors/mysql/position.js';
+import { vectorsDir } from '../helpers/env.js';
 
-function repoRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json'))) {
-    const up = dirname(dir);
-    if (up === dir) throw new Error('package.json not found above the test file');
-    dir = up;
-  }
-  return dir;
-}
-const VECTORS = join(repoRoot(), '..', 'shared', 'vectors', 'mysql-binlog');
+const VECTORS = vectorsDir();
 const v = (name: string): string => join(VECTORS, name);
 
 interface Decoded {
