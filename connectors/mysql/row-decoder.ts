@@ -79,7 +79,29 @@ export function float32ToNumber(f: number): number {
   return f;
 }
 
-let latin1Decoder: TextDecoder | null = null;
+/** Anything with TextDecoder's `decode`. */
+interface BytesDecoder {
+  decode(input: Uint8Array): string;
+}
+
+/**
+ * MySQL's latin1 is Windows-1252, except that the five bytes cp1252 leaves undefined map to
+ * themselves. Node's TextDecoder('windows-1252') decodes 0x80–0x9F as ISO-8859-1 (so a
+ * euro sign would become U+0080), hence this table.
+ */
+const CP1252_HIGH = [
+  0x20ac, 0x81, 0x201a, 0x192, 0x201e, 0x2026, 0x2020, 0x2021, 0x2c6, 0x2030, 0x160, 0x2039, 0x152, 0x8d, 0x17d, 0x8f,
+  0x90, 0x2018, 0x2019, 0x201c, 0x201d, 0x2022, 0x2013, 0x2014, 0x2dc, 0x2122, 0x161, 0x203a, 0x153, 0x9d, 0x17e, 0x178,
+];
+export const mysqlLatin1: BytesDecoder = {
+  decode(b: Uint8Array): string {
+    const s = Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1');
+    // Fast path: nothing in 0x80–0x9F, latin1 and cp1252 agree.
+    if (!/[\x80-\x9f]/.test(s)) return s;
+    return s.replace(/[\x80-\x9f]/g, (c) => String.fromCharCode(CP1252_HIGH[c.charCodeAt(0) - 0x80]!));
+  },
+};
+
 const otherDecoders = new Map<string, TextDecoder>();
 function decoderFor(label: string): TextDecoder {
   let d = otherDecoders.get(label);
@@ -90,7 +112,7 @@ function decoderFor(label: string): TextDecoder {
   return d;
 }
 
-function decodeText(buf: Buffer, s: number, e: number, kind: TextKind, dec: TextDecoder | null): string {
+function decodeText(buf: Buffer, s: number, e: number, kind: TextKind, dec: BytesDecoder | null): string {
   switch (kind) {
     case TextKind.Utf8:
       return buf.toString('utf8', s, e);
@@ -127,7 +149,9 @@ export class RowDecoder {
   /** Second parameter: scale for NEWDECIMAL. */
   private readonly p2: Int32Array;
   private readonly textKinds: Uint8Array;
-  private readonly textDecoders: (TextDecoder | null)[];
+  private readonly textDecoders: (BytesDecoder | null)[];
+  /** BINARY(n): the binlog drops trailing 0x00 padding; this is n, to put it back. */
+  private readonly padTo: Int32Array;
   private readonly labels: (string[] | null)[];
   private readonly jsonText: Uint8Array;
 
@@ -142,6 +166,7 @@ export class RowDecoder {
     this.textDecoders = new Array(n).fill(null);
     this.labels = new Array(n).fill(null);
     this.jsonText = new Uint8Array(n);
+    this.padTo = new Int32Array(n);
     this.allColumns = new Int32Array(n);
     for (let i = 0; i < n; i++) this.allColumns[i] = i;
 
@@ -154,9 +179,7 @@ export class RowDecoder {
       const tk = textKindFor(coll);
       this.textKinds[i] = tk.kind;
       if (tk.kind === TextKind.Latin1) {
-        // MySQL's latin1 is really Windows-1252.
-        latin1Decoder ??= new TextDecoder('windows-1252');
-        this.textDecoders[i] = latin1Decoder;
+        this.textDecoders[i] = mysqlLatin1;
       } else if (tk.kind === TextKind.Utf16BE) this.textDecoders[i] = decoderFor('utf-16be');
       else if (tk.kind === TextKind.Other) this.textDecoders[i] = decoderFor(tk.label!);
       if (jsonSet.has(names[i]!)) this.jsonText[i] = 1;
@@ -189,6 +212,7 @@ export class RowDecoder {
             kind = K.SET; this.p1[i] = sm.maxLen; this.labels[i] = map.setValues[i] ?? hint?.setValues?.[names[i]!] ?? null;
           } else {
             kind = K.VARSTR; this.p1[i] = sm.maxLen < 256 ? 1 : 2;
+            if (tk.kind === TextKind.Binary) this.padTo[i] = sm.maxLen;
           }
           break;
         }
@@ -291,7 +315,13 @@ export class RowDecoder {
           const len = this.p1[i] === 1 ? buf[p]! : buf.readUInt16LE(p);
           p += this.p1[i]!;
           if (p + len > end) bad(this.map, `column ${name} is truncated`);
-          v = decodeText(buf, p, p + len, this.textKinds[i]!, this.textDecoders[i]!);
+          const pad = this.padTo[i]!;
+          if (pad > len) {
+            // BINARY(n) is stored without its trailing zero bytes: restore them.
+            const full = Buffer.alloc(pad);
+            buf.copy(full, 0, p, p + len);
+            v = full.toString('base64');
+          } else v = decodeText(buf, p, p + len, this.textKinds[i]!, this.textDecoders[i]!);
           p += len;
           break;
         }

@@ -294,20 +294,6 @@ describe('mysql snapshots (DBLog watermarks via the signal table, chunked, resum
       const s = read.get(id)!.after!;
       assert.deepEqual(Object.keys(s), Object.keys(c), `row ${id}: same columns in the same order`);
       for (const k of Object.keys(c)) {
-        if (k === 'bn' && c[k] !== s[k]) {
-          // Known decoder gap (reported): the binlog row image drops the trailing 0x00 padding
-          // of BINARY(n), and row-decoder.ts does not pad it back to n bytes. The snapshot
-          // has the true value; the streamed one must be that value without trailing zeros.
-          assert.equal(Buffer.from(c[k] as string, 'base64').toString('hex'), Buffer.from(s[k] as string, 'base64').toString('hex').replace(/(00)+$/, ''));
-          continue;
-        }
-        if (k === 'l1' && c[k] !== s[k]) {
-          // Known decoder gap (reported): Node 20's TextDecoder('windows-1252') decodes
-          // 0x80–0x9F as ISO-8859-1, so the streamed latin1 '€' (0x80) is U+0080. The server's
-          // conversion (used by the snapshot) gives the right '€'.
-          assert.equal(c[k], (s[k] as string).replace(/€/g, '\u0080'));
-          continue;
-        }
         assert.deepEqual(s[k], c[k], `row ${id} column ${k}: snapshot ${JSON.stringify(s[k])} vs binlog ${JSON.stringify(c[k])}`);
       }
     }
