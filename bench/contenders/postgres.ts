@@ -1,0 +1,90 @@
+/**
+ * Postgres streaming: the same backlog (N inserts then N/2 updates, REPLICA IDENTITY FULL)
+ * drained from copies of one logical slot by Tributary (jsonl, null), pg_recvlogical
+ * (pgoutput to /dev/null: the server's own limit) and pg-logical-replication (the Node peer).
+ */
+import { join } from 'node:path';
+import { PgPosition } from '../../connectors/postgres/position.js';
+import { tributaryDrain } from '../lib/drain.js';
+import { jsonlSink, nullSink } from '../lib/pipeline-config.js';
+import { BENCH_DIST, timeCommand, which } from '../lib/proc.js';
+import { errText, rate, type Throughput } from '../lib/results.js';
+import { END_PREFIX, pubFor, type PgWorkload } from '../workloads/postgres.js';
+
+export interface PgStreamingOptions {
+  rows: number;
+  cpuProf: string | null;
+  log: (msg: string) => void;
+}
+
+export async function pgStreaming(w: PgWorkload, o: PgStreamingOptions): Promise<Throughput[]> {
+  const table = 'bench_rows';
+  const pub = pubFor(table);
+  await w.createSlot('bench_origin');
+  const t0 = performance.now();
+  const changes = await w.streamWorkload(table, o.rows);
+  const { markLsn, endpos } = await w.endMarker();
+  o.log(`postgres workload: ${changes} row changes written in ${((performance.now() - t0) / 1000).toFixed(1)} s; WAL end ${endpos}`);
+  const out: Throughput[] = [];
+  const section = 'pg';
+
+  const tributary = async (contender: string, name: string, sink: (out: string) => string, verifyJsonl: boolean) => {
+    const slot = `bench_${name}`;
+    await w.copySlot('bench_origin', slot);
+    try {
+      return await tributaryDrain({
+        section, contender, name, rows: changes, verifyJsonl, cpuProfDir: o.cpuProf,
+        sourceYaml: `type: postgres\nurl: ${w.url}\ntables: [public.${table}]\nslot: ${slot}\npublication: ${pub}\nsnapshot: never`,
+        sinkYaml: sink,
+        done: (ck) => PgPosition.parse(ck.position).lsn >= markLsn,
+      });
+    } finally {
+      await w.dropSlot(slot);
+    }
+  };
+
+  out.push(await tributary('Tributary slot → jsonl (fsync, checkpoints)', 'pg_jsonl', jsonlSink, true));
+  o.log(line(out.at(-1)!));
+  out.push(await tributary('Tributary slot → null', 'pg_null', nullSink, false));
+  o.log(line(out.at(-1)!));
+
+  // pg_recvlogical: the walsender's pgoutput encoding plus a C client writing to /dev/null.
+  const recv = which('pg_recvlogical');
+  if (!recv) out.push({ section, contender: 'pg_recvlogical (pgoutput → /dev/null)', role: 'peer', skipped: 'pg_recvlogical is not on the PATH (apt-get install postgresql-client)' });
+  else {
+    await w.copySlot('bench_origin', 'bench_recvlogical');
+    try {
+      const r = await timeCommand(recv, ['-d', w.url, '--slot', 'bench_recvlogical', '--start', '--no-loop', '-F', '0', '-o', 'proto_version=1', '-o', `publication_names=${pub}`, '-o', 'messages=true', '--endpos', endpos, '-f', '/dev/null']);
+      if (r.code !== 0) throw new Error(`exit ${r.code}: ${r.stderr.slice(-500)}`);
+      out.push({ section, contender: 'pg_recvlogical (pgoutput → /dev/null)', role: 'peer', rows: changes, seconds: r.seconds, rowsPerSec: rate(changes, r.seconds) });
+    } catch (err) {
+      out.push({ section, contender: 'pg_recvlogical (pgoutput → /dev/null)', role: 'peer', error: errText(err) });
+    } finally {
+      await w.dropSlot('bench_recvlogical');
+    }
+  }
+  o.log(line(out.at(-1)!));
+
+  // pg-logical-replication with its own pgoutput parser, no sink, in its own process.
+  await w.copySlot('bench_origin', 'bench_pglr');
+  try {
+    const r = await timeCommand(process.execPath, [join(BENCH_DIST, 'peers', 'pg-logical-replication.js'), w.url, 'bench_pglr', pub, END_PREFIX], { timeoutMs: 600_000 });
+    if (r.code !== 0) throw new Error(`exit ${r.code}: ${r.stderr.slice(-500)}`);
+    const got = (JSON.parse(r.stdout.trim().split('\n').pop()!) as { rows: number }).rows;
+    if (got !== changes) throw new Error(`decoded ${got} rows, expected ${changes}`);
+    out.push({ section, contender: 'pg-logical-replication (PgoutputPlugin, no sink)', role: 'peer', rows: changes, seconds: r.seconds, rowsPerSec: rate(changes, r.seconds) });
+  } catch (err) {
+    out.push({ section, contender: 'pg-logical-replication (PgoutputPlugin, no sink)', role: 'peer', error: errText(err) });
+  } finally {
+    await w.dropSlot('bench_pglr');
+  }
+  o.log(line(out.at(-1)!));
+  await w.dropSlot('bench_origin');
+  return out;
+}
+
+export function line(t: Throughput): string {
+  if (t.skipped) return `  ${t.contender}: skipped (${t.skipped})`;
+  if (t.error) return `  ${t.contender}: FAILED (${t.error})`;
+  return `  ${t.contender}: ${t.rowsPerSec} rows/s (${t.rows} rows in ${t.seconds!.toFixed(2)} s${t.peakRssMb ? `, peak RSS ${t.peakRssMb} MB` : ''})`;
+}

@@ -1,0 +1,71 @@
+/** What each benchmark section produces; `run.ts` collects them into one report. */
+
+/** One contender's backlog drain (or bulk export). */
+export interface Throughput {
+  /** Section key: pg, mysql, snapshot-pg, snapshot-mysql, sinks. */
+  section: string;
+  contender: string;
+  /** Tributary itself, or a peer it is compared with. */
+  role: 'tributary' | 'peer';
+  rows?: number;
+  seconds?: number;
+  rowsPerSec?: number;
+  /** Peak RSS (VmHWM) of the Tributary process during the drain. */
+  peakRssMb?: number;
+  /** Set when the contender did not run: why. */
+  skipped?: string;
+  /** Set when it ran and failed. */
+  error?: string;
+}
+
+export interface Latency {
+  source: 'postgres' | 'mariadb';
+  /** Row changes per second offered, and for how long. */
+  rate: number;
+  seconds: number;
+  /** Events measured (should be rate × seconds). */
+  events: number;
+  p50Ms?: number;
+  p99Ms?: number;
+  maxMs?: number;
+  /** What the commit time is taken from. */
+  clock?: string;
+  skipped?: string;
+  error?: string;
+}
+
+export interface Memory {
+  source: 'postgres' | 'mariadb';
+  rows: number;
+  peakRssMb?: number;
+  seconds?: number;
+  rowsPerSec?: number;
+  skipped?: string;
+  error?: string;
+}
+
+export interface Target {
+  name: string;
+  /** The measured value, as printed. */
+  measured: string;
+  goal: string;
+  /** null: could not be judged (a side was skipped or failed). */
+  pass: boolean | null;
+}
+
+export interface Report {
+  date: string;
+  commit: string;
+  dirty: boolean;
+  machine: { cpus: number; node: string; postgres?: string; mariadb?: string };
+  options: Record<string, unknown>;
+  throughput: Throughput[];
+  latency: Latency[];
+  memory: Memory[];
+  targets: Target[];
+  totalSeconds: number;
+}
+
+export const mb = (bytes: number) => Math.round(bytes / (1 << 20));
+export const rate = (rows: number, seconds: number) => Math.round(rows / seconds);
+export const errText = (err: unknown) => (err instanceof Error ? err.message : String(err)).split('\n').slice(0, 3).join(' | ').slice(0, 400);
