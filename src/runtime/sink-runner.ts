@@ -150,10 +150,13 @@ export class SinkRunner {
         await this.deliver(events, { signal, commit: fresh ? commit!.txn.serialize() : null });
         this.lastCommittedTs = events[events.length - 1]!.event.source.ts_ms;
       }
-      if (fresh) await this.persist(commit!);
+      // The batch is durable in the sink: its entries can leave the stream now, so the
+      // source reads on while the checkpoint is written. (A crash before the checkpoint
+      // lands re-reads from the source, not from this in-memory stream.)
       this.cursor += entries.length;
       stream.release(this.name, this.cursor);
       this.o.metrics.set('tributary_sink_lag_events', stream.end - this.cursor, this.labels);
+      if (fresh) await this.persist(commit!);
     }
   }
 
