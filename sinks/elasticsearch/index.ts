@@ -15,7 +15,7 @@
  *   the runtime bisects the batch down to that event and dead-letters it.
  */
 import { z } from 'zod';
-import { defineSink, once, PoisonEventError, renderTemplate, type Row, type SinkEvent } from '../../src/sdk/index.js';
+import { defineSink, once, PoisonEventError, renderTemplate, sleep, type Row, type SinkEvent } from '../../src/sdk/index.js';
 import { EsClient, EsRequestError } from './client.js';
 
 export const ElasticsearchSinkConfig = z.object({
@@ -47,11 +47,6 @@ interface BulkItemResult {
   error?: { type?: string; reason?: string; caused_by?: { reason?: string } };
 }
 
-const sleep = (ms: number, signal: AbortSignal) =>
-  new Promise<void>((resolve) => {
-    const t = setTimeout(resolve, ms);
-    signal.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
-  });
 
 export default defineSink({
   type: 'elasticsearch',

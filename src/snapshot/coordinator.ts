@@ -268,7 +268,14 @@ export class SnapshotCoordinator {
       await reader.watermark(id, 'high');
       // Wait until the stream has passed the high watermark: that bounds memory to one
       // chunk per worker.
-      await Promise.race([done, new Promise<void>((r) => this.ac.signal.addEventListener('abort', () => r(), { once: true }))]);
+      let onAbort!: () => void;
+      const aborted = new Promise<void>((r) => (onAbort = r));
+      this.ac.signal.addEventListener('abort', onAbort, { once: true });
+      try {
+        await Promise.race([done, aborted]);
+      } finally {
+        this.ac.signal.removeEventListener('abort', onAbort);
+      }
     } finally {
       if (this.windows.get(id) === win) this.closeWindow(win);
     }
