@@ -1,4 +1,4 @@
-import type { ChangeEvent, Row } from '../../src/core/event.js';
+import { SerializedChangeEvent, type ChangeEvent } from '../../src/core/event.js';
 import type { SourceItem } from '../../src/core/source.js';
 import { ErrorCodes, TributaryError } from '../../src/core/errors.js';
 import { PgPosition } from './position.js';
@@ -55,6 +55,8 @@ export class PgoutputDecoder {
    */
   private replay: { finalLsn: bigint; count: number } | null = null;
   private readonly now: () => number;
+  /** The constant start of each table's `source` block, serialized once. */
+  private readonly sourcePrefix = new WeakMap<RelationDecoder, string>();
 
   constructor(private readonly o: PgoutputDecoderOptions) {
     this.now = o.now ?? Date.now;
@@ -90,35 +92,35 @@ export class PgoutputDecoder {
       case 73 /* I */: {
         const rel = this.rel(buf.readUInt32BE(1));
         // buf[5] is 'N'
-        const t = rel.decodeTuple(buf, 6, null);
-        this.emitRow(emit, rel, 'c', null, t.row, t.unchanged, lsn);
+        const t = rel.encodeTuple(buf, 6, null);
+        this.emitRow(emit, rel, 'c', 'null', rel.rowJson(t.texts), rel.keyJson(t.texts), t.unchanged, lsn);
         return;
       }
       case 85 /* U */: {
         const rel = this.rel(buf.readUInt32BE(1));
         let off = 5;
-        let before: Row | null = null;
-        let full = false;
+        let before: string | null = null;
+        let oldTexts: (string | undefined)[] | null = null;
         const tag = buf[off];
         if (tag === 75 /* K */ || tag === 79 /* O */) {
-          const old = rel.decodeTuple(buf, off + 1, null);
-          before = tag === 75 ? rel.identityOnly(old.row) : old.row;
-          full = tag === 79 && !old.unchanged;
+          const old = rel.encodeTuple(buf, off + 1, null);
+          before = tag === 75 ? rel.identityJson(old.texts) : rel.rowJson(old.texts);
+          if (tag === 79 && !old.unchanged) oldTexts = old.texts;
           off = old.end;
         }
         // buf[off] is 'N'
-        const t = rel.decodeTuple(buf, off + 1, full ? before : null);
+        const t = rel.encodeTuple(buf, off + 1, oldTexts);
+        const key = rel.keyJson(t.texts);
         // Without an old row (REPLICA IDENTITY DEFAULT, key unchanged), `before` holds the key.
-        if (!before) before = rel.keyOf(t.row);
-        this.emitRow(emit, rel, 'u', before, t.row, t.unchanged, lsn);
+        this.emitRow(emit, rel, 'u', before ?? key, rel.rowJson(t.texts), key, t.unchanged, lsn);
         return;
       }
       case 68 /* D */: {
         const rel = this.rel(buf.readUInt32BE(1));
         const tag = buf[5];
-        const old = rel.decodeTuple(buf, 6, null);
-        const before = tag === 75 ? rel.identityOnly(old.row) : old.row;
-        this.emitRow(emit, rel, 'd', before, null, null, lsn);
+        const old = rel.encodeTuple(buf, 6, null);
+        const before = tag === 75 ? rel.identityJson(old.texts) : rel.rowJson(old.texts);
+        this.emitRow(emit, rel, 'd', before, 'null', rel.keyJson(old.texts), null, lsn);
         return;
       }
       case 84 /* T */: {
@@ -126,7 +128,7 @@ export class PgoutputDecoder {
         let off = 6; // count (4) + options (1)
         for (let i = 0; i < n; i++, off += 4) {
           const rel = this.rel(buf.readUInt32BE(off));
-          this.emitRow(emit, rel, 't', null, null, null, lsn);
+          this.emitRow(emit, rel, 't', 'null', 'null', 'null', null, lsn);
         }
         return;
       }
@@ -192,31 +194,24 @@ export class PgoutputDecoder {
     this.relations.set(oid, new RelationDecoder(oid, schema || 'public', table, ident, cols, this.o.types, pk));
   }
 
-  private emitRow(emit: (item: SourceItem) => void, rel: RelationDecoder, op: ChangeEvent['op'], before: Row | null, after: Row | null, unchanged: string[] | null, lsn: string): void {
+  /**
+   * Emit one change, its envelope serialized here from JSON texts: the key order and values
+   * are those of the ChangeEvent shape (op, before, after, key, source, ts_ms).
+   */
+  private emitRow(emit: (item: SourceItem) => void, rel: RelationDecoder, op: ChangeEvent['op'], before: string, after: string, key: string, unchanged: string[] | null, lsn: string): void {
     const t = this.txn;
     if (!t) throw protocolError('row change outside a transaction');
     const idx = t.idx++;
     if (this.replay && idx < this.replay.count) return; // delivered before the reconnect
-    const event: ChangeEvent = {
-      op,
-      before,
-      after,
-      key: op === 't' ? null : rel.keyOf((after ?? before)!),
-      source: {
-        connector: 'postgresql',
-        name: this.o.pipeline,
-        db: this.o.db,
-        schema: rel.schema,
-        table: rel.table,
-        ts_ms: t.tsMs,
-        snapshot: 'false',
-        lsn,
-        txId: t.xid,
-      },
-      ts_ms: this.now(),
-    };
-    if (unchanged) event.source.unchanged = unchanged;
-    emit({ kind: 'event', event, txn: t.final, idx });
+    let prefix = this.sourcePrefix.get(rel);
+    if (!prefix) {
+      prefix = `{"connector":"postgresql","name":${JSON.stringify(this.o.pipeline)},"db":${JSON.stringify(this.o.db)},"schema":${JSON.stringify(rel.schema)},"table":${JSON.stringify(rel.table)},"ts_ms":`;
+      this.sourcePrefix.set(rel, prefix);
+    }
+    const json =
+      `{"op":"${op}","before":${before},"after":${after},"key":${key},"source":${prefix}${t.tsMs},"snapshot":"false","lsn":"${lsn}","txId":${t.xid}` +
+      `${unchanged ? `,"unchanged":${JSON.stringify(unchanged)}` : ''}},"ts_ms":${this.now()}}`;
+    emit({ kind: 'event', event: new SerializedChangeEvent(json, rel.qualified, t.tsMs), txn: t.final, idx });
   }
 }
 

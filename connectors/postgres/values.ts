@@ -179,3 +179,62 @@ export function decoderFor(oid: number, types: ReadonlyMap<number, PgTypeInfo>, 
   }
   return str;
 }
+
+/**
+ * JSON-text encoders: the same mapping as the decoders above, but writing the value's JSON
+ * text straight from the wire bytes, for envelopes serialized without building objects.
+ * `JSON.parse` of what they return equals what the matching decoder returns.
+ */
+export type JsonEncoder = (buf: Buffer, start: number, end: number) => string;
+
+const jStr: JsonEncoder = (b, s, e) => JSON.stringify(b.toString('utf8', s, e));
+/** Text that needs no escaping (digits, dates, base64): quote it as is. */
+const jQuoted: JsonEncoder = (b, s, e) => `"${b.toString('latin1', s, e)}"`;
+const jInt: JsonEncoder = (b, s, e) => b.toString('latin1', s, e);
+const jInt8: JsonEncoder = (b, s, e) => {
+  const t = b.toString('latin1', s, e);
+  return e - s <= 15 || Number.isSafeInteger(Number(t)) ? t : `"${t}"`;
+};
+const jFloat: JsonEncoder = (b, s, e) => {
+  const t = b.toString('latin1', s, e);
+  const n = Number(t);
+  return Number.isFinite(n) ? JSON.stringify(n) : `"${t}"`;
+};
+const jBool: JsonEncoder = (b, s) => (b[s] === 116 ? 'true' : 'false');
+/** json/jsonb: Postgres prints valid JSON; it is copied, not parsed and printed again. */
+const jJson: JsonEncoder = (b, s, e) => b.toString('utf8', s, e);
+
+function viaDecoder(d: ValueDecoder): JsonEncoder {
+  return (b, s, e) => JSON.stringify(d(b, s, e));
+}
+
+const builtinJson = new Map<number, JsonEncoder>([
+  [OID.bool, jBool],
+  [OID.int2, jInt],
+  [OID.int4, jInt],
+  [OID.oid, jInt],
+  [OID.xid, jInt],
+  [OID.int8, jInt8],
+  [OID.float4, jFloat],
+  [OID.float8, jFloat],
+  [OID.numeric, jQuoted],
+  [OID.json, jJson],
+  [OID.jsonb, jJson],
+  [OID.bytea, viaDecoder(bytea)],
+  [OID.timestamp, viaDecoder(timestamp)],
+  [OID.timestamptz, viaDecoder(timestamptz)],
+  [OID.date, jQuoted],
+  [OID.uuid, jQuoted],
+]);
+
+/** The JSON-text encoder for a column type (see `decoderFor`). */
+export function jsonEncoderFor(oid: number, types: ReadonlyMap<number, PgTypeInfo>, depth = 0): JsonEncoder {
+  const b = builtinJson.get(oid);
+  if (b) return b;
+  if (builtin.has(oid)) return viaDecoder(builtin.get(oid)!);
+  const info = types.get(oid);
+  if (!info || depth > 8) return jStr;
+  if (info.type === 'd' && info.base) return jsonEncoderFor(info.base, types, depth + 1);
+  if (info.category === 'A' && info.elem) return viaDecoder(decoderFor(oid, types));
+  return jStr;
+}

@@ -56,3 +56,52 @@ export interface ChangeEvent {
 export function qualifiedTable(ev: ChangeEvent): string {
   return `${ev.source.schema ?? ev.source.db}.${ev.source.table}`;
 }
+
+/**
+ * An envelope that a source serialized itself, straight from the wire (no intermediate row
+ * objects, no JSON.parse/JSON.stringify round trip). Sinks that only need the JSON line never
+ * pay for objects; the first read of any field parses the JSON once.
+ */
+export class SerializedChangeEvent implements ChangeEvent {
+  private parsed?: ChangeEvent;
+
+  constructor(
+    /** The envelope as JSON, exactly what `JSON.stringify` of the parsed value would mean. */
+    readonly json: string,
+    /** `schema.table` or `db.table`, known without parsing. */
+    readonly table: string,
+    /** The commit time, known without parsing. */
+    readonly commitTsMs: number,
+  ) {}
+
+  private get value(): ChangeEvent {
+    return (this.parsed ??= JSON.parse(this.json) as ChangeEvent);
+  }
+  get op(): Op {
+    return this.value.op;
+  }
+  get before(): Row | null {
+    return this.value.before;
+  }
+  get after(): Row | null {
+    return this.value.after;
+  }
+  get key(): Row | null {
+    return this.value.key;
+  }
+  get source(): SourceInfo {
+    return this.value.source;
+  }
+  get ts_ms(): number {
+    return this.value.ts_ms;
+  }
+  /** JSON.stringify of this object yields the envelope, not the class's fields. */
+  toJSON(): ChangeEvent {
+    return this.value;
+  }
+}
+
+/** An event's commit time, without parsing a serialized one. */
+export function commitTime(ev: ChangeEvent): number {
+  return ev instanceof SerializedChangeEvent ? ev.commitTsMs : ev.source.ts_ms;
+}

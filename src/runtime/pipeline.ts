@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { ErrorCodes, TributaryError, errorMessage } from '../core/errors.js';
-import { qualifiedTable } from '../core/event.js';
+import { SerializedChangeEvent, commitTime, qualifiedTable } from '../core/event.js';
 import type { Position, PreflightProblem, Source, SourceItem, SourceOutput } from '../core/source.js';
 import type { ResolvedPipeline } from '../config/load.js';
 import type { SinkEvent } from '../sdk/index.js';
@@ -170,8 +170,10 @@ export class Pipeline {
   private pushToStream(item: SourceItem): boolean {
     let entry: StreamEntry;
     if (item.kind === 'event') {
-      const json = JSON.stringify(item.event);
-      const table = qualifiedTable(item.event);
+      const ev = item.event;
+      const pre = ev instanceof SerializedChangeEvent;
+      const json = pre ? ev.json : JSON.stringify(ev);
+      const table = pre ? ev.table : qualifiedTable(ev);
       // What an entry really costs: the JSON string plus the event's object graph (about the
       // JSON again) plus fixed overhead. Counting only the JSON let the real footprint grow
       // to ~2.5 times the budget.
@@ -218,7 +220,7 @@ export class Pipeline {
     }
     this.metrics.set('tributary_events_in_total', this.eventsIn, { pipeline: this.name });
     this.metrics.set('tributary_transactions_in_total', this.txnsIn, { pipeline: this.name });
-    if (this.lastEvent) this.metrics.set('tributary_source_lag_seconds', Math.max(0, (now - this.lastEvent.source.ts_ms) / 1000), { pipeline: this.name });
+    if (this.lastEvent) this.metrics.set('tributary_source_lag_seconds', Math.max(0, (now - commitTime(this.lastEvent)) / 1000), { pipeline: this.name });
   }
 
   private fail(err: unknown): void {

@@ -10,6 +10,7 @@ import type { MemoryStream, StreamEntry } from './memory-stream.js';
 import type { Metrics } from './metrics.js';
 import { tableMatcher } from './table-filter.js';
 import { sleep, backoffDelay, isRetryableError } from './retry.js';
+import { commitTime } from '../core/event.js';
 
 export interface SinkRunnerOptions {
   pipeline: string;
@@ -110,7 +111,7 @@ export class SinkRunner {
   lagSeconds(now = Date.now()): number {
     const e = this.o.stream.read(this.cursor, 1, 1)[0];
     if (!e || e.kind !== 'event') return 0;
-    return Math.max(0, (now - e.sink.event.source.ts_ms) / 1000);
+    return Math.max(0, (now - commitTime(e.sink.event)) / 1000);
   }
 
   private async run(): Promise<void> {
@@ -148,7 +149,7 @@ export class SinkRunner {
       if (events.length) {
         this.lastWriteOkBefore = this.lastWriteOk;
         await this.deliver(events, { signal, commit: fresh ? commit!.txn.serialize() : null });
-        this.lastCommittedTs = events[events.length - 1]!.event.source.ts_ms;
+        this.lastCommittedTs = commitTime(events[events.length - 1]!.event);
       }
       // The batch is durable in the sink: its entries can leave the stream now, so the
       // source reads on while the checkpoint is written. (A crash before the checkpoint

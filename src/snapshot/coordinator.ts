@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { ChangeEvent, Row } from '../core/event.js';
+import { SerializedChangeEvent, qualifiedTable, type ChangeEvent, type Row } from '../core/event.js';
 import { TributaryError, errorMessage } from '../core/errors.js';
 import type { Position, Source, SourceItem } from '../core/source.js';
 import type { StateStore } from '../state/store.js';
@@ -304,7 +304,7 @@ export class SnapshotCoordinator {
     if (item.kind === 'watermark') return this.onWatermark(item);
     if (item.kind === 'event' && this.openByTable.size) {
       const ev = item.event;
-      const wins = this.openByTable.get(`${ev.source.schema ?? ev.source.db}.${ev.source.table}`);
+      const wins = this.openByTable.get(ev instanceof SerializedChangeEvent ? ev.table : qualifiedTable(ev));
       if (wins) {
         for (const w of wins) {
           if (ev.op === 't') {

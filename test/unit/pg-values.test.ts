@@ -66,3 +66,22 @@ describe('PgPosition', () => {
     assert.throws(() => PgPosition.parse('nonsense'), /not a Postgres LSN/);
   });
 });
+
+import { jsonEncoderFor } from '../../connectors/postgres/values.js';
+
+describe('postgres JSON-text encoders agree with the decoders', () => {
+  const cases: [number, string][] = [
+    [OID.int2, '-32768'], [OID.int4, '42'], [OID.int8, '9007199254740991'], [OID.int8, '9223372036854775807'], [OID.int8, '-9007199254740993'],
+    [OID.float8, '1.5e-05'], [OID.float8, 'NaN'], [OID.float4, '-Infinity'], [OID.numeric, '12.30'], [OID.bool, 't'], [OID.bool, 'f'],
+    [OID.text, 'quote " backslash \\ newline \n tab \t é 🎉'], [OID.json, '{"a": [1, 2.50, {"b": null}], "big": 1}'], [OID.jsonb, '[]'],
+    [OID.bytea, '\\x00ff'], [OID.timestamp, '2024-01-15 10:30:00.5'], [OID.timestamptz, '2024-01-15 10:30:00+00'], [OID.date, '2024-01-15'],
+    [OID.uuid, 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'], [OID.interval, 'P1D'], [1007, '{1,NULL,3}'], [1009, '{"a,b",c}'], [90001, 'happy'], [90002, '7'],
+  ];
+  for (const [oid, text] of cases) {
+    it(`oid ${oid}: ${JSON.stringify(text).slice(0, 40)}`, () => {
+      const b = Buffer.from(text, 'utf8');
+      const json = jsonEncoderFor(oid, types)(b, 0, b.length);
+      assert.deepEqual(JSON.parse(json), decoderFor(oid, types)(b, 0, b.length));
+    });
+  }
+});
