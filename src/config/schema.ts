@@ -86,18 +86,18 @@ export const StreamConfig = z
     z
       .object({
         type: z.literal('memory'),
-        max_bytes: z.number().int().min(1 << 20).default(16 << 20).describe('Byte budget of the in-memory stream; reading from the source pauses above it.'),
+        max_bytes: z.number().int().min(1 << 20).default(8 << 20).describe('Byte budget of the in-memory stream; reading from the source pauses above it.'),
       })
       .strict(),
     z
       .object({
         type: z.literal('redis'),
         url: z.string().describe('Redis URL. Snapshot chunk jobs are shared through BullMQ queues on it, so `tributary run --worker` processes can help read big tables.'),
-        max_bytes: z.number().int().min(1 << 20).default(16 << 20).describe('Byte budget of the in-process buffer in front of the sinks.'),
+        max_bytes: z.number().int().min(1 << 20).default(8 << 20).describe('Byte budget of the in-process buffer in front of the sinks.'),
       })
       .strict(),
   ])
-  .default({ type: 'memory', max_bytes: 16 << 20 });
+  .default({ type: 'memory', max_bytes: 8 << 20 });
 
 export const StateConfig = z
   .discriminatedUnion('type', [

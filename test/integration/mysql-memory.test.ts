@@ -37,7 +37,7 @@ sinks:
 http: { port: 0 }
 `,
     );
-    // Default settings: the stream's byte budget (16 MiB, counted close to the real cost of
+    // Default settings: the stream's byte budget (8 MiB, counted close to the real cost of
     // an entry) bounds what is retained; TRIBUTARY_MEMORY_HEAP_MB can add a V8 heap cap.
     const heapCap = process.env.TRIBUTARY_MEMORY_HEAP_MB ?? '0';
     await using proc = TributaryProcess.start(['run', '--config', cfg], {
