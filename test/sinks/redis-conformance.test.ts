@@ -7,7 +7,12 @@ import { REDIS_URL } from '../helpers/env.js';
 
 const redis = new Redis(REDIS_URL);
 const prefix = `conf${process.pid}`;
-after(() => redis.quit());
+after(async () => {
+  // Leave nothing behind on the shared server.
+  const keys = await redis.keys(`${prefix}:*`);
+  if (keys.length) await redis.del(...keys);
+  await redis.quit();
+});
 
 describeSinkConformance({
   definition: redisSink,
