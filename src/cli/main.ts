@@ -9,6 +9,7 @@ import { startHttp } from '../http/server.js';
 import { createSource } from '../runtime/sources.js';
 import { FileStateStore } from '../state/file-store.js';
 import { RedisStateStore } from '../state/redis-store.js';
+import type { SnapshotState } from '../snapshot/types.js';
 
 const USAGE = `tributary: change-data-capture from Postgres and MySQL/MariaDB to your sinks
 
@@ -241,7 +242,13 @@ async function cmdStatus(rest: string[]): Promise<void> {
     const store = st.type === 'file' ? new FileStateStore(st.dir) : new RedisStateStore(st.url);
     try {
       const sinks = await store.loadSinks(p.config.name);
-      const snapshot = await store.get(p.config.name, 'snapshot');
+      const snap = await store.get<SnapshotState>(p.config.name, 'snapshot');
+      const snapshot = snap && {
+        id: snap.id,
+        kind: snap.kind,
+        status: snap.status,
+        tables: snap.tables.map((t) => ({ table: t.table.name, chunksDone: t.done.filter(Boolean).length, chunks: t.chunks.length, rows: t.rows, estimate: t.table.estimate })),
+      };
       out.push({
         pipeline: p.config.name,
         running: live?.pipelines.find((x) => x.name === p.config.name) ?? null,
@@ -263,7 +270,11 @@ async function cmdStatus(rest: string[]): Promise<void> {
       const lag = running?.sinks.find((x) => x.name === name);
       process.stdout.write(`  sink ${name}: ${s ? `position ${s.position} (committed ${s.committedAt})` : 'no checkpoint yet'}${lag ? `, lag ${lag.lagEvents} events / ${lag.lagSeconds.toFixed(1)} s` : ''}\n`);
     }
-    if (p.snapshot) process.stdout.write(`  snapshot: ${JSON.stringify(p.snapshot)}\n`);
+    const snap = p.snapshot as { id: string; kind: string; status: string; tables: { table: string; chunksDone: number; chunks: number; rows: number; estimate: number }[] } | null;
+    if (snap) {
+      process.stdout.write(`  snapshot ${snap.id} (${snap.kind}): ${snap.status}\n`);
+      for (const t of snap.tables) process.stdout.write(`    ${t.table}: ${t.chunksDone}/${t.chunks} chunks, ${t.rows} rows of ~${t.estimate}\n`);
+    }
   }
 }
 

@@ -171,7 +171,8 @@ describe('postgres snapshots (DBLog watermarks, chunked, resumable)', { concurre
     const cli = await TributaryProcess.run(['snapshot', '--config', cfg, '--table', 'public.t', '--cancel']);
     assert.equal(cli.code, 1, 'nothing left to cancel');
     const st = await TributaryProcess.run(['status', '--config', cfg]);
-    assert.match(st.stdout, /snapshot: .*"status":"cancelled"/);
+    assert.match(st.stdout, /snapshot [0-9a-f-]+ \(incremental\): cancelled/);
+    assert.match(st.stdout, /public\.t: \d+\/\d+ chunks, \d+ rows of ~\d+/);
   });
 
   it('two BullMQ worker processes share one table and together produce the exact row set', { timeout: 180_000 }, async () => {
