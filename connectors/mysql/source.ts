@@ -127,6 +127,32 @@ export class MysqlSource implements Source {
    * crash before the first checkpoint resumes there rather than at a later "latest".
    */
   async prepare(from: Position | null = null): Promise<{ positionLost?: boolean }> {
+    const r = await this.checkStart(from);
+    // Table definitions are read now, at the start position, before start() returns: a DDL
+    // run right after must reach the history as a change, not be folded into its base.
+    await this.loadSchemas(r.positionLost ? null : (from as MysqlPosition | null));
+    return r;
+  }
+
+  private schemasLoaded?: Promise<void>;
+
+  /** The schema history at the resume (or start) position, and keys of key-less tables. */
+  private loadSchemas(initial: MysqlPosition | null): Promise<void> {
+    return (this.schemasLoaded ??= (async () => {
+      await this.fixStart();
+      const startRec = this.start!;
+      const historyAt = initial ?? ('file' in startRec ? new MysqlPosition(startRec.file, startRec.pos, startRec.gtid) : MysqlPosition.ZERO);
+      await this.loadHistory(historyAt);
+      // Tables without a primary key: stream them with the key their snapshot rows carry.
+      try {
+        for (const [t, key] of await (this.snapshots() as MysqlSnapshotSupport).fallbackKeys()) if (!this.fallbackKeys.has(t)) this.fallbackKeys.set(t, key);
+      } catch (err) {
+        this.ctx.logger.warn({ err: errorMessage(err) }, 'could not look up unique keys of tables without a primary key');
+      }
+    })());
+  }
+
+  private async checkStart(from: Position | null): Promise<{ positionLost?: boolean }> {
     await this.fixStart();
     // A checkpoint in a purged file cannot be resumed: say so, so `snapshot: when_needed`
     // can re-snapshot instead of failing at the dump with error 1236.
@@ -218,16 +244,9 @@ export class MysqlSource implements Source {
     const onAbort = () => this.conn?.close();
     signal.addEventListener('abort', onAbort, { once: true });
     const initial = from as MysqlPosition | null;
-    const startRec = this.start!;
-    const historyAt = initial ?? ('file' in startRec ? new MysqlPosition(startRec.file, startRec.pos, startRec.gtid) : MysqlPosition.ZERO);
-    await this.loadHistory(historyAt);
+    await this.loadSchemas(initial);
     await this.endControl();
-    // Tables without a primary key: stream them with the key their snapshot rows carry.
-    try {
-      for (const [t, key] of await (this.snapshots() as MysqlSnapshotSupport).fallbackKeys()) if (!this.fallbackKeys.has(t)) this.fallbackKeys.set(t, key);
-    } catch (err) {
-      this.ctx.logger.warn({ err: errorMessage(err) }, 'could not look up unique keys of tables without a primary key');
-    }
+    const startRec = this.start!;
     this.acked = initial;
     let attempt = 0;
     try {
