@@ -135,7 +135,7 @@ describe('postgres snapshots (DBLog watermarks, chunked, resumable)', { concurre
     process.stderr.write(`# snapshot resume: ${durable.size} rows durable before SIGKILL, ${rereads} re-read\n`);
   });
 
-  it('on demand: a filtered --where snapshot while streaming, and a cancel', { timeout: 120_000 }, async () => {
+  it('on demand: a filtered --where snapshot while streaming, cancel, pause and resume', { timeout: 120_000 }, async () => {
     await using db = await PgTestDb.create('snapd');
     await using dir = new TempDir();
     await db.query('CREATE TABLE t (id bigint PRIMARY KEY, v int NOT NULL, note text); INSERT INTO t SELECT g, 0, null FROM generate_series(1, 100000) g; ANALYZE t');
@@ -173,6 +173,19 @@ describe('postgres snapshots (DBLog watermarks, chunked, resumable)', { concurre
     const st = await TributaryProcess.run(['status', '--config', cfg]);
     assert.match(st.stdout, /snapshot [0-9a-f-]+ \(incremental\): cancelled/);
     assert.match(st.stdout, /public\.t: \d+\/\d+ chunks, \d+ rows of ~\d+/);
+
+    // Pause stops reading new chunks; resume finishes the table.
+    const readCount = () => readJsonl(`${dir.path}/out.jsonl`).filter((e) => e.op === 'r').length;
+    assert.equal((await api({ action: 'start', table: 'public.t', where: 'id <= 60000' })).status, 202);
+    assert.equal((await api({ action: 'pause' })).status, 200);
+    await proc.waitForLog(/snapshot paused/);
+    await new Promise((r) => setTimeout(r, 1500)); // chunks in flight when paused land
+    const atPause = readCount();
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.equal(readCount(), atPause, 'no rows arrive while paused');
+    const resumed = await TributaryProcess.run(['snapshot', '--config', cfg, '--table', 'public.t', '--resume']);
+    assert.equal(resumed.code, 0, resumed.stdout);
+    await proc.waitForLog(/snapshot completed: 60000 rows/, 60_000);
   });
 
   it('two BullMQ worker processes share one table and together produce the exact row set', { timeout: 180_000 }, async () => {
