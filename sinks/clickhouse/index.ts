@@ -50,6 +50,8 @@ export default defineSink({
   type: 'clickhouse',
   description: 'A warehouse mirror: one ReplacingMergeTree(_version) table per source table, bulk-inserted with JSONEachRow; deletes are `_deleted = 1` tombstones, fenced by version.',
   config: ClickHouseSinkConfig,
+  // ClickHouse wants few, large inserts (each INSERT makes a part on disk).
+  batch: { max_events: 20000, max_bytes: 16 << 20 },
   create(config, ctx) {
     const client = new ClickHouseClient({ url: config.url, username: config.username, password: config.password, timeoutMs: config.timeout_ms });
     const closing = new AbortController();

@@ -28,6 +28,8 @@ export default defineSink({
   description:
     'Writes change events into a DuckDB file: a mirror of the current rows (fenced upserts, tombstoned deletes) or an append-only history. Bulk, set-based writes; the committed position is stored in the same transaction as the data, so the sink is exactly-once.',
   config: DuckdbSinkConfig,
+  // One set-based merge per batch: larger batches amortize its fixed cost.
+  batch: { max_events: 10000, max_bytes: 16 << 20 },
   create(config, ctx) {
     const path = resolve(config.path);
     const catalog = new DuckCatalog(config.mode, config.meta_schema);

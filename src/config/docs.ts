@@ -122,7 +122,8 @@ export async function renderConfigReference(): Promise<string> {
     } catch {
       continue;
     }
-    parts.push(`### sink type: ${type}${type === 'elasticsearch' ? ' (also `opensearch`)' : ''}`, '', def.description ?? '', '', table(def.config), '');
+    const batch = def.batch ? `\n\nWithout a \`batch\` block this sink uses ${Object.entries(def.batch).map(([k, v]) => `\`${k}: ${v}\``).join(', ')}.` : '';
+    parts.push(`### sink type: ${type}${type === 'elasticsearch' ? ' (also `opensearch`)' : ''}`, '', (def.description ?? '') + batch, '', table(def.config), '');
   }
   return parts.join('\n');
 }

@@ -274,7 +274,12 @@ export async function loadConfigFile(file: string, env: NodeJS.ProcessEnv = proc
       const r = schema.safeParse(block);
       if (!r.success) throw issuesToError(r.error.issues, loc, schema, block, path);
       const { name: _n, type: _t, tables: _tb, exclude: _ex, batch: _b, retry: _r, dead_letter: _d, ...own } = r.data as Record<string, unknown>;
-      sinks.push({ base: r.data as ResolvedSink['base'], definition, config: own });
+      const base = r.data as ResolvedSink['base'];
+      // Whether the user wrote `batch` (the parsed block always has the schema default).
+      const rawPipe = (isMulti ? (raw as { pipelines: unknown[] }).pipelines[pi] : raw) as { sinks?: Record<string, unknown>[] };
+      const userBatch = !!rawPipe.sinks?.[si] && 'batch' in rawPipe.sinks[si]!;
+      if (!userBatch && definition.batch) base.batch = { ...base.batch, ...definition.batch };
+      sinks.push({ base, definition, config: own });
     }
     pipelines.push({ config: p, sinks, origin: loc.at(prefix) });
   }

@@ -120,6 +120,11 @@ export interface SinkDefinition<S extends z.ZodObject = z.ZodObject> {
   /** One paragraph for the generated configuration reference. */
   description?: string;
   config: S;
+  /**
+   * Batch sizes this sink works best with, used when the sink's YAML block sets no `batch`
+   * (a column store wants fewer, larger inserts than a cache does).
+   */
+  batch?: { max_events?: number; max_bytes?: number; max_wait_ms?: number };
   create(config: z.infer<S>, ctx: SinkContext): SinkInstance | Promise<SinkInstance>;
 }
 

@@ -38,4 +38,10 @@ describe('config loading', () => {
     await assert.rejects(loadConfig([file('m.yaml', 'name: a\nsource: { type: postgres, url: x }\nsinks:\n  - name: j\n    type: jsonl\n')], {}), /m\.yaml:4: sinks\[0\]\.path: /);
     await assert.rejects(loadConfig([file('t.yaml', 'name: a\nsource: { type: oracle, url: x }\nsinks: [{ name: s, type: stdout }]\n')], {}), /t\.yaml:2: source\.type: /);
   });
+  it("a sink's preferred batch sizes apply unless the YAML sets batch", async () => {
+    const cfg = await loadConfig([file('b.yaml', 'name: a\nsource: { type: postgres, url: x }\nsinks:\n  - { name: ch, type: clickhouse, url: "http://127.0.0.1:8123" }\n  - { name: ch2, type: clickhouse, url: "http://127.0.0.1:8123", batch: { max_events: 500 } }\n')], {});
+    const [a, b] = cfg.pipelines[0]!.sinks;
+    assert.equal(a!.base.batch.max_events, 20000);
+    assert.equal(b!.base.batch.max_events, 500);
+  });
 });
