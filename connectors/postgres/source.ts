@@ -40,6 +40,8 @@ export class PostgresSource implements Source {
   private closed?: Promise<void>;
   private paused = false;
   private fatal: Error | null = null;
+  /** The current connection has received something (it really streams). */
+  private live = false;
   private db = '';
 
   constructor(
@@ -154,6 +156,7 @@ export class PostgresSource implements Source {
     });
     this.startHeartbeat();
     let attempt = 0;
+    let delay = 0;
     const signal = this.ctx.signal;
     while (!signal.aborted) {
       // A new connection per attempt: a broken one is never reused.
@@ -166,10 +169,9 @@ export class PostgresSource implements Source {
       this.statusTimer = setInterval(() => conn.sendStatus(this.acked), this.cfg.status_interval_ms);
       try {
         this.ctx.metrics.set('tributary_source_connected', 1, { pipeline: this.ctx.pipeline });
-        const streaming = conn.stream(this.slot, this.publication, new PgPosition(start).serialize());
-        if (attempt > 0) this.ctx.logger.info({ from: new PgPosition(start).serialize(), attempt }, 'replication reconnected');
-        attempt = 0;
-        await streaming;
+        this.live = false;
+        if (attempt > 0) this.ctx.logger.info({ from: new PgPosition(start).serialize(), attempt }, 'replication reconnecting');
+        await conn.stream(this.slot, this.publication, new PgPosition(start).serialize());
         if (this.fatal) throw this.fatal;
       } catch (err) {
         if (signal.aborted) break;
@@ -181,8 +183,9 @@ export class PostgresSource implements Source {
             cause: err,
           });
         }
-        attempt++;
-        const delay = reconnectDelay(err, attempt);
+        // Backoff grows until a connection actually streams something, then starts over.
+        attempt = this.live ? 1 : attempt + 1;
+        delay = reconnectDelay(err, attempt);
         this.ctx.logger.warn({ err, attempt, delayMs: delay }, `replication connection lost: ${errorMessage(err)}; reconnecting`);
       } finally {
         clearInterval(this.statusTimer);
@@ -192,7 +195,7 @@ export class PostgresSource implements Source {
         this.decoder.prepareReconnect();
       }
       if (signal.aborted) break;
-      await sleep(reconnectDelay(null, attempt), signal);
+      await sleep(delay, signal);
       // The control connection may have died with the server too.
       if (this.control) {
         await this.control.end().catch(() => undefined);
@@ -207,6 +210,7 @@ export class PostgresSource implements Source {
   }
 
   private onData(lsn: string, payload: Buffer, out: SourceOutput): void {
+    this.live = true;
     if (this.fatal) return;
     try {
       this.decoder!.handle(payload, lsn, (item: SourceItem) => {
@@ -230,6 +234,7 @@ export class PostgresSource implements Source {
   }
 
   private onKeepalive(walEnd: bigint, reply: boolean): void {
+    this.live = true;
     // Nothing in flight (no open transaction, every pushed commit acknowledged): the WAL up
     // to walEnd holds nothing for us, so the slot may move there. Otherwise WAL written by
     // other databases would pile up behind an idle slot.
