@@ -25,7 +25,7 @@ const { createConnection } = mysql;
 import type { ChangeEvent, JsonValue, Row } from '../../src/core/event.js';
 import { ErrorCodes, TributaryError, errorMessage } from '../../src/core/errors.js';
 import type { PreflightProblem } from '../../src/core/source.js';
-import type { ChunkBounds, ChunkKeyKind, SnapshotReader, SnapshotSupport, SnapshotTable } from '../../src/snapshot/types.js';
+import { snapshotKey, type ChunkBounds, type ChunkKeyKind, type SnapshotReader, type SnapshotSupport, type SnapshotTable } from '../../src/snapshot/types.js';
 import { tableMatcher } from '../../src/runtime/table-filter.js';
 import { mysqlQuery } from './client.js';
 import { TextKind, textKindFor } from './column-types.js';
@@ -932,11 +932,7 @@ export class MysqlSnapshotSupport implements SnapshotSupport {
 export function mysqlSnapshotEvent(pipeline: string, serverId: () => number) {
   return (table: SnapshotTable, row: Row, snapshot: 'true' | 'last' | 'incremental', at: { file?: string; pos?: number }): ChangeEvent => {
     const { db, table: name } = splitName(table.name);
-    let key: Row | null = null;
-    if (table.key.length) {
-      key = {};
-      for (const k of table.key) key[k] = row[k] ?? null;
-    }
+    const key = snapshotKey(table, row);
     const now = Date.now();
     return {
       op: 'r',

@@ -22,9 +22,6 @@ export class PgPosition implements Position {
     return new PgPosition((BigInt(`0x${m[1]}`) << 32n) | BigInt(`0x${m[2]}`));
   }
 
-  static fromParts(hi: number, lo: number): PgPosition {
-    return new PgPosition((BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0));
-  }
 
   serialize(): string {
     return `${(this.lsn >> 32n).toString(16).toUpperCase()}/${(this.lsn & 0xffffffffn).toString(16).toUpperCase()}`;
@@ -49,7 +46,3 @@ export class PgPosition implements Position {
   }
 }
 
-/** Format an LSN from the two 32-bit halves without going through bigint (hot path). */
-export function formatLsn(hi: number, lo: number): string {
-  return `${(hi >>> 0).toString(16).toUpperCase()}/${(lo >>> 0).toString(16).toUpperCase()}`;
-}

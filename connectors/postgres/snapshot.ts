@@ -1,7 +1,7 @@
 import pg from 'pg';
 import type { ChangeEvent, JsonValue, Row } from '../../src/core/event.js';
 import { ErrorCodes, TributaryError } from '../../src/core/errors.js';
-import type { ChunkBounds, SnapshotReader, SnapshotSupport, SnapshotTable } from '../../src/snapshot/types.js';
+import { snapshotKey, type ChunkBounds, type SnapshotReader, type SnapshotSupport, type SnapshotTable } from '../../src/snapshot/types.js';
 import { ident, loadTypes, resolveTables } from './catalog.js';
 import { SESSION_OPTIONS } from './replication.js';
 import { decoderFor, type PgTypeInfo, type ValueDecoder } from './values.js';
@@ -197,11 +197,7 @@ export class PgSnapshotSupport implements SnapshotSupport {
 export function pgSnapshotEvent(pipeline: string, db: string) {
   return (table: SnapshotTable, row: Row, snapshot: 'true' | 'last' | 'incremental', at: { lsn?: string }): ChangeEvent => {
     const [schema, name] = table.name.split('.') as [string, string];
-    let key: Row | null = null;
-    if (table.key.length) {
-      key = {};
-      for (const k of table.key) key[k] = row[k] ?? null;
-    }
+    const key = snapshotKey(table, row);
     const now = Date.now();
     return {
       op: 'r',

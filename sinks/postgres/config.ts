@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { warehouseFields } from './warehouse-config.js';
 
 /**
  * The `postgres` sink block. This schema is the reference: validation, the TypeScript type and
@@ -7,23 +8,7 @@ import { z } from 'zod';
 export const PostgresSinkConfig = z
   .object({
     url: z.string().min(1).describe('Target database, libpq URL: `postgres://user:pass@host:5432/warehouse`. The password never appears in logs.'),
-    schema: z
-      .string()
-      .min(1)
-      .optional()
-      .describe('Target schema, a template over {schema} {db} {table} {pipeline}. Default: the source schema (Postgres) or database (MySQL). Created when missing.'),
-    table: z.string().min(1).default('{table}').describe('Target table name template over {schema} {db} {table} {pipeline}. Created when missing.'),
-    mode: z
-      .enum(['mirror', 'history'])
-      .default('mirror')
-      .describe('mirror: keep the current row per key (upsert on c/u/r, delete on d, empty on t). history: append every event as a row with _op, _position, _index, _fence, _ts_ms and _before.'),
-    meta_schema: z.string().min(1).default('public').describe('Schema that holds `_tributary_positions` (the committed position per pipeline and sink) and `_tributary_tombstones` (fences of deleted keys).'),
-    max_rows_per_statement: z
-      .number()
-      .int()
-      .min(1)
-      .default(5000)
-      .describe('Rows sent in one bulk statement; a larger batch is split into several statements of the same transaction.'),
+    ...warehouseFields({ metaSchema: 'public', maxRowsPerStatement: 5000 }),
   })
   .strict();
 

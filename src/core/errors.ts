@@ -33,7 +33,6 @@ export const ErrorCodes = {
   SINK_CONFIG: 'TRB3003',
   DEAD_LETTER: 'TRB3004',
   STATE_STORE: 'TRB3005',
-  CHECKPOINT_MISSING: 'TRB3006',
   SNAPSHOT: 'TRB4001',
 } as const;
 

@@ -5,18 +5,6 @@ export function redactUrl(s: string): string {
   return s.replace(/([a-z][a-z0-9+.-]*:\/\/[^:/@\s]*:)([^@\s]*)@/gi, '$1***@');
 }
 
-/** Deep-copy a config object with URL passwords and secret-looking keys redacted. */
-export function redactConfig<T>(value: T): T {
-  return JSON.parse(
-    JSON.stringify(value, (key, v) => {
-      if (typeof v === 'string') {
-        if (/pass(word)?|secret|token|api_?key/i.test(key)) return '***';
-        return redactUrl(v);
-      }
-      return v;
-    }),
-  ) as T;
-}
 
 /**
  * The process logger. Secrets never reach the output: known secret paths are censored by

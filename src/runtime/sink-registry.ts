@@ -25,10 +25,6 @@ const builtins: Record<string, Loader> = {
   manticore: () => import('../../sinks/manticore/index.js'),
 };
 
-/** Register a built-in (used by sink packages that ship with Tributary). */
-export function registerBuiltinSink(type: string, loader: Loader): void {
-  builtins[type] = loader;
-}
 
 export function builtinSinkTypes(): string[] {
   return Object.keys(builtins).sort();

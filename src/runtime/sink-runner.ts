@@ -51,7 +51,6 @@ export class SinkRunner {
   private loop?: Promise<void>;
   private closed?: Promise<void>;
   private deadLetterPath: string;
-  private lastCommittedTs = 0;
   /** Whether the most recent write succeeded (a healthy target). */
   private lastWriteOk = false;
   /** `lastWriteOk` as it was before the batch now being isolated. */
@@ -149,7 +148,6 @@ export class SinkRunner {
       if (events.length) {
         this.lastWriteOkBefore = this.lastWriteOk;
         await this.deliver(events, { signal, commit: fresh ? commit!.txn.serialize() : null });
-        this.lastCommittedTs = commitTime(events[events.length - 1]!.event);
       }
       // The batch is durable in the sink: its entries can leave the stream now, so the
       // source reads on while the checkpoint is written. (A crash before the checkpoint
@@ -322,7 +320,4 @@ export class SinkRunner {
     })());
   }
 
-  get lastTs(): number {
-    return this.lastCommittedTs;
-  }
 }

@@ -1,5 +1,13 @@
 import type { ChangeEvent, JsonValue, Row } from '../core/event.js';
 
+/** A snapshot row's `key`: its key columns, or null when the table has none (ctid chunks). */
+export function snapshotKey(table: SnapshotTable, row: Row): Row | null {
+  if (!table.key.length) return null;
+  const key: Row = {};
+  for (const k of table.key) key[k] = row[k] ?? null;
+  return key;
+}
+
 /**
  * How a table is cut into chunks. `pk`/`unique`/`configured`: keyset pagination on those
  * columns (row-value comparison for composite keys). `ctid`: Postgres physical block ranges,

@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import { MemoryStream, type StreamEntry } from '../../src/runtime/memory-stream.js';
 import { tableMatcher } from '../../src/runtime/table-filter.js';
 import { backoffDelay, isRetryableError } from '../../src/runtime/retry.js';
-import { redactConfig, redactUrl } from '../../src/core/log.js';
+import { redactUrl } from '../../src/core/log.js';
 import { PgPosition } from '../../connectors/postgres/position.js';
 import { PoisonEventError } from '../../src/core/errors.js';
 
@@ -66,13 +66,8 @@ describe('retry classification', () => {
 });
 
 describe('secret redaction', () => {
-  it('removes URL passwords and secret keys', () => {
+  it('removes URL passwords', () => {
     assert.equal(redactUrl('connect to postgres://cdc:s3cret@db:5432/shop failed'), 'connect to postgres://cdc:***@db:5432/shop failed');
     assert.equal(redactUrl('redis://:pw@127.0.0.1:6379'), 'redis://:***@127.0.0.1:6379');
-    assert.deepEqual(redactConfig({ url: 'mysql://root:pw@h/', password: 'x', nested: { api_key: 'k', ok: 'v' } }), {
-      url: 'mysql://root:***@h/',
-      password: '***',
-      nested: { api_key: '***', ok: 'v' },
-    });
   });
 });
