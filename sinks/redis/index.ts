@@ -51,6 +51,7 @@ export default defineSink({
     redis.on('error', () => undefined); // surfaced through the failing command instead
     const fenceKey = config.fence_key ?? `tributary:fence:${ctx.pipeline}:${ctx.sinkName}`;
     const ttl = config.ttl_seconds ?? 0;
+    const keyless = new Set<string>();
 
     async function truncate(e: SinkEvent): Promise<void> {
       // Delete every key of the table (the template with {key} = *), fenced like a delete.
@@ -89,7 +90,14 @@ export default defineSink({
             await truncate(e);
             continue;
           }
-          if (!ev.key) continue; // a table without a key cannot be cached by key
+          if (!ev.key) {
+            // A table without a key cannot be cached by key: say so once per table.
+            if (!keyless.has(e.table)) {
+              keyless.add(e.table);
+              ctx.logger.warn({ table: e.table }, 'redis: events of a table without a primary key are not cached; give it a primary key or REPLICA IDENTITY FULL');
+            }
+            continue;
+          }
           const key = renderTemplate(config.key, ev);
           if (config.mode === 'invalidate' || ev.op === 'd') args.push(key, e.fence, 'd', '');
           else args.push(key, e.fence, 's', JSON.stringify(ev.after));

@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import pg from 'pg';
 import { PgTestDb, TempDir, TributaryProcess, waitFor } from '../helpers/context.js';
 import { EmbeddedPg } from '../helpers/embedded-pg.js';
-import { InProcessPipeline, readJsonl } from '../helpers/pipeline.js';
+import { InProcessPipeline } from '../helpers/pipeline.js';
 import { PgPosition } from '../../connectors/postgres/position.js';
 import { PG_URL } from '../helpers/env.js';
 
@@ -74,6 +74,5 @@ describe('postgres server conditions', { concurrency: false }, () => {
     } finally {
       await admin.end();
     }
-    void readJsonl;
   });
 });
