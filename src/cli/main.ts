@@ -7,8 +7,7 @@ import { Metrics, defineRuntimeMetrics } from '../runtime/metrics.js';
 import { Pipeline } from '../runtime/pipeline.js';
 import { startHttp } from '../http/server.js';
 import { createSource } from '../runtime/sources.js';
-import { FileStateStore } from '../state/file-store.js';
-import { RedisStateStore } from '../state/redis-store.js';
+import { openStateStore } from '../state/open.js';
 import type { SnapshotState } from '../snapshot/types.js';
 
 const USAGE = `tributary: change-data-capture from Postgres and MySQL/MariaDB to your sinks
@@ -163,7 +162,7 @@ async function runWorker(cfg: Awaited<ReturnType<typeof loadConfig>>): Promise<v
     }
     const ac = new AbortController();
     const state = p.config.state;
-    const store = state.type === 'file' ? new FileStateStore(state.dir) : new RedisStateStore(state.url);
+    const store = await openStateStore(state);
     const source = await createSource(p.config, { pipeline: p.config.name, logger, signal: ac.signal, metrics: new Metrics(), store });
     if (!source.snapshots) throw new TributaryError(ErrorCodes.SNAPSHOT, `the ${p.config.source.type} source cannot snapshot`, { fix: 'remove --worker' });
     const q = new ChunkQueue(st.url, p.config.name);
@@ -201,7 +200,7 @@ async function cmdValidate(rest: string[]): Promise<void> {
   for (const p of cfg.pipelines) {
     const ac = new AbortController();
     const st = p.config.state;
-    const store = st.type === 'file' ? new FileStateStore(st.dir) : new RedisStateStore(st.url);
+    const store = await openStateStore(st);
     const source = await createSource(p.config, { pipeline: p.config.name, logger, signal: ac.signal, metrics: new Metrics(), store });
     try {
       const problems = await source.preflight();
@@ -239,7 +238,7 @@ async function cmdStatus(rest: string[]): Promise<void> {
   const out: Record<string, unknown>[] = [];
   for (const p of cfg.pipelines) {
     const st = p.config.state;
-    const store = st.type === 'file' ? new FileStateStore(st.dir) : new RedisStateStore(st.url);
+    const store = await openStateStore(st);
     try {
       const sinks = await store.loadSinks(p.config.name);
       const snap = await store.get<SnapshotState>(p.config.name, 'snapshot');

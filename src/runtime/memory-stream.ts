@@ -1,10 +1,48 @@
+import type { ChangeEvent } from '../core/event.js';
 import type { Position } from '../core/source.js';
 import type { SinkEvent } from '../sdk/index.js';
 
+/**
+ * A change event in the stream. The entry is itself the {@link SinkEvent} every sink
+ * receives (one object per event, not an entry wrapping an event wrapping an envelope: at
+ * 100k+ events/s each object kept in the stream is one more for the garbage collector to
+ * promote). `fence` and `version` are computed only when a sink asks.
+ */
+export class StreamEvent implements SinkEvent {
+  readonly kind = 'event' as const;
+  private f?: string;
+  constructor(
+    readonly event: ChangeEvent,
+    readonly table: string,
+    /** The position of the transaction that holds the event. */
+    readonly txn: Position,
+    readonly index: number,
+    readonly json: string,
+    /** What the entry costs in the stream's byte budget. */
+    readonly bytes: number,
+  ) {}
+  get position(): string {
+    return this.txn.serialize();
+  }
+  get fence(): string {
+    return (this.f ??= this.txn.fence() + this.index.toString(16).padStart(8, '0'));
+  }
+  get version(): bigint {
+    // 47 bits of position, 16 bits of index: ordered, and within a signed 64-bit integer.
+    return (this.txn.ordinal() << 16n) | BigInt(Math.min(this.index, 0xffff));
+  }
+}
+
+/** A transaction's commit marker in the stream. */
+export interface StreamCommit {
+  kind: 'commit';
+  txn: Position;
+  resume: Position;
+  bytes: number;
+}
+
 /** One entry of the internal stream: a change event or a transaction's commit marker. */
-export type StreamEntry =
-  | { kind: 'event'; txn: Position; sink: SinkEvent; bytes: number }
-  | { kind: 'commit'; txn: Position; resume: Position; bytes: number };
+export type StreamEntry = StreamEvent | StreamCommit;
 
 /**
  * The embedded internal stream: an in-memory log with one cursor per consumer, bounded in

@@ -6,7 +6,7 @@ import type { Position, Source } from '../core/source.js';
 import type { SinkEvent, SinkInstance, WriteContext } from '../sdk/index.js';
 import type { ResolvedSink } from '../config/load.js';
 import type { StateStore } from '../state/store.js';
-import type { MemoryStream, StreamEntry } from './memory-stream.js';
+import type { MemoryStream, StreamCommit } from './memory-stream.js';
 import type { Metrics } from './metrics.js';
 import { tableMatcher } from './table-filter.js';
 import { sleep, backoffDelay, isRetryableError } from './retry.js';
@@ -110,7 +110,7 @@ export class SinkRunner {
   lagSeconds(now = Date.now()): number {
     const e = this.o.stream.read(this.cursor, 1, 1)[0];
     if (!e || e.kind !== 'event') return 0;
-    return Math.max(0, (now - commitTime(e.sink.event)) / 1000);
+    return Math.max(0, (now - commitTime(e.event)) / 1000);
   }
 
   private async run(): Promise<void> {
@@ -127,7 +127,7 @@ export class SinkRunner {
         await sleep(max_wait_ms, signal);
         entries = stream.read(this.cursor, max_events, max_bytes);
       }
-      let commit: Extract<StreamEntry, { kind: 'commit' }> | null = null;
+      let commit: StreamCommit | null = null;
       for (let i = entries.length - 1; i >= 0; i--) {
         const e = entries[i]!;
         if (e.kind === 'commit') {
@@ -141,8 +141,8 @@ export class SinkRunner {
       for (const e of entries) {
         if (e.kind !== 'event') continue;
         if (pos && e.txn.compare(pos) <= 0) continue; // already durable in this sink
-        if (!this.matches(e.sink.table)) continue;
-        events.push(e.sink);
+        if (!this.matches(e.table)) continue;
+        events.push(e);
       }
       const fresh = commit && (!pos || commit.txn.compare(pos) > 0);
       if (events.length) {
@@ -157,21 +157,35 @@ export class SinkRunner {
       this.o.metrics.set('tributary_sink_lag_events', stream.end - this.cursor, this.labels);
       if (fresh) await this.persist(commit!);
     }
+    await this.saving;
   }
 
-  private async persist(commit: Extract<StreamEntry, { kind: 'commit' }>): Promise<void> {
+  /**
+   * Checkpoint a commit. The sink's own `checkpoint()` runs now, before the next batch is
+   * written, so the state it returns (the jsonl byte offset) describes exactly this batch.
+   * Writing the record to the state store (fsync, rename, directory fsync: a few ms) then
+   * overlaps the next batch's write; at most one such write is in flight, and its error
+   * surfaces at the next checkpoint or when the runner stops. The next batch landing in the
+   * sink before this record is durable changes nothing after a crash: the stored position
+   * is older and that batch is delivered again, as with any batch written after a checkpoint.
+   */
+  private async persist(commit: StreamCommit): Promise<void> {
+    await this.saving;
     const position = commit.txn.serialize();
     const state = await this.instance.checkpoint?.(position);
-    await this.o.store.saveSink(this.o.pipeline, this.name, {
-      position,
-      resume: commit.resume.serialize(),
-      state,
-      at: Date.now(),
-    });
-    this.position = commit.txn;
-    this.resume = commit.resume;
-    this.o.onCommit();
+    const saved = this.o.store
+      .saveSink(this.o.pipeline, this.name, { position, resume: commit.resume.serialize(), state, at: Date.now() })
+      .then(() => {
+        this.position = commit.txn;
+        this.resume = commit.resume;
+        this.o.onCommit();
+      });
+    saved.catch(() => undefined); // observed by the next persist() or by run()'s end
+    this.saving = saved;
   }
+
+  /** The checkpoint record being written to the state store, if any. */
+  private saving: Promise<void> = Promise.resolve();
 
   /**
    * Write a batch. Unreachable targets are retried forever. A batch that keeps failing for
