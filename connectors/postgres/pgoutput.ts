@@ -2,6 +2,7 @@ import { SerializedChangeEvent, type ChangeEvent } from '../../src/core/event.js
 import type { SourceItem } from '../../src/core/source.js';
 import { ErrorCodes, TributaryError } from '../../src/core/errors.js';
 import { PgPosition } from './position.js';
+import { JsonBytes } from './json-bytes.js';
 import { RelationDecoder, type RelationColumn } from './relation.js';
 import type { PgTypeInfo } from './values.js';
 import { WATERMARK_PREFIX } from './snapshot.js';
@@ -57,6 +58,10 @@ export class PgoutputDecoder {
   private readonly now: () => number;
   /** The constant start of each table's `source` block, serialized once. */
   private readonly sourcePrefix = new WeakMap<RelationDecoder, string>();
+  /** Scratch buffers of the byte path: the old tuple, the new tuple, the envelope. */
+  private readonly wOld = new JsonBytes();
+  private readonly wNew = new JsonBytes();
+  private readonly wEnv = new JsonBytes();
 
   constructor(private readonly o: PgoutputDecoderOptions) {
     this.now = o.now ?? Date.now;
@@ -91,6 +96,7 @@ export class PgoutputDecoder {
         return;
       case 73 /* I */: {
         const rel = this.rel(buf.readUInt32BE(1));
+        if (this.writeRow(emit, rel, 'c', buf, lsn)) return;
         // buf[5] is 'N'
         const t = rel.encodeTuple(buf, 6, null);
         this.emitRow(emit, rel, 'c', 'null', rel.rowJson(t.texts), rel.keyJson(t.texts), t.unchanged, lsn);
@@ -98,6 +104,7 @@ export class PgoutputDecoder {
       }
       case 85 /* U */: {
         const rel = this.rel(buf.readUInt32BE(1));
+        if (this.writeRow(emit, rel, 'u', buf, lsn)) return;
         let off = 5;
         let before: string | null = null;
         let oldTexts: (string | undefined)[] | null = null;
@@ -117,6 +124,7 @@ export class PgoutputDecoder {
       }
       case 68 /* D */: {
         const rel = this.rel(buf.readUInt32BE(1));
+        if (this.writeRow(emit, rel, 'd', buf, lsn)) return;
         const tag = buf[5];
         const old = rel.encodeTuple(buf, 6, null);
         const before = tag === 75 ? rel.identityJson(old.texts) : rel.rowJson(old.texts);
@@ -195,6 +203,65 @@ export class PgoutputDecoder {
   }
 
   /**
+   * The byte path for Insert, Update and Delete: the tuples are written as JSON straight from
+   * the message into scratch buffers, and the envelope is assembled from them into one flat
+   * string (json-bytes.ts says why). Same JSON as `emitRow` gives from `encodeTuple` texts.
+   * Returns false, having consumed nothing, for a row with an unchanged TOAST value: the
+   * string path fills or lists those.
+   */
+  private writeRow(emit: (item: SourceItem) => void, rel: RelationDecoder, op: 'c' | 'u' | 'd', buf: Buffer, lsn: string): boolean {
+    const t = this.txn;
+    if (!t) throw protocolError('row change outside a transaction');
+    const wo = this.wOld;
+    const wn = this.wNew;
+    let off = 5;
+    let oldTag = 0;
+    if (op !== 'c') {
+      const tag = buf[5]!;
+      if (tag === 75 /* K */ || tag === 79 /* O */) {
+        wo.reset();
+        off = rel.writeTuple(buf, 6, wo, rel.oldSpans);
+        if (off < 0) return false;
+        oldTag = tag;
+      }
+    }
+    if (op !== 'd') {
+      // buf[off] is 'N'
+      wn.reset();
+      if (rel.writeTuple(buf, off + 1, wn, rel.newSpans) < 0) return false;
+    }
+    const idx = t.idx++;
+    if (this.replay && idx < this.replay.count) return true; // delivered before the reconnect
+    const w = this.wEnv;
+    w.reset();
+    w.ascii(op === 'c' ? '{"op":"c","before":null' : op === 'u' ? '{"op":"u","before":' : '{"op":"d","before":');
+    if (oldTag === 75) rel.writeKey(wo, rel.oldSpans, w, true);
+    else if (oldTag === 79) w.raw(wo.buf, 0, wo.n);
+    // Without an old row (REPLICA IDENTITY DEFAULT, key unchanged), `before` holds the key.
+    else if (op === 'u') rel.writeKey(wn, rel.newSpans, w);
+    w.ascii(',"after":');
+    if (op === 'd') w.ascii('null');
+    else w.raw(wn.buf, 0, wn.n);
+    w.ascii(',"key":');
+    if (op === 'd') rel.writeKey(wo, rel.oldSpans, w);
+    else rel.writeKey(wn, rel.newSpans, w);
+    w.ascii(',"source":');
+    w.text(this.prefixOf(rel));
+    w.ascii(`${t.tsMs},"snapshot":"false","lsn":"${lsn}","txId":${t.xid}},"ts_ms":${this.now()}}`);
+    emit({ kind: 'event', event: new SerializedChangeEvent(w.toString(), rel.qualified, t.tsMs), txn: t.final, idx });
+    return true;
+  }
+
+  private prefixOf(rel: RelationDecoder): string {
+    let prefix = this.sourcePrefix.get(rel);
+    if (!prefix) {
+      prefix = `{"connector":"postgresql","name":${JSON.stringify(this.o.pipeline)},"db":${JSON.stringify(this.o.db)},"schema":${JSON.stringify(rel.schema)},"table":${JSON.stringify(rel.table)},"ts_ms":`;
+      this.sourcePrefix.set(rel, prefix);
+    }
+    return prefix;
+  }
+
+  /**
    * Emit one change, its envelope serialized here from JSON texts: the key order and values
    * are those of the ChangeEvent shape (op, before, after, key, source, ts_ms).
    */
@@ -203,11 +270,7 @@ export class PgoutputDecoder {
     if (!t) throw protocolError('row change outside a transaction');
     const idx = t.idx++;
     if (this.replay && idx < this.replay.count) return; // delivered before the reconnect
-    let prefix = this.sourcePrefix.get(rel);
-    if (!prefix) {
-      prefix = `{"connector":"postgresql","name":${JSON.stringify(this.o.pipeline)},"db":${JSON.stringify(this.o.db)},"schema":${JSON.stringify(rel.schema)},"table":${JSON.stringify(rel.table)},"ts_ms":`;
-      this.sourcePrefix.set(rel, prefix);
-    }
+    const prefix = this.prefixOf(rel);
     const json =
       `{"op":"${op}","before":${before},"after":${after},"key":${key},"source":${prefix}${t.tsMs},"snapshot":"false","lsn":"${lsn}","txId":${t.xid}` +
       `${unchanged ? `,"unchanged":${JSON.stringify(unchanged)}` : ''}},"ts_ms":${this.now()}}`;

@@ -1,4 +1,5 @@
-import { jsonEncoderFor, type JsonEncoder, type PgTypeInfo } from './values.js';
+import type { JsonBytes } from './json-bytes.js';
+import { jsonByteEncoderFor, jsonEncoderFor, type JsonByteEncoder, type JsonEncoder, type PgTypeInfo } from './values.js';
 
 /** One column as a pgoutput Relation message describes it. */
 export interface RelationColumn {
@@ -30,6 +31,17 @@ export class RelationDecoder {
   readonly encoders: JsonEncoder[];
   /** Per column, `"name":`, serialized once. */
   readonly nameKeys: string[];
+  /** Per column, the byte encoder (the same JSON text as `encoders`, into a scratch buffer). */
+  readonly byteEncoders: JsonByteEncoder[];
+  /** Per column, `"name":` and `,"name":` as bytes. */
+  private readonly nameBytes: Buffer[];
+  private readonly nameBytesComma: Buffer[];
+  /**
+   * Where each column's value text sits in its scratch buffer after `writeTuple` (start at
+   * 2i, end at 2i+1): one set for an old tuple, one for a new one, reused for every row.
+   */
+  readonly oldSpans: Int32Array;
+  readonly newSpans: Int32Array;
   /** Indexes of the columns a 'K' (identity key) tuple carries. */
   private readonly identityIdx: number[];
 
@@ -46,6 +58,11 @@ export class RelationDecoder {
     this.names = columns.map((c) => c.name);
     this.encoders = columns.map((c) => jsonEncoderFor(c.typeOid, types));
     this.nameKeys = columns.map((c) => `${JSON.stringify(c.name)}:`);
+    this.byteEncoders = columns.map((c) => jsonByteEncoderFor(c.typeOid, types));
+    this.nameBytes = this.nameKeys.map((k) => Buffer.from(k, 'utf8'));
+    this.nameBytesComma = this.nameKeys.map((k) => Buffer.from(',' + k, 'utf8'));
+    this.oldSpans = new Int32Array(columns.length * 2);
+    this.newSpans = new Int32Array(columns.length * 2);
     this.qualified = `${schema}.${table}`;
     const pk = primaryKey?.length ? primaryKey.map((n) => this.names.indexOf(n)).filter((i) => i >= 0) : [];
     // With REPLICA IDENTITY FULL pgoutput flags every column as identity, so the primary
@@ -87,6 +104,65 @@ export class RelationDecoder {
       }
     }
     return { texts, unchanged, end: off };
+  }
+
+  /**
+   * Writes a TupleData as a JSON object (`{"a":1,"b":"x"}`) into `w`, straight from the wire
+   * bytes, and notes in `spans` where each value sits, for the key. Returns the
+   * offset after the tuple, or -1 when a column is an unchanged TOAST value ('u'): those rows
+   * take the `encodeTuple` path, which can fill it from the old row or list it.
+   */
+  writeTuple(buf: Buffer, off: number, w: JsonBytes, spans: Int32Array): number {
+    const n = buf.readInt16BE(off);
+    off += 2;
+    const enc = this.byteEncoders;
+    w.byte(123); // {
+    for (let i = 0; i < n; i++) {
+      const name = i === 0 ? this.nameBytes[i]! : this.nameBytesComma[i]!;
+      w.raw(name, 0, name.length);
+      const kind = buf[off++];
+      spans[2 * i] = w.n;
+      if (kind === 116 /* t */) {
+        const len = buf.readInt32BE(off);
+        off += 4;
+        enc[i]!(w, buf, off, off + len);
+        off += len;
+      } else if (kind === 110 /* n */) {
+        w.ascii('null');
+      } else if (kind === 98 /* b */) {
+        const len = buf.readInt32BE(off);
+        off += 4;
+        w.ascii(`"${buf.toString('base64', off, off + len)}"`);
+        off += len;
+      } else if (kind === 117 /* u */) {
+        return -1;
+      } else {
+        throw new Error(`pgoutput: unknown tuple column kind 0x${(kind ?? 0).toString(16)} in ${this.qualified}`);
+      }
+      spans[2 * i + 1] = w.n;
+    }
+    w.byte(125); // }
+    return off;
+  }
+
+  /**
+   * The key (`{"id":1}`, or `null` when there is none), or with `identity` the replica
+   * identity columns, copied from a tuple written to `from` with `spans`, into `w`.
+   */
+  writeKey(from: JsonBytes, spans: Int32Array, w: JsonBytes, identity = false): void {
+    const idx = identity ? this.identityIdx : this.keyIdx;
+    if (!idx.length && !identity) {
+      w.ascii('null');
+      return;
+    }
+    w.byte(123);
+    for (let j = 0; j < idx.length; j++) {
+      const i = idx[j]!;
+      const name = j === 0 ? this.nameBytes[i]! : this.nameBytesComma[i]!;
+      w.raw(name, 0, name.length);
+      w.raw(from.buf, spans[2 * i]!, spans[2 * i + 1]!);
+    }
+    w.byte(125);
   }
 
   /** `{"a":1,"b":"x"}` from column texts, leaving out undefined ones. */

@@ -1,4 +1,5 @@
 import type { JsonValue } from '../../src/core/event.js';
+import type { JsonBytes } from './json-bytes.js';
 
 /**
  * Text-format value decoders: one per Postgres type, turning the bytes pgoutput sends into
@@ -237,4 +238,72 @@ export function jsonEncoderFor(oid: number, types: ReadonlyMap<number, PgTypeInf
   if (info.type === 'd' && info.base) return jsonEncoderFor(info.base, types, depth + 1);
   if (info.category === 'A' && info.elem) return viaDecoder(decoderFor(oid, types));
   return jStr;
+}
+
+/**
+ * Byte encoders: the same JSON texts as the {@link JsonEncoder}s, written into a
+ * {@link JsonBytes} scratch buffer instead of returned as strings (see json-bytes.ts).
+ * Types without a byte encoder of their own write their JsonEncoder's string.
+ */
+export type JsonByteEncoder = (w: JsonBytes, buf: Buffer, start: number, end: number) => void;
+
+const bRaw: JsonByteEncoder = (w, b, s, e) => w.raw(b, s, e);
+const bQuoted: JsonByteEncoder = (w, b, s, e) => w.quoted(b, s, e);
+const bStr: JsonByteEncoder = (w, b, s, e) => w.string(b, s, e);
+const bInt8: JsonByteEncoder = (w, b, s, e) => (e - s <= 15 ? w.raw(b, s, e) : w.ascii(jInt8(b, s, e)));
+const bBool: JsonByteEncoder = (w, b, s) => w.ascii(b[s] === 116 ? 'true' : 'false');
+
+/** `2024-01-15 10:30:00.123456[+00]` → `"2024-01-15T10:30:00.123456[Z]"`, as the decoders above. */
+function bTime(zone: boolean): JsonByteEncoder {
+  const slow = viaDecoder(zone ? timestamptz : timestamp);
+  return (w, b, s, e) => {
+    const ok = zone ? e - s >= 22 && b[s + 10] === 32 && b[e - 3] === 43 && b[e - 2] === 48 && b[e - 1] === 48 : e - s >= 19 && b[s + 10] === 32;
+    if (!ok) {
+      w.text(slow(b, s, e));
+      return;
+    }
+    const tail = zone ? e - 3 : e;
+    w.ensure(tail - s + 3);
+    const o = w.buf;
+    o[w.n++] = 34;
+    o.set(b.subarray(s, s + 10), w.n);
+    w.n += 10;
+    o[w.n++] = 84; // T
+    o.set(b.subarray(s + 11, tail), w.n);
+    w.n += tail - s - 11;
+    if (zone) o[w.n++] = 90; // Z
+    o[w.n++] = 34;
+  };
+}
+
+const builtinBytes = new Map<number, JsonByteEncoder>([
+  [OID.bool, bBool],
+  [OID.int2, bRaw],
+  [OID.int4, bRaw],
+  [OID.oid, bRaw],
+  [OID.xid, bRaw],
+  [OID.int8, bInt8],
+  [OID.numeric, bQuoted],
+  [OID.json, bRaw],
+  [OID.jsonb, bRaw],
+  [OID.timestamp, bTime(false)],
+  [OID.timestamptz, bTime(true)],
+  [OID.date, bQuoted],
+  [OID.uuid, bQuoted],
+  [OID.text, bStr],
+  [OID.varchar, bStr],
+  [OID.bpchar, bStr],
+  [OID.name, bStr],
+]);
+
+/** The byte encoder for a column type: the same JSON text as `jsonEncoderFor` gives. */
+export function jsonByteEncoderFor(oid: number, types: ReadonlyMap<number, PgTypeInfo>): JsonByteEncoder {
+  const b = builtinBytes.get(oid);
+  if (b) return b;
+  const info = types.get(oid);
+  if (info?.type === 'd' && info.base && builtinBytes.has(info.base)) return builtinBytes.get(info.base)!;
+  const enc = jsonEncoderFor(oid, types);
+  // Strings (text-like unknown types, enums): escaped from the bytes, as jStr would.
+  if (enc === jStr) return bStr;
+  return (w, buf, s, e) => w.text(enc(buf, s, e));
 }

@@ -104,15 +104,22 @@ export class MemoryStream {
   }
 
   /**
-   * Up to `maxEntries` entries from `offset`, stopping once `maxBytes` are taken (always
-   * at least one entry). Returns an empty array when nothing is there yet.
+   * Entries from `offset` holding up to `maxEvents` events (commit markers do not count, so
+   * a batch of 2,000 spans two 1,000-row transactions, not one), stopping once `maxBytes`
+   * are taken (always at least one entry). Returns an empty array when nothing is there yet.
    */
-  read(offset: number, maxEntries: number, maxBytes: number): StreamEntry[] {
+  read(offset: number, maxEvents: number, maxBytes: number): StreamEntry[] {
     const out: StreamEntry[] = [];
     let i = this.head + (offset - this.base);
     let bytes = 0;
-    while (i < this.entries.length && out.length < maxEntries && (bytes < maxBytes || out.length === 0)) {
-      const e = this.entries[i++]!;
+    let events = 0;
+    while (i < this.entries.length && (bytes < maxBytes || out.length === 0)) {
+      const e = this.entries[i]!;
+      if (e.kind === 'event') {
+        if (events === maxEvents) break;
+        events++;
+      }
+      i++;
       bytes += e.bytes;
       out.push(e);
     }

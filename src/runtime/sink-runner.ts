@@ -5,8 +5,8 @@ import { ErrorCodes, PoisonEventError, TributaryError, errorMessage } from '../c
 import type { Position, Source } from '../core/source.js';
 import type { SinkEvent, SinkInstance, WriteContext } from '../sdk/index.js';
 import type { ResolvedSink } from '../config/load.js';
-import type { StateStore } from '../state/store.js';
-import type { MemoryStream, StreamCommit } from './memory-stream.js';
+import type { SinkCheckpointRecord, StateStore } from '../state/store.js';
+import type { MemoryStream, StreamCommit, StreamEntry } from './memory-stream.js';
 import type { Metrics } from './metrics.js';
 import { tableMatcher } from './table-filter.js';
 import { sleep, backoffDelay, isRetryableError } from './retry.js';
@@ -42,8 +42,12 @@ export class SinkRunner {
   position: Position | null = null;
   /** Where the source must resume for this sink. */
   resume: Position | null = null;
-  /** Stream offset of the next entry to read. */
+  /** Stream offset below which every entry is written to the sink (and its checkpoint queued). */
   cursor = 0;
+  /** Stream offset of the next entry to read (ahead of `cursor` while a batch is written). */
+  private readAt = 0;
+  /** The first entry of the batch being written, for `lagSeconds`. */
+  private inflight: StreamEntry | null = null;
   instance!: SinkInstance;
   failed: Error | null = null;
   private readonly matches: (table: string) => boolean;
@@ -99,6 +103,7 @@ export class SinkRunner {
   /** Start consuming at `cursor` (the stream offset registered for this sink). */
   start(cursor: number): void {
     this.cursor = cursor;
+    this.readAt = cursor;
     this.loop = this.run().catch((err) => {
       this.failed = err as Error;
       this.o.logger.error({ sink: this.name, err }, `sink ${this.name} stopped: ${errorMessage(err)}`);
@@ -106,9 +111,9 @@ export class SinkRunner {
     });
   }
 
-  /** Seconds the sink is behind: age of the oldest entry it has not committed, or 0. */
+  /** Seconds the sink is behind: age of the oldest entry it has not written, or 0. */
   lagSeconds(now = Date.now()): number {
-    const e = this.o.stream.read(this.cursor, 1, 1)[0];
+    const e = this.inflight ?? this.o.stream.read(this.readAt, 1, 1)[0];
     if (!e || e.kind !== 'event') return 0;
     return Math.max(0, (now - commitTime(e.event)) / 1000);
   }
@@ -118,14 +123,14 @@ export class SinkRunner {
     const { max_events, max_bytes, max_wait_ms } = sink.base.batch;
     const signal = this.ac.signal;
     while (!signal.aborted) {
-      await stream.wait(this.cursor, signal);
+      await stream.wait(this.readAt, signal);
       if (signal.aborted) break;
-      let entries = stream.read(this.cursor, max_events, max_bytes);
+      let entries = stream.read(this.readAt, max_events, max_bytes);
       if (!entries.length) continue;
       if (max_wait_ms > 0 && entries.length < max_events) {
         // Linger for a fuller batch (fewer, larger writes), then take what is there.
         await sleep(max_wait_ms, signal);
-        entries = stream.read(this.cursor, max_events, max_bytes);
+        entries = stream.read(this.readAt, max_events, max_bytes);
       }
       let commit: StreamCommit | null = null;
       for (let i = entries.length - 1; i >= 0; i--) {
@@ -145,47 +150,71 @@ export class SinkRunner {
         events.push(e);
       }
       const fresh = commit && (!pos || commit.txn.compare(pos) > 0);
+      // The batch leaves the stream as it is taken, not once written: the source fills the
+      // stream again while the sink writes and fsyncs, instead of waiting behind a write that
+      // holds part of the budget. Nothing is lost by it: a failed write is retried from
+      // `events`, and after a crash everything after the checkpoint is read from the source
+      // again, never from this in-memory stream. Memory is bounded by the stream budget plus
+      // one batch per sink (`batch.max_bytes`).
+      this.readAt += entries.length;
+      stream.release(this.name, this.readAt);
+      this.inflight = entries[0]!;
       if (events.length) {
         this.lastWriteOkBefore = this.lastWriteOk;
         await this.deliver(events, { signal, commit: fresh ? commit!.txn.serialize() : null });
       }
-      // The batch is durable in the sink: its entries can leave the stream now, so the
-      // source reads on while the checkpoint is written. (A crash before the checkpoint
-      // lands re-reads from the source, not from this in-memory stream.)
-      this.cursor += entries.length;
-      stream.release(this.name, this.cursor);
+      this.inflight = null;
+      this.cursor = this.readAt;
       this.o.metrics.set('tributary_sink_lag_events', stream.end - this.cursor, this.labels);
       if (fresh) await this.persist(commit!);
     }
     await this.saving;
+    if (this.saveError) throw this.saveError;
   }
 
   /**
    * Checkpoint a commit. The sink's own `checkpoint()` runs now, before the next batch is
    * written, so the state it returns (the jsonl byte offset) describes exactly this batch.
-   * Writing the record to the state store (fsync, rename, directory fsync: a few ms) then
-   * overlaps the next batch's write; at most one such write is in flight, and its error
-   * surfaces at the next checkpoint or when the runner stops. The next batch landing in the
-   * sink before this record is durable changes nothing after a crash: the stored position
-   * is older and that batch is delivered again, as with any batch written after a checkpoint.
+   *
+   * Writing the record to the state store (fsync, rename, directory fsync: several ms) does
+   * not hold up the next batch. At most one record is being written at a time; commits that
+   * arrive meanwhile only replace the record waiting behind it, so under load the store is
+   * written as fast as it can take and the sink never waits on it, while an idle sink's last
+   * commit is always written. A batch landing in the sink before its predecessor's record is
+   * durable changes nothing after a crash: the stored position is older, and what follows it
+   * is delivered again, as for any batch written after a checkpoint.
    */
   private async persist(commit: StreamCommit): Promise<void> {
-    await this.saving;
+    if (this.saveError) throw this.saveError;
     const position = commit.txn.serialize();
     const state = await this.instance.checkpoint?.(position);
-    const saved = this.o.store
-      .saveSink(this.o.pipeline, this.name, { position, resume: commit.resume.serialize(), state, at: Date.now() })
-      .then(() => {
-        this.position = commit.txn;
-        this.resume = commit.resume;
-        this.o.onCommit();
-      });
-    saved.catch(() => undefined); // observed by the next persist() or by run()'s end
-    this.saving = saved;
+    this.nextSave = { commit, rec: { position, resume: commit.resume.serialize(), state, at: Date.now() } };
+    this.saving ??= this.saveLoop();
   }
 
-  /** The checkpoint record being written to the state store, if any. */
-  private saving: Promise<void> = Promise.resolve();
+  /** Write the waiting checkpoint record, then the one that replaced it meanwhile, and so on. */
+  private async saveLoop(): Promise<void> {
+    try {
+      for (let next = this.nextSave; next; next = this.nextSave) {
+        this.nextSave = null;
+        await this.o.store.saveSink(this.o.pipeline, this.name, next.rec);
+        this.position = next.commit.txn;
+        this.resume = next.commit.resume;
+        this.o.onCommit();
+      }
+    } catch (err) {
+      this.saveError = err as Error;
+    } finally {
+      this.saving = null;
+    }
+  }
+
+  /** The record waiting to be written once the one in flight is durable. */
+  private nextSave: { commit: StreamCommit; rec: SinkCheckpointRecord } | null = null;
+  /** The record writer, while one runs. */
+  private saving: Promise<void> | null = null;
+  /** A failed record write: the runner stops with it at the next commit. */
+  private saveError: Error | null = null;
 
   /**
    * Write a batch. Unreachable targets are retried forever. A batch that keeps failing for

@@ -85,3 +85,28 @@ describe('postgres JSON-text encoders agree with the decoders', () => {
     });
   }
 });
+
+import { jsonByteEncoderFor } from '../../connectors/postgres/values.js';
+import { JsonBytes } from '../../connectors/postgres/json-bytes.js';
+
+describe('postgres byte encoders write the same JSON text as the string encoders', () => {
+  const cases: [number, string][] = [
+    [OID.int2, '-32768'], [OID.int4, '42'], [OID.int8, '9007199254740991'], [OID.int8, '9223372036854775807'], [OID.int8, '-9007199254740993'],
+    [OID.float8, '1.5e-05'], [OID.float8, 'NaN'], [OID.numeric, '12.30'], [OID.bool, 't'], [OID.bool, 'f'],
+    [OID.text, 'plain'], [OID.text, 'quote " backslash \\ newline \n tab \t cr \r bell \x07 del \x7f é 🎉 \u2028'], [OID.varchar, ''],
+    [OID.json, '{"a": [1, 2.50, {"b": null}], "big": 1}'], [OID.jsonb, '[]'], [OID.bytea, '\\x00ff'],
+    [OID.timestamp, '2024-01-15 10:30:00.5'], [OID.timestamp, 'infinity'], [OID.timestamptz, '2024-01-15 10:30:00.123456+00'],
+    [OID.timestamptz, '0044-03-15 12:00:00+00 BC'], [OID.timestamptz, '-infinity'], [OID.date, '2024-01-15'],
+    [OID.uuid, 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'], [OID.interval, 'P1D'], [1007, '{1,NULL,3}'], [90001, 'happy'], [90002, '7'],
+  ];
+  for (const [oid, text] of cases) {
+    it(`oid ${oid}: ${JSON.stringify(text).slice(0, 40)}`, () => {
+      const b = Buffer.from(text, 'utf8');
+      const w = new JsonBytes(4); // tiny on purpose: every write must grow it correctly
+      w.ascii('[');
+      jsonByteEncoderFor(oid, types)(w, b, 0, b.length);
+      w.ascii(']');
+      assert.equal(w.toString(), `[${jsonEncoderFor(oid, types)(b, 0, b.length)}]`);
+    });
+  }
+});
