@@ -22,10 +22,11 @@
 import { TextDecoder } from 'node:util';
 import mysql from 'mysql2';
 const { createConnection } = mysql;
-import type { ChangeEvent, JsonValue, Row } from '../../src/core/event.js';
+import type { JsonValue, Row } from '../../src/core/event.js';
 import { ErrorCodes, TributaryError, errorMessage } from '../../src/core/errors.js';
 import type { PreflightProblem } from '../../src/core/source.js';
-import { snapshotKey, type ChunkBounds, type ChunkKeyKind, type SnapshotReader, type SnapshotSupport, type SnapshotTable } from '../../src/snapshot/types.js';
+import { keyString, type ChunkBounds, type ChunkKeyKind, type ChunkRows, type SnapshotEventBuilder, type SnapshotReader, type SnapshotSupport, type SnapshotTable } from '../../src/snapshot/types.js';
+import { snapshotEventBuilder } from '../../src/snapshot/envelope.js';
 import { tableMatcher } from '../../src/runtime/table-filter.js';
 import { mysqlQuery } from './client.js';
 import { TextKind, textKindFor } from './column-types.js';
@@ -842,7 +843,7 @@ export class MysqlSnapshotSupport implements SnapshotSupport {
     const sig = `${ident(this.o.signal.db)}.${ident(this.o.signal.table)}`;
     let closed = false;
     const self = this;
-    const select = async (table: SnapshotTable, conds: string[], retry: boolean): Promise<Row[]> => {
+    const select = async (table: SnapshotTable, conds: string[], retry: boolean): Promise<ChunkRows> => {
       let plan = plans.get(table.name);
       if (!plan) plans.set(table.name, (plan = readPlan(await columnInfo(c, table.name))));
       const order = table.key.map((k) => ident(k)).join(', ');
@@ -888,7 +889,12 @@ export class MysqlSnapshotSupport implements SnapshotSupport {
           }
         }
       }
-      return rows;
+      const out: ChunkRows = { rows: new Array<string>(rows.length), keys: new Array<string>(rows.length) };
+      for (let i = 0; i < rows.length; i++) {
+        out.rows[i] = JSON.stringify(rows[i]);
+        out.keys[i] = keyString(table, rows[i]!)!;
+      }
+      return out;
     };
     return {
       async watermark(id, mark) {
@@ -928,22 +934,13 @@ export class MysqlSnapshotSupport implements SnapshotSupport {
   }
 }
 
-/** The envelope of a MySQL/MariaDB snapshot row, with the `source` block streamed events have. */
-export function mysqlSnapshotEvent(pipeline: string, serverId: () => number) {
-  return (table: SnapshotTable, row: Row, snapshot: 'true' | 'last' | 'incremental', at: { file?: string; pos?: number }): ChangeEvent => {
+/** The envelopes of MySQL/MariaDB snapshot rows, with the `source` block streamed events have. */
+export function mysqlSnapshotEvent(pipeline: string, serverId: () => number): SnapshotEventBuilder {
+  return snapshotEventBuilder((table, snapshot, at, now) => {
     const { db, table: name } = splitName(table.name);
-    const key = snapshotKey(table, row);
-    const now = Date.now();
     return {
-      op: 'r',
-      before: null,
-      after: row,
-      key,
-      source: {
-        connector: 'mysql', name: pipeline, db, table: name, ts_ms: now, snapshot,
-        file: at.file ?? '', pos: at.pos ?? 0, gtid: null, server_id: serverId(), row: 0,
-      },
-      ts_ms: now,
+      connector: 'mysql', name: pipeline, db, table: name, ts_ms: now, snapshot,
+      file: at.file ?? '', pos: at.pos ?? 0, gtid: null, server_id: serverId(), row: 0,
     };
-  };
+  });
 }

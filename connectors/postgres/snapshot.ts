@@ -1,10 +1,12 @@
 import pg from 'pg';
-import type { ChangeEvent, JsonValue, Row } from '../../src/core/event.js';
+import type { JsonValue } from '../../src/core/event.js';
 import { ErrorCodes, TributaryError } from '../../src/core/errors.js';
-import { snapshotKey, type ChunkBounds, type SnapshotReader, type SnapshotSupport, type SnapshotTable } from '../../src/snapshot/types.js';
+import type { ChunkBounds, SnapshotEventBuilder, SnapshotReader, SnapshotSupport, SnapshotTable } from '../../src/snapshot/types.js';
+import { snapshotEventBuilder } from '../../src/snapshot/envelope.js';
 import { ident, loadTypes, resolveTables } from './catalog.js';
 import { SESSION_OPTIONS } from './replication.js';
-import { decoderFor, type PgTypeInfo, type ValueDecoder } from './values.js';
+import { CopyReader } from './snapshot-copy.js';
+import type { PgTypeInfo } from './values.js';
 
 /** The logical-message prefix of snapshot watermarks. */
 export const WATERMARK_PREFIX = 'tributary_wm';
@@ -135,56 +137,16 @@ export class PgSnapshotSupport implements SnapshotSupport {
 
   async reader(): Promise<SnapshotReader> {
     const c = await this.client();
-    const decoders = new Map<string, ValueDecoder[]>();
     let typeMap = this.o.types();
     if (!typeMap.size) typeMap = await (this.ownTypes ??= loadTypes(c));
-    const types = () => typeMap;
+    const copy = new CopyReader(c, () => typeMap);
     let closed: Promise<void> | undefined;
     return {
       async watermark(id, mark) {
         await c.query('SELECT pg_logical_emit_message(true, $1, $2)', [WATERMARK_PREFIX, JSON.stringify({ id, mark })]);
       },
-      async read(table, chunk, where) {
-        const params: unknown[] = [];
-        const conds: string[] = [];
-        if (table.keyKind === 'ctid') {
-          params.push(`(${chunk.lo![0]},0)`);
-          conds.push(`ctid >= $${params.length}::tid`);
-          if (chunk.hi) {
-            params.push(`(${chunk.hi[0]},0)`);
-            conds.push(`ctid < $${params.length}::tid`);
-          }
-        } else {
-          const kt = table.keyTypes!;
-          const cols = `(${table.key.map(ident).join(', ')})`;
-          const tuple = (vals: JsonValue[]) => `(${vals.map((v, i) => (params.push(v), `$${params.length}::${kt[i]}`)).join(', ')})`;
-          if (chunk.lo) conds.push(`${cols} > ${tuple(chunk.lo)}`);
-          if (chunk.hi) conds.push(`${cols} <= ${tuple(chunk.hi)}`);
-        }
-        if (where) conds.push(`(${where})`);
-        const order = table.keyKind === 'ctid' ? '' : ` ORDER BY ${table.key.map(ident).join(', ')}`;
-        const r = await c.query({ text: `SELECT * FROM ${qname(table.name)}${conds.length ? ` WHERE ${conds.join(' AND ')}` : ''}${order}`, values: params, rowMode: 'array', types: RAW_TEXT });
-        let decs = decoders.get(table.name);
-        if (!decs || decs.length !== r.fields.length) {
-          decs = r.fields.map((f) => decoderFor(f.dataTypeID, types()));
-          decoders.set(table.name, decs);
-        }
-        const names = r.fields.map((f) => f.name);
-        const rows: Row[] = new Array(r.rows.length);
-        for (let i = 0; i < r.rows.length; i++) {
-          const raw = r.rows[i] as (string | null)[];
-          const row: Row = {};
-          for (let j = 0; j < names.length; j++) {
-            const v = raw[j];
-            if (v === null || v === undefined) row[names[j]!] = null;
-            else {
-              const b = Buffer.from(v, 'utf8');
-              row[names[j]!] = decs[j]!(b, 0, b.length);
-            }
-          }
-          rows[i] = row;
-        }
-        return rows;
+      read(table, chunk, where) {
+        return copy.read(table, qname(table.name), chunkConditions(c, table, chunk, where));
       },
       close() {
         return (closed ??= c.end().catch(() => undefined));
@@ -193,19 +155,35 @@ export class PgSnapshotSupport implements SnapshotSupport {
   }
 }
 
-/** The envelope of a Postgres snapshot row. */
-export function pgSnapshotEvent(pipeline: string, db: string) {
-  return (table: SnapshotTable, row: Row, snapshot: 'true' | 'last' | 'incremental', at: { lsn?: string }): ChangeEvent => {
-    const [schema, name] = table.name.split('.') as [string, string];
-    const key = snapshotKey(table, row);
-    const now = Date.now();
-    return {
-      op: 'r',
-      before: null,
-      after: row,
-      key,
-      source: { connector: 'postgresql', name: pipeline, db, schema, table: name, ts_ms: now, snapshot, lsn: at.lsn },
-      ts_ms: now,
+/**
+ * The WHERE conditions of a chunk, literals inlined (COPY takes no parameters): a ctid
+ * block range, or the key range by row-value comparison with each boundary cast back to its
+ * column's type.
+ */
+function chunkConditions(c: pg.Client, table: SnapshotTable, chunk: ChunkBounds, where: string | null): string[] {
+  const conds: string[] = [];
+  if (table.keyKind === 'ctid') {
+    const block = (v: JsonValue | undefined) => {
+      if (!Number.isSafeInteger(v)) throw new TributaryError(ErrorCodes.SNAPSHOT, `ctid chunk bound ${JSON.stringify(v)} is not a block number`, { fix: 'cancel the snapshot and start it again' });
+      return `'(${v as number},0)'::tid`;
     };
-  };
+    conds.push(`ctid >= ${block(chunk.lo![0])}`);
+    if (chunk.hi) conds.push(`ctid < ${block(chunk.hi[0])}`);
+  } else {
+    const kt = table.keyTypes!;
+    const cols = `(${table.key.map(ident).join(', ')})`;
+    const tuple = (vals: JsonValue[]) => `(${vals.map((v, i) => `${c.escapeLiteral(String(v))}::${kt[i]}`).join(', ')})`;
+    if (chunk.lo) conds.push(`${cols} > ${tuple(chunk.lo)}`);
+    if (chunk.hi) conds.push(`${cols} <= ${tuple(chunk.hi)}`);
+  }
+  if (where) conds.push(`(${where})`);
+  return conds;
+}
+
+/** The envelopes of Postgres snapshot rows: the watermark's `lsn`, the read time. */
+export function pgSnapshotEvent(pipeline: string, db: string): SnapshotEventBuilder {
+  return snapshotEventBuilder((table, snapshot, at, now) => {
+    const [schema, name] = table.name.split('.') as [string, string];
+    return { connector: 'postgresql', name: pipeline, db, schema, table: name, ts_ms: now, snapshot, lsn: at.lsn };
+  });
 }

@@ -1,12 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
-import { SerializedChangeEvent, qualifiedTable, type ChangeEvent, type Row } from '../core/event.js';
+import { SerializedChangeEvent, qualifiedTable } from '../core/event.js';
 import { TributaryError, errorMessage } from '../core/errors.js';
 import type { Position, Source, SourceItem } from '../core/source.js';
 import type { StateStore } from '../state/store.js';
 import type { Metrics } from '../runtime/metrics.js';
 import { sleep } from '../runtime/retry.js';
-import type { SnapshotReader, SnapshotState, SnapshotSupport, SnapshotTable } from './types.js';
+import { emptyChunk, keyString, type ChunkRows, type SnapshotReader, type SnapshotState, type SnapshotSupport, type SnapshotTable } from './types.js';
 import { SnapshotProgress } from './progress.js';
 import { ChunkQueue, takeChunkRows, type ChunkJob } from './distributed.js';
 
@@ -21,7 +21,7 @@ interface Window {
   /** Keys changed by streamed events since the low watermark; null until it is seen. */
   dirty: Set<string> | null;
   /** The rows read; set before the high watermark is written. */
-  rows: Row[] | null;
+  rows: ChunkRows | null;
   closed: () => void;
 }
 
@@ -49,14 +49,6 @@ export interface SnapshotOptions {
   onInitialOnlyDone(): void;
   /** With `stream.type: redis`: chunks are BullMQ jobs that `--worker` processes share. */
   distributed?: { url: string };
-}
-
-function keyString(table: SnapshotTable, row: Row | null): string | null {
-  if (!row) return null;
-  if (!table.key.length) return JSON.stringify(row);
-  let s = '';
-  for (const k of table.key) s += JSON.stringify(row[k] ?? null) + '\u0000';
-  return s;
 }
 
 /**
@@ -89,6 +81,10 @@ export class SnapshotCoordinator {
   private readonly ac = new AbortController();
   private wakers: (() => void)[] = [];
   private persisting: Promise<void> = Promise.resolve();
+  /** The state write that has not started yet, if any (see `persist`). */
+  private persistQueued: Promise<void> | null = null;
+  /** Chunks marked done whose done flag no state write has stored yet. */
+  private unpersisted = 0;
   private progress?: SnapshotProgress;
   /** High watermarks still to be processed in the current snapshot (for `"last"`). */
   private toEmit = 0;
@@ -204,6 +200,10 @@ export class SnapshotCoordinator {
   private nextChunk(): { ti: number; ci: number } | null {
     const s = this.state;
     if (!s || s.status !== 'running') return null;
+    // A chunk stays at stake (read again after a crash) from its read until its done flag
+    // is stored. Keeping at most one such chunk per worker bounds the rows a crash makes
+    // us read twice, however far reading runs ahead of the sinks.
+    if (this.inflight.size + this.pending.length + this.unpersisted >= this.o.workers) return null;
     for (let ti = 0; ti < s.tables.length; ti++) {
       const t = s.tables[ti]!;
       for (let ci = 0; ci < t.chunks.length; ci++) {
@@ -264,7 +264,7 @@ export class SnapshotCoordinator {
       await reader.watermark(id, 'low');
       const rows = await reader.read(t.table, t.chunks[ci]!, t.where);
       win.rows = rows;
-      this.progress?.read(t.table.name, rows.length, t.table.estimate);
+      this.progress?.read(t.table.name, rows.rows.length, t.table.estimate);
       await reader.watermark(id, 'high');
       // Wait until the stream has passed the high watermark: that bounds memory to one
       // chunk per worker.
@@ -309,7 +309,7 @@ export class SnapshotCoordinator {
         for (const w of wins) {
           if (ev.op === 't') {
             // A truncate makes the whole chunk stale.
-            w.rows = [];
+            w.rows = emptyChunk();
             continue;
           }
           const k1 = w.table.key.length ? keyString(w.table, ev.key ?? ev.after ?? ev.before) : keyString(w.table, ev.after);
@@ -349,7 +349,7 @@ export class SnapshotCoordinator {
   private async fetchRemote(win: Window, item: Extract<SourceItem, { kind: 'watermark' }>): Promise<void> {
     try {
       win.rows = await takeChunkRows(this.queue!.redis, this.o.pipeline, win.id);
-      this.progress?.read(win.table.name, win.rows.length, win.table.estimate);
+      this.progress?.read(win.table.name, win.rows.rows.length, win.table.estimate);
     } catch (err) {
       this.o.logger.warn({ err, table: win.table.name, chunk: win.ci }, `cannot fetch a snapshot chunk's rows; reading the chunk again: ${errorMessage(err)}`);
       win.rows = null;
@@ -368,24 +368,25 @@ export class SnapshotCoordinator {
 
   private emitChunk(s: SnapshotState, win: Window, item: Extract<SourceItem, { kind: 'watermark' }>): boolean {
     const t = s.tables[win.ti]!;
-    const build = this.o.source.snapshotEvent!;
     const flag = s.kind === 'incremental' ? 'incremental' : 'true';
     const last = s.kind === 'initial' && this.toEmit === 1;
-    let ok = true;
-    let idx = item.idx + 1;
-    let n = 0;
-    const rows = win.rows!;
+    // Rows arrive serialized and leave as serialized envelopes: the stream never stringifies
+    // a snapshot row again.
+    const serialize = this.o.source.snapshotEvent!.chunk(win.table, item.at, Date.now());
+    const { rows, keys } = win.rows!;
     const dirty = win.dirty!;
     // Rows whose key changed inside the window are dropped: the streamed change is as new
     // or newer. The final emitted row of an initial snapshot carries "last".
-    const keep: Row[] = [];
-    for (const row of rows) {
-      const k = keyString(win.table, row);
-      if (!(k && dirty.has(k))) keep.push(row);
-    }
-    for (let i = 0; i < keep.length; i++) {
-      const ev: ChangeEvent = build(win.table, keep[i]!, last && i === keep.length - 1 ? 'last' : flag, item.at);
-      ok = this.o.push({ kind: 'event', event: ev, txn: item.txn, idx: idx++ }) && ok;
+    let end = rows.length;
+    if (last) while (end > 0 && dirty.has(keys[end - 1]!)) end--;
+    let ok = true;
+    let idx = item.idx + 1;
+    let n = 0;
+    const { push } = this.o;
+    for (let i = 0; i < end; i++) {
+      const key = keys[i]!;
+      if (dirty.size && dirty.has(key)) continue;
+      ok = push({ kind: 'event', event: serialize(rows[i]!, key, last && i === end - 1 ? 'last' : flag), txn: item.txn, idx: idx++ }) && ok;
       n++;
     }
     this.toEmit = Math.max(0, this.toEmit - 1);
@@ -406,6 +407,7 @@ export class SnapshotCoordinator {
         const t = s.tables[p.ti]!;
         if (!t.done[p.ci]) {
           t.done[p.ci] = true;
+          this.unpersisted++;
           t.rows += p.rows;
           changed = true;
           if (t.done.every(Boolean)) {
@@ -431,13 +433,34 @@ export class SnapshotCoordinator {
     });
   }
 
+  /**
+   * Write the state after any write in progress. Writes that have not started yet coalesce:
+   * the queued one copies the state when it starts, so it carries every change made while it
+   * waited. Done flags then reach the store one write after the sinks commit, however fast
+   * chunks complete, which keeps the rows re-read after a crash few.
+   */
   private persist(): Promise<void> {
-    const snap = this.state ? JSON.parse(JSON.stringify(this.state)) : null;
-    this.persisting = this.persisting.then(
-      () => (snap ? this.o.store.put(this.o.pipeline, STATE_KEY, snap) : undefined),
-      () => undefined,
-    );
-    return this.persisting;
+    if (this.persistQueued) return this.persistQueued;
+    const write = this.persisting
+      .catch(() => undefined)
+      .then(async () => {
+        this.persistQueued = null;
+        const stored = this.unpersisted;
+        const snap = this.state ? JSON.parse(JSON.stringify(this.state)) : null;
+        try {
+          if (snap) await this.o.store.put(this.o.pipeline, STATE_KEY, snap);
+        } catch (err) {
+          // Workers wait for these flags: try again soon (the next write carries them too).
+          this.o.logger.warn({ err }, `cannot store snapshot progress, retrying: ${errorMessage(err)}`);
+          setTimeout(() => void this.persist().catch(() => undefined), 1000).unref();
+          throw err;
+        }
+        this.unpersisted -= stored;
+        this.kick();
+      });
+    this.persistQueued = write;
+    this.persisting = write;
+    return write;
   }
 
   /** `tributary snapshot`: start, pause, resume or cancel. */

@@ -1,8 +1,7 @@
 import { Queue, Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import type { Row } from '../core/event.js';
-import type { ChunkBounds, SnapshotSupport, SnapshotTable } from './types.js';
+import type { ChunkBounds, ChunkRows, SnapshotSupport, SnapshotTable } from './types.js';
 
 /** What a chunk job carries: everything a worker on another machine needs. */
 export interface ChunkJob {
@@ -22,6 +21,14 @@ export function rowsKey(pipeline: string, windowId: string): string {
   return `tributary:${pipeline}:snapchunk:${windowId}`;
 }
 
+/** Where it leaves their keys, a list parallel to the rows. */
+function keysKey(pipeline: string, windowId: string): string {
+  return `${rowsKey(pipeline, windowId)}:keys`;
+}
+
+/** Redis lists get at most this many values per RPUSH. */
+const PUSH_BATCH = 1000;
+
 /**
  * The work of one chunk, wherever it runs: low watermark, read, park the rows in Redis,
  * high watermark. The rows are in Redis before the high watermark is written, so the
@@ -31,13 +38,17 @@ export async function runChunkJob(data: ChunkJob, support: SnapshotSupport, redi
   const reader = await support.reader();
   try {
     await reader.watermark(data.windowId, 'low');
-    const rows = await reader.read(data.table, data.chunk, data.where);
-    const key = rowsKey(data.pipeline, data.windowId);
-    await redis.del(key);
-    for (let i = 0; i < rows.length; i += 1000) {
-      await redis.rpush(key, ...rows.slice(i, i + 1000).map((r) => JSON.stringify(r)));
+    const { rows, keys } = await reader.read(data.table, data.chunk, data.where);
+    // Rows and keys are already JSON text: they are parked as they are.
+    const rk = rowsKey(data.pipeline, data.windowId);
+    const kk = keysKey(data.pipeline, data.windowId);
+    await redis.del(rk, kk);
+    for (let i = 0; i < rows.length; i += PUSH_BATCH) {
+      await redis.rpush(rk, ...rows.slice(i, i + PUSH_BATCH));
+      await redis.rpush(kk, ...keys.slice(i, i + PUSH_BATCH));
     }
-    await redis.expire(key, 24 * 3600);
+    await redis.expire(rk, 24 * 3600);
+    await redis.expire(kk, 24 * 3600);
     await reader.watermark(data.windowId, 'high');
     return { rows: rows.length };
   } finally {
@@ -46,11 +57,13 @@ export async function runChunkJob(data: ChunkJob, support: SnapshotSupport, redi
 }
 
 /** Take a chunk's rows out of Redis. */
-export async function takeChunkRows(redis: Redis, pipeline: string, windowId: string): Promise<Row[]> {
-  const key = rowsKey(pipeline, windowId);
-  const raw = await redis.lrange(key, 0, -1);
-  await redis.del(key);
-  return raw.map((r) => JSON.parse(r) as Row);
+export async function takeChunkRows(redis: Redis, pipeline: string, windowId: string): Promise<ChunkRows> {
+  const rk = rowsKey(pipeline, windowId);
+  const kk = keysKey(pipeline, windowId);
+  const [rows, keys] = await Promise.all([redis.lrange(rk, 0, -1), redis.lrange(kk, 0, -1)]);
+  await redis.del(rk, kk);
+  if (keys.length !== rows.length) throw new Error(`chunk ${windowId}: ${rows.length} rows but ${keys.length} keys in Redis`);
+  return { rows, keys };
 }
 
 /**

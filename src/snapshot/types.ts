@@ -1,4 +1,4 @@
-import type { ChangeEvent, JsonValue, Row } from '../core/event.js';
+import type { ChangeEvent, JsonValue, Row, SerializedChangeEvent } from '../core/event.js';
 
 /** A snapshot row's `key`: its key columns, or null when the table has none (ctid chunks). */
 export function snapshotKey(table: SnapshotTable, row: Row): Row | null {
@@ -6,6 +6,38 @@ export function snapshotKey(table: SnapshotTable, row: Row): Row | null {
   const key: Row = {};
   for (const k of table.key) key[k] = row[k] ?? null;
   return key;
+}
+
+/**
+ * The reconciliation key of a row image: what the coordinator notes for every streamed change
+ * inside a chunk window and looks up for every snapshot row. For a keyed table it is the JSON
+ * of each key value followed by a NUL (JSON text never holds a raw NUL, so the parts split
+ * back apart); for a key-less (ctid) table it is the JSON of the whole row. Readers build the
+ * same string for their rows without row objects (see {@link ChunkRows}).
+ */
+export function keyString(table: SnapshotTable, row: Row | null): string | null {
+  if (!row) return null;
+  if (!table.key.length) return JSON.stringify(row);
+  let s = '';
+  for (const k of table.key) s += JSON.stringify(row[k] ?? null) + '\u0000';
+  return s;
+}
+
+/**
+ * One chunk's rows as a reader hands them over: already serialized, because every row goes
+ * into the stream as JSON and building row objects only to stringify them again was most of
+ * a snapshot's cost. `rows[i]` is row i's `after` image as JSON text (equal in meaning to
+ * `JSON.stringify` of its decoded object; for a key-less table exactly that, since the row
+ * is its own key); `keys[i]` is its {@link keyString}. The two arrays are parallel.
+ */
+export interface ChunkRows {
+  rows: string[];
+  keys: string[];
+}
+
+/** No rows (a truncate inside the window makes the whole chunk stale). */
+export function emptyChunk(): ChunkRows {
+  return { rows: [], keys: [] };
 }
 
 /**
@@ -50,13 +82,35 @@ export interface SnapshotSupport {
 export interface SnapshotReader {
   /** Write a watermark into the change log: it comes back through the stream as a `watermark` item. */
   watermark(id: string, mark: 'low' | 'high'): Promise<void>;
-  /** Read one chunk's rows, decoded to the lossless JSON form. */
-  read(table: SnapshotTable, chunk: ChunkBounds, where: string | null): Promise<Row[]>;
+  /** Read one chunk's rows, in the lossless JSON form, serialized (see {@link ChunkRows}). */
+  read(table: SnapshotTable, chunk: ChunkBounds, where: string | null): Promise<ChunkRows>;
   close(): Promise<void>;
 }
 
-/** Build the envelope of a snapshot row (the source knows its `source` block). */
-export type SnapshotEventBuilder = (table: SnapshotTable, row: Row, snapshot: 'true' | 'last' | 'incremental', at: { lsn?: string; file?: string; pos?: number }) => ChangeEvent;
+/** `source.snapshot` of a snapshot row. */
+export type SnapshotFlag = 'true' | 'last' | 'incremental';
+
+/** Where the high watermark sits in the log: Postgres `lsn`; MySQL `file`/`pos`. */
+export interface WatermarkAt {
+  lsn?: string;
+  file?: string;
+  pos?: number;
+}
+
+/** Serializes the envelopes of one chunk's rows (`row` and `key` as in {@link ChunkRows}). */
+export type ChunkSerializer = (row: string, key: string, snapshot: SnapshotFlag) => SerializedChangeEvent;
+
+/**
+ * Builds the envelopes of snapshot rows (the source knows its `source` block). Called as a
+ * function it builds the object envelope of one row: the reference form, which the
+ * serialized form must equal in meaning and key order. `chunk` gives the serializer the
+ * coordinator uses: everything but the row, its key and the flag is the same for a whole
+ * chunk, so each envelope is a few string concatenations.
+ */
+export interface SnapshotEventBuilder {
+  (table: SnapshotTable, row: Row, snapshot: SnapshotFlag, at: WatermarkAt, now?: number): ChangeEvent;
+  chunk(table: SnapshotTable, at: WatermarkAt, now: number): ChunkSerializer;
+}
 
 /** Persisted progress of one snapshot (`state.put(pipeline, 'snapshot', …)`). */
 export interface SnapshotState {
