@@ -36,24 +36,22 @@ export class JsonBytes {
   }
 
   /** Bytes copied as they are (already JSON text). */
-  raw(src: Uint8Array, s: number, e: number): void {
+  raw(src: Buffer, s: number, e: number): void {
     this.ensure(e - s);
-    this.buf.set(src.subarray(s, e), this.n);
-    this.n += e - s;
+    this.n = copyBytes(src, s, e, this.buf, this.n);
   }
 
   /** Bytes between quotes, with nothing to escape (digits, dates, uuids). */
-  quoted(src: Uint8Array, s: number, e: number): void {
+  quoted(src: Buffer, s: number, e: number): void {
     this.ensure(e - s + 2);
     const b = this.buf;
     b[this.n++] = 34;
-    b.set(src.subarray(s, e), this.n);
-    this.n += e - s;
+    this.n = copyBytes(src, s, e, b, this.n);
     b[this.n++] = 34;
   }
 
   /** A JSON string from UTF-8 bytes: quotes, backslashes and control characters escaped. */
-  string(src: Uint8Array, s: number, e: number): void {
+  string(src: Buffer, s: number, e: number): void {
     let i = s;
     while (i < e) {
       const c = src[i]!;
@@ -68,8 +66,7 @@ export class JsonBytes {
     this.ensure((e - s) * 6 + 2);
     const b = this.buf;
     b[this.n++] = 34;
-    b.set(src.subarray(s, i), this.n);
-    this.n += i - s;
+    this.n = copyBytes(src, s, i, b, this.n);
     for (; i < e; i++) {
       const c = src[i]!;
       if (c >= 0x20 && c !== 34 && c !== 92) {
@@ -115,3 +112,15 @@ export class JsonBytes {
 }
 
 const HEX = Buffer.from('0123456789abcdef', 'latin1');
+
+/**
+ * Copies src[s, e) to dst at `at`, returning the end. Short runs (most values: numbers,
+ * names, punctuation) in a loop; a native copy's call costs more than a few bytes do.
+ */
+function copyBytes(src: Buffer, s: number, e: number, dst: Buffer, at: number): number {
+  if (e - s < 32) {
+    for (let i = s; i < e; i++) dst[at++] = src[i]!;
+    return at;
+  }
+  return at + src.copy(dst, at, s, e);
+}

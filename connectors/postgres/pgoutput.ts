@@ -58,6 +58,7 @@ export class PgoutputDecoder {
   private readonly now: () => number;
   /** The constant start of each table's `source` block, serialized once. */
   private readonly sourcePrefix = new WeakMap<RelationDecoder, string>();
+  private readonly sourceBytes = new WeakMap<RelationDecoder, Buffer>();
   /** Scratch buffers of the byte path: the old tuple, the new tuple, the envelope. */
   private readonly wOld = new JsonBytes();
   private readonly wNew = new JsonBytes();
@@ -234,22 +235,35 @@ export class PgoutputDecoder {
     if (this.replay && idx < this.replay.count) return true; // delivered before the reconnect
     const w = this.wEnv;
     w.reset();
-    w.ascii(op === 'c' ? '{"op":"c","before":null' : op === 'u' ? '{"op":"u","before":' : '{"op":"d","before":');
+    const head = op === 'c' ? HEAD_C : op === 'u' ? HEAD_U : HEAD_D;
+    w.raw(head, 0, head.length);
     if (oldTag === 75) rel.writeKey(wo, rel.oldSpans, w, true);
     else if (oldTag === 79) w.raw(wo.buf, 0, wo.n);
     // Without an old row (REPLICA IDENTITY DEFAULT, key unchanged), `before` holds the key.
     else if (op === 'u') rel.writeKey(wn, rel.newSpans, w);
-    w.ascii(',"after":');
-    if (op === 'd') w.ascii('null');
-    else w.raw(wn.buf, 0, wn.n);
-    w.ascii(',"key":');
+    if (op === 'd') w.raw(AFTER_NULL, 0, AFTER_NULL.length);
+    else {
+      w.raw(AFTER, 0, AFTER.length);
+      w.raw(wn.buf, 0, wn.n);
+    }
+    w.raw(KEY, 0, KEY.length);
     if (op === 'd') rel.writeKey(wo, rel.oldSpans, w);
     else rel.writeKey(wn, rel.newSpans, w);
-    w.ascii(',"source":');
-    w.text(this.prefixOf(rel));
+    const source = this.sourceBytesOf(rel);
+    w.raw(source, 0, source.length);
     w.ascii(`${t.tsMs},"snapshot":"false","lsn":"${lsn}","txId":${t.xid}},"ts_ms":${this.now()}}`);
     emit({ kind: 'event', event: new SerializedChangeEvent(w.toString(), rel.qualified, t.tsMs), txn: t.final, idx });
     return true;
+  }
+
+  /** `,"source":` and the constant start of the source block, as bytes. */
+  private sourceBytesOf(rel: RelationDecoder): Buffer {
+    let b = this.sourceBytes.get(rel);
+    if (!b) {
+      b = Buffer.from(`,"source":${this.prefixOf(rel)}`, 'utf8');
+      this.sourceBytes.set(rel, b);
+    }
+    return b;
   }
 
   private prefixOf(rel: RelationDecoder): string {
@@ -277,6 +291,14 @@ export class PgoutputDecoder {
     emit({ kind: 'event', event: new SerializedChangeEvent(json, rel.qualified, t.tsMs), txn: t.final, idx });
   }
 }
+
+/** Constant envelope pieces of the byte path. */
+const HEAD_C = Buffer.from('{"op":"c","before":null');
+const HEAD_U = Buffer.from('{"op":"u","before":');
+const HEAD_D = Buffer.from('{"op":"d","before":');
+const AFTER = Buffer.from(',"after":');
+const AFTER_NULL = Buffer.from(',"after":null');
+const KEY = Buffer.from(',"key":');
 
 function protocolError(msg: string): TributaryError {
   return new TributaryError(ErrorCodes.PG_PROTOCOL, `pgoutput: ${msg}`, {

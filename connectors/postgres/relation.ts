@@ -128,7 +128,7 @@ export class RelationDecoder {
         enc[i]!(w, buf, off, off + len);
         off += len;
       } else if (kind === 110 /* n */) {
-        w.ascii('null');
+        w.raw(NULL, 0, 4);
       } else if (kind === 98 /* b */) {
         const len = buf.readInt32BE(off);
         off += 4;
@@ -152,7 +152,7 @@ export class RelationDecoder {
   writeKey(from: JsonBytes, spans: Int32Array, w: JsonBytes, identity = false): void {
     const idx = identity ? this.identityIdx : this.keyIdx;
     if (!idx.length && !identity) {
-      w.ascii('null');
+      w.raw(NULL, 0, 4);
       return;
     }
     w.byte(123);
@@ -202,3 +202,5 @@ export class RelationDecoder {
 
 
 }
+
+const NULL = Buffer.from('null');

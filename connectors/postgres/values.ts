@@ -265,14 +265,13 @@ function bTime(zone: boolean): JsonByteEncoder {
     const tail = zone ? e - 3 : e;
     w.ensure(tail - s + 3);
     const o = w.buf;
-    o[w.n++] = 34;
-    o.set(b.subarray(s, s + 10), w.n);
-    w.n += 10;
-    o[w.n++] = 84; // T
-    o.set(b.subarray(s + 11, tail), w.n);
-    w.n += tail - s - 11;
-    if (zone) o[w.n++] = 90; // Z
-    o[w.n++] = 34;
+    let n = w.n;
+    o[n++] = 34;
+    for (let i = s; i < tail; i++) o[n++] = b[i]!;
+    o[w.n + 11] = 84; // the space between date and time becomes T
+    if (zone) o[n++] = 90; // Z
+    o[n++] = 34;
+    w.n = n;
   };
 }
 

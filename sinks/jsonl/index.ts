@@ -22,6 +22,7 @@ export default defineSink({
     const path = resolve(config.path);
     let fh: FileHandle | undefined;
     let offset = 0;
+    let scratch = Buffer.allocUnsafe(1 << 20);
     return {
       async open(checkpoint) {
         await mkdir(dirname(path), { recursive: true });
@@ -38,13 +39,20 @@ export default defineSink({
         offset = Math.min(size, committed);
       },
       async write(events: readonly SinkEvent[]) {
-        let text = '';
-        for (const e of events) text += e.json + '\n';
-        const buf = Buffer.from(text, 'utf8');
+        // Each line is encoded straight into one reused buffer: no joined string to build,
+        // flatten and encode again (that was a leading cost at 100k+ events/s).
+        let need = 0;
+        for (const e of events) need += e.json.length * 3 + 1;
+        if (scratch.length < need) scratch = Buffer.allocUnsafe(Math.max(need, scratch.length * 2));
+        let n = 0;
+        for (const e of events) {
+          n += scratch.write(e.json, n, 'utf8');
+          scratch[n++] = 10;
+        }
         // 'a+' appends at the end whatever the position argument says.
-        await fh!.write(buf, 0, buf.length);
+        await fh!.write(scratch, 0, n);
         if (config.fsync) await fh!.sync();
-        offset += buf.length;
+        offset += n;
       },
       checkpoint() {
         return { offset };

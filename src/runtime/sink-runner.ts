@@ -8,7 +8,7 @@ import type { ResolvedSink } from '../config/load.js';
 import type { SinkCheckpointRecord, StateStore } from '../state/store.js';
 import type { MemoryStream, StreamCommit, StreamEntry } from './memory-stream.js';
 import type { Metrics } from './metrics.js';
-import { tableMatcher } from './table-filter.js';
+import { matchAll, tableMatcher } from './table-filter.js';
 import { sleep, backoffDelay, isRetryableError } from './retry.js';
 import { commitTime } from '../core/event.js';
 
@@ -143,10 +143,11 @@ export class SinkRunner {
       }
       const events: SinkEvent[] = [];
       const pos = this.position;
+      const all = this.matches === matchAll;
       for (const e of entries) {
         if (e.kind !== 'event') continue;
         if (pos && e.txn.compare(pos) <= 0) continue; // already durable in this sink
-        if (!this.matches(e.table)) continue;
+        if (!all && !this.matches(e.table)) continue;
         events.push(e);
       }
       const fresh = commit && (!pos || commit.txn.compare(pos) > 0);

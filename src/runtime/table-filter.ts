@@ -5,6 +5,7 @@
 export function tableMatcher(include: readonly string[] | undefined, exclude: readonly string[] | undefined): (table: string) => boolean {
   const inc = include?.length ? include.map(globToRegExp) : null;
   const exc = exclude?.length ? exclude.map(globToRegExp) : null;
+  if (!inc && !exc) return matchAll;
   const memo = new Map<string, boolean>();
   return (table) => {
     let hit = memo.get(table);
@@ -22,3 +23,6 @@ export function globToRegExp(glob: string): RegExp {
   const body = g.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*');
   return new RegExp(g.includes('.') ? `^${body}$` : `^[^.]+\\.${body}$`);
 }
+
+/** The predicate of an empty filter; callers may compare against it to skip the call. */
+export const matchAll = (_table: string): boolean => true;

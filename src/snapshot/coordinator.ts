@@ -8,7 +8,9 @@ import type { Metrics } from '../runtime/metrics.js';
 import { sleep } from '../runtime/retry.js';
 import { emptyChunk, keyString, type ChunkRows, type SnapshotReader, type SnapshotState, type SnapshotSupport, type SnapshotTable } from './types.js';
 import { SnapshotProgress } from './progress.js';
-import { ChunkQueue, takeChunkRows, type ChunkJob } from './distributed.js';
+// distributed.ts (BullMQ, ioredis) is imported only with `stream.type: redis`: loading it
+// costs about 150 ms of startup that every other pipeline would pay for nothing.
+import type { ChunkQueue, ChunkJob } from './distributed.js';
 
 const STATE_KEY = 'snapshot';
 
@@ -154,6 +156,7 @@ export class SnapshotCoordinator {
     if (!this.o.source.snapshots) return;
     this.support ??= this.o.source.snapshots();
     if (this.o.distributed) {
+      const { ChunkQueue } = await import('./distributed.js');
       this.queue = new ChunkQueue(this.o.distributed.url, this.o.pipeline);
       await this.queue.reset();
       if (this.o.workers > 0) this.queue.work(this.support, this.o.workers, this.o.logger);
@@ -348,6 +351,7 @@ export class SnapshotCoordinator {
 
   private async fetchRemote(win: Window, item: Extract<SourceItem, { kind: 'watermark' }>): Promise<void> {
     try {
+      const { takeChunkRows } = await import('./distributed.js');
       win.rows = await takeChunkRows(this.queue!.redis, this.o.pipeline, win.id);
       this.progress?.read(win.table.name, win.rows.rows.length, win.table.estimate);
     } catch (err) {
