@@ -16,7 +16,8 @@
 import type pg from 'pg';
 import type { ChunkRows, SnapshotTable } from '../../src/snapshot/types.js';
 import { ident } from './catalog.js';
-import { decoderFor, jsonEncoderFor, type JsonEncoder, type PgTypeInfo, type ValueDecoder } from './values.js';
+import { JsonBytes } from './json-bytes.js';
+import { decoderFor, jsonByteEncoderFor, type JsonByteEncoder, type PgTypeInfo, type ValueDecoder } from './values.js';
 
 /** A table's columns, as the catalog query in front of the COPY lists them. */
 interface Column {
@@ -91,8 +92,11 @@ function eachField(buf: Buffer, start: number, end: number, field: (j: number, b
  * `keyString` makes of a streamed row (a JSON encoder may copy text, e.g. jsonb's spaces).
  */
 function keyedSerializer(cols: Column[], key: string[], types: ReadonlyMap<number, PgTypeInfo>, sig: string): RowSerializer {
-  const prefixes = cols.map((c, j) => `${j ? ',' : '{'}${JSON.stringify(c.name)}:`);
-  const encs: JsonEncoder[] = cols.map((c) => jsonEncoderFor(c.oid, types));
+  // Each row is written as bytes into one scratch buffer and leaves as one flat string:
+  // a row built by concatenation is a tree of small strings that stays alive (and is copied
+  // by every young-generation GC) until its chunk is emitted.
+  const prefixes = cols.map((c, j) => Buffer.from(`${j ? ',' : '{'}${JSON.stringify(c.name)}:`, 'utf8'));
+  const encs: JsonByteEncoder[] = cols.map((c) => jsonByteEncoderFor(c.oid, types));
   const keyPos = new Int32Array(cols.length).fill(-1);
   const keyDecs: ValueDecoder[] = [];
   key.forEach((k, i) => {
@@ -102,29 +106,35 @@ function keyedSerializer(cols: Column[], key: string[], types: ReadonlyMap<numbe
     keyDecs[i] = decoderFor(cols[j]!.oid, types);
   });
   const keyParts: string[] = new Array(key.length);
-  let json = '';
+  const w = new JsonBytes();
   const field = (j: number, b: Buffer | null, s: number, e: number): void => {
+    const p = prefixes[j]!;
+    w.raw(p, 0, p.length);
     if (b === null) {
-      json += `${prefixes[j]}null`;
+      w.raw(NULL, 0, 4);
       if (keyPos[j]! >= 0) keyParts[keyPos[j]!] = 'null';
       return;
     }
-    json += prefixes[j] + encs[j]!(b, s, e);
+    encs[j]!(w, b, s, e);
     const k = keyPos[j]!;
     if (k >= 0) keyParts[k] = JSON.stringify(keyDecs[k]!(b, s, e));
   };
   return {
     sig,
     add(buf, start, end, out) {
-      json = '';
+      w.reset();
       eachField(buf, start, end, field);
-      out.rows.push(json.length ? `${json}}` : '{}');
+      if (w.n === 0) w.byte(123);
+      w.byte(125);
+      out.rows.push(w.toString());
       let ks = '';
       for (const p of keyParts) ks += `${p}\u0000`;
       out.keys.push(ks);
     },
   };
 }
+
+const NULL = Buffer.from('null');
 
 /**
  * The serializer of a key-less (ctid) table: the row is its own key, compared with the
