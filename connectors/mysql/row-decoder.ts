@@ -22,6 +22,11 @@
  * - GEOMETRY: `{"srid": n, "wkb": "<base64>"}` (MySQL prefixes the WKB with a u32 LE SRID;
  *   Debezium's Geometry struct has the same two fields);
  * - VECTOR: array of float32 numbers (shortest round-trip form, like FLOAT).
+ *
+ * The same compiled plan serves two outputs: {@link RowDecoder.decode} fills a `Row` object
+ * (tests, the offline decoder, partial JSON updates), {@link RowDecoder.encode} writes the
+ * image straight as JSON text for the streaming hot path, with each column's `"name":`
+ * prefix escaped once here. Both run the one value `switch`, so they cannot drift apart.
  */
 import { isUtf8 } from 'node:buffer';
 import { TextDecoder } from 'node:util';
@@ -31,6 +36,7 @@ import { ColumnType as T, TextKind, stringMeta, textKindFor } from './column-typ
 import { decimalBinarySize, decodeDecimal } from './decimal.js';
 import { applyJsonDiffs, parseJsonDiffs } from './json-diff.js';
 import { decodeJsonBinary } from './json-binary.js';
+import { embeddableJson } from './json-text.js';
 import type { TableMap } from './table-map.js';
 import {
   decodeDate, decodeDatetime, decodeDatetime2, decodeTime, decodeTime2, decodeTimestamp2, fracBytes, formatTimestamp,
@@ -66,6 +72,26 @@ function bad(tm: TableMap, msg: string): never {
 }
 
 const MAX_SAFE = 9007199254740991;
+/** Characters that JSON.stringify would escape (surrogates: a lone one is escaped). */
+const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
+
+/**
+ * A string as JSON text. Most column text needs no escaping, and a regex test plus two
+ * concatenations is about twice as fast as JSON.stringify on short strings.
+ */
+export function quoteJson(s: string): string {
+  return NEEDS_ESCAPE.test(s) ? JSON.stringify(s) : '"' + s + '"';
+}
+
+/**
+ * True for names that an object would not keep in insertion order or at all: integer-like
+ * keys (`"7"`, enumerated first by JSON.stringify) and `__proto__` (sets the prototype).
+ * Images of tables with such column names are only built as objects, so the JSON path never
+ * has to reproduce those quirks.
+ */
+function objectOnlyName(name: string): boolean {
+  return name === '__proto__' || (/^(?:0|[1-9]\d*)$/.test(name) && Number(name) < 4294967295);
+}
 const JSON_DIFF_OPS = ['replace', 'insert', 'remove'];
 const TWO_32 = 4294967296;
 
@@ -154,6 +180,30 @@ export class RowDecoder {
   private readonly padTo: Int32Array;
   private readonly labels: (string[] | null)[];
   private readonly jsonText: Uint8Array;
+  /**
+   * JSON path: 1 where every string the column can produce is plain ASCII that needs no
+   * escaping (temporal, decimal, base64, big integers), so it is quoted without a check.
+   */
+  private readonly safeText: Uint8Array;
+  /** JSON path: `"name":` for the first column of an image, `,"name":` for the others. */
+  private readonly firstPrefix: string[];
+  private readonly nextPrefix: string[];
+  /** JSON path: position of each column in {@link keyColumns}, -1 when not a key column. */
+  private readonly keySlot: Int32Array;
+  /** JSON path: `"name":` / `,"name":` per key column, in key order. */
+  private readonly keyPrefix: string[];
+  /** JSON path: the value texts of the key columns seen in the current image. */
+  private readonly keyText: string[];
+  private keyFound = 0;
+  /**
+   * False when the image must be built as an object (see objectOnlyName); callers then
+   * serialize the object instead of calling {@link encode}.
+   */
+  readonly canEncode: boolean;
+  /** After {@link encode}: the image as JSON text. */
+  json = 'null';
+  /** After {@link encode}: the key object as JSON text, `null` when the image lacks it. */
+  keyJson = 'null';
 
   constructor(readonly map: TableMap, names: string[], hint?: TableSchemaHint) {
     const n = map.columnCount;
@@ -167,8 +217,19 @@ export class RowDecoder {
     this.labels = new Array(n).fill(null);
     this.jsonText = new Uint8Array(n);
     this.padTo = new Int32Array(n);
+    this.safeText = new Uint8Array(n);
+    this.firstPrefix = new Array<string>(n);
+    this.nextPrefix = new Array<string>(n);
+    this.keySlot = new Int32Array(n).fill(-1);
     this.allColumns = new Int32Array(n);
-    for (let i = 0; i < n; i++) this.allColumns[i] = i;
+    let canEncode = true;
+    for (let i = 0; i < n; i++) {
+      this.allColumns[i] = i;
+      const name = names[i]!;
+      if (objectOnlyName(name)) canEncode = false;
+      this.firstPrefix[i] = JSON.stringify(name) + ':';
+      this.nextPrefix[i] = ',' + this.firstPrefix[i];
+    }
 
     const jsonSet = new Set(hint?.jsonColumns ?? []);
     for (let i = 0; i < n; i++) {
@@ -227,6 +288,7 @@ export class RowDecoder {
           bad(map, `column ${names[i]} has unsupported type ${type}`);
       }
       this.kinds[i] = kind;
+      this.safeText[i] = safeKind(kind, tk.kind, this.jsonText[i] === 1, this.labels[i]) ? 1 : 0;
     }
 
     if (map.primaryKey) this.keyColumns = map.primaryKey;
@@ -237,6 +299,14 @@ export class RowDecoder {
         return idx;
       });
     } else this.keyColumns = null;
+    const kc = this.keyColumns ?? [];
+    this.keyPrefix = kc.map((c, j) => (j === 0 ? this.firstPrefix[c]! : this.nextPrefix[c]!));
+    this.keyText = new Array<string>(kc.length).fill('null');
+    for (let j = 0; j < kc.length; j++) this.keySlot[kc[j]!] = j;
+    // A column named twice makes the object keep one value where the text would hold two; a
+    // key column listed twice has one slot. Neither happens with real tables; if it does,
+    // the object path copes.
+    this.canEncode = canEncode && new Set(names).size === n && new Set(kc).size === kc.length;
   }
 
   /** True when column `i` is JSON (MySQL binary JSON), the only kind partial updates touch. */
@@ -257,20 +327,51 @@ export class RowDecoder {
     buf: Buffer, p: number, end: number, cols: Int32Array, out: Row,
     partial?: Uint8Array | null, base?: Row | null, missing?: string[],
   ): number {
+    return this.image(buf, p, end, cols, out, partial ?? null, base ?? null, missing);
+  }
+
+  /**
+   * Decodes one row image like {@link decode}, but as JSON text: afterwards {@link json}
+   * holds the image and {@link keyJson} its key (what `JSON.stringify(keyOf(row))` gives).
+   * `JSON.parse(json)` deep-equals the object {@link decode} builds, with the same key order.
+   * Only for tables with {@link canEncode}; partial JSON updates need {@link decode}.
+   */
+  encode(buf: Buffer, p: number, end: number, cols: Int32Array): number {
+    return this.image(buf, p, end, cols, null, null, null, undefined);
+  }
+
+  /**
+   * The one decoding loop behind {@link decode} (`out` set) and {@link encode} (`out` null).
+   * Values are computed once by the kind `switch`; only the last step differs: store the
+   * value, or append its JSON text.
+   */
+  private image(
+    buf: Buffer, p: number, end: number, cols: Int32Array, out: Row | null,
+    partial: Uint8Array | null, base: Row | null, missing: string[] | undefined,
+  ): number {
     const nPresent = cols.length;
     const nullStart = p;
     p += (nPresent + 7) >> 3;
     if (p > end) bad(this.map, 'row image is truncated (null bitmap)');
     const names = this.names;
     const kinds = this.kinds;
+    const keySlot = this.keySlot;
+    let text = '{';
+    this.keyFound = 0;
     for (let k = 0; k < nPresent; k++) {
       const i = cols[k]!;
       const name = names[i]!;
       if ((buf[nullStart + (k >> 3)]! & (1 << (k & 7))) !== 0) {
-        out[name] = null;
+        if (out !== null) out[name] = null;
+        else {
+          text += (k === 0 ? this.firstPrefix[i]! : this.nextPrefix[i]!) + 'null';
+          if (keySlot[i]! >= 0) this.keep(keySlot[i]!, 'null');
+        }
         continue;
       }
       let v: JsonValue;
+      /** Encoding only: the value's JSON text, when a kind has it without building `v`. */
+      let raw: string | null = null;
       switch (kinds[i]) {
         case K.TINY: v = buf.readInt8(p); p += 1; break;
         case K.TINY_U: v = buf[p]!; p += 1; break;
@@ -332,10 +433,14 @@ export class RowDecoder {
           if (p + len > end) bad(this.map, `column ${name} is truncated`);
           if (this.jsonText[i] === 1) {
             const text = buf.toString('utf8', p, p + len);
-            try {
-              v = JSON.parse(text) as JsonValue;
-            } catch {
-              v = text;
+            // Encoding: a valid document is its own JSON text (see json-text.ts); no parse.
+            if (out === null && (raw = embeddableJson(text)) !== null) v = null;
+            else {
+              try {
+                v = JSON.parse(text) as JsonValue;
+              } catch {
+                v = text;
+              }
             }
           } else v = decodeText(buf, p, p + len, this.textKinds[i]!, this.textDecoders[i]!);
           p += len;
@@ -422,9 +527,40 @@ export class RowDecoder {
           v = null;
       }
       if (p > end) bad(this.map, `row image is truncated at column ${name}`);
-      out[name] = v;
+      if (out !== null) {
+        out[name] = v;
+        continue;
+      }
+      // The JSON text JSON.stringify would write for v.
+      const t =
+        raw !== null ? raw
+        : v === null ? 'null'
+        : typeof v === 'number' ? (Number.isFinite(v) ? '' + v : 'null')
+        : typeof v === 'string' ? (this.safeText[i] === 1 ? '"' + v + '"' : quoteJson(v))
+        : JSON.stringify(v);
+      text += (k === 0 ? this.firstPrefix[i]! : this.nextPrefix[i]!) + t;
+      if (keySlot[i]! >= 0) this.keep(keySlot[i]!, t);
+    }
+    if (out === null) {
+      this.json = text + '}';
+      this.keyJson = this.keyText.length > 0 && this.keyFound === this.keyText.length ? this.keyObject() : 'null';
     }
     return p;
+  }
+
+  /** Records a key column's value text for {@link keyJson}. */
+  private keep(slot: number, t: string): void {
+    this.keyText[slot] = t;
+    this.keyFound++;
+  }
+
+  /** `{"k1":v1,...}` from the recorded key texts, in key order (as {@link keyOf} builds it). */
+  private keyObject(): string {
+    const kt = this.keyText;
+    const kp = this.keyPrefix;
+    let s = '{' + kp[0]! + kt[0]!;
+    for (let j = 1; j < kt.length; j++) s += kp[j]! + kt[j]!;
+    return s + '}';
   }
 
   /** The key object from an image, or null when the key is unknown or not in the image. */
@@ -439,6 +575,25 @@ export class RowDecoder {
       key[name] = v;
     }
     return key;
+  }
+}
+
+/**
+ * True when no string a column of this kind yields needs JSON escaping (digits, dates,
+ * base64, labels checked here once): its JSON text is then the string in quotes.
+ */
+function safeKind(kind: K, text: TextKind, jsonText: boolean, labels: string[] | null): boolean {
+  switch (kind) {
+    case K.LONGLONG: case K.LONGLONG_U: case K.DATE: case K.TIME: case K.TIME2: case K.DATETIME: case K.DATETIME2:
+    case K.TIMESTAMP: case K.TIMESTAMP2: case K.NEWDECIMAL: case K.SET: case K.BIT:
+      // SET: labels are checked below; without labels it is a number (or a decimal string).
+      return kind !== K.SET || labels === null || labels.every((l) => quoteJson(l).length === l.length + 2);
+    case K.VARSTR: case K.BLOB:
+      return text === TextKind.Binary && !jsonText; // base64
+    case K.ENUM:
+      return labels === null || labels.every((l) => quoteJson(l).length === l.length + 2);
+    default:
+      return false;
   }
 }
 

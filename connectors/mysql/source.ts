@@ -1,7 +1,7 @@
 import type mysql from 'mysql2';
 import type { MysqlSourceConfig } from '../../src/config/schema.js';
 import { ErrorCodes, TributaryError, errorMessage } from '../../src/core/errors.js';
-import type { Row } from '../../src/core/event.js';
+import { type Row, SerializedChangeEvent } from '../../src/core/event.js';
 import type { Position, PreflightProblem, Source, SourceContext, SourceItem, SourceOutput } from '../../src/core/source.js';
 import type { SnapshotEventBuilder, SnapshotSupport } from '../../src/snapshot/types.js';
 import { isRetryableError, reconnectDelay, sleep } from '../../src/runtime/retry.js';
@@ -85,7 +85,11 @@ export class MysqlSource implements Source {
       exclude: this.cfg.exclude,
       keyColumns: this.cfg.key_columns,
       signal: this.signal,
-      onKey: (t, key) => this.fallbackKeys.set(t, key),
+      onKey: (t, key) => {
+        this.fallbackKeys.set(t, key);
+        // Its row events must now come as objects, to be given this key (see serializable).
+        this.decoder?.reconsiderTables();
+      },
     }));
   }
 
@@ -278,6 +282,7 @@ export class MysqlSource implements Source {
             gtid: pos ? pos.gtid : 'gtid' in startRec ? startRec.gtid : null,
             checksumBeforeFde: conn.info.checksum,
             includeTable: (db, t) => this.matches(`${db}.${t}`) || (db === this.signal.db && t === this.signal.table),
+            serializeTable: (db, t) => this.serializable(db, t),
             schemaFor: (db, t, map) => this.history.hintFor(db, t, map),
             onDdl: (ddl) => this.history.apply(ddl),
             onHeartbeat: (p) => this.onHeartbeat(p),
@@ -331,6 +336,16 @@ export class MysqlSource implements Source {
     });
   }
 
+  /**
+   * Whether a table's row events may be serialized by the decoder (the fast path): not when
+   * {@link onItem} has to read or amend them, i.e. the signal table (watermarks are read from
+   * the row) and tables keyed by a fallback key (the key is derived from the row here).
+   */
+  private serializable(db: string, table: string): boolean {
+    if (db === this.signal.db && table === this.signal.table) return false;
+    return !this.fallbackKeys.has(`${db}.${table}`);
+  }
+
   private onItem(item: MysqlSourceItem): void {
     if (item.kind === 'event') {
       const r = this.replay;
@@ -340,6 +355,12 @@ export class MysqlSource implements Source {
       }
       this.openTxn = { txn: item.txn, count: item.idx + 1 };
       const ev = item.event;
+      // Serialized events come only from tables serializable() accepted: nothing to inspect,
+      // and reading a field would parse the JSON.
+      if (ev instanceof SerializedChangeEvent) {
+        this.push(item);
+        return;
+      }
       if (ev.source.table === this.signal.table && ev.source.db === this.signal.db) {
         // The signal table: an inserted row is a snapshot watermark; nothing of it reaches sinks.
         const mark = ev.op === 'c' ? ev.after?.mark : null;

@@ -101,9 +101,20 @@ export function decodeDatetime(buf: Buffer, off: number): string | null {
 /** Epoch seconds + micros → ISO-8601 UTC with `Z`; epoch 0 (MySQL's zero TIMESTAMP) → null. */
 export function formatTimestamp(seconds: number, micros: number, fsp: number): string | null {
   if (seconds === 0 && micros === 0) return null;
-  const d = new Date(seconds * 1000);
+  // Civil date from days since the epoch (H. Hinnant's days_from_civil inverse), not a Date
+  // object and six getUTC* calls: this runs for every TIMESTAMP value streamed.
+  const days = Math.floor(seconds / 86400);
+  const sod = seconds - days * 86400;
+  const z = days + 719468;
+  const era = Math.floor(z / 146097);
+  const doe = z - era * 146097;
+  const yoe = Math.floor((doe - Math.floor(doe / 1460) + Math.floor(doe / 36524) - Math.floor(doe / 146096)) / 365);
+  const doy = doe - (365 * yoe + Math.floor(yoe / 4) - Math.floor(yoe / 100));
+  const mp = Math.floor((5 * doy + 2) / 153);
+  const month = mp < 10 ? mp + 3 : mp - 9;
+  const year = yoe + era * 400 + (month <= 2 ? 1 : 0);
   return formatDateTime(
-    d.getUTCFullYear(), d.getUTCMonth() + 1, d.getUTCDate(), d.getUTCHours(), d.getUTCMinutes(), d.getUTCSeconds(),
+    year, month, doy - Math.floor((153 * mp + 2) / 5) + 1, Math.floor(sod / 3600), Math.floor(sod / 60) % 60, sod % 60,
     micros, fsp, true,
   );
 }
