@@ -105,6 +105,21 @@ export class JsonBytes {
     this.n += this.buf.write(t, this.n, 'utf8');
   }
 
+  /** A non-negative integer below 2^53, in decimal. */
+  uint(v: number): void {
+    let digits = 1;
+    for (let x = v; x >= 10; x = Math.floor(x / 10)) digits++;
+    this.ensure(digits);
+    const b = this.buf;
+    let i = this.n + digits;
+    this.n = i;
+    do {
+      const q = Math.floor(v / 10);
+      b[--i] = 48 + (v - q * 10);
+      v = q;
+    } while (v > 0);
+  }
+
   /** The bytes from `start` as one flat string. */
   toString(start = 0, end = this.n): string {
     return this.buf.toString('utf8', start, end);

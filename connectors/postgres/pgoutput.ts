@@ -49,7 +49,15 @@ export interface PgoutputDecoderOptions {
 export class PgoutputDecoder {
   readonly relations = new Map<number, RelationDecoder>();
   /** The transaction being received: its commit LSN, commit time, xid, and events so far. */
-  txn: { final: PgPosition; finalLsn: bigint; tsMs: number; xid: number; idx: number } | null = null;
+  txn: {
+    final: PgPosition;
+    finalLsn: bigint;
+    tsMs: number;
+    xid: number;
+    idx: number;
+    /** The envelope's tail around `lsn`, as bytes, made at the first row. */
+    tail?: [Buffer, Buffer];
+  } | null = null;
   /**
    * After a reconnect inside a transaction, the server sends that transaction again from
    * its start. Its first `count` events were already pushed, so they are dropped here.
@@ -204,54 +212,79 @@ export class PgoutputDecoder {
   }
 
   /**
-   * The byte path for Insert, Update and Delete: the tuples are written as JSON straight from
-   * the message into scratch buffers, and the envelope is assembled from them into one flat
-   * string (json-bytes.ts says why). Same JSON as `emitRow` gives from `encodeTuple` texts.
-   * Returns false, having consumed nothing, for a row with an unchanged TOAST value: the
-   * string path fills or lists those.
+   * The byte path for Insert, Update and Delete: the envelope is written as JSON straight
+   * from the message into one scratch buffer and made into one flat string (json-bytes.ts
+   * says why). The old and new tuples are written in place, in envelope order (`before`,
+   * `after`); the key is copied from where its values landed. Same JSON as `emitRow` gives
+   * from `encodeTuple` texts. Returns false, having consumed nothing, for a row with an
+   * unchanged TOAST value: the string path fills or lists those.
    */
   private writeRow(emit: (item: SourceItem) => void, rel: RelationDecoder, op: 'c' | 'u' | 'd', buf: Buffer, lsn: string): boolean {
     const t = this.txn;
     if (!t) throw protocolError('row change outside a transaction');
-    const wo = this.wOld;
-    const wn = this.wNew;
-    let off = 5;
-    let oldTag = 0;
-    if (op !== 'c') {
-      const tag = buf[5]!;
-      if (tag === 75 /* K */ || tag === 79 /* O */) {
-        wo.reset();
-        off = rel.writeTuple(buf, 6, wo, rel.oldSpans);
-        if (off < 0) return false;
-        oldTag = tag;
-      }
+    const idx = t.idx;
+    if (this.replay && idx < this.replay.count) {
+      t.idx++;
+      return true; // delivered before the reconnect
     }
-    if (op !== 'd') {
-      // buf[off] is 'N'
-      wn.reset();
-      if (rel.writeTuple(buf, off + 1, wn, rel.newSpans) < 0) return false;
-    }
-    const idx = t.idx++;
-    if (this.replay && idx < this.replay.count) return true; // delivered before the reconnect
     const w = this.wEnv;
     w.reset();
     const head = op === 'c' ? HEAD_C : op === 'u' ? HEAD_U : HEAD_D;
     w.raw(head, 0, head.length);
-    if (oldTag === 75) rel.writeKey(wo, rel.oldSpans, w, true);
-    else if (oldTag === 79) w.raw(wo.buf, 0, wo.n);
-    // Without an old row (REPLICA IDENTITY DEFAULT, key unchanged), `before` holds the key.
-    else if (op === 'u') rel.writeKey(wn, rel.newSpans, w);
+    // Where the key's values are, and after which offset the new tuple starts ('N').
+    let keyFrom = w;
+    let keySpans = rel.newSpans;
+    let off = 5;
+    let newWritten = false;
+    if (op !== 'c') {
+      const tag = buf[5];
+      if (tag === 79 /* O: the whole old row */) {
+        off = rel.writeTuple(buf, 6, w, rel.oldSpans);
+        if (off < 0) return false;
+        if (op === 'd') keySpans = rel.oldSpans;
+      } else if (tag === 75 /* K: the old key */) {
+        const wo = this.wOld;
+        wo.reset();
+        off = rel.writeTuple(buf, 6, wo, rel.oldSpans);
+        if (off < 0) return false;
+        rel.writeKey(wo, rel.oldSpans, w, true);
+        if (op === 'd') {
+          keyFrom = wo;
+          keySpans = rel.oldSpans;
+        }
+      } else if (op === 'u') {
+        // No old row (REPLICA IDENTITY DEFAULT, key unchanged): `before` is the key, whose
+        // values come later in the message. The new tuple goes to a scratch buffer first.
+        const wn = this.wNew;
+        wn.reset();
+        if (rel.writeTuple(buf, 6, wn, rel.newSpans) < 0) return false;
+        rel.writeKey(wn, rel.newSpans, w);
+        w.raw(AFTER, 0, AFTER.length);
+        w.raw(wn.buf, 0, wn.n);
+        keyFrom = wn;
+        newWritten = true;
+      } else return false;
+    }
     if (op === 'd') w.raw(AFTER_NULL, 0, AFTER_NULL.length);
-    else {
+    else if (!newWritten) {
       w.raw(AFTER, 0, AFTER.length);
-      w.raw(wn.buf, 0, wn.n);
+      // buf[off] is 'N'
+      if (rel.writeTuple(buf, off + 1, w, rel.newSpans) < 0) return false;
     }
     w.raw(KEY, 0, KEY.length);
-    if (op === 'd') rel.writeKey(wo, rel.oldSpans, w);
-    else rel.writeKey(wn, rel.newSpans, w);
+    rel.writeKey(keyFrom, keySpans, w);
     const source = this.sourceBytesOf(rel);
     w.raw(source, 0, source.length);
-    w.ascii(`${t.tsMs},"snapshot":"false","lsn":"${lsn}","txId":${t.xid}},"ts_ms":${this.now()}}`);
+    const tail = (t.tail ??= [
+      Buffer.from(`${t.tsMs},"snapshot":"false","lsn":"`),
+      Buffer.from(`","txId":${t.xid}},"ts_ms":`),
+    ]);
+    w.raw(tail[0], 0, tail[0].length);
+    w.ascii(lsn);
+    w.raw(tail[1], 0, tail[1].length);
+    w.uint(this.now());
+    w.byte(125);
+    t.idx++;
     emit({ kind: 'event', event: new SerializedChangeEvent(w.toString(), rel.qualified, t.tsMs), txn: t.final, idx });
     return true;
   }

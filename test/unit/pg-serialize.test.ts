@@ -141,3 +141,15 @@ describe('pgoutput byte path', () => {
     assert.equal(ev.after.qty, 8);
   });
 });
+
+import { JsonBytes } from '../../connectors/postgres/json-bytes.js';
+
+describe('JsonBytes.uint', () => {
+  it('writes integers like String() does', () => {
+    for (const v of [0, 7, 9, 10, 99, 100, 101, 1_700_000_000_123, Number.MAX_SAFE_INTEGER]) {
+      const w = new JsonBytes(2);
+      w.uint(v);
+      assert.equal(w.toString(), String(v));
+    }
+  });
+});
