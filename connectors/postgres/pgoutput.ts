@@ -2,7 +2,7 @@ import { SerializedChangeEvent, type ChangeEvent } from '../../src/core/event.js
 import type { SourceItem } from '../../src/core/source.js';
 import { ErrorCodes, TributaryError } from '../../src/core/errors.js';
 import { PgPosition } from './position.js';
-import { JsonBytes } from './json-bytes.js';
+import { JsonBytes } from '../../src/core/json-bytes.js';
 import { RelationDecoder, type RelationColumn } from './relation.js';
 import type { PgTypeInfo } from './values.js';
 import { WATERMARK_PREFIX } from './snapshot.js';

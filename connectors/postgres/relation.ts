@@ -1,4 +1,4 @@
-import type { JsonBytes } from './json-bytes.js';
+import type { JsonBytes } from '../../src/core/json-bytes.js';
 import { jsonByteEncoderFor, jsonEncoderFor, type JsonByteEncoder, type JsonEncoder, type PgTypeInfo } from './values.js';
 
 /** One column as a pgoutput Relation message describes it. */

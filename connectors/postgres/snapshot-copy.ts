@@ -16,7 +16,7 @@
 import type pg from 'pg';
 import type { ChunkRows, SnapshotTable } from '../../src/snapshot/types.js';
 import { ident } from './catalog.js';
-import { JsonBytes } from './json-bytes.js';
+import { JsonBytes } from '../../src/core/json-bytes.js';
 import { decoderFor, jsonByteEncoderFor, type JsonByteEncoder, type PgTypeInfo, type ValueDecoder } from './values.js';
 
 /** A table's columns, as the catalog query in front of the COPY lists them. */

@@ -1,5 +1,5 @@
 import type { JsonValue } from '../../src/core/event.js';
-import type { JsonBytes } from './json-bytes.js';
+import type { JsonBytes } from '../../src/core/json-bytes.js';
 
 /**
  * Text-format value decoders: one per Postgres type, turning the bytes pgoutput sends into

@@ -142,7 +142,7 @@ describe('pgoutput byte path', () => {
   });
 });
 
-import { JsonBytes } from '../../connectors/postgres/json-bytes.js';
+import { JsonBytes } from '../../src/core/json-bytes.js';
 
 describe('JsonBytes.uint', () => {
   it('writes integers like String() does', () => {

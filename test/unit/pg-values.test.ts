@@ -87,7 +87,7 @@ describe('postgres JSON-text encoders agree with the decoders', () => {
 });
 
 import { jsonByteEncoderFor } from '../../connectors/postgres/values.js';
-import { JsonBytes } from '../../connectors/postgres/json-bytes.js';
+import { JsonBytes } from '../../src/core/json-bytes.js';
 
 describe('postgres byte encoders write the same JSON text as the string encoders', () => {
   const cases: [number, string][] = [
