@@ -4,6 +4,7 @@ import { ErrorCodes, TributaryError } from '../../src/core/errors.js';
 import { PgPosition } from './position.js';
 import { JsonBytes } from '../../src/core/json-bytes.js';
 import { RelationDecoder, type RelationColumn } from './relation.js';
+import type { WalStart } from './replication.js';
 import type { PgTypeInfo } from './values.js';
 import { WATERMARK_PREFIX } from './snapshot.js';
 
@@ -82,8 +83,11 @@ export class PgoutputDecoder {
     this.txn = null;
   }
 
-  /** Decode one XLogData payload; `lsn` is its WAL start, for `source.lsn`. */
-  handle(buf: Buffer, lsn: string, emit: (item: SourceItem) => void): void {
+  /**
+   * Decode one XLogData payload; `lsn` is its WAL start, for `source.lsn` (a string, or a
+   * reused {@link WalStart} that must not be kept: the byte path writes its digits).
+   */
+  handle(buf: Buffer, lsn: string | WalStart, emit: (item: SourceItem) => void): void {
     switch (buf[0]) {
       case 66 /* B */: {
         const finalLsn = readLsn(buf, 1);
@@ -166,7 +170,7 @@ export class PgoutputDecoder {
    * Logical messages: snapshot watermarks (transactional, prefix `tributary_wm`) become
    * watermark items; heartbeats and anything else are ignored.
    */
-  private message(buf: Buffer, lsn: string, emit: (item: SourceItem) => void): void {
+  private message(buf: Buffer, lsn: string | WalStart, emit: (item: SourceItem) => void): void {
     const transactional = (buf[1]! & 1) === 1;
     let off = 10; // tag, flags, lsn
     let prefix: string;
@@ -177,7 +181,7 @@ export class PgoutputDecoder {
     const t = this.txn;
     const idx = t.idx++;
     if (this.replay && idx < this.replay.count) return;
-    emit({ kind: 'watermark', id: body.id, mark: body.mark, txn: t.final, idx, at: { lsn } });
+    emit({ kind: 'watermark', id: body.id, mark: body.mark, txn: t.final, idx, at: { lsn: String(lsn) } });
   }
 
   private rel(oid: number): RelationDecoder {
@@ -219,7 +223,7 @@ export class PgoutputDecoder {
    * from `encodeTuple` texts. Returns false, having consumed nothing, for a row with an
    * unchanged TOAST value: the string path fills or lists those.
    */
-  private writeRow(emit: (item: SourceItem) => void, rel: RelationDecoder, op: 'c' | 'u' | 'd', buf: Buffer, lsn: string): boolean {
+  private writeRow(emit: (item: SourceItem) => void, rel: RelationDecoder, op: 'c' | 'u' | 'd', buf: Buffer, lsn: string | WalStart): boolean {
     const t = this.txn;
     if (!t) throw protocolError('row change outside a transaction');
     const idx = t.idx;
@@ -280,7 +284,12 @@ export class PgoutputDecoder {
       Buffer.from(`","txId":${t.xid}},"ts_ms":`),
     ]);
     w.raw(tail[0], 0, tail[0].length);
-    w.ascii(lsn);
+    if (typeof lsn === 'string') w.ascii(lsn);
+    else {
+      w.hex(lsn.hi);
+      w.byte(47); // /
+      w.hex(lsn.lo);
+    }
     w.raw(tail[1], 0, tail[1].length);
     w.uint(this.now());
     w.byte(125);
@@ -312,7 +321,7 @@ export class PgoutputDecoder {
    * Emit one change, its envelope serialized here from JSON texts: the key order and values
    * are those of the ChangeEvent shape (op, before, after, key, source, ts_ms).
    */
-  private emitRow(emit: (item: SourceItem) => void, rel: RelationDecoder, op: ChangeEvent['op'], before: string, after: string, key: string, unchanged: string[] | null, lsn: string): void {
+  private emitRow(emit: (item: SourceItem) => void, rel: RelationDecoder, op: ChangeEvent['op'], before: string, after: string, key: string, unchanged: string[] | null, lsn: string | WalStart): void {
     const t = this.txn;
     if (!t) throw protocolError('row change outside a transaction');
     const idx = t.idx++;

@@ -35,14 +35,23 @@ function rawPgoutput(publication: string, onCopyData: (msg: { chunk: Buffer }) =
   };
 }
 
-/** `hi/lo` in upper-case hex, as Postgres prints an LSN. */
-function formatLsn(hi: number, lo: number): string {
-  return `${hi.toString(16).toUpperCase()}/${lo.toString(16).toUpperCase()}`;
+/**
+ * The WAL start of the XLogData being decoded. One instance per connection, overwritten for
+ * every message: the byte path writes its digits straight into the envelope, and only the
+ * rare paths that keep it (watermarks, the string path) format it, by `toString()`.
+ */
+export class WalStart {
+  hi = 0;
+  lo = 0;
+  /** `hi/lo` in upper-case hex, as Postgres prints an LSN. */
+  toString(): string {
+    return `${this.hi.toString(16).toUpperCase()}/${this.lo.toString(16).toUpperCase()}`;
+  }
 }
 
 export interface ReplicationHandlers {
   /** One XLogData payload. Runs synchronously inside the socket read. */
-  data(lsn: string, payload: Buffer): void;
+  data(lsn: WalStart, payload: Buffer): void;
   /** A primary keepalive: the server's WAL end, and whether it wants a reply now. */
   keepalive(walEnd: bigint, replyRequested: boolean): void;
 }
@@ -74,10 +83,14 @@ export class ReplicationConnection {
    * send time, then the pgoutput message) or a primary keepalive ('k': WAL end, send time,
    * reply requested).
    */
+  private readonly walStart = new WalStart();
   private readonly onCopyData = (msg: { chunk: Buffer }): void => {
     const b = msg.chunk;
     if (b[0] === 0x77) {
-      this.handlers.data(formatLsn(b.readUInt32BE(1), b.readUInt32BE(5)), b.subarray(25));
+      const at = this.walStart;
+      at.hi = b.readUInt32BE(1);
+      at.lo = b.readUInt32BE(5);
+      this.handlers.data(at, b.subarray(25));
     } else if (b[0] === 0x6b) {
       this.handlers.keepalive(b.readBigUInt64BE(1), b[17] === 1);
     }

@@ -7,7 +7,7 @@ import { loadTypes, resolveTables, slotInfo, syncPublication, type CapturedTable
 import { PgoutputDecoder } from './pgoutput.js';
 import { PgPosition } from './position.js';
 import { checkPostgres } from './preflight.js';
-import { ReplicationConnection, SESSION_OPTIONS } from './replication.js';
+import { ReplicationConnection, SESSION_OPTIONS, type WalStart } from './replication.js';
 import type { PgTypeInfo } from './values.js';
 import { PgSnapshotSupport, pgSnapshotEvent } from './snapshot.js';
 
@@ -209,7 +209,7 @@ export class PostgresSource implements Source {
     }
   }
 
-  private onData(lsn: string, payload: Buffer, out: SourceOutput): void {
+  private onData(lsn: WalStart, payload: Buffer, out: SourceOutput): void {
     this.live = true;
     if (this.fatal) return;
     try {

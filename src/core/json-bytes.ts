@@ -120,6 +120,47 @@ export class JsonBytes {
     } while (v > 0);
   }
 
+  /** A uint32 in upper-case hexadecimal, without leading zeros (how Postgres prints LSNs). */
+  hex(v: number): void {
+    let digits = 1;
+    for (let x = v >>> 4; x > 0; x >>>= 4) digits++;
+    this.ensure(digits);
+    const b = this.buf;
+    let i = this.n + digits;
+    this.n = i;
+    do {
+      b[--i] = HEX_UPPER[v & 15]!;
+      v >>>= 4;
+    } while (v > 0);
+  }
+
+  /** A non-negative integer below 2^53, in decimal, zero-padded to at least `width` digits. */
+  padded(v: number, width: number): void {
+    let digits = 1;
+    for (let x = v; x >= 10; x = Math.floor(x / 10)) digits++;
+    if (digits < width) {
+      this.ensure(width);
+      for (let k = width - digits; k > 0; k--) this.buf[this.n++] = 48;
+    }
+    this.uint(v);
+  }
+
+  /** An integer of magnitude below 2^53, in decimal (`-0` as `0`, as JSON.stringify writes it). */
+  int(v: number): void {
+    if (v < 0) {
+      this.byte(45); // -
+      v = -v;
+    }
+    this.uint(v);
+  }
+
+  /** Any number as JSON.stringify writes it: integers as digits, NaN and ±Infinity as null. */
+  number(v: number): void {
+    if (Number.isSafeInteger(v)) this.int(v);
+    else if (Number.isFinite(v)) this.ascii(String(v));
+    else this.ascii('null');
+  }
+
   /** The bytes from `start` as one flat string. */
   toString(start = 0, end = this.n): string {
     return this.buf.toString('utf8', start, end);
@@ -127,13 +168,14 @@ export class JsonBytes {
 }
 
 const HEX = Buffer.from('0123456789abcdef', 'latin1');
+const HEX_UPPER = Buffer.from('0123456789ABCDEF', 'latin1');
 
 /**
  * Copies src[s, e) to dst at `at`, returning the end. Short runs (most values: numbers,
  * names, punctuation) in a loop; a native copy's call costs more than a few bytes do.
  */
 function copyBytes(src: Buffer, s: number, e: number, dst: Buffer, at: number): number {
-  if (e - s < 32) {
+  if (e - s < 48) {
     for (let i = s; i < e; i++) dst[at++] = src[i]!;
     return at;
   }

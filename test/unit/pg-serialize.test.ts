@@ -153,3 +153,34 @@ describe('JsonBytes.uint', () => {
     }
   });
 });
+
+import { WalStart } from '../../connectors/postgres/replication.js';
+
+describe('LSNs written as bytes', () => {
+  it('JsonBytes.hex and WalStart print like Postgres', () => {
+    for (const [hi, lo] of [[0, 0], [0, 0x16b3748], [0x1f, 0xffffffff], [0xffffffff, 0x80000000]] as const) {
+      const at = new WalStart();
+      at.hi = hi;
+      at.lo = lo;
+      const w = new JsonBytes(1);
+      w.hex(hi);
+      w.byte(47);
+      w.hex(lo);
+      const want = `${hi.toString(16).toUpperCase()}/${lo.toString(16).toUpperCase()}`;
+      assert.equal(w.toString(), want);
+      assert.equal(String(at), want);
+    }
+  });
+
+  it('the byte path with a WalStart gives the string path JSON with the formatted LSN', () => {
+    const at = new WalStart();
+    at.hi = 0;
+    at.lo = 0x100;
+    const fast: string[] = [];
+    const oid = 16386;
+    const dec = new PgoutputDecoder({ pipeline: 'p', db: 'shop', types, primaryKeys: new Map([[oid, ['id']]]), now: () => 1 });
+    dec.handle(relation(oid, 'f'), at, () => undefined);
+    for (const m of messages(oid)) dec.handle(m, at, (item) => item.kind === 'event' && fast.push((item.event as SerializedChangeEvent).json));
+    assert.deepEqual(fast, decode('f', false));
+  });
+});
