@@ -71,3 +71,93 @@ describe('secret redaction', () => {
     assert.equal(redactUrl('redis://:pw@127.0.0.1:6379'), 'redis://:***@127.0.0.1:6379');
   });
 });
+
+import { StreamEvent } from '../../src/runtime/memory-stream.js';
+import { SinkRunner } from '../../src/runtime/sink-runner.js';
+import { SinkBase } from '../../src/config/schema.js';
+import { Metrics } from '../../src/runtime/metrics.js';
+import { pino } from 'pino';
+import { defineSink, type SinkEvent } from '../../src/sdk/index.js';
+import { z } from 'zod';
+import type { ChangeEvent } from '../../src/core/event.js';
+import type { SinkCheckpointRecord, StateStore } from '../../src/state/store.js';
+
+const ev = (txn: number, index: number): StreamEvent =>
+  new StreamEvent({} as ChangeEvent, 'public.t', new PgPosition(BigInt(txn)), index, `{"n":${txn}}`, 100);
+
+describe('memory stream reads', () => {
+  it('counts events, not commit markers, against max_events', () => {
+    const s = new MemoryStream(1 << 20);
+    const at = s.register('a');
+    for (let t = 1; t <= 3; t++) {
+      for (let i = 0; i < 2; i++) s.push(ev(t, i));
+      s.push(commit(t));
+    }
+    const got = s.read(at, 4, 1 << 20);
+    assert.deepEqual(got.map((e) => e.kind), ['event', 'event', 'commit', 'event', 'event', 'commit'], 'two whole transactions, not one and a half');
+  });
+});
+
+describe('sink runner', () => {
+  it('frees the stream while a batch is written, and coalesces checkpoints behind a slow store', async () => {
+    const written: number[] = [];
+    let release!: () => void;
+    const slowWrite = new Promise<void>((r) => (release = r));
+    const saves: SinkCheckpointRecord[] = [];
+    let saving = 0;
+    let maxSaving = 0;
+    const store = {
+      async saveSink(_p: string, _s: string, rec: SinkCheckpointRecord) {
+        saving++;
+        maxSaving = Math.max(maxSaving, saving);
+        await new Promise((r) => setTimeout(r, 30));
+        saves.push(rec);
+        saving--;
+      },
+    } as unknown as StateStore;
+    const definition = defineSink({
+      type: 'probe',
+      config: z.object({}),
+      create: () => ({
+        async write(events: readonly SinkEvent[]) {
+          if (!written.length) await slowWrite; // the first batch hangs until released
+          for (const e of events) written.push(Number(e.position.split('/')[1]));
+        },
+        async close() {},
+      }),
+    });
+    const stream = new MemoryStream(1 << 20);
+    let commits = 0;
+    const runner = new SinkRunner({
+      pipeline: 'p',
+      sink: { base: { ...SinkBase.parse({ name: 's', type: 'probe' }), batch: { max_events: 2, max_bytes: 1 << 20, max_wait_ms: 0 }, retry: { attempts: 1, backoff_ms: 1, max_backoff_ms: 1 }, dead_letter: { policy: 'park' } } as never, definition: definition as never, config: {} },
+      stream,
+      store,
+      source: { parsePosition: (s: string) => PgPosition.parse(s) },
+      logger: pino({ level: 'silent' }),
+      metrics: new Metrics(),
+      stateDir: '/tmp',
+      onCommit: () => commits++,
+    });
+    await runner.open(undefined);
+    runner.start(stream.register('s'));
+    for (let t = 1; t <= 20; t++) {
+      stream.push(ev(t, 0));
+      stream.push(ev(t, 1));
+      stream.push(commit(t));
+    }
+    await new Promise((r) => setTimeout(r, 20));
+    // The first batch (transaction 1) is being written and has already left the stream.
+    assert.equal(stream.bytes, 19 * 300, 'a batch leaves the stream when it is taken');
+    assert.equal(runner.cursor, 0, 'but it is not counted as written');
+    release();
+    const deadline = Date.now() + 5000;
+    while (runner.position?.serialize() !== new PgPosition(20n).serialize() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    await runner.close();
+    assert.equal(written.length, 40, 'every event written once');
+    assert.equal(saves.at(-1)!.position, new PgPosition(20n).serialize(), 'the last commit is checkpointed');
+    assert.ok(saves.length < 20, `checkpoint writes coalesce behind a slow store (${saves.length} for 20 commits)`);
+    assert.equal(maxSaving, 1, 'one checkpoint write at a time');
+    assert.equal(commits, saves.length);
+  });
+});
