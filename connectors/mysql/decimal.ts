@@ -5,8 +5,12 @@
  * `scale` digits. Each part is stored as big-endian groups of 9 decimal digits in 4 bytes,
  * plus one leading (integer) or trailing (fraction) partial group of 1–4 bytes. The very
  * first bit is a flipped sign bit (1 = non-negative); a negative value has every byte
- * inverted. We undo both while reading, without copying the bytes.
+ * inverted. We undo both while reading, without copying the bytes. The digit groups are
+ * read once and printed either as a string ({@link decodeDecimal}) or as JSON bytes into a
+ * scratch buffer ({@link writeDecimal}).
  */
+
+import type { JsonBytes } from '../../src/core/json-bytes.js';
 
 /** Bytes needed for 0..9 leftover digits. */
 const DIG2BYTES = [0, 1, 1, 2, 2, 3, 3, 4, 4, 4];
@@ -29,43 +33,97 @@ function group(buf: Buffer, p: number, n: number, mask: number, first: number): 
 }
 
 /**
+ * The digit groups of the value {@link readDecimal} read last, most significant first:
+ * `intGroups` integer groups (a leading partial one, then groups of 9 digits), then the
+ * fraction's (groups of 9, then a trailing partial one of `frac0x` digits). Module state
+ * shared by the two printers, so a value is read into it and printed right away.
+ */
+const groups: number[] = [];
+let intGroups = 0;
+let fracGroups = 0;
+let frac0x = 0;
+
+/**
+ * Reads the NEWDECIMAL at `buf[off..]` into {@link groups}; returns true when it prints with
+ * a minus sign (negative and not zero).
+ */
+function readDecimal(buf: Buffer, off: number, precision: number, scale: number): boolean {
+  const intg = precision - scale;
+  const intg0 = (intg / 9) | 0;
+  const intg0x = intg % 9;
+  const frac0 = (scale / 9) | 0;
+  frac0x = scale % 9;
+  const negative = (buf[off]! & 0x80) === 0;
+  // XOR mask applied to every byte: inverts a negative value back to its magnitude.
+  const mask = negative ? 0xff : 0;
+  let p = off;
+  let g = 0;
+  let nonZero = false;
+  if (intg0x > 0) {
+    const n = DIG2BYTES[intg0x]!;
+    nonZero = (groups[g++] = group(buf, p, n, mask, off)) !== 0;
+    p += n;
+  }
+  for (let i = 0; i < intg0; i++, p += 4) if ((groups[g++] = group(buf, p, 4, mask, off)) !== 0) nonZero = true;
+  intGroups = g;
+  for (let i = 0; i < frac0; i++, p += 4) if ((groups[g++] = group(buf, p, 4, mask, off)) !== 0) nonZero = true;
+  if (frac0x > 0 && (groups[g++] = group(buf, p, DIG2BYTES[frac0x]!, mask, off)) !== 0) nonZero = true;
+  fracGroups = g - intGroups;
+  return negative && nonZero;
+}
+
+/** Digits a fraction group prints with: 9, or {@link frac0x} for the trailing partial one. */
+function fracWidth(j: number): number {
+  return j === fracGroups - 1 && frac0x > 0 ? frac0x : 9;
+}
+
+/**
  * Decodes the NEWDECIMAL at `buf[off..]` into a string exactly as MySQL prints it: the
  * scale's digits always present (`"12.30"`), a leading `"0"` for |x| < 1, `"-"` for negative
  * non-zero values.
  */
 export function decodeDecimal(buf: Buffer, off: number, precision: number, scale: number): string {
-  const intg = precision - scale;
-  const intg0 = (intg / 9) | 0;
-  const intg0x = intg % 9;
-  const frac0 = (scale / 9) | 0;
-  const frac0x = scale % 9;
-  const negative = (buf[off]! & 0x80) === 0;
-  // XOR mask applied to every byte: inverts a negative value back to its magnitude.
-  const mask = negative ? 0xff : 0;
-  const first = off;
-  let p = off;
-
-  let intStr = '';
-  if (intg0x > 0) {
-    const n = DIG2BYTES[intg0x]!;
-    const v = group(buf, p, n, mask, first);
-    p += n;
-    if (v !== 0) intStr = String(v);
+  let s = readDecimal(buf, off, precision, scale) ? '-' : '';
+  // Leading zero groups print nothing; the first non-zero one without padding.
+  let started = false;
+  for (let j = 0; j < intGroups; j++) {
+    const v = groups[j]!;
+    if (started) s += String(v).padStart(9, '0');
+    else if (v !== 0) {
+      s += String(v);
+      started = true;
+    }
   }
-  for (let i = 0; i < intg0; i++) {
-    const v = group(buf, p, 4, mask, first);
-    p += 4;
-    intStr = intStr.length === 0 ? (v === 0 ? '' : String(v)) : intStr + String(v).padStart(9, '0');
+  if (!started) s += '0';
+  if (scale > 0) {
+    s += '.';
+    for (let j = 0; j < fracGroups; j++) s += String(groups[intGroups + j]!).padStart(fracWidth(j), '0');
   }
-  if (intStr.length === 0) intStr = '0';
+  return s;
+}
 
-  let fracStr = '';
-  for (let i = 0; i < frac0; i++, p += 4) fracStr += String(group(buf, p, 4, mask, first)).padStart(9, '0');
-  if (frac0x > 0) fracStr += String(group(buf, p, DIG2BYTES[frac0x]!, mask, first)).padStart(frac0x, '0');
-
-  const isZero = intStr === '0' && !/[1-9]/.test(fracStr);
-  const sign = negative && !isZero ? '-' : '';
-  return scale > 0 ? `${sign}${intStr}.${fracStr}` : `${sign}${intStr}`;
+/**
+ * Writes the NEWDECIMAL at `buf[off..]` into `w` as a JSON string, the text of
+ * {@link decodeDecimal} in quotes, without making that string.
+ */
+export function writeDecimal(w: JsonBytes, buf: Buffer, off: number, precision: number, scale: number): void {
+  w.byte(34);
+  if (readDecimal(buf, off, precision, scale)) w.byte(45);
+  let started = false;
+  for (let j = 0; j < intGroups; j++) {
+    const v = groups[j]!;
+    if (started) w.padded(v, 9);
+    else if (v !== 0) {
+      w.int(v);
+      started = true;
+    }
+  }
+  if (!started) w.byte(48);
+  if (scale > 0) {
+    w.byte(46);
+    for (let j = 0; j < fracGroups; j++) w.padded(groups[intGroups + j]!, fracWidth(j));
+  }
+  w.byte(34);
 }
 
 /** Encodes a decimal string into MySQL binary NEWDECIMAL (used by tests and fixtures). */

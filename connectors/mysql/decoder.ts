@@ -25,6 +25,7 @@
  */
 import { crc32 } from 'node:zlib';
 import { type ChangeEvent, type Op, type Row, SerializedChangeEvent } from '../../src/core/event.js';
+import { JsonBytes } from '../../src/core/json-bytes.js';
 import type { SourceItem } from '../../src/core/source.js';
 import { ErrorCodes, TributaryError } from '../../src/core/errors.js';
 import { inflateMariadb, inflateZstd } from './compression.js';
@@ -134,15 +135,15 @@ interface TableEntry {
   serialize: boolean;
   /** `db.table`, the SerializedChangeEvent's table. */
   qualified: string;
-  /** The constant head of the envelope's `source` object, up to `"ts_ms":`. */
-  sourcePrefix: string;
+  /** `,"source":` and the constant head of the `source` object, up to `"ts_ms":`. */
+  sourceHead: Buffer;
 }
 
 interface Txn {
   start: MysqlPosition;
   gtid: string | null;
-  /** `gtid` as JSON text, for serialized envelopes. */
-  gtidJson: string;
+  /** `,"gtid":<gtid>,"server_id":` for serialized envelopes, made at the first one. */
+  gtidBytes?: Buffer;
   idx: number;
 }
 
@@ -182,9 +183,12 @@ export class BinlogDecoder {
   private outerStart = -1;
   private outerEnd = -1;
   private readonly presentCache = new Map<string, Int32Array>();
-  /** {@link file} as JSON text, and the file name it was made from. */
-  private fileJson = '""';
-  private fileJsonOf = '';
+  /** The envelope's `source` from `snapshot` to `pos`, and the file name it was made for. */
+  private fileBytes = Buffer.alloc(0);
+  private fileBytesOf: string | null = null;
+  /** Scratch buffers of the serialized path: the envelope, and the rows event's constant parts. */
+  private readonly wEnv = new JsonBytes();
+  private readonly wSource = new JsonBytes(1024);
 
   /** Events fed, row changes emitted, transactions committed. */
   readonly stats = { events: 0, rows: 0, commits: 0 };
@@ -425,7 +429,6 @@ export class BinlogDecoder {
     const t: Txn = {
       start: new MysqlPosition(this.file, this.pendingStart ?? start, this.gtidState),
       gtid,
-      gtidJson: gtid === null ? 'null' : JSON.stringify(gtid),
       idx: 0,
     };
     this.pendingStart = null;
@@ -500,9 +503,11 @@ export class BinlogDecoder {
     const decoder = include ? this.compile(map) : null;
     this.tables.set(tableId, {
       sig: map.signature, map, decoder, serialize: this.wantsJson(map, decoder), qualified: `${map.db}.${map.table}`,
-      sourcePrefix:
-        `{"connector":"mysql","name":${JSON.stringify(this.name)},"db":${JSON.stringify(map.db)},` +
-        `"table":${JSON.stringify(map.table)},"ts_ms":`,
+      sourceHead: Buffer.from(
+        `,"source":{"connector":"mysql","name":${JSON.stringify(this.name)},"db":${JSON.stringify(map.db)},` +
+          `"table":${JSON.stringify(map.table)},"ts_ms":`,
+        'utf8',
+      ),
     });
   }
 
@@ -612,51 +617,65 @@ export class BinlogDecoder {
   }
 
   /**
-   * The streaming hot path: each row's envelope is written as JSON text straight from the
-   * row images, with the key order and values of {@link emitChange}'s object (op, before,
-   * after, key, source{connector, name, db, table, ts_ms, snapshot, file, pos, gtid,
-   * server_id, row}, ts_ms). Everything but the images, `row` and `ts_ms` is fixed for the
-   * rows event, so it is built once here.
+   * The streaming hot path: each row's envelope is written as JSON bytes straight from the
+   * row images into one scratch buffer and made into one flat string (json-bytes.ts says
+   * why), with the key order and values of {@link emitChange}'s object (op, before, after,
+   * key, source{connector, name, db, table, ts_ms, snapshot, file, pos, gtid, server_id,
+   * row}, ts_ms). The images are written in envelope order; the key is copied from where its
+   * values landed. Everything of `source` but `row`, and the trailing `ts_ms`, is fixed for
+   * the rows event: it is written once here, from pieces made per table, file and
+   * transaction, and copied for every row.
    */
   private rowsAsJson(
     entry: TableEntry, dec: RowDecoder, buf: Buffer, p: number, end: number, cols1: Int32Array, cols2: Int32Array,
     op: Op, t: Txn, ts: number, pos: number, serverId: number,
   ): number {
-    if (this.fileJsonOf !== this.file) {
-      this.fileJson = JSON.stringify(this.file);
-      this.fileJsonOf = this.file;
+    if (this.fileBytesOf !== this.file) {
+      this.fileBytes = Buffer.from(`,"snapshot":"false","file":${JSON.stringify(this.file)},"pos":`, 'utf8');
+      this.fileBytesOf = this.file;
     }
-    const source =
-      entry.sourcePrefix + ts + ',"snapshot":"false","file":' + this.fileJson + ',"pos":' + pos + ',"gtid":' + t.gtidJson +
-      ',"server_id":' + serverId + ',"row":';
-    const head = '{"op":"' + op + '","before":';
+    t.gtidBytes ??= Buffer.from(`,"gtid":${t.gtid === null ? 'null' : JSON.stringify(t.gtid)},"server_id":`, 'utf8');
+    const src = this.wSource;
+    src.reset();
+    put(src, entry.sourceHead);
+    src.uint(ts);
+    put(src, this.fileBytes);
+    src.uint(pos);
+    put(src, t.gtidBytes);
+    src.uint(serverId);
+    put(src, ROW);
+    const split = src.n;
+    put(src, TS_MS);
     // One clock read per rows event: its rows are built within microseconds of each other.
-    const tail = '},"ts_ms":' + this.clock() + '}';
+    src.uint(this.clock());
+    src.byte(125); // }
+    const w = this.wEnv;
     for (let row = 0; p < end; row++) {
-      let before = 'null';
-      let after = 'null';
-      let key: string;
+      w.reset();
       if (op === 'c') {
-        p = dec.encode(buf, p, end, cols1);
-        after = dec.json;
-        key = dec.keyJson;
+        put(w, HEAD_C);
+        p = dec.write(buf, p, end, cols1, w, dec.newSpans);
+        put(w, KEY);
+        dec.writeKey(w, dec.newSpans, w);
       } else if (op === 'd') {
-        p = dec.encode(buf, p, end, cols1);
-        before = dec.json;
-        key = dec.keyJson;
+        put(w, HEAD_D);
+        p = dec.write(buf, p, end, cols1, w, dec.oldSpans);
+        put(w, AFTER_NULL_KEY);
+        dec.writeKey(w, dec.oldSpans, w);
       } else {
-        p = dec.encode(buf, p, end, cols1);
-        before = dec.json;
-        const beforeKey = dec.keyJson;
-        p = dec.encode(buf, p, end, cols2);
-        after = dec.json;
+        put(w, HEAD_U);
+        p = dec.write(buf, p, end, cols1, w, dec.oldSpans);
+        put(w, AFTER);
+        p = dec.write(buf, p, end, cols2, w, dec.newSpans);
+        put(w, KEY);
         // As keyOf(after) ?? keyOf(before): an update's key is the new one when the image has it.
-        key = dec.keyJson !== 'null' ? dec.keyJson : beforeKey;
+        dec.writeKey(w, dec.hasKey(dec.newSpans) ? dec.newSpans : dec.oldSpans, w);
       }
-      // A rope of small strings; the pipeline flattens it as it enters the stream.
-      const json = head + before + ',"after":' + after + ',"key":' + key + ',"source":' + source + row + tail;
+      w.raw(src.buf, 0, split);
+      w.int(row);
+      w.raw(src.buf, split, src.n);
       this.stats.rows++;
-      this.emit({ kind: 'event', event: new SerializedChangeEvent(json, entry.qualified, ts), txn: t.start, idx: t.idx++ });
+      this.emit({ kind: 'event', event: new SerializedChangeEvent(w.toString(), entry.qualified, ts), txn: t.start, idx: t.idx++ });
     }
     return p;
   }
@@ -783,4 +802,18 @@ export class BinlogDecoder {
       this.outerEnd = -1;
     }
   }
+}
+
+/** Constant envelope pieces of the serialized path. */
+const HEAD_C = Buffer.from('{"op":"c","before":null,"after":');
+const HEAD_U = Buffer.from('{"op":"u","before":');
+const HEAD_D = Buffer.from('{"op":"d","before":');
+const AFTER = Buffer.from(',"after":');
+const AFTER_NULL_KEY = Buffer.from(',"after":null,"key":');
+const KEY = Buffer.from(',"key":');
+const ROW = Buffer.from(',"row":');
+const TS_MS = Buffer.from('},"ts_ms":');
+
+function put(w: JsonBytes, b: Buffer): void {
+  w.raw(b, 0, b.length);
 }

@@ -6,6 +6,12 @@
  * can be embedded as it is: parsing the envelope then yields exactly the value JSON.parse of
  * the column gives. Checking that with a scan is several times cheaper than parsing and
  * re-stringifying, and allocates nothing.
+ *
+ * The scan reads the column's UTF-8 bytes straight from the binlog, not a decoded string:
+ * every byte that JSON gives a meaning to is ASCII, so bytes of 0x80 and above can only be
+ * valid inside strings, where they are copied as they are. Malformed UTF-8 there becomes
+ * U+FFFD when the envelope is decoded, exactly as when the column alone is decoded (the
+ * closing quote, ASCII, ends any broken sequence in both cases).
  */
 
 /** Container kinds on the scan stack. */
@@ -15,12 +21,21 @@ const ARR = 2;
 const MAX_DEPTH = 256;
 const stack = new Uint8Array(MAX_DEPTH);
 
-function ws(s: string, i: number): number {
-  for (;;) {
-    const c = s.charCodeAt(i);
-    if (c !== 0x20 && c !== 0x0a && c !== 0x0d && c !== 0x09) return i;
-    i++;
+/** Set by {@link ws} when it skips a CR or LF (see {@link embeddableJsonBytes}). */
+let lineBreak = false;
+
+/** The byte at `i`, or -1 at and past the end `e`. */
+function at(b: Buffer, i: number, e: number): number {
+  return i < e ? b[i]! : -1;
+}
+
+function ws(b: Buffer, i: number, e: number): number {
+  for (; i < e; i++) {
+    const c = b[i]!;
+    if (c === 0x0a || c === 0x0d) lineBreak = true;
+    else if (c !== 0x20 && c !== 0x09) return i;
   }
+  return i;
 }
 
 function isHex(c: number): boolean {
@@ -28,60 +43,126 @@ function isHex(c: number): boolean {
 }
 
 /** The end of the string token whose opening quote is at `i`, or -1 when it is invalid. */
-function str(s: string, i: number): number {
-  i++;
-  for (;;) {
-    const c = s.charCodeAt(i);
+function str(b: Buffer, i: number, e: number): number {
+  for (i++; i < e; ) {
+    const c = b[i]!;
     if (c === 0x22) return i + 1;
     if (c === 0x5c) {
-      const e = s.charCodeAt(i + 1);
-      if (e === 0x75) {
-        if (!isHex(s.charCodeAt(i + 2)) || !isHex(s.charCodeAt(i + 3)) || !isHex(s.charCodeAt(i + 4)) || !isHex(s.charCodeAt(i + 5))) return -1;
+      const x = at(b, i + 1, e);
+      if (x === 0x75) {
+        if (i + 5 >= e || !isHex(b[i + 2]!) || !isHex(b[i + 3]!) || !isHex(b[i + 4]!) || !isHex(b[i + 5]!)) return -1;
         i += 6;
-      } else if (e === 0x22 || e === 0x5c || e === 0x2f || e === 0x62 || e === 0x66 || e === 0x6e || e === 0x72 || e === 0x74) i += 2;
+      } else if (x === 0x22 || x === 0x5c || x === 0x2f || x === 0x62 || x === 0x66 || x === 0x6e || x === 0x72 || x === 0x74) i += 2;
       else return -1;
-    } else if (c < 0x20 || c !== c) return -1; // control character, or the end (NaN)
+    } else if (c < 0x20) return -1; // control character
     else i++;
   }
+  return -1; // no closing quote
 }
 
-function digits(s: string, i: number): number {
-  for (;;) {
-    const c = s.charCodeAt(i);
-    if (!(c >= 0x30 && c <= 0x39)) return i; // also past the end (NaN)
-    i++;
-  }
+function digits(b: Buffer, i: number, e: number): number {
+  while (i < e && b[i]! >= 0x30 && b[i]! <= 0x39) i++;
+  return i;
 }
 
 /**
  * The end of the number token at `i`, or -1 when it is invalid or JSON.parse would make it
  * ±Infinity (which JSON.stringify writes as null: embedding it would change the value).
  */
-function num(s: string, i: number): number {
+function num(b: Buffer, i: number, e: number): number {
   const start = i;
-  if (s.charCodeAt(i) === 0x2d) i++;
-  const c = s.charCodeAt(i);
+  if (b[i] === 0x2d) i++;
+  const c = at(b, i, e);
   if (c === 0x30) i++;
-  else if (c >= 0x31 && c <= 0x39) i = digits(s, i + 1);
+  else if (c >= 0x31 && c <= 0x39) i = digits(b, i + 1, e);
   else return -1;
-  if (s.charCodeAt(i) === 0x2e) {
-    const j = digits(s, i + 1);
+  if (at(b, i, e) === 0x2e) {
+    const j = digits(b, i + 1, e);
     if (j === i + 1) return -1;
     i = j;
   }
   let exp = false;
-  const e = s.charCodeAt(i);
-  if (e === 0x65 || e === 0x45) {
+  const x = at(b, i, e);
+  if (x === 0x65 || x === 0x45) {
     i++;
-    const sign = s.charCodeAt(i);
+    const sign = at(b, i, e);
     if (sign === 0x2b || sign === 0x2d) i++;
-    const j = digits(s, i);
+    const j = digits(b, i, e);
     if (j === i) return -1;
     i = j;
     exp = true;
   }
-  if ((exp || i - start > 300) && !Number.isFinite(Number(s.slice(start, i)))) return -1;
+  if ((exp || i - start > 300) && !Number.isFinite(Number(b.toString('latin1', start, i)))) return -1;
   return i;
+}
+
+/** True when `b[i..]` (before `e`) starts with the ASCII word `w`. */
+function word(b: Buffer, i: number, e: number, w: string): boolean {
+  if (i + w.length > e) return false;
+  for (let k = 0; k < w.length; k++) if (b[i + k] !== w.charCodeAt(k)) return false;
+  return true;
+}
+
+/** After an object's `{` or `,`: a key string and its colon. The offset after them, or -1. */
+function member(b: Buffer, i: number, e: number): number {
+  if (at(b, i, e) !== 0x22 || (i = str(b, i, e)) < 0) return -1;
+  i = ws(b, i, e);
+  if (at(b, i, e) !== 0x3a) return -1;
+  return ws(b, i + 1, e);
+}
+
+/**
+ * Whether the UTF-8 bytes `b[s, e)` may stand in an envelope for the value JSON.parse gives
+ * for them: -1 when JSON.parse rejects them, a number in them is not finite, or they nest
+ * deeper than {@link MAX_DEPTH} (the caller then parses them); 0 when they may be copied as
+ * they are; 1 when they may, with each CR and LF (only ever whitespace between tokens in
+ * valid JSON, raw ones inside strings are invalid) made a space so an envelope stays on one
+ * line.
+ */
+export function embeddableJsonBytes(b: Buffer, s: number, e: number): -1 | 0 | 1 {
+  lineBreak = false;
+  let depth = 0;
+  let i = ws(b, s, e);
+  value: for (;;) {
+    const c = at(b, i, e);
+    if (c === 0x7b || c === 0x5b) {
+      // { or [
+      i = ws(b, i + 1, e);
+      const close = c === 0x7b ? 0x7d : 0x5d;
+      if (at(b, i, e) === close) i++;
+      else {
+        if (depth === MAX_DEPTH) return -1;
+        stack[depth++] = c === 0x7b ? OBJ : ARR;
+        if (c === 0x7b && (i = member(b, i, e)) < 0) return -1;
+        continue value;
+      }
+    } else if (c === 0x22) {
+      if ((i = str(b, i, e)) < 0) return -1;
+    } else if (c === 0x2d || (c >= 0x30 && c <= 0x39)) {
+      if ((i = num(b, i, e)) < 0) return -1;
+    } else if (c === 0x74 && word(b, i, e, 'true')) i += 4;
+    else if (c === 0x66 && word(b, i, e, 'false')) i += 5;
+    else if (c === 0x6e && word(b, i, e, 'null')) i += 4;
+    else return -1;
+    // After a value: close containers until the next value or the end.
+    for (;;) {
+      i = ws(b, i, e);
+      if (depth === 0) return i === e ? (lineBreak ? 1 : 0) : -1;
+      const d = at(b, i, e);
+      const top = stack[depth - 1];
+      if (d === 0x2c) {
+        i = ws(b, i + 1, e);
+        if (top === OBJ && (i = member(b, i, e)) < 0) return -1;
+        continue value;
+      }
+      if ((d === 0x7d && top === OBJ) || (d === 0x5d && top === ARR)) {
+        depth--;
+        i++;
+        continue;
+      }
+      return -1;
+    }
+  }
 }
 
 /**
@@ -90,69 +171,16 @@ function num(s: string, i: number): number {
  * {@link MAX_DEPTH} (the caller then parses them).
  */
 export function isEmbeddableJson(s: string): boolean {
-  let depth = 0;
-  let i = ws(s, 0);
-  value: for (;;) {
-    const c = s.charCodeAt(i);
-    if (c === 0x7b || c === 0x5b) {
-      // { or [
-      i = ws(s, i + 1);
-      const close = c === 0x7b ? 0x7d : 0x5d;
-      if (s.charCodeAt(i) === close) i++;
-      else {
-        if (depth === MAX_DEPTH) return false;
-        stack[depth++] = c === 0x7b ? OBJ : ARR;
-        if (c === 0x7b) {
-          if (s.charCodeAt(i) !== 0x22 || (i = str(s, i)) < 0) return false;
-          i = ws(s, i);
-          if (s.charCodeAt(i) !== 0x3a) return false;
-          i = ws(s, i + 1);
-        }
-        continue value;
-      }
-    } else if (c === 0x22) {
-      if ((i = str(s, i)) < 0) return false;
-    } else if (c === 0x2d || (c >= 0x30 && c <= 0x39)) {
-      if ((i = num(s, i)) < 0) return false;
-    } else if (c === 0x74 && s.startsWith('true', i)) i += 4;
-    else if (c === 0x66 && s.startsWith('false', i)) i += 5;
-    else if (c === 0x6e && s.startsWith('null', i)) i += 4;
-    else return false;
-    // After a value: close containers until the next value or the end.
-    for (;;) {
-      i = ws(s, i);
-      if (depth === 0) return i === s.length;
-      const d = s.charCodeAt(i);
-      const top = stack[depth - 1];
-      if (d === 0x2c) {
-        i = ws(s, i + 1);
-        if (top === OBJ) {
-          if (s.charCodeAt(i) !== 0x22 || (i = str(s, i)) < 0) return false;
-          i = ws(s, i);
-          if (s.charCodeAt(i) !== 0x3a) return false;
-          i = ws(s, i + 1);
-        }
-        continue value;
-      }
-      if ((d === 0x7d && top === OBJ) || (d === 0x5d && top === ARR)) {
-        depth--;
-        i++;
-        continue;
-      }
-      return false;
-    }
-  }
+  const b = Buffer.from(s, 'utf8');
+  return embeddableJsonBytes(b, 0, b.length) >= 0;
 }
-
-const LINE_BREAK = /[\r\n]/;
 
 /**
  * The JSON text to embed for a JSON text column, or null when the column must be parsed
- * (invalid JSON stays a string, as on the object path). Line breaks can only be whitespace
- * between tokens in valid JSON (raw ones inside strings are invalid): they become spaces so
- * an envelope stays on one line.
+ * (invalid JSON stays a string, as on the object path); line breaks become spaces.
  */
 export function embeddableJson(s: string): string | null {
-  if (!isEmbeddableJson(s)) return null;
-  return LINE_BREAK.test(s) ? s.replace(/[\r\n]/g, ' ') : s;
+  const b = Buffer.from(s, 'utf8');
+  const r = embeddableJsonBytes(b, 0, b.length);
+  return r < 0 ? null : r === 1 ? s.replace(/[\r\n]/g, ' ') : s;
 }

@@ -24,22 +24,27 @@
  * - VECTOR: array of float32 numbers (shortest round-trip form, like FLOAT).
  *
  * The same compiled plan serves two outputs: {@link RowDecoder.decode} fills a `Row` object
- * (tests, the offline decoder, partial JSON updates), {@link RowDecoder.encode} writes the
- * image straight as JSON text for the streaming hot path, with each column's `"name":`
- * prefix escaped once here. Both run the one value `switch`, so they cannot drift apart.
+ * (tests, the offline decoder, partial JSON updates), {@link RowDecoder.write} writes the
+ * image as JSON bytes into a scratch buffer for the streaming hot path (json-bytes.ts says
+ * why), with each column's `"name":` prefix made into bytes once here. The writer handles
+ * the common kinds itself (integers as digits, UTF-8 text copied from the binlog, temporal
+ * and decimal values printed as bytes) and takes every other value from the object path's
+ * `switch`, so the rarer kinds have one decoding only.
  */
 import { isUtf8 } from 'node:buffer';
 import { TextDecoder } from 'node:util';
 import type { JsonValue, Row } from '../../src/core/event.js';
 import { ErrorCodes, TributaryError } from '../../src/core/errors.js';
 import { ColumnType as T, TextKind, stringMeta, textKindFor } from './column-types.js';
-import { decimalBinarySize, decodeDecimal } from './decimal.js';
+import type { JsonBytes } from '../../src/core/json-bytes.js';
+import { decimalBinarySize, decodeDecimal, writeDecimal } from './decimal.js';
 import { applyJsonDiffs, parseJsonDiffs } from './json-diff.js';
 import { decodeJsonBinary } from './json-binary.js';
-import { embeddableJson } from './json-text.js';
+import { embeddableJsonBytes } from './json-text.js';
 import type { TableMap } from './table-map.js';
 import {
   decodeDate, decodeDatetime, decodeDatetime2, decodeTime, decodeTime2, decodeTimestamp2, fracBytes, formatTimestamp,
+  writeDate, writeDatetime, writeDatetime2, writeTime2, writeTimestamp, writeTimestamp2,
 } from './temporal.js';
 
 /** Decode kinds: one per physical layout. */
@@ -182,28 +187,32 @@ export class RowDecoder {
   private readonly jsonText: Uint8Array;
   /**
    * JSON path: 1 where every string the column can produce is plain ASCII that needs no
-   * escaping (temporal, decimal, base64, big integers), so it is quoted without a check.
+   * escaping (old TIME, base64 of BINARY(n), SET labels checked once, big BIT values), so
+   * a value the writer takes from the object path is quoted without a check.
    */
   private readonly safeText: Uint8Array;
   /** JSON path: `"name":` for the first column of an image, `,"name":` for the others. */
-  private readonly firstPrefix: string[];
-  private readonly nextPrefix: string[];
+  private readonly firstPrefix: Buffer[];
+  private readonly nextPrefix: Buffer[];
+  /** JSON path: an ENUM column's labels as JSON strings, index 0 being `""` (the invalid value). */
+  private readonly enumJson: (Buffer[] | null)[];
   /** JSON path: position of each column in {@link keyColumns}, -1 when not a key column. */
   private readonly keySlot: Int32Array;
   /** JSON path: `"name":` / `,"name":` per key column, in key order. */
-  private readonly keyPrefix: string[];
-  /** JSON path: the value texts of the key columns seen in the current image. */
-  private readonly keyText: string[];
-  private keyFound = 0;
+  private readonly keyPrefix: Buffer[];
+  /**
+   * JSON path: where {@link write} put each key column's value (start at 2j, end at 2j+1 for
+   * key column j; -1 when the image lacks it), one set per image of an update.
+   */
+  readonly oldSpans: Int32Array;
+  readonly newSpans: Int32Array;
   /**
    * False when the image must be built as an object (see objectOnlyName); callers then
-   * serialize the object instead of calling {@link encode}.
+   * serialize the object instead of calling {@link write}.
    */
   readonly canEncode: boolean;
-  /** After {@link encode}: the image as JSON text. */
-  json = 'null';
-  /** After {@link encode}: the key object as JSON text, `null` when the image lacks it. */
-  keyJson = 'null';
+  /** After {@link value}: the offset after the value. */
+  private next = 0;
 
   constructor(readonly map: TableMap, names: string[], hint?: TableSchemaHint) {
     const n = map.columnCount;
@@ -218,8 +227,9 @@ export class RowDecoder {
     this.jsonText = new Uint8Array(n);
     this.padTo = new Int32Array(n);
     this.safeText = new Uint8Array(n);
-    this.firstPrefix = new Array<string>(n);
-    this.nextPrefix = new Array<string>(n);
+    this.firstPrefix = new Array<Buffer>(n);
+    this.nextPrefix = new Array<Buffer>(n);
+    this.enumJson = new Array(n).fill(null);
     this.keySlot = new Int32Array(n).fill(-1);
     this.allColumns = new Int32Array(n);
     let canEncode = true;
@@ -227,10 +237,9 @@ export class RowDecoder {
       this.allColumns[i] = i;
       const name = names[i]!;
       if (objectOnlyName(name)) canEncode = false;
-      this.firstPrefix[i] = JSON.stringify(name) + ':';
-      this.nextPrefix[i] = ',' + this.firstPrefix[i];
+      this.firstPrefix[i] = Buffer.from(JSON.stringify(name) + ':', 'utf8');
+      this.nextPrefix[i] = Buffer.from(',' + JSON.stringify(name) + ':', 'utf8');
     }
-
     const jsonSet = new Set(hint?.jsonColumns ?? []);
     for (let i = 0; i < n; i++) {
       const type = map.types[i]!;
@@ -289,6 +298,8 @@ export class RowDecoder {
       }
       this.kinds[i] = kind;
       this.safeText[i] = safeKind(kind, tk.kind, this.jsonText[i] === 1, this.labels[i]) ? 1 : 0;
+      const labels = this.labels[i];
+      if (kind === K.ENUM && labels) this.enumJson[i] = ['', ...labels].map((l) => Buffer.from(JSON.stringify(l), 'utf8'));
     }
 
     if (map.primaryKey) this.keyColumns = map.primaryKey;
@@ -301,7 +312,8 @@ export class RowDecoder {
     } else this.keyColumns = null;
     const kc = this.keyColumns ?? [];
     this.keyPrefix = kc.map((c, j) => (j === 0 ? this.firstPrefix[c]! : this.nextPrefix[c]!));
-    this.keyText = new Array<string>(kc.length).fill('null');
+    this.oldSpans = new Int32Array(2 * kc.length);
+    this.newSpans = new Int32Array(2 * kc.length);
     for (let j = 0; j < kc.length; j++) this.keySlot[kc[j]!] = j;
     // A column named twice makes the object keep one value where the text would hold two; a
     // key column listed twice has one slot. Neither happens with real tables; if it does,
@@ -327,240 +339,357 @@ export class RowDecoder {
     buf: Buffer, p: number, end: number, cols: Int32Array, out: Row,
     partial?: Uint8Array | null, base?: Row | null, missing?: string[],
   ): number {
-    return this.image(buf, p, end, cols, out, partial ?? null, base ?? null, missing);
-  }
-
-  /**
-   * Decodes one row image like {@link decode}, but as JSON text: afterwards {@link json}
-   * holds the image and {@link keyJson} its key (what `JSON.stringify(keyOf(row))` gives).
-   * `JSON.parse(json)` deep-equals the object {@link decode} builds, with the same key order.
-   * Only for tables with {@link canEncode}; partial JSON updates need {@link decode}.
-   */
-  encode(buf: Buffer, p: number, end: number, cols: Int32Array): number {
-    return this.image(buf, p, end, cols, null, null, null, undefined);
-  }
-
-  /**
-   * The one decoding loop behind {@link decode} (`out` set) and {@link encode} (`out` null).
-   * Values are computed once by the kind `switch`; only the last step differs: store the
-   * value, or append its JSON text.
-   */
-  private image(
-    buf: Buffer, p: number, end: number, cols: Int32Array, out: Row | null,
-    partial: Uint8Array | null, base: Row | null, missing: string[] | undefined,
-  ): number {
     const nPresent = cols.length;
     const nullStart = p;
     p += (nPresent + 7) >> 3;
     if (p > end) bad(this.map, 'row image is truncated (null bitmap)');
-    const names = this.names;
-    const kinds = this.kinds;
-    const keySlot = this.keySlot;
-    let text = '{';
-    this.keyFound = 0;
     for (let k = 0; k < nPresent; k++) {
       const i = cols[k]!;
-      const name = names[i]!;
-      if ((buf[nullStart + (k >> 3)]! & (1 << (k & 7))) !== 0) {
-        if (out !== null) out[name] = null;
-        else {
-          text += (k === 0 ? this.firstPrefix[i]! : this.nextPrefix[i]!) + 'null';
-          if (keySlot[i]! >= 0) this.keep(keySlot[i]!, 'null');
-        }
-        continue;
+      if ((buf[nullStart + (k >> 3)]! & (1 << (k & 7))) !== 0) out[this.names[i]!] = null;
+      else {
+        out[this.names[i]!] = this.value(buf, p, end, i, partial ?? null, base ?? null, missing);
+        p = this.next;
       }
-      let v: JsonValue;
-      /** Encoding only: the value's JSON text, when a kind has it without building `v`. */
-      let raw: string | null = null;
-      switch (kinds[i]) {
-        case K.TINY: v = buf.readInt8(p); p += 1; break;
-        case K.TINY_U: v = buf[p]!; p += 1; break;
-        case K.SHORT: v = buf.readInt16LE(p); p += 2; break;
-        case K.SHORT_U: v = buf.readUInt16LE(p); p += 2; break;
-        case K.INT24: v = buf.readIntLE(p, 3); p += 3; break;
-        case K.INT24_U: v = buf.readUIntLE(p, 3); p += 3; break;
-        case K.LONG: v = buf.readInt32LE(p); p += 4; break;
-        case K.LONG_U: v = buf.readUInt32LE(p); p += 4; break;
-        case K.LONGLONG: {
-          const n = buf.readInt32LE(p + 4) * TWO_32 + buf.readUInt32LE(p);
-          v = n >= -MAX_SAFE && n <= MAX_SAFE ? n : buf.readBigInt64LE(p).toString();
-          p += 8;
-          break;
-        }
-        case K.LONGLONG_U: {
-          const n = buf.readUInt32LE(p + 4) * TWO_32 + buf.readUInt32LE(p);
-          v = n <= MAX_SAFE ? n : buf.readBigUInt64LE(p).toString();
-          p += 8;
-          break;
-        }
-        case K.FLOAT: v = float32ToNumber(buf.readFloatLE(p)); p += 4; break;
-        case K.DOUBLE: v = buf.readDoubleLE(p); p += 8; break;
-        case K.YEAR: { const y = buf[p]!; v = y === 0 ? 0 : 1900 + y; p += 1; break; }
-        case K.DATE: v = decodeDate(buf, p); p += 3; break;
-        case K.TIME: v = decodeTime(buf, p); p += 3; break;
-        case K.TIME2: v = decodeTime2(buf, p, this.p1[i]!); p += 3 + fracBytes(this.p1[i]!); break;
-        case K.DATETIME: v = decodeDatetime(buf, p); p += 8; break;
-        case K.DATETIME2: v = decodeDatetime2(buf, p, this.p1[i]!); p += 5 + fracBytes(this.p1[i]!); break;
-        case K.TIMESTAMP: v = formatTimestamp(buf.readUInt32LE(p), 0, 0); p += 4; break;
-        case K.TIMESTAMP2: v = decodeTimestamp2(buf, p, this.p1[i]!); p += 4 + fracBytes(this.p1[i]!); break;
-        case K.NEWDECIMAL: {
-          const prec = this.p1[i]!;
-          const scale = this.p2[i]!;
-          const size = decimalBinarySize(prec, scale);
-          if (p + size > end) bad(this.map, `column ${name} is truncated`);
-          v = decodeDecimal(buf, p, prec, scale);
-          p += size;
-          break;
-        }
-        case K.VARSTR: {
-          const len = this.p1[i] === 1 ? buf[p]! : buf.readUInt16LE(p);
-          p += this.p1[i]!;
-          if (p + len > end) bad(this.map, `column ${name} is truncated`);
-          const pad = this.padTo[i]!;
-          if (pad > len) {
-            // BINARY(n) is stored without its trailing zero bytes: restore them.
-            const full = Buffer.alloc(pad);
-            buf.copy(full, 0, p, p + len);
-            v = full.toString('base64');
-          } else v = decodeText(buf, p, p + len, this.textKinds[i]!, this.textDecoders[i]!);
-          p += len;
-          break;
-        }
-        case K.BLOB: {
-          const w = this.p1[i]!;
-          const len = buf.readUIntLE(p, w);
-          p += w;
-          if (p + len > end) bad(this.map, `column ${name} is truncated`);
-          if (this.jsonText[i] === 1) {
-            const text = buf.toString('utf8', p, p + len);
-            // Encoding: a valid document is its own JSON text (see json-text.ts); no parse.
-            if (out === null && (raw = embeddableJson(text)) !== null) v = null;
-            else {
-              try {
-                v = JSON.parse(text) as JsonValue;
-              } catch {
-                v = text;
-              }
-            }
-          } else v = decodeText(buf, p, p + len, this.textKinds[i]!, this.textDecoders[i]!);
-          p += len;
-          break;
-        }
-        case K.ENUM: {
-          const idx = this.p1[i] === 1 ? buf[p]! : buf.readUInt16LE(p);
-          p += this.p1[i]!;
-          const labels = this.labels[i];
-          v = labels ? (idx === 0 ? '' : labels[idx - 1] ?? String(idx)) : idx;
-          break;
-        }
-        case K.SET: {
-          const nb = this.p1[i]!;
-          const labels = this.labels[i];
-          if (labels) {
-            let s = '';
-            for (let b = 0; b < nb * 8 && b < labels.length; b++) {
-              if ((buf[p + (b >> 3)]! & (1 << (b & 7))) !== 0) s = s.length === 0 ? labels[b]! : s + ',' + labels[b]!;
-            }
-            v = s;
-          } else {
-            v = nb <= 6 ? buf.readUIntLE(p, nb) : bigToJson(buf.readBigUInt64LE(p) & ((1n << BigInt(nb * 8)) - 1n));
-          }
-          p += nb;
-          break;
-        }
-        case K.BIT: {
-          const nb = this.p1[i]!;
-          if (nb <= 6) v = buf.readUIntBE(p, nb);
-          else {
-            let b = 0n;
-            for (let q = 0; q < nb; q++) b = (b << 8n) | BigInt(buf[p + q]!);
-            v = bigToJson(b);
-          }
-          p += nb;
-          break;
-        }
-        case K.JSON: {
-          const w = this.p1[i]!;
-          const len = buf.readUIntLE(p, w);
-          p += w;
-          if (p + len > end) bad(this.map, `column ${name} is truncated`);
-          if (partial && partial[i] === 1) {
-            const diffs = parseJsonDiffs(buf, p, p + len);
-            if (base && name in base) v = applyJsonDiffs(base[name]!, diffs);
-            else {
-              // No before value to patch (binlog_row_image=MINIMAL): hand back the diffs in
-              // a self-describing wrapper; the caller decides whether that is acceptable.
-              missing?.push(name);
-              v = {
-                $jsonDiff: diffs.map((d) => {
-                  const o: { [k: string]: JsonValue } = { op: JSON_DIFF_OPS[d.op]!, path: d.path };
-                  if (d.value !== undefined) o.value = d.value;
-                  return o;
-                }),
-              };
-            }
-          } else v = decodeJsonBinary(buf, p, p + len);
-          p += len;
-          break;
-        }
-        case K.GEOMETRY: {
-          const w = this.p1[i]!;
-          const len = buf.readUIntLE(p, w);
-          p += w;
-          if (p + len > end || len < 4) bad(this.map, `column ${name} is truncated`);
-          v = { srid: buf.readUInt32LE(p), wkb: buf.toString('base64', p + 4, p + len) };
-          p += len;
-          break;
-        }
-        case K.VECTOR: {
-          const w = this.p1[i]!;
-          const len = buf.readUIntLE(p, w);
-          p += w;
-          if (p + len > end) bad(this.map, `column ${name} is truncated`);
-          const arr: number[] = new Array(len >> 2);
-          for (let q = 0; q < arr.length; q++) arr[q] = float32ToNumber(buf.readFloatLE(p + q * 4));
-          v = arr;
-          p += len;
-          break;
-        }
-        default:
-          v = null;
-      }
-      if (p > end) bad(this.map, `row image is truncated at column ${name}`);
-      if (out !== null) {
-        out[name] = v;
-        continue;
-      }
-      // The JSON text JSON.stringify would write for v.
-      const t =
-        raw !== null ? raw
-        : v === null ? 'null'
-        : typeof v === 'number' ? (Number.isFinite(v) ? '' + v : 'null')
-        : typeof v === 'string' ? (this.safeText[i] === 1 ? '"' + v + '"' : quoteJson(v))
-        : JSON.stringify(v);
-      text += (k === 0 ? this.firstPrefix[i]! : this.nextPrefix[i]!) + t;
-      if (keySlot[i]! >= 0) this.keep(keySlot[i]!, t);
-    }
-    if (out === null) {
-      this.json = text + '}';
-      this.keyJson = this.keyText.length > 0 && this.keyFound === this.keyText.length ? this.keyObject() : 'null';
     }
     return p;
   }
 
-  /** Records a key column's value text for {@link keyJson}. */
-  private keep(slot: number, t: string): void {
-    this.keyText[slot] = t;
-    this.keyFound++;
+  /**
+   * Writes one row image like {@link decode} builds it, as a JSON object into `w`: the same
+   * keys in the same order, each value the text JSON.stringify gives for the object's. Notes
+   * in `spans` ({@link oldSpans} or {@link newSpans}) where the key columns' values landed,
+   * for {@link writeKey}. Returns the offset after the image. Only for tables with
+   * {@link canEncode}; partial JSON updates need {@link decode}.
+   */
+  write(buf: Buffer, p: number, end: number, cols: Int32Array, w: JsonBytes, spans: Int32Array): number {
+    const nPresent = cols.length;
+    const nullStart = p;
+    p += (nPresent + 7) >> 3;
+    if (p > end) bad(this.map, 'row image is truncated (null bitmap)');
+    const kinds = this.kinds;
+    const keySlot = this.keySlot;
+    spans.fill(-1);
+    w.byte(123); // {
+    for (let k = 0; k < nPresent; k++) {
+      const i = cols[k]!;
+      const prefix = k === 0 ? this.firstPrefix[i]! : this.nextPrefix[i]!;
+      w.raw(prefix, 0, prefix.length);
+      const at = w.n;
+      if ((buf[nullStart + (k >> 3)]! & (1 << (k & 7))) !== 0) w.raw(NULL, 0, 4);
+      else {
+        switch (kinds[i]) {
+          case K.TINY: w.int(buf.readInt8(p)); p += 1; break;
+          case K.TINY_U: w.int(buf[p]!); p += 1; break;
+          case K.SHORT: w.int(buf.readInt16LE(p)); p += 2; break;
+          case K.SHORT_U: w.int(buf.readUInt16LE(p)); p += 2; break;
+          case K.INT24: w.int(buf.readIntLE(p, 3)); p += 3; break;
+          case K.INT24_U: w.int(buf.readUIntLE(p, 3)); p += 3; break;
+          case K.LONG: w.int(buf.readInt32LE(p)); p += 4; break;
+          case K.LONG_U: w.int(buf.readUInt32LE(p)); p += 4; break;
+          case K.LONGLONG: {
+            const n = buf.readInt32LE(p + 4) * TWO_32 + buf.readUInt32LE(p);
+            if (n >= -MAX_SAFE && n <= MAX_SAFE) w.int(n);
+            else w.ascii('"' + buf.readBigInt64LE(p).toString() + '"');
+            p += 8;
+            break;
+          }
+          case K.LONGLONG_U: {
+            const n = buf.readUInt32LE(p + 4) * TWO_32 + buf.readUInt32LE(p);
+            if (n <= MAX_SAFE) w.int(n);
+            else w.ascii('"' + buf.readBigUInt64LE(p).toString() + '"');
+            p += 8;
+            break;
+          }
+          case K.FLOAT: w.number(float32ToNumber(buf.readFloatLE(p))); p += 4; break;
+          case K.DOUBLE: w.number(buf.readDoubleLE(p)); p += 8; break;
+          case K.YEAR: { const y = buf[p]!; w.int(y === 0 ? 0 : 1900 + y); p += 1; break; }
+          case K.DATE: writeDate(w, buf, p); p += 3; break;
+          case K.TIME2: writeTime2(w, buf, p, this.p1[i]!); p += 3 + fracBytes(this.p1[i]!); break;
+          case K.DATETIME: writeDatetime(w, buf, p); p += 8; break;
+          case K.DATETIME2: writeDatetime2(w, buf, p, this.p1[i]!); p += 5 + fracBytes(this.p1[i]!); break;
+          case K.TIMESTAMP: writeTimestamp(w, buf.readUInt32LE(p), 0, 0); p += 4; break;
+          case K.TIMESTAMP2: writeTimestamp2(w, buf, p, this.p1[i]!); p += 4 + fracBytes(this.p1[i]!); break;
+          case K.NEWDECIMAL: {
+            const prec = this.p1[i]!;
+            const scale = this.p2[i]!;
+            const size = decimalBinarySize(prec, scale);
+            if (p + size > end) bad(this.map, `column ${this.names[i]} is truncated`);
+            writeDecimal(w, buf, p, prec, scale);
+            p += size;
+            break;
+          }
+          case K.ENUM: {
+            const json = this.enumJson[i];
+            if (json === null) {
+              // No labels: the index, as the object path gives it.
+              this.writeValue(w, this.value(buf, p, end, i, null, null, undefined), i);
+              p = this.next;
+              break;
+            }
+            const idx = this.p1[i] === 1 ? buf[p]! : buf.readUInt16LE(p);
+            p += this.p1[i]!;
+            const label = json[idx];
+            if (label !== undefined) w.raw(label, 0, label.length);
+            else w.ascii('"' + idx + '"'); // an index past the labels: as a string, like the object path
+            break;
+          }
+          case K.VARSTR:
+          case K.BLOB: {
+            const lw = this.p1[i]!;
+            if (kinds[i] === K.VARSTR && this.padTo[i]! !== 0) {
+              // BINARY(n): padded back to n bytes by the object path.
+              this.writeValue(w, this.value(buf, p, end, i, null, null, undefined), i);
+              p = this.next;
+              break;
+            }
+            const len = kinds[i] === K.BLOB ? buf.readUIntLE(p, lw) : lw === 1 ? buf[p]! : buf.readUInt16LE(p);
+            p += lw;
+            if (p + len > end) bad(this.map, `column ${this.names[i]} is truncated`);
+            if (this.jsonText[i] === 1 && kinds[i] === K.BLOB) writeJsonText(w, buf, p, p + len);
+            else this.writeText(w, buf, p, p + len, i);
+            p += len;
+            break;
+          }
+          default:
+            // TIME, SET, BIT, JSON, GEOMETRY, VECTOR, NULL, BINARY(n): the object path's value.
+            this.writeValue(w, this.value(buf, p, end, i, null, null, undefined), i);
+            p = this.next;
+        }
+        if (p > end) bad(this.map, `row image is truncated at column ${this.names[i]}`);
+      }
+      const slot = keySlot[i]!;
+      if (slot >= 0) {
+        spans[2 * slot] = at;
+        spans[2 * slot + 1] = w.n;
+      }
+    }
+    w.byte(125); // }
+    return p;
   }
 
-  /** `{"k1":v1,...}` from the recorded key texts, in key order (as {@link keyOf} builds it). */
-  private keyObject(): string {
-    const kt = this.keyText;
+  /** True when the image {@link write} noted in `spans` holds every key column. */
+  hasKey(spans: Int32Array): boolean {
+    if (spans.length === 0) return false;
+    for (let j = 0; j < spans.length; j += 2) if (spans[j]! < 0) return false;
+    return true;
+  }
+
+  /**
+   * Writes the key object (`{"k1":v1,...}` in key order, what `JSON.stringify(keyOf(row))`
+   * gives) into `w`, its values copied from where {@link write} put them in `from`; `null`
+   * when the key is unknown or the image lacks a key column.
+   */
+  writeKey(from: JsonBytes, spans: Int32Array, w: JsonBytes): void {
+    if (!this.hasKey(spans)) {
+      w.raw(NULL, 0, 4);
+      return;
+    }
     const kp = this.keyPrefix;
-    let s = '{' + kp[0]! + kt[0]!;
-    for (let j = 1; j < kt.length; j++) s += kp[j]! + kt[j]!;
-    return s + '}';
+    w.byte(123); // {
+    for (let j = 0; j < kp.length; j++) {
+      w.raw(kp[j]!, 0, kp[j]!.length);
+      w.raw(from.buf, spans[2 * j]!, spans[2 * j + 1]!);
+    }
+    w.byte(125);
+  }
+
+  /** A string column's text (not JSON text) as a JSON string. */
+  private writeText(w: JsonBytes, buf: Buffer, s: number, e: number, i: number): void {
+    const kind = this.textKinds[i]! as TextKind;
+    switch (kind) {
+      case TextKind.Utf8:
+        w.string(buf, s, e);
+        return;
+      case TextKind.Binary:
+        w.byte(34);
+        w.ascii(buf.toString('base64', s, e));
+        w.byte(34);
+        return;
+      case TextKind.Latin1:
+        // ASCII is the same in latin1 and UTF-8: such text (the usual) is copied as it is.
+        if (isAscii(buf, s, e)) {
+          w.string(buf, s, e);
+          return;
+        }
+        break;
+      case TextKind.Unknown:
+        if (isUtf8(buf.subarray(s, e))) w.string(buf, s, e);
+        else {
+          w.byte(34);
+          w.ascii(buf.toString('base64', s, e));
+          w.byte(34);
+        }
+        return;
+    }
+    w.text(quoteJson(decodeText(buf, s, e, kind, this.textDecoders[i]!)));
+  }
+
+  /** The JSON text JSON.stringify writes for `v`, a value of column `i`. */
+  private writeValue(w: JsonBytes, v: JsonValue, i: number): void {
+    if (v === null) w.raw(NULL, 0, 4);
+    else if (typeof v === 'number') w.number(v);
+    else if (typeof v === 'string') {
+      if (this.safeText[i] === 1) {
+        w.byte(34);
+        w.ascii(v);
+        w.byte(34);
+      } else w.text(quoteJson(v));
+    } else w.text(JSON.stringify(v));
+  }
+
+  /** Decodes the value of column `i` (not null) at `buf[p]`; {@link next} is set to its end. */
+  private value(
+    buf: Buffer, p: number, end: number, i: number, partial: Uint8Array | null, base: Row | null, missing: string[] | undefined,
+  ): JsonValue {
+    const name = this.names[i]!;
+    let v: JsonValue;
+    switch (this.kinds[i]) {
+      case K.TINY: v = buf.readInt8(p); p += 1; break;
+      case K.TINY_U: v = buf[p]!; p += 1; break;
+      case K.SHORT: v = buf.readInt16LE(p); p += 2; break;
+      case K.SHORT_U: v = buf.readUInt16LE(p); p += 2; break;
+      case K.INT24: v = buf.readIntLE(p, 3); p += 3; break;
+      case K.INT24_U: v = buf.readUIntLE(p, 3); p += 3; break;
+      case K.LONG: v = buf.readInt32LE(p); p += 4; break;
+      case K.LONG_U: v = buf.readUInt32LE(p); p += 4; break;
+      case K.LONGLONG: {
+        const n = buf.readInt32LE(p + 4) * TWO_32 + buf.readUInt32LE(p);
+        v = n >= -MAX_SAFE && n <= MAX_SAFE ? n : buf.readBigInt64LE(p).toString();
+        p += 8;
+        break;
+      }
+      case K.LONGLONG_U: {
+        const n = buf.readUInt32LE(p + 4) * TWO_32 + buf.readUInt32LE(p);
+        v = n <= MAX_SAFE ? n : buf.readBigUInt64LE(p).toString();
+        p += 8;
+        break;
+      }
+      case K.FLOAT: v = float32ToNumber(buf.readFloatLE(p)); p += 4; break;
+      case K.DOUBLE: v = buf.readDoubleLE(p); p += 8; break;
+      case K.YEAR: { const y = buf[p]!; v = y === 0 ? 0 : 1900 + y; p += 1; break; }
+      case K.DATE: v = decodeDate(buf, p); p += 3; break;
+      case K.TIME: v = decodeTime(buf, p); p += 3; break;
+      case K.TIME2: v = decodeTime2(buf, p, this.p1[i]!); p += 3 + fracBytes(this.p1[i]!); break;
+      case K.DATETIME: v = decodeDatetime(buf, p); p += 8; break;
+      case K.DATETIME2: v = decodeDatetime2(buf, p, this.p1[i]!); p += 5 + fracBytes(this.p1[i]!); break;
+      case K.TIMESTAMP: v = formatTimestamp(buf.readUInt32LE(p), 0, 0); p += 4; break;
+      case K.TIMESTAMP2: v = decodeTimestamp2(buf, p, this.p1[i]!); p += 4 + fracBytes(this.p1[i]!); break;
+      case K.NEWDECIMAL: {
+        const prec = this.p1[i]!;
+        const scale = this.p2[i]!;
+        const size = decimalBinarySize(prec, scale);
+        if (p + size > end) bad(this.map, `column ${name} is truncated`);
+        v = decodeDecimal(buf, p, prec, scale);
+        p += size;
+        break;
+      }
+      case K.VARSTR: {
+        const len = this.p1[i] === 1 ? buf[p]! : buf.readUInt16LE(p);
+        p += this.p1[i]!;
+        if (p + len > end) bad(this.map, `column ${name} is truncated`);
+        const pad = this.padTo[i]!;
+        if (pad > len) {
+          // BINARY(n) is stored without its trailing zero bytes: restore them.
+          const full = Buffer.alloc(pad);
+          buf.copy(full, 0, p, p + len);
+          v = full.toString('base64');
+        } else v = decodeText(buf, p, p + len, this.textKinds[i]!, this.textDecoders[i]!);
+        p += len;
+        break;
+      }
+      case K.BLOB: {
+        const w = this.p1[i]!;
+        const len = buf.readUIntLE(p, w);
+        p += w;
+        if (p + len > end) bad(this.map, `column ${name} is truncated`);
+        if (this.jsonText[i] === 1) v = parseJsonText(buf.toString('utf8', p, p + len));
+        else v = decodeText(buf, p, p + len, this.textKinds[i]!, this.textDecoders[i]!);
+        p += len;
+        break;
+      }
+      case K.ENUM: {
+        const idx = this.p1[i] === 1 ? buf[p]! : buf.readUInt16LE(p);
+        p += this.p1[i]!;
+        const labels = this.labels[i];
+        v = labels ? (idx === 0 ? '' : labels[idx - 1] ?? String(idx)) : idx;
+        break;
+      }
+      case K.SET: {
+        const nb = this.p1[i]!;
+        const labels = this.labels[i];
+        if (labels) {
+          let s = '';
+          for (let b = 0; b < nb * 8 && b < labels.length; b++) {
+            if ((buf[p + (b >> 3)]! & (1 << (b & 7))) !== 0) s = s.length === 0 ? labels[b]! : s + ',' + labels[b]!;
+          }
+          v = s;
+        } else {
+          v = nb <= 6 ? buf.readUIntLE(p, nb) : bigToJson(buf.readBigUInt64LE(p) & ((1n << BigInt(nb * 8)) - 1n));
+        }
+        p += nb;
+        break;
+      }
+      case K.BIT: {
+        const nb = this.p1[i]!;
+        if (nb <= 6) v = buf.readUIntBE(p, nb);
+        else {
+          let b = 0n;
+          for (let q = 0; q < nb; q++) b = (b << 8n) | BigInt(buf[p + q]!);
+          v = bigToJson(b);
+        }
+        p += nb;
+        break;
+      }
+      case K.JSON: {
+        const w = this.p1[i]!;
+        const len = buf.readUIntLE(p, w);
+        p += w;
+        if (p + len > end) bad(this.map, `column ${name} is truncated`);
+        if (partial && partial[i] === 1) {
+          const diffs = parseJsonDiffs(buf, p, p + len);
+          if (base && name in base) v = applyJsonDiffs(base[name]!, diffs);
+          else {
+            // No before value to patch (binlog_row_image=MINIMAL): hand back the diffs in
+            // a self-describing wrapper; the caller decides whether that is acceptable.
+            missing?.push(name);
+            v = {
+              $jsonDiff: diffs.map((d) => {
+                const o: { [k: string]: JsonValue } = { op: JSON_DIFF_OPS[d.op]!, path: d.path };
+                if (d.value !== undefined) o.value = d.value;
+                return o;
+              }),
+            };
+          }
+        } else v = decodeJsonBinary(buf, p, p + len);
+        p += len;
+        break;
+      }
+      case K.GEOMETRY: {
+        const w = this.p1[i]!;
+        const len = buf.readUIntLE(p, w);
+        p += w;
+        if (p + len > end || len < 4) bad(this.map, `column ${name} is truncated`);
+        v = { srid: buf.readUInt32LE(p), wkb: buf.toString('base64', p + 4, p + len) };
+        p += len;
+        break;
+      }
+      case K.VECTOR: {
+        const w = this.p1[i]!;
+        const len = buf.readUIntLE(p, w);
+        p += w;
+        if (p + len > end) bad(this.map, `column ${name} is truncated`);
+        const arr: number[] = new Array(len >> 2);
+        for (let q = 0; q < arr.length; q++) arr[q] = float32ToNumber(buf.readFloatLE(p + q * 4));
+        v = arr;
+        p += len;
+        break;
+      }
+      default:
+        v = null;
+    }
+    if (p > end) bad(this.map, `row image is truncated at column ${name}`);
+    this.next = p;
+    return v;
   }
 
   /** The key object from an image, or null when the key is unknown or not in the image. */
@@ -595,6 +724,45 @@ function safeKind(kind: K, text: TextKind, jsonText: boolean, labels: string[] |
     default:
       return false;
   }
+}
+
+/** `null` as bytes. */
+const NULL = Buffer.from('null', 'latin1');
+
+function isAscii(buf: Buffer, s: number, e: number): boolean {
+  for (let i = s; i < e; i++) if (buf[i]! >= 0x80) return false;
+  return true;
+}
+
+/** A JSON text column's value on the object path: the parsed document, or the text when invalid. */
+function parseJsonText(text: string): JsonValue {
+  try {
+    return JSON.parse(text) as JsonValue;
+  } catch {
+    return text;
+  }
+}
+
+/**
+ * A JSON text column (UTF-8 bytes `buf[s, e)`) as the JSON text of the value the object path
+ * gives: a valid document is copied as it is (see json-text.ts), with its line breaks made
+ * spaces so the envelope stays on one line; other documents are parsed and stringified,
+ * invalid ones written as a string.
+ */
+function writeJsonText(w: JsonBytes, buf: Buffer, s: number, e: number): void {
+  const r = embeddableJsonBytes(buf, s, e);
+  if (r >= 0) {
+    const from = w.n;
+    w.raw(buf, s, e);
+    if (r === 1) {
+      const b = w.buf;
+      for (let k = from; k < w.n; k++) if (b[k] === 10 || b[k] === 13) b[k] = 32;
+    }
+    return;
+  }
+  const v = parseJsonText(buf.toString('utf8', s, e));
+  if (typeof v === 'string') w.string(buf, s, e);
+  else w.text(JSON.stringify(v));
 }
 
 function bigToJson(b: bigint): number | string {

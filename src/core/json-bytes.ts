@@ -151,7 +151,22 @@ export class JsonBytes {
       this.byte(45); // -
       v = -v;
     }
-    this.uint(v);
+    if (v >= 2147483648) {
+      this.uint(v);
+      return;
+    }
+    // Below 2^31 (most column values, row numbers): 32-bit integer division.
+    let digits = 1;
+    for (let x = v; x >= 10; x = (x / 10) | 0) digits++;
+    this.ensure(digits);
+    const b = this.buf;
+    let i = this.n + digits;
+    this.n = i;
+    do {
+      const q = (v / 10) | 0;
+      b[--i] = 48 + v - q * 10;
+      v = q;
+    } while (v > 0);
   }
 
   /** Any number as JSON.stringify writes it: integers as digits, NaN and ±Infinity as null. */

@@ -1,19 +1,21 @@
 /**
- * The serialized binlog path (RowDecoder.encode + BinlogDecoder's SerializedChangeEvents)
+ * The serialized binlog path (RowDecoder.write + BinlogDecoder's SerializedChangeEvents)
  * against the object path: for every real binlog vector, every row event's directly written
  * envelope must parse to what JSON.stringify of the object envelope gives, keys in the same
- * order. Plus RowDecoder.encode on hand-made images with the strings and names that need
- * escaping.
+ * order. Plus RowDecoder.write on hand-made images with the strings and names that need
+ * escaping, and on random images of every column kind it writes itself.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { type ChangeEvent, SerializedChangeEvent } from '../../src/core/event.js';
+import { JsonBytes } from '../../src/core/json-bytes.js';
 import { decodeBinlogFile, type DecodeFileOptions } from '../../connectors/mysql/file.js';
 import { ColumnType as T } from '../../connectors/mysql/column-types.js';
+import { encodeDecimal } from '../../connectors/mysql/decimal.js';
 import { RowDecoder } from '../../connectors/mysql/row-decoder.js';
-import { embeddableJson, isEmbeddableJson } from '../../connectors/mysql/json-text.js';
+import { embeddableJson, embeddableJsonBytes, isEmbeddableJson } from '../../connectors/mysql/json-text.js';
 import type { TableMap } from '../../connectors/mysql/table-map.js';
 import { vectorsDir } from '../helpers/env.js';
 
@@ -99,7 +101,7 @@ test('serializeTable false keeps objects for that table', async () => {
   for (const e of s.events) assert.ok(!(e instanceof SerializedChangeEvent));
 });
 
-// ---- RowDecoder.encode on hand-made images -------------------------------------------
+// ---- RowDecoder.write on hand-made images --------------------------------------------
 
 /** A TABLE_MAP of VARCHAR(255) utf8mb4 columns plus, optionally, LONGTEXT/DOUBLE ones. */
 function map(names: string[], types: number[], collations: (number | null)[], pk: number[] | null): TableMap {
@@ -129,18 +131,29 @@ function dbl(x: number): Buffer {
   return b;
 }
 
-/** encode() text must be byte-identical to JSON.stringify of decode()'s object. */
-function same(dec: RowDecoder, img: Buffer, exact = true): void {
-  const obj = {};
-  const end1 = dec.decode(img, 0, img.length, dec.allColumns, obj);
-  const end2 = dec.encode(img, 0, img.length, dec.allColumns);
-  assert.equal(end2, end1);
-  if (exact) assert.equal(dec.json, JSON.stringify(obj));
-  else assert.equal(JSON.stringify(JSON.parse(dec.json)), JSON.stringify(obj));
-  assert.equal(dec.keyJson, JSON.stringify(dec.keyOf(obj)));
+/** An image as {@link RowDecoder.write} writes it, and its key as {@link RowDecoder.writeKey} does. */
+function written(dec: RowDecoder, img: Buffer, cols = dec.allColumns): { json: string; key: string; end: number } {
+  const w = new JsonBytes(16); // small: growing mid-value must not matter
+  const end = dec.write(img, 0, img.length, cols, w, dec.newSpans);
+  const json = w.toString();
+  const k = new JsonBytes(16);
+  dec.writeKey(w, dec.newSpans, k);
+  return { json, key: k.toString(), end };
 }
 
-test('RowDecoder.encode: escaped names and strings, key order, nulls, non-finite doubles', () => {
+/** write() text must be byte-identical to JSON.stringify of decode()'s object. */
+function same(dec: RowDecoder, img: Buffer, exact = true): string {
+  const obj = {};
+  const end1 = dec.decode(img, 0, img.length, dec.allColumns, obj);
+  const { json, key, end } = written(dec, img);
+  assert.equal(end, end1);
+  if (exact) assert.equal(json, JSON.stringify(obj));
+  else assert.equal(JSON.stringify(JSON.parse(json)), JSON.stringify(obj));
+  assert.equal(key, JSON.stringify(dec.keyOf(obj)));
+  return json;
+}
+
+test('RowDecoder.write: escaped names and strings, key order, nulls, non-finite doubles', () => {
   const names = ['id "x"', 'täxt\n', 'bin', 'd'];
   const dec = new RowDecoder(map(names, [T.VARCHAR, T.VARCHAR, T.VARCHAR, T.DOUBLE], [255, 255, 63, null], [3, 0]), names);
   assert.ok(dec.canEncode);
@@ -158,26 +171,29 @@ test('RowDecoder.encode: escaped names and strings, key order, nulls, non-finite
   const img = Buffer.concat([Buffer.from([0]), varchar(Buffer.from('x')), varchar(Buffer.from('y'))]);
   const obj = {};
   dec.decode(img, 0, img.length, cols, obj);
-  dec.encode(img, 0, img.length, cols);
-  assert.equal(dec.json, JSON.stringify(obj));
-  assert.equal(dec.keyJson, 'null');
+  const out = written(dec, img, cols);
+  assert.equal(out.json, JSON.stringify(obj));
+  assert.equal(out.key, 'null');
 });
 
-test('RowDecoder.encode: UTF-16 text with a lone surrogate is escaped like JSON.stringify', () => {
+test('RowDecoder.write: UTF-16 text with a lone surrogate is escaped like JSON.stringify', () => {
   const dec = new RowDecoder(map(['u'], [T.VARCHAR], [56], null), ['u']); // 56: utf16le_general_ci
   const s = Buffer.from([0x3d, 0xd8, 0x41, 0x00]); // lone high surrogate, then "A" (LE)
-  same(dec, Buffer.concat([Buffer.from([0]), varchar(s)]));
-  assert.match(dec.json, /\\ud83d/);
+  assert.match(same(dec, Buffer.concat([Buffer.from([0]), varchar(s)])), /\\ud83d/);
 });
 
-test('RowDecoder.encode: JSON text columns parse to the same value; invalid JSON stays text', () => {
+test('RowDecoder.write: JSON text columns parse to the same value; invalid JSON stays text', () => {
   const dec = new RowDecoder(map(['j'], [T.BLOB], [255], null), ['j'], { columns: ['j'], jsonColumns: ['j'] });
   for (const s of [
     '{"a": 1, "b": [true, false, null], "c": {"d": "e\\n\\u00e9"}}', ' [1.0, 1e2, -0, 12345678901234567890] ', '"str"', '42', 'null',
     '{"a":1,"a":2}', '{"2":1,"1":0,"b":2}', '{\n  "x": "y"\n}\n', '{"a": 1,}', 'not json', '{"a": "\t"}', '', '[1 2]', '{"__proto__": 1}',
   ]) {
-    same(dec, Buffer.concat([Buffer.from([0]), blob(Buffer.from(s))]), false);
-    assert.ok(!/[\n\r]/.test(dec.json), `no raw line break for ${JSON.stringify(s)}`);
+    const json = same(dec, Buffer.concat([Buffer.from([0]), blob(Buffer.from(s))]), false);
+    assert.ok(!/[\n\r]/.test(json), `no raw line break for ${JSON.stringify(s)}`);
+  }
+  // Malformed UTF-8 inside a string of a valid document, and outside one.
+  for (const b of [Buffer.from('{"a":"x\xff\xe2\x82"}', 'latin1'), Buffer.from('["\xed\xa0\x80"]', 'latin1'), Buffer.from('[1]\xa0', 'latin1')]) {
+    same(dec, Buffer.concat([Buffer.from([0]), blob(b)]), false);
   }
 });
 
@@ -227,4 +243,149 @@ test('isEmbeddableJson agrees with JSON.parse on valid, mutated and overflowing 
   }
   for (const s of ['1e400', '-1e309', '{"a":1e999}']) assert.equal(isEmbeddableJson(s), false, s);
   assert.equal(embeddableJson('{\r\n"a": 1\n}'), '{  "a": 1 }');
+});
+
+test('embeddableJsonBytes agrees with isEmbeddableJson on a column inside a larger buffer', () => {
+  for (const s of ['{"a": [1, 2e3, "é"]}', '{"a":1}\n', '[1,', '"x', '1e999', 'true', 'tru', '{"k": "\\u00e9"}', '{"k": "\\u00e"}']) {
+    // Bytes before and after the column must not be read: a scan that ran on would see `]`.
+    const b = Buffer.concat([Buffer.from('[[['), Buffer.from(s), Buffer.from(']]] 1')]);
+    const r = embeddableJsonBytes(b, 3, 3 + Buffer.byteLength(s));
+    assert.equal(r >= 0, isEmbeddableJson(s), s);
+    if (r >= 0) assert.equal(r === 1, /[\r\n]/.test(s), s);
+  }
+});
+
+// ---- RowDecoder.write on random images of every kind it writes itself ------------------
+
+interface Col {
+  type: number;
+  meta: number;
+  unsigned?: boolean;
+  coll?: number | null;
+  labels?: string[];
+  /** A random value's bytes (the image part after the null bitmap). */
+  gen: (rnd: (n: number) => number) => Buffer;
+}
+
+function randomBytes(rnd: (n: number) => number, n: number): Buffer {
+  const b = Buffer.alloc(n);
+  for (let i = 0; i < n; i++) b[i] = rnd(256);
+  return b;
+}
+
+/** Mostly plausible values, sometimes arbitrary bytes (corrupt values must come out alike). */
+function bytesOf(size: number, plausible: (rnd: (n: number) => number) => Buffer): Col['gen'] {
+  return (rnd) => (rnd(4) === 0 ? randomBytes(rnd, size) : plausible(rnd));
+}
+
+function be(v: number, n: number): Buffer {
+  const b = Buffer.alloc(n);
+  if (n > 0) b.writeUIntBE(v, 0, n);
+  return b;
+}
+
+function text(rnd: (n: number) => number, alphabet: number[], prefix: 1 | 2 | 4): Buffer {
+  const body = Buffer.from(Array.from({ length: rnd(12) }, () => alphabet[rnd(alphabet.length)]!));
+  const h = Buffer.alloc(prefix);
+  h.writeUIntLE(body.length, 0, prefix);
+  return Buffer.concat([h, body]);
+}
+
+const ASCII = Array.from({ length: 128 }, (_, i) => i);
+const ANY = Array.from({ length: 256 }, (_, i) => i);
+const UTF8ISH = [...ASCII.filter((c) => c >= 0x20 && c !== 0x7f), 0x22, 0x5c, 0x0a, 0x01, 0xc3, 0xa9, 0xe2, 0x82, 0xac, 0xf0, 0x9f, 0x98, 0x80, 0xff];
+
+function dateBytes(rnd: (n: number) => number): Buffer {
+  const v = rnd(3) === 0 ? 0 : (1900 + rnd(200)) * 512 + rnd(13) * 32 + rnd(32);
+  const b = Buffer.alloc(3);
+  b.writeUIntLE(v, 0, 3);
+  return b;
+}
+
+function datetime2Bytes(fsp: number): Col['gen'] {
+  return bytesOf(5 + ((fsp + 1) >> 1), (rnd) => {
+    const zero = rnd(4) === 0;
+    const ymd = zero ? 0 : (((1900 + rnd(200)) * 13 + rnd(13)) << 5) | rnd(32);
+    const hms = zero ? 0 : (rnd(24) << 12) | (rnd(60) << 6) | rnd(60);
+    const fb = (fsp + 1) >> 1;
+    return Buffer.concat([be(0x8000000000 + ymd * 131072 + hms, 5), be(zero ? 0 : rnd(2 ** (8 * fb)) % 1000000, fb)]);
+  });
+}
+
+const COLS: Col[] = [
+  { type: T.TINY, meta: 0, gen: (r) => randomBytes(r, 1) },
+  { type: T.TINY, meta: 0, unsigned: true, gen: (r) => randomBytes(r, 1) },
+  { type: T.SHORT, meta: 0, gen: (r) => randomBytes(r, 2) },
+  { type: T.SHORT, meta: 0, unsigned: true, gen: (r) => randomBytes(r, 2) },
+  { type: T.INT24, meta: 0, gen: (r) => randomBytes(r, 3) },
+  { type: T.INT24, meta: 0, unsigned: true, gen: (r) => randomBytes(r, 3) },
+  { type: T.LONG, meta: 0, gen: (r) => randomBytes(r, 4) },
+  { type: T.LONG, meta: 0, unsigned: true, gen: (r) => randomBytes(r, 4) },
+  { type: T.LONGLONG, meta: 0, gen: (r) => Buffer.concat([randomBytes(r, 6), r(2) ? Buffer.from([0, 0]) : randomBytes(r, 2)]) },
+  { type: T.LONGLONG, meta: 0, unsigned: true, gen: (r) => Buffer.concat([randomBytes(r, 6), r(2) ? Buffer.from([0, 0]) : randomBytes(r, 2)]) },
+  { type: T.FLOAT, meta: 4, gen: (r) => randomBytes(r, 4) },
+  { type: T.DOUBLE, meta: 8, gen: (r) => randomBytes(r, 8) },
+  { type: T.YEAR, meta: 0, gen: (r) => randomBytes(r, 1) },
+  { type: T.DATE, meta: 0, gen: bytesOf(3, dateBytes) },
+  ...[0, 1, 2, 3, 4, 5, 6].map((fsp): Col => ({
+    type: T.TIME2, meta: fsp, gen: bytesOf(3 + ((fsp + 1) >> 1), (r) => {
+      const fb = (fsp + 1) >> 1;
+      const v = (r(2) ? 0x800000 : 0x7fffff - r(4)) * 2 ** (8 * fb) + r(2 ** (8 * fb));
+      return be(v, 3 + fb);
+    }),
+  })),
+  { type: T.DATETIME, meta: 0, gen: (r) => { const b = Buffer.alloc(8); b.writeBigUInt64LE(BigInt(r(3) === 0 ? 0 : 19000101000000 + r(1e9) * 1000)); return b; } },
+  ...[0, 1, 3, 6].map((fsp): Col => ({ type: T.DATETIME2, meta: fsp, gen: datetime2Bytes(fsp) })),
+  { type: T.TIMESTAMP, meta: 0, gen: (r) => (r(3) === 0 ? Buffer.alloc(4) : randomBytes(r, 4)) },
+  ...[0, 2, 6].map((fsp): Col => ({ type: T.TIMESTAMP2, meta: fsp, gen: (r) => (r(3) === 0 ? Buffer.alloc(4 + ((fsp + 1) >> 1)) : randomBytes(r, 4 + ((fsp + 1) >> 1))) })),
+  ...[[12, 2], [10, 0], [30, 30], [65, 30], [18, 9], [5, 4]].map(([prec, scale]): Col => ({
+    type: T.NEWDECIMAL, meta: (prec! << 8) | scale!, gen: (r) => {
+      const size = decimalSize(prec!, scale!);
+      return r(3) === 0 ? randomBytes(r, size) : Buffer.from(encodeDecimal(randomDecimal(r, prec!, scale!), prec!, scale!));
+    },
+  })),
+  { type: T.ENUM, meta: 1, labels: ['new', 'pa"id', 'é'], gen: (r) => Buffer.from([r(6)]) },
+  { type: T.ENUM, meta: 2, labels: ['x'], gen: (r) => randomBytes(r, 2) },
+  { type: T.VARCHAR, meta: 80, coll: 255, gen: (r) => text(r, UTF8ISH, 1) },
+  { type: T.VARCHAR, meta: 80, coll: 8, gen: (r) => text(r, r(2) ? ASCII : ANY, 1) }, // latin1
+  { type: T.VARCHAR, meta: 80, coll: null, gen: (r) => text(r, UTF8ISH, 1) }, // no charset known
+  { type: T.VARCHAR, meta: 800, coll: 63, gen: (r) => text(r, ANY, 2) }, // VARBINARY
+  { type: T.BLOB, meta: 2, coll: 255, gen: (r) => text(r, UTF8ISH, 2) },
+  { type: T.BLOB, meta: 4, coll: 51, gen: (r) => text(r, ANY, 4) }, // cp1251
+];
+
+function decimalSize(prec: number, scale: number): number {
+  const d = [0, 1, 1, 2, 2, 3, 3, 4, 4, 4];
+  const intg = prec - scale;
+  return Math.floor(intg / 9) * 4 + d[intg % 9]! + Math.floor(scale / 9) * 4 + d[scale % 9]!;
+}
+
+function randomDecimal(r: (n: number) => number, prec: number, scale: number): string {
+  const digits = (n: number): string => Array.from({ length: n }, () => String(r(10))).join('');
+  const ip = r(3) === 0 ? '0' : digits(1 + r(prec - scale || 1)).slice(0, Math.max(prec - scale, 1));
+  return (r(2) ? '-' : '') + ip + (scale > 0 ? '.' + digits(scale) : '');
+}
+
+test('RowDecoder.write: random values of every kind it writes itself, byte-identical to JSON.stringify of decode', () => {
+  const names = COLS.map((_, i) => `c${i}`);
+  const n = COLS.length;
+  const tm = {
+    tableId: 1, db: 'd', table: 't', columnCount: n, types: Uint8Array.from(COLS.map((c) => c.type)),
+    realTypes: Uint8Array.from(COLS.map((c) => c.type)), metas: Uint32Array.from(COLS.map((c) => c.meta)),
+    nullable: names.map(() => true), unsigned: COLS.map((c) => c.unsigned ?? false), collations: COLS.map((c) => c.coll ?? null),
+    columnNames: names, enumValues: COLS.map((c) => c.labels ?? null), setValues: names.map(() => null),
+    geometryTypes: names.map(() => null), primaryKey: [n - 1, 0, 13], primaryKeyPrefixes: null,
+  } as unknown as TableMap;
+  const dec = new RowDecoder(tm, names);
+  let seed = 11;
+  const rnd = (k: number): number => ((seed = (seed * 1103515245 + 12345) % 2147483648), Math.floor((seed / 2147483648) * k));
+  for (let iter = 0; iter < 3000; iter++) {
+    const bitmap = Buffer.alloc((n + 7) >> 3);
+    const parts: Buffer[] = [bitmap];
+    for (let i = 0; i < n; i++) {
+      if (rnd(10) === 0) bitmap[i >> 3]! |= 1 << (i & 7);
+      else parts.push(COLS[i]!.gen(rnd));
+    }
+    same(dec, Buffer.concat(parts));
+  }
 });
