@@ -11,13 +11,14 @@
  *   numbered on the server with `ROW_NUMBER()`; they are fetched in an exact text form (hex
  *   for strings, the server's digits for numbers) and written back as literals that compare
  *   in the column's own collation, so a boundary never shifts.
- * - **Rows** are parsed by mysql2's generated row parser with options that already give the
- *   decoder's form for most types (UTC session; int64 beyond 2^53 and DECIMAL as strings,
- *   dates and JSON as text); the remaining columns (dates, FLOAT, BIT, JSON, binary,
- *   GEOMETRY, text in other charsets) are converted by converters built once per table from
- *   the result's field metadata, to exactly what the binlog decoder (row-decoder.ts,
- *   temporal.ts) produces for the same value: a snapshot row equals the streamed insert of
- *   that row.
+ * - **Rows** are defined by mysql2's row parser with options that already give the decoder's
+ *   form for most types (UTC session; int64 beyond 2^53 and DECIMAL as strings, dates and
+ *   JSON as text), and by converters built once per table from the result's field metadata
+ *   for the remaining columns (dates, FLOAT, BIT, JSON, binary, GEOMETRY, text in other
+ *   charsets): exactly what the binlog decoder (row-decoder.ts, temporal.ts) produces for the
+ *   same value, so a snapshot row equals the streamed insert of that row. Chunks are read by
+ *   snapshot-rows.ts, which writes that same JSON straight from the protocol bytes; tables it
+ *   declines (and `rowPath: 'objects'`) go through mysql2's row objects (`objectRows`).
  */
 import { TextDecoder } from 'node:util';
 import mysql from 'mysql2';
@@ -31,6 +32,7 @@ import { tableMatcher } from '../../src/runtime/table-filter.js';
 import { mysqlQuery } from './client.js';
 import { TextKind, textKindFor } from './column-types.js';
 import { float32ToNumber } from './row-decoder.js';
+import { RowWriter, fieldSig, readChunkRows } from './snapshot-rows.js';
 
 export const DEFAULT_SIGNAL_TABLE = 'tributary.watermarks';
 
@@ -429,10 +431,14 @@ function converterFor(f: RawField, info: ColumnInfo | undefined): Conv | null {
 /** A table's SELECT list and converters, built once per reader and table. */
 interface TableReadPlan {
   columns: ColumnInfo[];
+  byName: Map<string, ColumnInfo>;
   select: string;
+  /** False once a result had a column the byte path cannot write (see snapshot-rows.ts). */
+  fast?: boolean;
+  /** The byte path's writer of the last result. */
+  writer?: RowWriter | null;
   /** Set on the first result: a signature of the fields, and the columns that need converting. */
   sig?: string;
-  convIdx?: number[];
   convNames?: string[];
   convs?: Conv[];
 }
@@ -477,7 +483,49 @@ async function columnInfo(c: mysql.Connection, name: string): Promise<ColumnInfo
 
 function readPlan(columns: ColumnInfo[]): TableReadPlan {
   // An explicit list: invisible columns are in the binlog too.
-  return { columns, select: columns.map(selectFor).join(', ') };
+  return { columns, byName: new Map(columns.map((col) => [col.name, col])), select: columns.map(selectFor).join(', ') };
+}
+
+/**
+ * A chunk through mysql2's row objects: the result's converters applied in place, then each
+ * row stringified. The reference form, and the path of tables the byte path declines.
+ */
+async function objectRows(c: mysql.Connection, sql: string, table: SnapshotTable, plan: TableReadPlan): Promise<ChunkRows> {
+  const r = await objectQuery(c, sql);
+  const fields = r.fields;
+  const sigNow = fields.map((f) => `${f.name}:${f.columnType}:${f.characterSet}`).join('\u0000');
+  if (plan.sig !== sigNow) {
+    plan.convNames = [];
+    plan.convs = [];
+    for (const f of fields) {
+      const conv = converterFor(f, plan.byName.get(f.name));
+      if (conv) {
+        plan.convNames.push(f.name);
+        plan.convs.push(conv);
+      }
+    }
+    plan.sig = sigNow;
+  }
+  const convNames = plan.convNames!;
+  const convs = plan.convs!;
+  const rows = r.rows as unknown as Row[];
+  const m = convs.length;
+  if (m) {
+    for (let i = 0; i < rows.length; i++) {
+      const row = rows[i]!;
+      for (let j = 0; j < m; j++) {
+        const k = convNames[j]!;
+        const v = row[k];
+        if (v !== null && v !== undefined) row[k] = convs[j]!(v as unknown as Buffer);
+      }
+    }
+  }
+  const out: ChunkRows = { rows: new Array<string>(rows.length), keys: new Array<string>(rows.length) };
+  for (let i = 0; i < rows.length; i++) {
+    out.rows[i] = JSON.stringify(rows[i]);
+    out.keys[i] = keyString(table, rows[i]!)!;
+  }
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -549,6 +597,11 @@ export interface MysqlSnapshotOptions {
   signal: SignalTable;
   /** Told the key of every table without a primary key, so streamed events carry the same key. */
   onKey?: (table: string, key: string[]) => void;
+  /**
+   * How chunk rows are read: `bytes` (the default) writes JSON text from the protocol bytes
+   * (snapshot-rows.ts), `objects` goes through mysql2's row objects. Tests compare the two.
+   */
+  rowPath?: 'bytes' | 'objects';
 }
 
 /** Rows of `information_schema.STATISTICS` grouped into indexes. */
@@ -847,9 +900,20 @@ export class MysqlSnapshotSupport implements SnapshotSupport {
       let plan = plans.get(table.name);
       if (!plan) plans.set(table.name, (plan = readPlan(await columnInfo(c, table.name))));
       const order = table.key.map((k) => ident(k)).join(', ');
-      let r: Awaited<ReturnType<typeof objectQuery>>;
+      const sql = `SELECT ${plan.select} FROM ${qname(table.name)}${conds.length ? ` WHERE ${conds.join(' AND ')}` : ''}${order ? ` ORDER BY ${order}` : ''}`;
       try {
-        r = await objectQuery(c, `SELECT ${plan.select} FROM ${qname(table.name)}${conds.length ? ` WHERE ${conds.join(' AND ')}` : ''}${order ? ` ORDER BY ${order}` : ''}`);
+        if (plan.fast !== false && self.o.rowPath !== 'objects') {
+          const p = plan;
+          const rows = await readChunkRows(c, sql, (fields) => {
+            const sig = fieldSig(fields);
+            if (p.writer?.sig !== sig) p.writer = RowWriter.for(fields, p.byName, table.key, converterFor);
+            return p.writer;
+          });
+          if (rows) return rows;
+          // A column the byte path has no writer for: this table reads as objects from now on.
+          plan.fast = false;
+        }
+        return await objectRows(c, sql, table, plan);
       } catch (err) {
         // 1054: unknown column: the table changed since the plan was made.
         if (retry && errno(err) === 1054) {
@@ -858,43 +922,6 @@ export class MysqlSnapshotSupport implements SnapshotSupport {
         }
         throw err;
       }
-      const fields = r.fields;
-      const sigNow = fields.map((f) => `${f.name}:${f.columnType}:${f.characterSet}`).join('\u0000');
-      if (plan.sig !== sigNow) {
-        const byName = new Map(plan.columns.map((col) => [col.name, col]));
-        plan.convIdx = [];
-        plan.convNames = [];
-        plan.convs = [];
-        fields.forEach((f, j) => {
-          const conv = converterFor(f, byName.get(f.name));
-          if (conv) {
-            plan!.convIdx!.push(j);
-            plan!.convNames!.push(f.name);
-            plan!.convs!.push(conv);
-          }
-        });
-        plan.sig = sigNow;
-      }
-      const convNames = plan.convNames!;
-      const convs = plan.convs!;
-      const rows = r.rows as unknown as Row[];
-      const m = convs.length;
-      if (m) {
-        for (let i = 0; i < rows.length; i++) {
-          const row = rows[i]!;
-          for (let j = 0; j < m; j++) {
-            const k = convNames[j]!;
-            const v = row[k];
-            if (v !== null && v !== undefined) row[k] = convs[j]!(v as unknown as Buffer);
-          }
-        }
-      }
-      const out: ChunkRows = { rows: new Array<string>(rows.length), keys: new Array<string>(rows.length) };
-      for (let i = 0; i < rows.length; i++) {
-        out.rows[i] = JSON.stringify(rows[i]);
-        out.keys[i] = keyString(table, rows[i]!)!;
-      }
-      return out;
     };
     return {
       async watermark(id, mark) {
