@@ -10,14 +10,20 @@
  *   resurrect the row.
  * Read the mirror with `SELECT ... FROM t FINAL WHERE _deleted = 0`.
  *
- * One `INSERT ... FORMAT JSONEachRow` per table per batch. The sink also records its last
- * committed position in `<database>._tributary_positions`, so after a crash `open()` tells the
- * runtime what is already in ClickHouse and it is not sent again.
+ * One `INSERT ... FORMAT TabSeparated` per table per batch (rows.ts). The sink also records
+ * its last committed position in `<database>._tributary_positions` (in the background, after
+ * the data: positions.ts), so after a crash `open()` tells the runtime what is already in
+ * ClickHouse and it is not sent again.
  */
 import { z } from 'zod';
 import { defineSink, ErrorCodes, once, PoisonEventError, renderTemplate, TributaryError, type Row, type SinkEvent } from '../../src/sdk/index.js';
 import { asPoison, ClickHouseClient, ClickHouseError } from './client.js';
-import { fits, ident, initialColumns, kindOf, literal, toCell, typeFor, widen } from './schema.js';
+import { BackgroundPosition } from './positions.js';
+import { columnInfo, tsvInserts, type TsvRow } from './rows.js';
+import { fits, ident, initialColumns, kindOf, literal, typeFor, widen } from './schema.js';
+
+/** How long `close()` waits for the last position INSERT before aborting it. */
+const CLOSE_GRACE_MS = 5000;
 
 export const ClickHouseSinkConfig = z.object({
   url: z.string().default('http://127.0.0.1:8123').describe('ClickHouse HTTP interface. Credentials in the URL are accepted and never logged.'),
@@ -48,16 +54,29 @@ interface PendingRow {
 
 export default defineSink({
   type: 'clickhouse',
-  description: 'A warehouse mirror: one ReplacingMergeTree(_version) table per source table, bulk-inserted with JSONEachRow; deletes are `_deleted = 1` tombstones, fenced by version.',
+  description: 'A warehouse mirror: one ReplacingMergeTree(_version) table per source table, bulk-inserted as TabSeparated; deletes are `_deleted = 1` tombstones, fenced by version.',
   config: ClickHouseSinkConfig,
   // ClickHouse wants few, large inserts (each INSERT makes a part on disk).
   batch: { max_events: 20000, max_bytes: 16 << 20 },
   create(config, ctx) {
     const client = new ClickHouseClient({ url: config.url, username: config.username, password: config.password, timeoutMs: config.timeout_ms });
     const closing = new AbortController();
+    // The position INSERT outlives `closing` by a grace period, so close() can store the last one.
+    const closingPositions = new AbortController();
     const db = ident(config.database);
     const posTable = `${db}.${ident(config.positions_table)}`;
     const tables = new Map<string, TableState>();
+    /** Mirror table per source table (`db` + `schema.table`): renders the name template once. */
+    const bySource = new Map<string, TableState>();
+    const positions = new BackgroundPosition(
+      async (position, version) => {
+        await client.exec(
+          `INSERT INTO ${posTable} FORMAT JSONEachRow\n${JSON.stringify({ pipeline: ctx.pipeline, sink: ctx.sinkName, position, _version: version })}\n`,
+          closingPositions.signal,
+        );
+      },
+      (err) => ctx.logger.warn({ err }, 'clickhouse: storing the committed position failed; a newer one will replace it'),
+    );
 
     const signalFor = (s?: AbortSignal) => AbortSignal.any([closing.signal, ctx.signal, ...(s ? [s] : [])]);
 
@@ -80,9 +99,15 @@ export default defineSink({
 
     /** Find or create the mirror table for an event; cached per table name. */
     async function tableFor(e: SinkEvent, sample: Row, signal: AbortSignal): Promise<TableState> {
-      const name = renderTemplate(config.table, e.event);
-      let t = tables.get(name);
+      const src = `${e.event.source.db}\u0000${e.table}`;
+      let t = bySource.get(src);
       if (t) return t;
+      const name = renderTemplate(config.table, e.event);
+      t = tables.get(name);
+      if (t) {
+        bySource.set(src, t);
+        return t;
+      }
       const d = await describe(name, signal);
       // An existing table's sorting key wins (it may have been created by hand).
       const keyCols = d.sortKey.length ? d.sortKey : Object.keys(e.event.key ?? {});
@@ -106,6 +131,7 @@ export default defineSink({
       }
       t = { name, keyCols, cols };
       tables.set(name, t);
+      bySource.set(src, t);
       return t;
     }
 
@@ -114,7 +140,8 @@ export default defineSink({
       const add = new Map<string, string>();
       const modify = new Map<string, string>();
       for (const { e, row } of rows) {
-        for (const [c, v] of Object.entries(row)) {
+        for (const c in row) {
+          const v = row[c];
           const cur = modify.get(c) ?? t.cols.get(c);
           if (cur === undefined) {
             const prev = add.get(c);
@@ -153,6 +180,8 @@ export default defineSink({
      * from the newest row this batch or the mirror holds, so the new row version keeps them.
      */
     async function fillUnchanged(t: TableState, rows: PendingRow[], signal: AbortSignal): Promise<void> {
+      // The common case, a batch without such updates, costs one pass and no key strings.
+      if (!rows.some((p) => !p.deleted && p.e.event.source.unchanged?.length)) return;
       const keyOf = (r: Row) => JSON.stringify(t.keyCols.map((k) => r[k]));
       const latest = new Map<string, Row>();
       const need: PendingRow[] = [];
@@ -193,26 +222,26 @@ export default defineSink({
     async function insert(t: TableState, rows: PendingRow[], signal: AbortSignal): Promise<void> {
       await evolve(t, rows, signal);
       await fillUnchanged(t, rows, signal);
-      const cols = [...t.cols];
-      let body = '';
+      const cols = columnInfo(t.cols);
+      const tsv: TsvRow[] = [];
       for (const { e, row, deleted } of rows) {
-        const o: Record<string, unknown> = {};
+        let r = row;
         if (deleted) {
-          for (const k of t.keyCols) o[k] = toCell(row[k], t.cols.get(k)!);
-        } else {
-          for (const [c, ty] of cols) if (c in row) o[c] = toCell(row[c], ty);
+          // A tombstone carries the key only.
+          r = {};
+          for (const k of t.keyCols) r[k] = row[k] ?? null;
         }
-        o._version = e.version.toString();
-        o._deleted = deleted ? 1 : 0;
-        body += JSON.stringify(o) + '\n';
+        tsv.push({ row: r, version: e.version.toString(), deleted });
       }
-      try {
-        await client.exec(`INSERT INTO ${db}.${ident(t.name)} FORMAT JSONEachRow\n${body}`, signal);
-      } catch (err) {
-        if (err instanceof ClickHouseError && err.isDataError) {
-          throw asPoison(err, rows.length === 1 ? `event at ${rows[0]!.e.position}#${rows[0]!.e.index} of ${rows[0]!.e.table}` : `a batch of ${rows.length} events for ${config.database}.${t.name}`);
+      for (const ins of tsvInserts(tsv, cols)) {
+        try {
+          await client.exec(`INSERT INTO ${db}.${ident(t.name)} (${[...ins.cols, '_version', '_deleted'].map(ident).join(', ')}) FORMAT TabSeparated\n${ins.body}`, signal);
+        } catch (err) {
+          if (err instanceof ClickHouseError && err.isDataError) {
+            throw asPoison(err, rows.length === 1 ? `event at ${rows[0]!.e.position}#${rows[0]!.e.index} of ${rows[0]!.e.table}` : `a batch of ${rows.length} events for ${config.database}.${t.name}`);
+          }
+          throw err;
         }
-        throw err;
       }
     }
 
@@ -271,19 +300,20 @@ export default defineSink({
           g.rows.push({ e, row, deleted });
         }
         await flush(groups, signal);
-        if (wctx.commit !== null && events.length) {
-          // After the data: a crash in between only means the batch is sent again, harmlessly.
-          const v = events[events.length - 1]!.version.toString();
-          await client.exec(
-            `INSERT INTO ${posTable} FORMAT JSONEachRow\n${JSON.stringify({ pipeline: ctx.pipeline, sink: ctx.sinkName, position: wctx.commit, _version: v })}\n`,
-            signal,
-          );
-        }
+        // After the data, without waiting for it: a crash in between only means the batch is
+        // sent again, harmlessly (positions.ts).
+        if (wctx.commit !== null && events.length) positions.push(wctx.commit, events[events.length - 1]!.version.toString());
       },
 
       close: once(async () => {
-        // Nothing pooled to release (fetch keeps no session); abort whatever is in flight.
+        // Nothing pooled to release (fetch keeps no session); abort whatever is in flight,
+        // but give the last committed position a moment to land.
         closing.abort();
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([positions.flush(), new Promise<void>((r) => (timer = setTimeout(r, CLOSE_GRACE_MS)))]);
+        clearTimeout(timer);
+        closingPositions.abort();
+        await positions.flush();
       }),
     };
   },

@@ -1,6 +1,6 @@
 /**
  * Mirror-table schema: ClickHouse column types inferred from JSON values, the DDL that
- * creates and widens tables, and value conversion into JSONEachRow.
+ * creates and widens tables (values are converted for INSERT bodies in rows.ts).
  *
  * Type inference (the event carries values, not column types):
  *
@@ -107,16 +107,6 @@ export function widen(type: string, v: JsonValue): string {
   const k = kindOfType(type);
   if (k === 'int' && typeof v === 'number') return 'Nullable(Float64)';
   return 'Nullable(String)';
-}
-
-/** A value as it goes into JSONEachRow for a column of `type` (assumes `fits`). */
-export function toCell(v: JsonValue | undefined, type: string): JsonValue {
-  if (v === undefined) return null;
-  if (v === null) return type.startsWith('Nullable(') ? null : kindOfType(type) === 'string' ? '' : 0;
-  const k = kindOfType(type);
-  if (typeof v === 'boolean') return k === 'string' ? String(v) : v ? 1 : 0;
-  if (k === 'string') return typeof v === 'string' ? v : JSON.stringify(v);
-  return v;
 }
 
 /** The value of a row column back from the mirror, for filling an unchanged TOAST column. */

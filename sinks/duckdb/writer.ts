@@ -1,7 +1,8 @@
 import type { DuckDBConnection } from '@duckdb/node-api';
-import { renderTemplate, type Row, type SinkEvent } from '../../src/sdk/index.js';
-import { groupByTable, inferKinds, planMirror, rowJson, type KeyedChange, type TableChanges } from '../postgres/plan.js';
-import { FENCE_COL, HISTORY_COLS, ident, literal, type DuckCatalog, type Mode, type TargetTable } from './catalog.js';
+import { renderTemplate, type JsonValue, type Row, type SinkEvent } from '../../src/sdk/index.js';
+import { bySignature, groupByTable, inferKinds, planMirror, type KeyedChange, type TableChanges } from '../postgres/plan.js';
+import { FENCE_COL, HISTORY_COLS, ident, type DuckCatalog, type Mode, type TargetTable } from './catalog.js';
+import { Stager, type StageColumn } from './stage.js';
 
 export interface WriterOptions {
   mode: Mode;
@@ -20,39 +21,17 @@ function chunks<T>(xs: T[], n: number): T[][] {
 }
 
 /**
- * Rows as a relation: ONE VARCHAR parameter holding a JSON array, expanded by DuckDB's own JSON
- * reader into typed columns. `from_json_strict` (not `from_json`) so that a value that does not
- * fit its column is an error (a poison event) instead of a silent NULL. Every object must carry
- * every listed key, which is why rows are grouped by their column set.
- */
-function source(cols: Array<[string, string]>): string {
-  const struct = '[{' + cols.map(([n, ty]) => `${JSON.stringify(n)}:${JSON.stringify(ty)}`).join(',') + '}]';
-  return `(SELECT unnest(from_json_strict($1::VARCHAR, ${literal(struct)}), recursive := true))`;
-}
-
-/** Rows grouped by the set of columns they carry that exist in the target. */
-function bySignature<T>(items: T[], row: (x: T) => Row | null, has: (c: string) => boolean): Array<{ cols: string[]; items: T[] }> {
-  const groups = new Map<string, { cols: string[]; items: T[] }>();
-  for (const it of items) {
-    const cols: string[] = [];
-    const r = row(it);
-    if (r) for (const c in r) if (has(c)) cols.push(c);
-    const sig = cols.join('\u0001');
-    let g = groups.get(sig);
-    if (!g) groups.set(sig, (g = { cols, items: [] }));
-    g.items.push(it);
-  }
-  return [...groups.values()];
-}
-
-/**
  * Applies one batch inside the transaction the caller opened (data, DDL and the committed
  * position commit together). Same plan as the postgres sink: collapse to the last change per
- * key, fenced upsert (`ON CONFLICT ... DO UPDATE ... WHERE fence <`), fenced delete plus
- * tombstone, fenced truncate; history appends with a unique `_fence`.
+ * key, fenced upsert, fenced delete plus tombstone, fenced truncate; history appends with a
+ * unique `_fence`. Rows are first loaded into the staging table (stage.ts), then applied with
+ * one set-based statement each: the upsert is a `MERGE` (`WHEN MATCHED AND fence < ... THEN
+ * UPDATE`, `WHEN NOT MATCHED THEN INSERT`), which DuckDB runs as a hash join: about 7 ms for
+ * 2,000 rows where `INSERT ... ON CONFLICT` from the same staging table took about 10 ms.
  */
 export class DuckBatchWriter {
   private readonly names = new Map<string, TargetTable>();
+  private readonly stager = new Stager();
 
   constructor(
     private readonly o: WriterOptions,
@@ -70,6 +49,7 @@ export class DuckBatchWriter {
 
   reset(): void {
     this.names.clear();
+    this.stager.reset();
   }
 
   async apply(c: DuckDBConnection, events: readonly SinkEvent[], commit: string | null): Promise<void> {
@@ -81,15 +61,23 @@ export class DuckBatchWriter {
         else for (const tc of seg.tables.values()) await this.mirror(c, tc);
       }
     }
-    if (commit !== null) {
-      // Only move forward: a redelivered older batch (with a commit) must not rewind it.
-      await c.run(
-        `INSERT INTO ${this.catalog.positions} AS p (pipeline, sink, position, fence, updated_at) VALUES ($1, $2, $3, $4, now())
-         ON CONFLICT (pipeline, sink) DO UPDATE SET position = excluded.position, fence = excluded.fence, updated_at = now()
-         WHERE p.fence <= excluded.fence`,
-        [this.o.pipeline, this.o.sink, commit, events[events.length - 1]!.fence],
-      );
-    }
+    if (commit !== null) await this.storePosition(c, commit, events[events.length - 1]!.fence);
+  }
+
+  /**
+   * Upsert the committed position, only forward: a redelivered older batch (with a commit)
+   * must not rewind it. A plain UPDATE first because the row exists after the first batch, and
+   * DuckDB's `INSERT ... ON CONFLICT` costs a few milliseconds even on a one-row table; the
+   * insert runs only when the UPDATE changed nothing (no row yet, or a newer one is stored).
+   */
+  private async storePosition(c: DuckDBConnection, commit: string, fence: string): Promise<void> {
+    const args = [this.o.pipeline, this.o.sink, commit, fence];
+    const r = await c.run(`UPDATE ${this.catalog.positions} SET position = $3, fence = $4, updated_at = now() WHERE pipeline = $1 AND sink = $2 AND fence <= $4`, args);
+    if (r.rowsChanged > 0) return;
+    await c.run(
+      `INSERT INTO ${this.catalog.positions} (pipeline, sink, position, fence, updated_at) VALUES ($1, $2, $3, $4, now()) ON CONFLICT (pipeline, sink) DO NOTHING`,
+      args,
+    );
   }
 
   private async mirror(c: DuckDBConnection, tc: TableChanges): Promise<void> {
@@ -101,30 +89,25 @@ export class DuckBatchWriter {
     for (const d of dels) all.push(d.key);
     await this.catalog.ensure(c, t, inferKinds(all), tc.keyCols);
     const keyCols = tc.keyCols;
-    const keyTyped = keyCols.map((k): [string, string] => [k, t.cols.get(k) ?? 'VARCHAR']);
-    const meta: Array<[string, string]> = [
-      ['_tributary_fence', 'VARCHAR'],
-      ['_tributary_key', 'VARCHAR'],
-    ];
+    const rowCol = (k: string, type: string): StageColumn<KeyedChange> => ({ name: k, type, get: (ch) => ch.row![k] });
+    const fenceCol: StageColumn<KeyedChange> = { name: '_tributary_fence', type: 'VARCHAR', get: (ch) => ch.fence };
+    const keyIdCol: StageColumn<KeyedChange> = { name: '_tributary_key', type: 'VARCHAR', get: (ch) => ch.keyId };
 
     if (dels.length) {
-      // DuckDB has no data-modifying CTEs: the same rows feed the delete and the tombstones.
-      const src = source([...keyTyped, ...meta]);
+      // DuckDB has no data-modifying CTEs: the staged rows feed the delete and the tombstones.
       const on = keyCols.map((k) => `t.${ident(k)} = d.${ident(k)}`).join(' AND ');
-      const del = `DELETE FROM ${t.q} AS t USING ${src} d WHERE ${on} AND t.${ident(FENCE_COL)} < d."_tributary_fence"`;
-      const tomb = `INSERT INTO ${this.catalog.tombstones} AS tb (tbl, key, fence) SELECT $2, d."_tributary_key", d."_tributary_fence" FROM ${src} d
-        ON CONFLICT (tbl, key) DO UPDATE SET fence = excluded.fence WHERE tb.fence < excluded.fence`;
       let max = (await this.catalog.tombMax(c, t)) ?? '';
       for (const part of chunks(dels, this.o.maxRows)) {
-        let json = '[';
-        for (let i = 0; i < part.length; i++) {
-          const d = part[i]!;
-          if (d.fence > max) max = d.fence;
-          json += (i ? ',' : '') + rowJson(d.key, { _tributary_fence: d.fence, _tributary_key: d.keyId });
-        }
-        json += ']';
-        await c.run(del, [json]);
-        await c.run(tomb, [json, t.id]);
+        for (const d of part) if (d.fence > max) max = d.fence;
+        const keyTyped = keyCols.map((k): StageColumn<KeyedChange> => ({ name: k, type: t.cols.get(k) ?? 'VARCHAR', get: (d) => d.key[k] }));
+        const st = await this.stager.load(c, [...keyTyped, fenceCol, keyIdCol], part);
+        await c.run(`DELETE FROM ${t.q} AS t USING ${st} d WHERE ${on} AND t.${ident(FENCE_COL)} < d."_tributary_fence"`);
+        await c.run(
+          `INSERT INTO ${this.catalog.tombstones} AS tb (tbl, key, fence) SELECT $1, d."_tributary_key", d."_tributary_fence" FROM ${st} d
+           ON CONFLICT (tbl, key) DO UPDATE SET fence = excluded.fence WHERE tb.fence < excluded.fence`,
+          [t.id],
+        );
+        await this.stager.clear(c, st);
       }
       t.tombMax = max;
     }
@@ -132,27 +115,27 @@ export class DuckBatchWriter {
     if (!ups.length) return;
     const tombMax = await this.catalog.tombMax(c, t);
     for (const g of bySignature(ups, (u) => u.row, (col) => t.cols.has(col) && col !== FENCE_COL)) {
-      const src = source([...g.cols.map((k): [string, string] => [k, t.cols.get(k)!]), ...meta]);
-      const colList = g.cols.map(ident).join(', ');
-      const sets = g.cols.filter((k) => !keyCols.includes(k)).map((k) => `${ident(k)} = excluded.${ident(k)}`);
-      sets.push(`${ident(FENCE_COL)} = excluded.${ident(FENCE_COL)}`);
+      const typed = g.cols.map((k) => rowCol(k, t.cols.get(k)!));
+      const on = keyCols.map((k) => `t.${ident(k)} = s.${ident(k)}`).join(' AND ');
+      const sets = g.cols.filter((k) => !keyCols.includes(k)).map((k) => `${ident(k)} = s.${ident(k)}`);
+      sets.push(`${ident(FENCE_COL)} = s."_tributary_fence"`);
+      const insCols = [...g.cols.map(ident), ident(FENCE_COL)].join(', ');
+      const insVals = [...g.cols.map((k) => `s.${ident(k)}`), 's."_tributary_fence"'].join(', ');
       for (const part of chunks(g.items, this.o.maxRows)) {
-        let json = '[';
-        let minFence: string | undefined;
-        for (let i = 0; i < part.length; i++) {
-          const u = part[i]!;
-          if (minFence === undefined || u.fence < minFence) minFence = u.fence;
-          json += (i ? ',' : '') + rowJson(u.row, { _tributary_fence: u.fence, _tributary_key: u.keyId });
-        }
-        json += ']';
-        // Tombstones matter only for events older than the newest tombstone (replays).
-        const check = tombMax !== null && minFence! <= tombMax;
-        const sql = `INSERT INTO ${t.q} AS t (${colList}, ${ident(FENCE_COL)})
-          SELECT ${g.cols.map((k) => `s.${ident(k)}`).join(', ')}, s."_tributary_fence" FROM ${src} s
-          ${check ? `WHERE NOT EXISTS (SELECT 1 FROM ${this.catalog.tombstones} tb WHERE tb.tbl = $2 AND tb.key IN (s."_tributary_key", '*') AND tb.fence >= s."_tributary_fence")` : ''}
-          ON CONFLICT (${keyCols.map(ident).join(', ')}) DO UPDATE SET ${sets.join(', ')}
-          WHERE t.${ident(FENCE_COL)} < excluded.${ident(FENCE_COL)}`;
-        await c.run(sql, check ? [json, t.id] : [json]);
+        let minFence = part[0]!.fence;
+        for (const u of part) if (u.fence < minFence) minFence = u.fence;
+        // Tombstones matter only for events older than the newest tombstone (replays); only
+        // then do the rows carry their key string.
+        const check = tombMax !== null && minFence <= tombMax;
+        const st = await this.stager.load(c, check ? [...typed, fenceCol, keyIdCol] : [...typed, fenceCol], part);
+        const src = check
+          ? `(SELECT * FROM ${st} s WHERE NOT EXISTS (SELECT 1 FROM ${this.catalog.tombstones} tb WHERE tb.tbl = $1 AND tb.key IN (s."_tributary_key", '*') AND tb.fence >= s."_tributary_fence"))`
+          : st;
+        const sql = `MERGE INTO ${t.q} AS t USING ${src} AS s ON ${on}
+          WHEN MATCHED AND t.${ident(FENCE_COL)} < s."_tributary_fence" THEN UPDATE SET ${sets.join(', ')}
+          WHEN NOT MATCHED THEN INSERT (${insCols}) VALUES (${insVals})`;
+        await c.run(sql, check ? [t.id] : undefined);
+        await this.stager.clear(c, st);
       }
     }
   }
@@ -182,21 +165,22 @@ export class DuckBatchWriter {
     await this.catalog.ensure(c, t, inferKinds(data), []);
     const own = HISTORY_COLS.map(([n]) => n);
     const ownSet = new Set(own);
-    const ownTyped = HISTORY_COLS.map(([n, ty]): [string, string] => [n, ty]);
+    const ownGet: Record<string, (e: SinkEvent) => JsonValue> = {
+      _op: (e) => e.event.op,
+      _position: (e) => e.position,
+      _index: (e) => e.index,
+      _fence: (e) => e.fence,
+      _ts_ms: (e) => e.event.source.ts_ms,
+      _before: (e) => e.event.before,
+    };
+    const ownTyped = HISTORY_COLS.map(([n, ty]): StageColumn<SinkEvent> => ({ name: n, type: ty, get: ownGet[n]! }));
     for (const g of bySignature(group, (e) => e.event.after ?? e.event.before, (col) => t.cols.has(col) && !ownSet.has(col))) {
       const all = [...own, ...g.cols];
-      const src = source([...ownTyped, ...g.cols.map((k): [string, string] => [k, t.cols.get(k)!])]);
-      const sql = `INSERT INTO ${t.q} (${all.map(ident).join(', ')}) SELECT ${all.map((k) => `s.${ident(k)}`).join(', ')} FROM ${src} s ON CONFLICT ("_fence") DO NOTHING`;
+      const typed = [...ownTyped, ...g.cols.map((k): StageColumn<SinkEvent> => ({ name: k, type: t.cols.get(k)!, get: (e) => (e.event.after ?? e.event.before)![k] }))];
       for (const part of chunks(g.items, this.o.maxRows)) {
-        let json = '[';
-        for (let i = 0; i < part.length; i++) {
-          const e = part[i]!;
-          const ev = e.event;
-          json +=
-            (i ? ',' : '') +
-            rowJson(ev.after ?? ev.before, { _op: ev.op, _position: e.position, _index: e.index, _fence: e.fence, _ts_ms: ev.source.ts_ms, _before: ev.before });
-        }
-        await c.run(sql, [json + ']']);
+        const st = await this.stager.load(c, typed, part);
+        await c.run(`INSERT INTO ${t.q} (${all.map(ident).join(', ')}) SELECT ${all.map((k) => `s.${ident(k)}`).join(', ')} FROM ${st} s ON CONFLICT ("_fence") DO NOTHING`);
+        await this.stager.clear(c, st);
       }
     }
   }

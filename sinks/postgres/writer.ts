@@ -1,7 +1,8 @@
 import type pg from 'pg';
-import { renderTemplate, type Row, type SinkEvent } from '../../src/sdk/index.js';
+import { renderTemplate, type JsonValue, type Row, type SinkEvent } from '../../src/sdk/index.js';
 import { FENCE_COL, HISTORY_COLS, ident, type Mode, type PgCatalog, type TargetTable } from './catalog.js';
-import { groupByTable, inferKinds, planMirror, rowJson, type KeyedChange, type TableChanges } from './plan.js';
+import { copyLines, copySafe, PgStager, type StageColumn } from './copy.js';
+import { bySignature, groupByTable, inferKinds, planMirror, rowJson, type KeyedChange, type TableChanges } from './plan.js';
 
 export interface WriterOptions {
   mode: Mode;
@@ -20,17 +21,33 @@ function chunks<T>(xs: T[], n: number): T[][] {
   return out;
 }
 
+/** The rows of one bulk statement as a relation `s`, and the statement's parameters so far. */
+interface Source {
+  from: string;
+  params: unknown[];
+}
+
+/** The sink's own columns of a mirror statement, after the row's columns. */
+const MIRROR_META: StageColumn[] = [
+  { name: '_tributary_fence', type: 'text COLLATE "C"', json: false },
+  { name: '_tributary_key', type: 'text', json: false },
+];
+
+const isJsonType = (type: string) => type === 'json' || type === 'jsonb';
+
 /**
  * Applies one batch inside one transaction that the caller opened: the data, the DDL it needs
  * and the committed position all commit together or not at all.
  *
- * Every statement is set-based and carries its rows as ONE json parameter expanded server-side
- * by `json_to_recordset` (typed by the target's column types): no statement per row, no
- * parameter-count limit, and Postgres parses the JSON much faster than it would plan thousands
- * of VALUES tuples.
+ * Every statement is set-based. Its rows are COPYed (text format) into a temporary staging
+ * table that the statement reads (copy.ts): no statement per row, no parameter-count limit.
+ * When a column has a type COPY text cannot stand for faithfully (arrays, composites of a
+ * hand-made table), the statement instead carries its rows as ONE json parameter expanded by
+ * `json_to_recordset`, which builds those types from JSON structure.
  */
 export class PgBatchWriter {
   private readonly names = new Map<string, TargetTable>();
+  private readonly stager = new PgStager();
 
   constructor(
     private readonly o: WriterOptions,
@@ -52,9 +69,36 @@ export class PgBatchWriter {
   /** Forget cached names (the catalog was reset). */
   reset(): void {
     this.names.clear();
+    this.stager.reset();
+  }
+
+  /**
+   * The rows as relation `s` with columns `cols`: a staging table loaded by COPY, or (for a
+   * column type COPY cannot carry) `json_to_recordset` over one json parameter, `$1`.
+   */
+  private async source<T>(
+    c: pg.ClientBase,
+    cols: StageColumn[],
+    items: readonly T[],
+    row: (x: T) => Row | null,
+    extra: (x: T) => Record<string, JsonValue>,
+  ): Promise<Source> {
+    const rowCols = new Set<string>();
+    for (const col of cols) rowCols.add(col.name);
+    if (cols.every((col) => copySafe(col.type.replace(/ COLLATE .*$/, '')))) {
+      const own = new Set(Object.keys(extra(items[0]!)));
+      for (const k of own) rowCols.delete(k);
+      const text = copyLines(items, cols, row, extra, rowCols);
+      return { from: `${await this.stager.load(c, cols, text)} s`, params: [] };
+    }
+    let json = '[';
+    for (let i = 0; i < items.length; i++) json += (i ? ',' : '') + rowJson(row(items[i]!), extra(items[i]!));
+    const rec = cols.map((col) => `${ident(col.name)} ${col.type.replace(/ COLLATE .*$/, '')}`).join(', ');
+    return { from: `json_to_recordset($1::json) AS s(${rec})`, params: [json + ']'] };
   }
 
   async apply(c: pg.ClientBase, events: readonly SinkEvent[], commit: string | null): Promise<void> {
+    this.stager.begin();
     if (this.o.mode === 'history') {
       for (const group of groupByTable(events).values()) await this.history(c, group);
     } else {
@@ -83,64 +127,50 @@ export class PgBatchWriter {
     for (const d of dels) rows.push(d.key);
     await this.catalog.ensure(c, t, inferKinds(rows), tc.keyCols);
     const keyCols = tc.keyCols;
-    const recKey = keyCols.map((k) => `${ident(k)} ${t.cols.get(k) ?? 'text'}`).join(', ');
+    const col = (k: string, type = t.cols.get(k) ?? 'text'): StageColumn => ({ name: k, type, json: isJsonType(type) });
+    const meta = (ch: KeyedChange) => ({ _tributary_fence: ch.fence, _tributary_key: ch.keyId });
 
     if (dels.length) {
       // Delete only rows older than the delete, and keep a tombstone so that an older insert
       // replayed later cannot bring the row back.
-      const on = keyCols.map((k) => `t.${ident(k)} = d.${ident(k)}`).join(' AND ');
-      const sql = `WITH d AS (SELECT * FROM json_to_recordset($1::json) AS s(${recKey}, "_tributary_fence" text, "_tributary_key" text)),
-        x AS (DELETE FROM ${t.q} t USING d WHERE ${on} AND t.${ident(FENCE_COL)} < d."_tributary_fence" COLLATE "C")
-        INSERT INTO ${this.catalog.tombstones} AS tb (tbl, key, fence) SELECT $2, d."_tributary_key", d."_tributary_fence" FROM d
-        ON CONFLICT (tbl, key) DO UPDATE SET fence = EXCLUDED.fence WHERE tb.fence < EXCLUDED.fence`;
+      const on = keyCols.map((k) => `t.${ident(k)} = s.${ident(k)}`).join(' AND ');
       let max = (await this.catalog.tombMax(c, t)) ?? '';
       for (const part of chunks(dels, this.o.maxRows)) {
-        let json = '[';
-        for (let i = 0; i < part.length; i++) {
-          const d = part[i]!;
-          if (d.fence > max) max = d.fence;
-          json += (i ? ',' : '') + rowJson(d.key, { _tributary_fence: d.fence, _tributary_key: d.keyId });
-        }
-        await c.query(sql, [json + ']', t.id]);
+        for (const d of part) if (d.fence > max) max = d.fence;
+        const src = await this.source(c, [...keyCols.map((k) => col(k)), ...MIRROR_META], part, (d) => d.key, meta);
+        const n = src.params.length;
+        await c.query(
+          `WITH x AS (DELETE FROM ${t.q} t USING ${src.from} WHERE ${on} AND t.${ident(FENCE_COL)} < s."_tributary_fence" COLLATE "C")
+           INSERT INTO ${this.catalog.tombstones} AS tb (tbl, key, fence) SELECT $${n + 1}, s."_tributary_key", s."_tributary_fence" FROM ${src.from}
+           ON CONFLICT (tbl, key) DO UPDATE SET fence = EXCLUDED.fence WHERE tb.fence < EXCLUDED.fence`,
+          [...src.params, t.id],
+        );
       }
       t.tombMax = max;
     }
 
     if (!ups.length) return;
+    const tombMax = await this.catalog.tombMax(c, t);
     // Rows with the same set of columns go in one statement; a row that lacks a column
     // (unchanged TOAST, or a column the source dropped) must not overwrite it with NULL.
-    const groups = new Map<string, { cols: string[]; rows: KeyedChange[] }>();
-    for (const u of ups) {
-      const cols: string[] = [];
-      for (const col in u.row!) if (t.cols.has(col) && col !== FENCE_COL) cols.push(col);
-      const sig = cols.join('\u0001');
-      let g = groups.get(sig);
-      if (!g) groups.set(sig, (g = { cols, rows: [] }));
-      g.rows.push(u);
-    }
-    const tombMax = await this.catalog.tombMax(c, t);
-    for (const g of groups.values()) {
+    for (const g of bySignature(ups, (u) => u.row, (k) => t.cols.has(k) && k !== FENCE_COL)) {
       const colList = g.cols.map(ident).join(', ');
-      const rec = g.cols.map((k) => `${ident(k)} ${t.cols.get(k)}`).join(', ');
       const sets = g.cols.filter((k) => !keyCols.includes(k)).map((k) => `${ident(k)} = EXCLUDED.${ident(k)}`);
       sets.push(`${ident(FENCE_COL)} = EXCLUDED.${ident(FENCE_COL)}`);
-      for (const part of chunks(g.rows, this.o.maxRows)) {
-        let json = '[';
+      const stageCols = [...g.cols.map((k) => col(k)), ...MIRROR_META];
+      for (const part of chunks(g.items, this.o.maxRows)) {
         let minFence: string | undefined;
-        for (let i = 0; i < part.length; i++) {
-          const u = part[i]!;
-          if (minFence === undefined || u.fence < minFence) minFence = u.fence;
-          json += (i ? ',' : '') + rowJson(u.row, { _tributary_fence: u.fence, _tributary_key: u.keyId });
-        }
+        for (const u of part) if (minFence === undefined || u.fence < minFence) minFence = u.fence;
+        const src = await this.source(c, stageCols, part, (u) => u.row, meta);
+        const n = src.params.length;
         // Tombstones matter only for events older than the newest tombstone (replays).
         const check = tombMax !== null && minFence! <= tombMax;
         const sql = `INSERT INTO ${t.q} AS t (${colList}, ${ident(FENCE_COL)})
-          SELECT ${g.cols.map((k) => `s.${ident(k)}`).join(', ')}, s."_tributary_fence"
-          FROM json_to_recordset($1::json) AS s(${rec}, "_tributary_fence" text, "_tributary_key" text)
-          ${check ? `WHERE NOT EXISTS (SELECT 1 FROM ${this.catalog.tombstones} tb WHERE tb.tbl = $2 AND tb.key IN (s."_tributary_key", '*') AND tb.fence >= s."_tributary_fence" COLLATE "C")` : ''}
+          SELECT ${g.cols.map((k) => `s.${ident(k)}`).join(', ')}, s."_tributary_fence" FROM ${src.from}
+          ${check ? `WHERE NOT EXISTS (SELECT 1 FROM ${this.catalog.tombstones} tb WHERE tb.tbl = $${n + 1} AND tb.key IN (s."_tributary_key", '*') AND tb.fence >= s."_tributary_fence" COLLATE "C")` : ''}
           ON CONFLICT (${keyCols.map(ident).join(', ')}) DO UPDATE SET ${sets.join(', ')}
           WHERE t.${ident(FENCE_COL)} < EXCLUDED.${ident(FENCE_COL)}`;
-        await c.query(sql, check ? [json + ']', t.id] : [json + ']']);
+        await c.query(sql, check ? [...src.params, t.id] : src.params);
       }
     }
   }
@@ -180,20 +210,19 @@ export class PgBatchWriter {
     const own = new Set(HISTORY_COLS.map(([n]) => n));
     const cols = [...t.cols.keys()].filter((k) => !own.has(k));
     const all = [...HISTORY_COLS.map(([n]) => n), ...cols];
-    const rec = all.map((k) => `${ident(k)} ${t.cols.get(k)!.replace(/ COLLATE.*$/, '')}`).join(', ');
-    const sql = `INSERT INTO ${t.q} (${all.map(ident).join(', ')})
-      SELECT ${all.map((k) => `s.${ident(k)}`).join(', ')} FROM json_to_recordset($1::json) AS s(${rec})
-      ON CONFLICT ("_fence") DO NOTHING`;
+    const stageCols = all.map((k): StageColumn => {
+      const type = t.cols.get(k)!.replace(/ COLLATE .*$/, '');
+      return { name: k, type, json: isJsonType(type) };
+    });
     for (const part of chunks(group, this.o.maxRows)) {
-      let json = '[';
-      for (let i = 0; i < part.length; i++) {
-        const e = part[i]!;
-        const ev = e.event;
-        json +=
-          (i ? ',' : '') +
-          rowJson(ev.after ?? ev.before, { _op: ev.op, _position: e.position, _index: e.index, _fence: e.fence, _ts_ms: ev.source.ts_ms, _before: ev.before });
-      }
-      await c.query(sql, [json + ']']);
+      const src = await this.source(
+        c,
+        stageCols,
+        part,
+        (e) => e.event.after ?? e.event.before,
+        (e) => ({ _op: e.event.op, _position: e.position, _index: e.index, _fence: e.fence, _ts_ms: e.event.source.ts_ms, _before: e.event.before }),
+      );
+      await c.query(`INSERT INTO ${t.q} (${all.map(ident).join(', ')}) SELECT ${all.map((k) => `s.${ident(k)}`).join(', ')} FROM ${src.from} ON CONFLICT ("_fence") DO NOTHING`, src.params);
     }
   }
 }

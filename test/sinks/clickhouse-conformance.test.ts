@@ -187,3 +187,28 @@ describe('clickhouse mirror behaviour', { concurrency: false }, () => {
     await s.close();
   });
 });
+
+describe('clickhouse TabSeparated bodies', { concurrency: false }, () => {
+  it('round-trips every character and JSON kind, with upserts and tombstones in one batch', async () => {
+    const s = await sinkFor();
+    try {
+      const notes = ['tab\there', 'new\nline\r\nend', 'back\\slash \\N', '\\N', 'nul\u0000byte', 'ünïcode 😀 "quoted" \'single\'', ''];
+      await w(s, [
+        makeSinkEvent(ev('c', 'tsv', { id: 1 }, { id: 1, note: 'first', j: { a: 1 }, b: true, f: 1.5 }), 1, 0),
+        ...notes.map((note, i) => makeSinkEvent(ev('c', 'tsv', { id: i + 2 }, { id: i + 2, note, j: { s: note, n: [1, null] }, b: i % 2 === 0, f: i }), 1, i + 1)),
+      ]);
+      // One batch: a delete, an update with a null in the (not Nullable) JSON column, a number into the String column.
+      await w(s, [makeSinkEvent(ev('d', 'tsv', { id: 1 }, null), 2, 0), makeSinkEvent(ev('u', 'tsv', { id: 2 }, { id: 2, note: 7, j: null, b: null, f: null }), 2, 1)]);
+      const rows = await ch.rows<{ id: string; note: string | null; j: string; b: number | null; f: number | null }>(`SELECT id, note, j, b, f FROM ${DB}.tsv FINAL WHERE _deleted = 0 ORDER BY id`);
+      assert.deepEqual(rows[0], { id: '2', note: '7', j: '', b: null, f: null });
+      assert.deepEqual(
+        rows.slice(1).map((r) => [r.id, r.note, JSON.parse(r.j), r.b, r.f]),
+        notes.slice(1).map((note, i) => [String(i + 3), note, { s: note, n: [1, null] }, (i + 1) % 2 === 0 ? 1 : 0, i + 1]),
+      );
+      const [del] = await ch.rows<{ c: string }>(`SELECT count() AS c FROM ${DB}.tsv FINAL WHERE id = 1 AND _deleted = 1`);
+      assert.equal(del!.c, '1', 'the delete is a tombstone row');
+    } finally {
+      await s.close();
+    }
+  });
+});

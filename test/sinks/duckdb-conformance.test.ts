@@ -166,3 +166,52 @@ describe('duckdb sink: mapping and fencing', { concurrency: false }, () => {
     assert.deepEqual((await rows()).map((r) => r.id), ['6']);
   });
 });
+
+describe('duckdb sink: staging tables', { concurrency: false }, () => {
+  const path = join(dir, 'stage.duckdb');
+  let sink: Awaited<ReturnType<typeof duckdbSink.create>>;
+  let txn = 500;
+  const write = (evs: ChangeEvent[]) => {
+    const t = txn++;
+    return sink.write(
+      evs.map((e, i) => makeSinkEvent(e, t, i)),
+      { signal: new AbortController().signal, commit: String(t) },
+    );
+  };
+  const rows = () => query(path, 'SELECT id, note, doc FROM shop.items ORDER BY id');
+
+  before(async () => {
+    // Two rows per statement: a batch of six loads the same staging table three times in one transaction.
+    sink = await duckdbSink.create(duckdbSink.config.parse({ path, max_rows_per_statement: 2 }), {
+      logger: pino({ level: 'silent' }),
+      metrics: { inc() {}, set() {} },
+      signal: new AbortController().signal,
+      pipeline: 'stagetest',
+      sinkName: 'duck',
+      stateDir: dir,
+    });
+    await sink.open?.({ position: null, state: undefined });
+  });
+  after(() => sink.close());
+
+  it('stores every character and JSON kind exactly, across several statements of one batch', async () => {
+    const notes = ['tab\there', 'new\nline\r\nend', 'back\\slash \\N', '\\N', 'ünïcode 😀 "quoted"', ''];
+    const docs = [{ a: 'x\ty', b: [1, null, true] }, 'just a string', 42, true, [1, 'two'], null];
+    await write(notes.map((note, i) => ev('c', null, { id: i + 1, note, doc: docs[i]! })));
+    assert.deepEqual(
+      (await rows()).map((r) => [r.id, r.note, r.doc === null ? null : parse(r.doc)]),
+      notes.map((note, i) => [String(i + 1), note, docs[i]]),
+    );
+  });
+
+  it('deletes through the staging table leave tombstones that fence out a replayed insert', async () => {
+    await write([ev('d', { id: 3 }, null), ev('d', { id: 4 }, null), ev('d', { id: 5 }, null)]);
+    assert.deepEqual((await rows()).map((r) => r.id), ['1', '2', '6']);
+    const old = makeSinkEvent(ev('c', null, { id: 4, note: 'zombie' }), 1, 0);
+    await sink.write([old], { signal: new AbortController().signal, commit: null });
+    assert.deepEqual((await rows()).map((r) => r.id), ['1', '2', '6']);
+    // A newer insert of a deleted key is applied (the tombstone check lets it through).
+    await write([ev('c', null, { id: 4, note: 'reborn', doc: null })]);
+    assert.deepEqual((await rows()).map((r) => [r.id, r.note]), [['1', 'tab\there'], ['2', 'new\nline\r\nend'], ['4', 'reborn'], ['6', '']]);
+  });
+});
