@@ -23,6 +23,7 @@
  * if (p) await p;
  * ```
  */
+import { AFTER, AFTER_NULL, HEAD_DELETE, HEAD_INSERT, HEAD_UPDATE, KEY, put } from '../../src/core/envelope-bytes.js';
 import { crc32 } from 'node:zlib';
 import { type ChangeEvent, type Op, type Row, SerializedChangeEvent } from '../../src/core/event.js';
 import { JsonBytes } from '../../src/core/json-bytes.js';
@@ -653,17 +654,19 @@ export class BinlogDecoder {
     for (let row = 0; p < end; row++) {
       w.reset();
       if (op === 'c') {
-        put(w, HEAD_C);
+        put(w, HEAD_INSERT);
+        put(w, AFTER);
         p = dec.write(buf, p, end, cols1, w, dec.newSpans);
         put(w, KEY);
         dec.writeKey(w, dec.newSpans, w);
       } else if (op === 'd') {
-        put(w, HEAD_D);
+        put(w, HEAD_DELETE);
         p = dec.write(buf, p, end, cols1, w, dec.oldSpans);
-        put(w, AFTER_NULL_KEY);
+        put(w, AFTER_NULL);
+        put(w, KEY);
         dec.writeKey(w, dec.oldSpans, w);
       } else {
-        put(w, HEAD_U);
+        put(w, HEAD_UPDATE);
         p = dec.write(buf, p, end, cols1, w, dec.oldSpans);
         put(w, AFTER);
         p = dec.write(buf, p, end, cols2, w, dec.newSpans);
@@ -804,16 +807,6 @@ export class BinlogDecoder {
   }
 }
 
-/** Constant envelope pieces of the serialized path. */
-const HEAD_C = Buffer.from('{"op":"c","before":null,"after":');
-const HEAD_U = Buffer.from('{"op":"u","before":');
-const HEAD_D = Buffer.from('{"op":"d","before":');
-const AFTER = Buffer.from(',"after":');
-const AFTER_NULL_KEY = Buffer.from(',"after":null,"key":');
-const KEY = Buffer.from(',"key":');
+/** Envelope pieces only this source writes (the shared ones are in envelope-bytes.ts). */
 const ROW = Buffer.from(',"row":');
 const TS_MS = Buffer.from('},"ts_ms":');
-
-function put(w: JsonBytes, b: Buffer): void {
-  w.raw(b, 0, b.length);
-}

@@ -3,6 +3,7 @@ import type { SourceItem } from '../../src/core/source.js';
 import { ErrorCodes, TributaryError } from '../../src/core/errors.js';
 import { PgPosition } from './position.js';
 import { JsonBytes } from '../../src/core/json-bytes.js';
+import { AFTER, AFTER_NULL, HEAD_DELETE, HEAD_INSERT, HEAD_UPDATE, KEY, put } from '../../src/core/envelope-bytes.js';
 import { RelationDecoder, type RelationColumn } from './relation.js';
 import type { WalStart } from './replication.js';
 import type { PgTypeInfo } from './values.js';
@@ -233,8 +234,7 @@ export class PgoutputDecoder {
     }
     const w = this.wEnv;
     w.reset();
-    const head = op === 'c' ? HEAD_C : op === 'u' ? HEAD_U : HEAD_D;
-    w.raw(head, 0, head.length);
+    put(w, op === 'c' ? HEAD_INSERT : op === 'u' ? HEAD_UPDATE : HEAD_DELETE);
     // Where the key's values are, and after which offset the new tuple starts ('N').
     let keyFrom = w;
     let keySpans = rel.newSpans;
@@ -263,19 +263,19 @@ export class PgoutputDecoder {
         wn.reset();
         if (rel.writeTuple(buf, 6, wn, rel.newSpans) < 0) return false;
         rel.writeKey(wn, rel.newSpans, w);
-        w.raw(AFTER, 0, AFTER.length);
+        put(w, AFTER);
         w.raw(wn.buf, 0, wn.n);
         keyFrom = wn;
         newWritten = true;
       } else return false;
     }
-    if (op === 'd') w.raw(AFTER_NULL, 0, AFTER_NULL.length);
+    if (op === 'd') put(w, AFTER_NULL);
     else if (!newWritten) {
-      w.raw(AFTER, 0, AFTER.length);
+      put(w, AFTER);
       // buf[off] is 'N'
       if (rel.writeTuple(buf, off + 1, w, rel.newSpans) < 0) return false;
     }
-    w.raw(KEY, 0, KEY.length);
+    put(w, KEY);
     rel.writeKey(keyFrom, keySpans, w);
     const source = this.sourceBytesOf(rel);
     w.raw(source, 0, source.length);
@@ -333,14 +333,6 @@ export class PgoutputDecoder {
     emit({ kind: 'event', event: new SerializedChangeEvent(json, rel.qualified, t.tsMs), txn: t.final, idx });
   }
 }
-
-/** Constant envelope pieces of the byte path. */
-const HEAD_C = Buffer.from('{"op":"c","before":null');
-const HEAD_U = Buffer.from('{"op":"u","before":');
-const HEAD_D = Buffer.from('{"op":"d","before":');
-const AFTER = Buffer.from(',"after":');
-const AFTER_NULL = Buffer.from(',"after":null');
-const KEY = Buffer.from(',"key":');
 
 function protocolError(msg: string): TributaryError {
   return new TributaryError(ErrorCodes.PG_PROTOCOL, `pgoutput: ${msg}`, {
