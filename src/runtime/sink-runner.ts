@@ -105,6 +105,7 @@ export class SinkRunner {
     this.cursor = cursor;
     this.readAt = cursor;
     this.loop = this.run().catch((err) => {
+      if (this.saveError) return; // reported by saveLoop, which stopped the loop
       this.failed = err as Error;
       this.o.logger.error({ sink: this.name, err }, `sink ${this.name} stopped: ${errorMessage(err)}`);
       this.o.onCommit();
@@ -204,7 +205,13 @@ export class SinkRunner {
         this.o.onCommit();
       }
     } catch (err) {
+      // As when the write was awaited in the loop: the sink stops now, loudly, and the
+      // pipeline fails (an idle sink would otherwise only notice at its next commit).
       this.saveError = err as Error;
+      this.failed ??= this.saveError;
+      this.o.logger.error({ sink: this.name, err }, `sink ${this.name} stopped: cannot store its checkpoint: ${errorMessage(err)}`);
+      this.ac.abort();
+      this.o.onCommit();
     } finally {
       this.saving = null;
     }
@@ -214,7 +221,7 @@ export class SinkRunner {
   private nextSave: { commit: StreamCommit; rec: SinkCheckpointRecord } | null = null;
   /** The record writer, while one runs. */
   private saving: Promise<void> | null = null;
-  /** A failed record write: the runner stops with it at the next commit. */
+  /** A failed record write: the runner stops with it. */
   private saveError: Error | null = null;
 
   /**

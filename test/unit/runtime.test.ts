@@ -161,3 +161,33 @@ describe('sink runner', () => {
     assert.equal(commits, saves.length);
   });
 });
+
+describe('sink runner, failing state store', () => {
+  it('stops the sink at once when its checkpoint cannot be stored', async () => {
+    const store = { async saveSink() { throw new Error('disk full'); } } as unknown as StateStore;
+    const definition = defineSink({ type: 'probe', config: z.object({}), create: () => ({ async write() {}, async close() {} }) });
+    const stream = new MemoryStream(1 << 20);
+    let commits = 0;
+    const runner = new SinkRunner({
+      pipeline: 'p',
+      sink: { base: { ...SinkBase.parse({ name: 's', type: 'probe' }), batch: { max_events: 2, max_bytes: 1 << 20, max_wait_ms: 0 }, retry: { attempts: 1, backoff_ms: 1, max_backoff_ms: 1 }, dead_letter: { policy: 'park' } } as never, definition: definition as never, config: {} },
+      stream,
+      store,
+      source: { parsePosition: (s: string) => PgPosition.parse(s) },
+      logger: pino({ level: 'silent' }),
+      metrics: new Metrics(),
+      stateDir: '/tmp',
+      onCommit: () => commits++,
+    });
+    await runner.open(undefined);
+    runner.start(stream.register('s'));
+    stream.push(ev(1, 0));
+    stream.push(commit(1));
+    const deadline = Date.now() + 5000;
+    while (!runner.failed && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    assert.match(String(runner.failed), /disk full/, 'the sink is marked failed without waiting for another commit');
+    assert.ok(commits >= 1, 'the coordinator is told, so the pipeline fails');
+    assert.equal(runner.position, null, 'no position is claimed');
+    await runner.close();
+  });
+});
