@@ -70,10 +70,10 @@ export function render(r: Report): string {
       const ratio = t.role === 'peer' && ok(t) && section !== 'sinks'
         ? ours.map((o) => `${(o.rowsPerSec / t.rowsPerSec).toFixed(2)}×`).join(' / ')
         : '';
-      return [t.contender, t.rows?.toString() ?? '', t.seconds?.toFixed(2) ?? '', t.rowsPerSec?.toString() ?? '', t.peakRssMb?.toString() ?? '', ratio, status];
+      return [t.contender, t.rows?.toString() ?? '', t.seconds?.toFixed(2) ?? '', t.rowsPerSec?.toString() ?? '', t.peakRssMb?.toString() ?? '', t.cpuSeconds?.toFixed(2) ?? '', t.serverCpuSeconds?.toFixed(2) ?? '', ratio, status];
     });
     const ratioHead = section === 'sinks' ? '' : `Tributary÷peer (${ours.map((o) => (/null/.test(o.contender) ? 'null' : 'jsonl')).join(' / ') || '-'})`;
-    out.push('', SECTION_TITLE[section]!, table(['contender', 'rows', 'seconds', 'rows/s', 'RSS MB', ratioHead, ''], rowsOut, [1, 2, 3, 4, 5]));
+    out.push('', SECTION_TITLE[section]!, table(['contender', 'rows', 'seconds', 'rows/s', 'RSS MB', 'CPU s', 'db CPU s', ratioHead, ''], rowsOut, [1, 2, 3, 4, 5, 6, 7]));
   }
   if (r.latency.length) {
     out.push('', 'Latency: commit → durable in the sink, steady load');

@@ -7,8 +7,8 @@ import { join } from 'node:path';
 import { MysqlPosition } from '../../connectors/mysql/position.js';
 import { tributaryDrain } from '../lib/drain.js';
 import { jsonlSink, nullSink } from '../lib/pipeline-config.js';
-import { BENCH_DIST, timeCommand, which } from '../lib/proc.js';
-import { errText, rate, type Throughput } from '../lib/results.js';
+import { BENCH_DIST, peerFigures, serverCpu, timeCommand, which } from '../lib/proc.js';
+import { errText, type Throughput } from '../lib/results.js';
 import { benchServerId, MY_DB, type MariadbWorkload } from '../workloads/mariadb.js';
 import { line } from './postgres.js';
 
@@ -36,7 +36,7 @@ export async function mariadbStreaming(w: MariadbWorkload, o: MyStreamingOptions
     tributaryDrain({
       section, contender, name, rows: changes, verifyJsonl, cpuProfDir: o.cpuProf,
       sourceYaml: `type: mysql\nurl: ${w.url}\ntables: [${MY_DB}.${table}]\nsnapshot: never\nserver_id: ${benchServerId()}\nstart: { file: ${start.file}, pos: ${start.pos} }`,
-      sinkYaml: sink,
+      sinkYaml: sink, server: 'mariadbd',
       done: (ck) => MysqlPosition.parse(ck.resume).compare(endPos) >= 0,
     });
 
@@ -52,9 +52,10 @@ export async function mariadbStreaming(w: MariadbWorkload, o: MyStreamingOptions
     try {
       const args = ['--read-from-remote-server', `--host=${u.hostname}`, `--port=${u.port || 3306}`, `--user=${decodeURIComponent(u.username || 'root')}`, '--protocol=tcp', '-v', `--start-position=${start.pos}`, `--stop-position=${end.pos}`, ...files];
       if (u.password) args.push(`--password=${decodeURIComponent(u.password)}`);
+      const server0 = serverCpu('mariadbd');
       const r = await timeCommand(mb, args, { discardStdout: true });
       if (r.code !== 0) throw new Error(`exit ${r.code}: ${r.stderr.slice(-500)}`);
-      out.push({ section, contender: mbName, role: 'peer', rows: changes, seconds: r.seconds, rowsPerSec: rate(changes, r.seconds) });
+      out.push({ section, contender: mbName, role: 'peer', ...peerFigures(r, changes, 'mariadbd', server0) });
     } catch (err) {
       out.push({ section, contender: mbName, role: 'peer', error: errText(err) });
     }
@@ -65,11 +66,12 @@ export async function mariadbStreaming(w: MariadbWorkload, o: MyStreamingOptions
   try {
     await import('@vlasky/zongji');
     try {
+      const server0 = serverCpu('mariadbd');
       const r = await timeCommand(process.execPath, [join(BENCH_DIST, 'peers', 'zongji.js'), w.url, start.file, String(start.pos), MY_DB, table, String(changes), String(benchServerId())], { timeoutMs: 600_000 });
       if (r.code !== 0) throw new Error(`exit ${r.code}: ${r.stderr.slice(-500)}`);
       const got = (JSON.parse(r.stdout.trim().split('\n').pop()!) as { rows: number }).rows;
       if (got !== changes) throw new Error(`counted ${got} rows, expected ${changes}`);
-      out.push({ section, contender: zjName, role: 'peer', rows: changes, seconds: r.seconds, rowsPerSec: rate(changes, r.seconds) });
+      out.push({ section, contender: zjName, role: 'peer', ...peerFigures(r, changes, 'mariadbd', server0) });
     } catch (err) {
       out.push({ section, contender: zjName, role: 'peer', error: errText(err) });
     }

@@ -7,8 +7,8 @@ import { join } from 'node:path';
 import { PgPosition } from '../../connectors/postgres/position.js';
 import { tributaryDrain } from '../lib/drain.js';
 import { jsonlSink, nullSink } from '../lib/pipeline-config.js';
-import { BENCH_DIST, timeCommand, which } from '../lib/proc.js';
-import { errText, rate, type Throughput } from '../lib/results.js';
+import { BENCH_DIST, peerFigures, serverCpu, timeCommand, which } from '../lib/proc.js';
+import { errText, type Throughput } from '../lib/results.js';
 import { END_PREFIX, pubFor, type PgWorkload } from '../workloads/postgres.js';
 
 export interface PgStreamingOptions {
@@ -35,7 +35,7 @@ export async function pgStreaming(w: PgWorkload, o: PgStreamingOptions): Promise
       return await tributaryDrain({
         section, contender, name, rows: changes, verifyJsonl, cpuProfDir: o.cpuProf,
         sourceYaml: `type: postgres\nurl: ${w.url}\ntables: [public.${table}]\nslot: ${slot}\npublication: ${pub}\nsnapshot: never`,
-        sinkYaml: sink,
+        sinkYaml: sink, server: 'postgres',
         done: (ck) => PgPosition.parse(ck.position).lsn >= markLsn,
       });
     } finally {
@@ -54,9 +54,10 @@ export async function pgStreaming(w: PgWorkload, o: PgStreamingOptions): Promise
   else {
     await w.copySlot('bench_origin', 'bench_recvlogical');
     try {
+      const server0 = serverCpu('postgres');
       const r = await timeCommand(recv, ['-d', w.url, '--slot', 'bench_recvlogical', '--start', '--no-loop', '-F', '0', '-o', 'proto_version=1', '-o', `publication_names=${pub}`, '-o', 'messages=true', '--endpos', endpos, '-f', '/dev/null']);
       if (r.code !== 0) throw new Error(`exit ${r.code}: ${r.stderr.slice(-500)}`);
-      out.push({ section, contender: 'pg_recvlogical (pgoutput → /dev/null)', role: 'peer', rows: changes, seconds: r.seconds, rowsPerSec: rate(changes, r.seconds) });
+      out.push({ section, contender: 'pg_recvlogical (pgoutput → /dev/null)', role: 'peer', ...peerFigures(r, changes, 'postgres', server0) });
     } catch (err) {
       out.push({ section, contender: 'pg_recvlogical (pgoutput → /dev/null)', role: 'peer', error: errText(err) });
     } finally {
@@ -68,11 +69,12 @@ export async function pgStreaming(w: PgWorkload, o: PgStreamingOptions): Promise
   // pg-logical-replication with its own pgoutput parser, no sink, in its own process.
   await w.copySlot('bench_origin', 'bench_pglr');
   try {
+    const server0 = serverCpu('postgres');
     const r = await timeCommand(process.execPath, [join(BENCH_DIST, 'peers', 'pg-logical-replication.js'), w.url, 'bench_pglr', pub, END_PREFIX], { timeoutMs: 600_000 });
     if (r.code !== 0) throw new Error(`exit ${r.code}: ${r.stderr.slice(-500)}`);
     const got = (JSON.parse(r.stdout.trim().split('\n').pop()!) as { rows: number }).rows;
     if (got !== changes) throw new Error(`decoded ${got} rows, expected ${changes}`);
-    out.push({ section, contender: 'pg-logical-replication (PgoutputPlugin, no sink)', role: 'peer', rows: changes, seconds: r.seconds, rowsPerSec: rate(changes, r.seconds) });
+    out.push({ section, contender: 'pg-logical-replication (PgoutputPlugin, no sink)', role: 'peer', ...peerFigures(r, changes, 'postgres', server0) });
   } catch (err) {
     out.push({ section, contender: 'pg-logical-replication (PgoutputPlugin, no sink)', role: 'peer', error: errText(err) });
   } finally {
@@ -86,5 +88,7 @@ export async function pgStreaming(w: PgWorkload, o: PgStreamingOptions): Promise
 export function line(t: Throughput): string {
   if (t.skipped) return `  ${t.contender}: skipped (${t.skipped})`;
   if (t.error) return `  ${t.contender}: FAILED (${t.error})`;
-  return `  ${t.contender}: ${t.rowsPerSec} rows/s (${t.rows} rows in ${t.seconds!.toFixed(2)} s${t.peakRssMb ? `, peak RSS ${t.peakRssMb} MB` : ''})`;
+  const cpu = t.cpuSeconds !== undefined ? `, CPU ${t.cpuSeconds.toFixed(2)} s` : '';
+  const db = t.serverCpuSeconds !== undefined ? `, db CPU ${t.serverCpuSeconds.toFixed(2)} s` : '';
+  return `  ${t.contender}: ${t.rowsPerSec} rows/s (${t.rows} rows in ${t.seconds!.toFixed(2)} s${t.peakRssMb ? `, peak RSS ${t.peakRssMb} MB` : ''}${cpu}${db})`;
 }

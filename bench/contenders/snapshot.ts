@@ -6,7 +6,7 @@
  */
 import { MysqlSource } from '../../connectors/mysql/source.js';
 import { benchPipeline, jsonlSink } from '../lib/pipeline-config.js';
-import { TributaryRun, countLines, timeCommand, which } from '../lib/proc.js';
+import { TributaryRun, countLines, cpuRound, peerFigures, serverCpu, timeCommand, which } from '../lib/proc.js';
 import { errText, mb, rate, type Throughput } from '../lib/results.js';
 import { benchServerId, MY_DB, type MariadbWorkload } from '../workloads/mariadb.js';
 import { pubFor, type PgWorkload } from '../workloads/postgres.js';
@@ -17,17 +17,19 @@ interface SnapOptions {
   log: (msg: string) => void;
 }
 
-async function tributarySnapshot(section: string, name: string, sourceYaml: string, rows: number, o: SnapOptions): Promise<Throughput> {
+async function tributarySnapshot(section: string, name: string, sourceYaml: string, rows: number, server: string, o: SnapOptions): Promise<Throughput> {
   const base: Throughput = { section, contender: 'Tributary initial_only, 2 workers → jsonl', role: 'tributary' };
   using p = benchPipeline(name, sourceYaml, jsonlSink);
+  const server0 = serverCpu(server);
   await using run = new TributaryRun(p.config, { cpuProfDir: o.cpuProf });
   try {
     const code = await run.wait(900_000);
     const seconds = run.elapsed();
+    const serverCpuSeconds = cpuRound(serverCpu(server) - server0);
     if (code !== 0) throw new Error(`exit ${code}: ${run.stderr.slice(-1500)}`);
     const lines = await countLines(p.out);
     if (lines !== rows) throw new Error(`jsonl holds ${lines} rows, expected ${rows}`);
-    return { ...base, rows, seconds, rowsPerSec: rate(rows, seconds), peakRssMb: mb(run.peakRss()) };
+    return { ...base, rows, seconds, rowsPerSec: rate(rows, seconds), peakRssMb: mb(run.peakRss()), cpuSeconds: cpuRound(run.cpuSeconds()), serverCpuSeconds };
   } catch (err) {
     return { ...base, error: errText(err) };
   }
@@ -39,7 +41,7 @@ export async function pgSnapshot(w: PgWorkload, o: SnapOptions): Promise<Through
   o.log(`postgres snapshot of bench_rows: ${rows} rows`);
   const out: Throughput[] = [];
   try {
-    out.push(await tributarySnapshot(section, 'pg_snap', `type: postgres\nurl: ${w.url}\ntables: [public.bench_rows]\nslot: bench_snap\npublication: ${pubFor('bench_rows')}\nsnapshot: initial_only\nsnapshot_workers: 2`, rows, o));
+    out.push(await tributarySnapshot(section, 'pg_snap', `type: postgres\nurl: ${w.url}\ntables: [public.bench_rows]\nslot: bench_snap\npublication: ${pubFor('bench_rows')}\nsnapshot: initial_only\nsnapshot_workers: 2`, rows, 'postgres', o));
   } finally {
     await w.dropSlot('bench_snap');
   }
@@ -48,8 +50,9 @@ export async function pgSnapshot(w: PgWorkload, o: SnapOptions): Promise<Through
   const psql = which('psql');
   if (!psql) out.push({ section, contender: peer, role: 'peer', skipped: 'psql is not on the PATH (apt-get install postgresql-client)' });
   else {
+    const server0 = serverCpu('postgres');
     const r = await timeCommand(psql, [w.url, '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-c', 'COPY (SELECT * FROM bench_rows) TO STDOUT'], { discardStdout: true });
-    out.push(r.code === 0 ? { section, contender: peer, role: 'peer', rows, seconds: r.seconds, rowsPerSec: rate(rows, r.seconds) } : { section, contender: peer, role: 'peer', error: `exit ${r.code}: ${r.stderr.slice(-300)}` });
+    out.push(r.code === 0 ? { section, contender: peer, role: 'peer', ...peerFigures(r, rows, 'postgres', server0) } : { section, contender: peer, role: 'peer', error: `exit ${r.code}: ${r.stderr.slice(-300)}` });
   }
   o.log(line(out.at(-1)!));
   return out;
@@ -70,7 +73,7 @@ export async function mariadbSnapshot(w: MariadbWorkload, o: SnapOptions): Promi
   const out: Throughput[] = [];
   const missing = mysqlSnapshotMissing();
   if (missing) out.push({ section, contender: 'Tributary initial_only, 2 workers → jsonl', role: 'tributary', skipped: missing });
-  else out.push(await tributarySnapshot(section, 'my_snap', `type: mysql\nurl: ${w.url}\ntables: [${MY_DB}.bench_rows]\nserver_id: ${benchServerId()}\nsnapshot: initial_only\nsnapshot_workers: 2`, rows, o));
+  else out.push(await tributarySnapshot(section, 'my_snap', `type: mysql\nurl: ${w.url}\ntables: [${MY_DB}.bench_rows]\nserver_id: ${benchServerId()}\nsnapshot: initial_only\nsnapshot_workers: 2`, rows, 'mariadbd', o));
   o.log(line(out.at(-1)!));
   const peer = "mariadb --quick -e 'SELECT * FROM t' (→ /dev/null)";
   const cli = which('mariadb') ?? which('mysql');
@@ -79,8 +82,9 @@ export async function mariadbSnapshot(w: MariadbWorkload, o: SnapOptions): Promi
     const u = new URL(w.url);
     const args = [`--host=${u.hostname}`, `--port=${u.port || 3306}`, `--user=${decodeURIComponent(u.username || 'root')}`, '--protocol=tcp', '--quick', '--batch', `--database=${MY_DB}`, '-e', 'SELECT * FROM bench_rows'];
     if (u.password) args.push(`--password=${decodeURIComponent(u.password)}`);
+    const server0 = serverCpu('mariadbd');
     const r = await timeCommand(cli, args, { discardStdout: true });
-    out.push(r.code === 0 ? { section, contender: peer, role: 'peer', rows, seconds: r.seconds, rowsPerSec: rate(rows, r.seconds) } : { section, contender: peer, role: 'peer', error: `exit ${r.code}: ${r.stderr.slice(-300)}` });
+    out.push(r.code === 0 ? { section, contender: peer, role: 'peer', ...peerFigures(r, rows, 'mariadbd', server0) } : { section, contender: peer, role: 'peer', error: `exit ${r.code}: ${r.stderr.slice(-300)}` });
   }
   o.log(line(out.at(-1)!));
   return out;

@@ -4,7 +4,7 @@
  * durable, record the peak RSS, stop it gracefully, and (for jsonl) check every row arrived.
  */
 import { benchPipeline } from './pipeline-config.js';
-import { TributaryRun, countLines } from './proc.js';
+import { TributaryRun, countLines, cpuRound, serverCpu } from './proc.js';
 import { errText, mb, rate, type Throughput } from './results.js';
 
 export interface DrainSpec {
@@ -22,22 +22,27 @@ export interface DrainSpec {
   cpuProfDir?: string | null;
   nodeOptions?: string;
   timeoutMs?: number;
+  /** Process name of the database server, for its CPU use (`postgres`, `mariadbd`). */
+  server?: string;
 }
 
 export async function tributaryDrain(s: DrainSpec): Promise<Throughput> {
   using p = benchPipeline(s.name, s.sourceYaml, s.sinkYaml);
+  const server0 = s.server ? serverCpu(s.server) : 0;
   await using run = new TributaryRun(p.config, { cpuProfDir: s.cpuProfDir, nodeOptions: s.nodeOptions });
   const base: Throughput = { section: s.section, contender: s.contender, role: 'tributary' };
   try {
     const seconds = await run.waitForCheckpoint(p.checkpoint, s.done, s.timeoutMs ?? 600_000);
     const peak = run.peakRss();
+    const cpu = run.cpuSeconds();
+    const serverCpuSeconds = s.server ? cpuRound(serverCpu(s.server) - server0) : undefined;
     const code = await run.stop();
     if (code !== 0) throw new Error(`tributary exited with code ${code} on SIGTERM:\n${run.stderr.slice(-2000)}`);
     if (s.verifyJsonl) {
       const lines = await countLines(p.out);
       if (lines !== s.rows) throw new Error(`jsonl holds ${lines} events, expected ${s.rows}`);
     }
-    return { ...base, rows: s.rows, seconds, rowsPerSec: rate(s.rows, seconds), peakRssMb: mb(peak) };
+    return { ...base, rows: s.rows, seconds, rowsPerSec: rate(s.rows, seconds), peakRssMb: mb(peak), cpuSeconds: cpuRound(cpu), serverCpuSeconds };
   } catch (err) {
     return { ...base, error: errText(err) };
   }

@@ -2,8 +2,8 @@
  * Processes the benchmark runs: `tributary run` subprocesses (with their peak RSS and their
  * checkpoints), and peer commands timed from spawn to exit.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, constants, existsSync, openSync, closeSync, readFileSync } from 'node:fs';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { accessSync, constants, existsSync, openSync, closeSync, readFileSync, readdirSync } from 'node:fs';
 import { delimiter, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -44,11 +44,82 @@ export function peakRss(pid: number): number {
   }
 }
 
+/** Clock ticks per second of the CPU times in /proc (USER_HZ; 100 on every common kernel). */
+const TICKS = (() => {
+  try {
+    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+  } catch {
+    return 100;
+  }
+})();
+
+/**
+ * The fields of /proc/PID/stat after the command name (which may hold spaces), so that
+ * index 11 is utime, 12 stime, 13 cutime and 14 cstime; plus the command name. Null when
+ * the process is gone.
+ */
+function statOf(pid: number | 'self'): { comm: string; f: string[] } | null {
+  try {
+    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const close = s.lastIndexOf(')');
+    return { comm: s.slice(s.indexOf('(') + 1, close), f: s.slice(close + 2).split(' ') };
+  } catch {
+    return null;
+  }
+}
+
+/** CPU seconds (user + system, every thread) a live process has used; NaN once it is gone. */
+export function processCpu(pid: number): number {
+  const st = statOf(pid);
+  return st ? (Number(st.f[11]) + Number(st.f[12])) / TICKS : NaN;
+}
+
+/**
+ * CPU seconds used by this process's children that have exited and been reaped. The kernel
+ * adds a child's times (threads and its own reaped children included) here when it is
+ * waited for, so the difference around one child's run is exactly what that child used.
+ */
+export function reapedChildrenCpu(): number {
+  const st = statOf('self');
+  return st ? (Number(st.f[13]) + Number(st.f[14])) / TICKS : 0;
+}
+
+/**
+ * CPU seconds the database server has used so far: every live process named `comm`
+ * (postgres: postmaster, walsenders, backends; mariadbd: one process whose threads include
+ * the binlog dump) plus what their exited children used. Only differences mean anything;
+ * they show what serving a contender cost the server (walsender decoding, COPY, binlog
+ * reads), which shares the machine's cores with the contender.
+ */
+export function serverCpu(comm: string): number {
+  let ticks = 0;
+  for (const name of readdirSync('/proc')) {
+    if (name.charCodeAt(0) < 48 || name.charCodeAt(0) > 57) continue;
+    const st = statOf(Number(name));
+    if (st?.comm !== comm) continue;
+    ticks += Number(st.f[11]) + Number(st.f[12]) + Number(st.f[13]) + Number(st.f[14]);
+  }
+  return ticks / TICKS;
+}
+
+/**
+ * A peer command's figures: rows/s from its wall time, its CPU and the server's CPU over
+ * the same run (`server0` is {@link serverCpu} taken just before it started).
+ */
+export function peerFigures(r: TimedResult, rows: number, server: string, server0: number): { rows: number; seconds: number; rowsPerSec: number; cpuSeconds: number; serverCpuSeconds: number } {
+  return { rows, seconds: r.seconds, rowsPerSec: Math.round(rows / r.seconds), cpuSeconds: cpuRound(r.cpuSeconds), serverCpuSeconds: cpuRound(serverCpu(server) - server0) };
+}
+
+/** Round CPU seconds for the report. */
+export const cpuRound = (s: number) => Math.round(s * 100) / 100;
+
 export interface TimedResult {
   code: number | null;
   seconds: number;
   stdout: string;
   stderr: string;
+  /** CPU seconds the command used (user + system, its threads and children included). */
+  cpuSeconds: number;
 }
 
 /**
@@ -57,6 +128,7 @@ export interface TimedResult {
  */
 export async function timeCommand(cmd: string, args: string[], opts: { discardStdout?: boolean; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<TimedResult> {
   const devnull = opts.discardStdout ? openSync('/dev/null', 'w') : null;
+  const cpu0 = reapedChildrenCpu();
   const t0 = performance.now();
   const child = spawn(cmd, args, { env: { ...process.env, ...opts.env }, stdio: ['ignore', devnull ?? 'pipe', 'pipe'] });
   if (devnull !== null) closeSync(devnull);
@@ -67,13 +139,16 @@ export async function timeCommand(cmd: string, args: string[], opts: { discardSt
   const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 600_000);
   const code = await new Promise<number | null>((res) => child.once('exit', (c, s) => res(c ?? (s ? -1 : null))));
   clearTimeout(timer);
-  return { code, seconds: (performance.now() - t0) / 1000, stdout, stderr };
+  const seconds = (performance.now() - t0) / 1000;
+  return { code, seconds, stdout, stderr, cpuSeconds: reapedChildrenCpu() - cpu0 };
 }
 
 /** One `tributary run --config FILE` subprocess. */
 export class TributaryRun implements AsyncDisposable {
   readonly child: ChildProcess;
   readonly startedAt = performance.now();
+  private readonly reaped0 = reapedChildrenCpu();
+  private lastCpu = 0;
   readonly exited: Promise<number | null>;
   stderr = '';
   private hwm = 0;
@@ -99,6 +174,18 @@ export class TributaryRun implements AsyncDisposable {
 
   private sample(): void {
     if (this.child.pid && this.running) this.hwm = Math.max(this.hwm, peakRss(this.child.pid));
+  }
+
+  /**
+   * CPU seconds the process has used (every thread): read live while it runs; once it has
+   * exited, taken from the reaped-children times (exact, as the bench runs one at a time).
+   */
+  cpuSeconds(): number {
+    if (this.running && this.child.pid) {
+      const c = processCpu(this.child.pid);
+      if (!Number.isNaN(c)) return (this.lastCpu = c);
+    }
+    return this.exitCode === undefined ? this.lastCpu : reapedChildrenCpu() - this.reaped0;
   }
 
   /** Peak RSS so far (bytes). */

@@ -12,6 +12,14 @@ export interface Throughput {
   rowsPerSec?: number;
   /** Peak RSS (VmHWM) of the Tributary process during the drain. */
   peakRssMb?: number;
+  /** CPU seconds (user + system, all threads) the contender's process used. */
+  cpuSeconds?: number;
+  /**
+   * CPU seconds the database server used meanwhile (walsender decoding, COPY, binlog dump):
+   * on a 2-core machine the server and the contender share the cores, so this shows how much
+   * of the machine was left to the contender.
+   */
+  serverCpuSeconds?: number;
   /** Set when the contender did not run: why. */
   skipped?: string;
   /** Set when it ran and failed. */
