@@ -17,6 +17,7 @@ import { DuckCatalog, literal, rows } from './catalog.js';
 import { DuckdbSinkConfig } from './config.js';
 import { classifyDuckError } from './errors.js';
 import { DuckBatchWriter } from './writer.js';
+import { settledWithin } from '../postgres/warehouse-tables.js';
 
 export { DuckdbSinkConfig } from './config.js';
 
@@ -109,15 +110,10 @@ export default defineSink({
       },
       close: once(async () => {
         closed = true;
-        if (inflight) {
-          let timer: NodeJS.Timeout | undefined;
-          const done = await Promise.race([inflight.then(() => true), new Promise<boolean>((r) => (timer = setTimeout(() => r(false), CLOSE_GRACE_MS)))]);
-          clearTimeout(timer);
-          if (!done) {
-            // Interrupt the running statement; the transaction rolls back and the batch is redelivered.
-            conn?.interrupt();
-            await inflight;
-          }
+        if (inflight && !(await settledWithin(inflight, CLOSE_GRACE_MS))) {
+          // Interrupt the running statement; the transaction rolls back and the batch is redelivered.
+          conn?.interrupt();
+          await inflight;
         }
         const c = conn;
         conn = undefined;

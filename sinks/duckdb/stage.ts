@@ -1,6 +1,7 @@
 import type { DuckDBConnection } from '@duckdb/node-api';
 import type { JsonValue } from '../../src/sdk/index.js';
-import { ident, literal } from './catalog.js';
+import { literal } from './catalog.js';
+import { ident } from '../postgres/warehouse-tables.js';
 
 /** A staging column: its name, DuckDB type, and how to read its value from an item. */
 export interface StageColumn<T> {

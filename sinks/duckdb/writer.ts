@@ -1,24 +1,9 @@
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { renderTemplate, type JsonValue, type Row, type SinkEvent } from '../../src/sdk/index.js';
 import { bySignature, groupByTable, inferKinds, planMirror, type KeyedChange, type TableChanges } from '../postgres/plan.js';
-import { FENCE_COL, HISTORY_COLS, ident, type DuckCatalog, type Mode, type TargetTable } from './catalog.js';
+import { DUCK_DIALECT, type DuckCatalog } from './catalog.js';
+import { chunks, FENCE_COL, ident, type TargetTable, type WriterOptions } from '../postgres/warehouse-tables.js';
 import { Stager, type StageColumn } from './stage.js';
-
-export interface WriterOptions {
-  mode: Mode;
-  schema: string | undefined;
-  table: string;
-  pipeline: string;
-  sink: string;
-  maxRows: number;
-}
-
-function chunks<T>(xs: T[], n: number): T[][] {
-  if (xs.length <= n) return [xs];
-  const out: T[][] = [];
-  for (let i = 0; i < xs.length; i += n) out.push(xs.slice(i, i + n));
-  return out;
-}
 
 /**
  * Applies one batch inside the transaction the caller opened (data, DDL and the committed
@@ -163,7 +148,7 @@ export class DuckBatchWriter {
       if (r) data.push(r);
     }
     await this.catalog.ensure(c, t, inferKinds(data), []);
-    const own = HISTORY_COLS.map(([n]) => n);
+    const own = DUCK_DIALECT.historyCols.map(([n]) => n);
     const ownSet = new Set(own);
     const ownGet: Record<string, (e: SinkEvent) => JsonValue> = {
       _op: (e) => e.event.op,
@@ -173,7 +158,7 @@ export class DuckBatchWriter {
       _ts_ms: (e) => e.event.source.ts_ms,
       _before: (e) => e.event.before,
     };
-    const ownTyped = HISTORY_COLS.map(([n, ty]): StageColumn<SinkEvent> => ({ name: n, type: ty, get: ownGet[n]! }));
+    const ownTyped = DUCK_DIALECT.historyCols.map(([n, ty]): StageColumn<SinkEvent> => ({ name: n, type: ty, get: ownGet[n]! }));
     for (const g of bySignature(group, (e) => e.event.after ?? e.event.before, (col) => t.cols.has(col) && !ownSet.has(col))) {
       const all = [...own, ...g.cols];
       const typed = [...ownTyped, ...g.cols.map((k): StageColumn<SinkEvent> => ({ name: k, type: t.cols.get(k)!, get: (e) => (e.event.after ?? e.event.before)![k] }))];

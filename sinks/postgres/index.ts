@@ -19,6 +19,7 @@ import { PgCatalog } from './catalog.js';
 import { PostgresSinkConfig } from './config.js';
 import { classifyPgError } from './errors.js';
 import { PgBatchWriter } from './writer.js';
+import { settledWithin } from './warehouse-tables.js';
 
 export { PostgresSinkConfig } from './config.js';
 
@@ -102,11 +103,7 @@ export default defineSink({
       },
       close: once(async () => {
         closed = true;
-        if (inflight) {
-          let timer: NodeJS.Timeout | undefined;
-          await Promise.race([inflight, new Promise<void>((r) => (timer = setTimeout(r, CLOSE_GRACE_MS)))]);
-          clearTimeout(timer);
-        }
+        if (inflight) await settledWithin(inflight, CLOSE_GRACE_MS);
         // Still running: cut the socket; Postgres rolls the transaction back, and the batch
         // is redelivered after the restart.
         const a = active as (pg.PoolClient & { connection?: { stream?: { destroy(): void } } }) | null;

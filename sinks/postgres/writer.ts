@@ -1,25 +1,9 @@
 import type pg from 'pg';
 import { renderTemplate, type JsonValue, type Row, type SinkEvent } from '../../src/sdk/index.js';
-import { FENCE_COL, HISTORY_COLS, ident, type Mode, type PgCatalog, type TargetTable } from './catalog.js';
+import { PG_DIALECT, type PgCatalog } from './catalog.js';
+import { chunks, FENCE_COL, ident, type TargetTable, type WriterOptions } from './warehouse-tables.js';
 import { copyLines, copySafe, PgStager, type StageColumn } from './copy.js';
 import { bySignature, groupByTable, inferKinds, planMirror, rowJson, type KeyedChange, type TableChanges } from './plan.js';
-
-export interface WriterOptions {
-  mode: Mode;
-  schema: string | undefined;
-  table: string;
-  pipeline: string;
-  sink: string;
-  maxRows: number;
-}
-
-/** Split `xs` into chunks of at most `n`. */
-function chunks<T>(xs: T[], n: number): T[][] {
-  if (xs.length <= n) return [xs];
-  const out: T[][] = [];
-  for (let i = 0; i < xs.length; i += n) out.push(xs.slice(i, i + n));
-  return out;
-}
 
 /** The rows of one bulk statement as a relation `s`, and the statement's parameters so far. */
 interface Source {
@@ -207,9 +191,9 @@ export class PgBatchWriter {
       if (r) rows.push(r);
     }
     await this.catalog.ensure(c, t, inferKinds(rows), []);
-    const own = new Set(HISTORY_COLS.map(([n]) => n));
+    const own = new Set(PG_DIALECT.historyCols.map(([n]) => n));
     const cols = [...t.cols.keys()].filter((k) => !own.has(k));
-    const all = [...HISTORY_COLS.map(([n]) => n), ...cols];
+    const all = [...PG_DIALECT.historyCols.map(([n]) => n), ...cols];
     const stageCols = all.map((k): StageColumn => {
       const type = t.cols.get(k)!.replace(/ COLLATE .*$/, '');
       return { name: k, type, json: isJsonType(type) };
