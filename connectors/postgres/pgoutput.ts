@@ -72,7 +72,8 @@ export class PgoutputDecoder {
   /** Scratch buffers of the byte path: the old tuple, the new tuple, the envelope. */
   private readonly wOld = new JsonBytes();
   private readonly wNew = new JsonBytes();
-  private readonly wEnv = new JsonBytes();
+  /** Envelopes stay in its slabs, as the events' bytes. */
+  private readonly wEnv = new JsonBytes(256 * 1024, true);
 
   constructor(private readonly o: PgoutputDecoderOptions) {
     this.now = o.now ?? Date.now;
@@ -294,7 +295,11 @@ export class PgoutputDecoder {
     w.uint(this.now());
     w.byte(125);
     t.idx++;
-    emit({ kind: 'event', event: new SerializedChangeEvent(w.toString(), rel.qualified, t.tsMs), txn: t.final, idx });
+    // Kept as bytes where they were written (an arena writer): no copy, and no string unless
+    // a sink asks for one.
+    const event = SerializedChangeEvent.fromBytes(w.buf, w.mark, w.n - w.mark, rel.qualified, t.tsMs);
+    w.seal();
+    emit({ kind: 'event', event, txn: t.final, idx });
     return true;
   }
 

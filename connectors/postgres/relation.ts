@@ -108,7 +108,8 @@ export class RelationDecoder {
 
   /**
    * Writes a TupleData as a JSON object (`{"a":1,"b":"x"}`) into `w`, straight from the wire
-   * bytes, and notes in `spans` where each value sits, for the key. Returns the
+   * bytes, and notes in `spans` where each value sits (relative to `w.mark`, which an arena
+   * writer may move when it changes slabs), for the key. Returns the
    * offset after the tuple, or -1 when a column is an unchanged TOAST value ('u'): those rows
    * take the `encodeTuple` path, which can fill it from the old row or list it.
    */
@@ -121,7 +122,7 @@ export class RelationDecoder {
       const name = i === 0 ? this.nameBytes[i]! : this.nameBytesComma[i]!;
       w.raw(name, 0, name.length);
       const kind = buf[off++];
-      spans[2 * i] = w.n;
+      spans[2 * i] = w.n - w.mark;
       if (kind === 116 /* t */) {
         const len = buf.readInt32BE(off);
         off += 4;
@@ -139,7 +140,7 @@ export class RelationDecoder {
       } else {
         throw new Error(`pgoutput: unknown tuple column kind 0x${(kind ?? 0).toString(16)} in ${this.qualified}`);
       }
-      spans[2 * i + 1] = w.n;
+      spans[2 * i + 1] = w.n - w.mark;
     }
     w.byte(125); // }
     return off;
@@ -160,7 +161,8 @@ export class RelationDecoder {
       const i = idx[j]!;
       const name = j === 0 ? this.nameBytes[i]! : this.nameBytesComma[i]!;
       w.raw(name, 0, name.length);
-      w.raw(from.buf, spans[2 * i]!, spans[2 * i + 1]!);
+      // `from` may be `w` itself: buf and mark are read before `raw` can change slabs.
+      w.raw(from.buf, from.mark + spans[2 * i]!, from.mark + spans[2 * i + 1]!);
     }
     w.byte(125);
   }

@@ -64,15 +64,42 @@ export function qualifiedTable(ev: ChangeEvent): string {
  */
 export class SerializedChangeEvent implements ChangeEvent {
   private parsed?: ChangeEvent;
+  private text: string | undefined;
+  /** The envelope's UTF-8 bytes, when the source made bytes: `bytes[offset, offset + byteLength)`. */
+  readonly bytes: Buffer | null;
+  readonly offset: number;
+  readonly byteLength: number;
 
   constructor(
     /** The envelope as JSON, exactly what `JSON.stringify` of the parsed value would mean. */
-    readonly json: string,
+    json: string,
     /** `schema.table` or `db.table`, known without parsing. */
     readonly table: string,
     /** The commit time, known without parsing. */
     readonly commitTsMs: number,
-  ) {}
+    bytes: Buffer | null = null,
+    offset = 0,
+    byteLength = 0,
+  ) {
+    this.text = bytes ? undefined : json;
+    this.bytes = bytes;
+    this.offset = offset;
+    this.byteLength = byteLength;
+  }
+
+  /**
+   * An envelope held as UTF-8 bytes (an arena JsonBytes). The string is made only if something
+   * reads `json` (a sink that wants text, a field access); a sink that writes bytes copies
+   * them as they are.
+   */
+  static fromBytes(bytes: Buffer, offset: number, byteLength: number, table: string, commitTsMs: number): SerializedChangeEvent {
+    return new SerializedChangeEvent('', table, commitTsMs, bytes, offset, byteLength);
+  }
+
+  /** The envelope as one JSON line. */
+  get json(): string {
+    return (this.text ??= this.bytes!.toString('utf8', this.offset, this.offset + this.byteLength));
+  }
 
   private get value(): ChangeEvent {
     return (this.parsed ??= JSON.parse(this.json) as ChangeEvent);

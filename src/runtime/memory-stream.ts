@@ -1,4 +1,4 @@
-import type { ChangeEvent } from '../core/event.js';
+import type { ChangeEvent, SerializedChangeEvent } from '../core/event.js';
 import type { Position } from '../core/source.js';
 import type { SinkEvent } from '../sdk/index.js';
 
@@ -11,16 +11,32 @@ import type { SinkEvent } from '../sdk/index.js';
 export class StreamEvent implements SinkEvent {
   readonly kind = 'event' as const;
   private f?: string;
+  /** The envelope's bytes when the source made bytes (then `json` is made only on demand). */
+  private readonly b: SerializedChangeEvent | null;
   constructor(
     readonly event: ChangeEvent,
     readonly table: string,
     /** The position of the transaction that holds the event. */
     readonly txn: Position,
     readonly index: number,
-    readonly json: string,
+    /** The envelope's JSON; null when `event` holds it as bytes. */
+    private j: string | null,
     /** What the entry costs in the stream's byte budget. */
     readonly bytes: number,
-  ) {}
+  ) {
+    this.b = j === null ? (event as SerializedChangeEvent) : null;
+  }
+  get json(): string {
+    return (this.j ??= this.b!.json);
+  }
+  get jsonByteLength(): number | undefined {
+    return this.b?.byteLength;
+  }
+  writeJson(target: Buffer, offset: number): number {
+    const b = this.b;
+    if (b) return b.bytes!.copy(target, offset, b.offset, b.offset + b.byteLength);
+    return target.write(this.json, offset, 'utf8');
+  }
   get position(): string {
     return this.txn.serialize();
   }

@@ -96,6 +96,7 @@ export class Pipeline {
       mode: src.snapshot,
       workers: src.snapshot_workers,
       chunkRows: src.snapshot_chunk_rows,
+      threads: src.snapshot_threads,
       source: this.source,
       store: this.store,
       logger: this.logger.child({ component: 'snapshot' }),
@@ -147,19 +148,25 @@ export class Pipeline {
     let entry: StreamEntry;
     if (item.kind === 'event') {
       const ev = item.event;
-      const pre = ev instanceof SerializedChangeEvent;
-      const json = pre ? ev.json : JSON.stringify(ev);
-      // Flatten the envelope now. Sources build it by concatenation, which V8 keeps as a
-      // tree of dozens of small string pieces; kept in the stream, every piece is an object
-      // the young-generation GC copies (and then promotes) again and again. Reading one
-      // character makes V8 flatten the tree into one string. Measured: half the GC time at
-      // the default stream budget, and GC was a third of the process.
-      json.charCodeAt(json.length >> 1);
-      const table = pre ? ev.table : qualifiedTable(ev);
-      // What an entry really costs: the JSON string plus the event's object graph (about the
-      // JSON again) plus fixed overhead. Counting only the JSON let the real footprint grow
-      // to ~2.5 times the budget.
-      entry = new StreamEvent(item.event, table, item.txn, item.idx, json, json.length * 2 + 200);
+      if (ev instanceof SerializedChangeEvent && ev.bytes) {
+        // Held as bytes outside the heap (json-bytes.ts, arena): nothing for the GC to copy; the
+        // slab's memory is what the entry costs.
+        entry = new StreamEvent(ev, ev.table, item.txn, item.idx, null, ev.byteLength + 200);
+      } else {
+        const pre = ev instanceof SerializedChangeEvent;
+        const json = pre ? ev.json : JSON.stringify(ev);
+        // Flatten the envelope now. Sources build it by concatenation, which V8 keeps as a
+        // tree of dozens of small string pieces; kept in the stream, every piece is an object
+        // the young-generation GC copies (and then promotes) again and again. Reading one
+        // character makes V8 flatten the tree into one string. Measured: half the GC time at
+        // the default stream budget, and GC was a third of the process.
+        json.charCodeAt(json.length >> 1);
+        const table = pre ? ev.table : qualifiedTable(ev);
+        // What an entry really costs: the JSON string plus the event's object graph (about the
+        // JSON again) plus fixed overhead. Counting only the JSON let the real footprint grow
+        // to ~2.5 times the budget.
+        entry = new StreamEvent(item.event, table, item.txn, item.idx, json, json.length * 2 + 200);
+      }
       // Plain counters on the hot path; published to the registry once a second.
       this.eventsIn++;
       this.lastEvent = item.event;

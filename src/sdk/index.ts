@@ -50,6 +50,19 @@ export interface SinkEvent {
   readonly version: bigint;
   /** The envelope as a JSON line, serialized once per pipeline and shared by all sinks. */
   readonly json: string;
+  /**
+   * The UTF-8 length of `json` when it is known without encoding it (the source produced the
+   * envelope as bytes, as the built-in sources do); undefined otherwise.
+   */
+  readonly jsonByteLength?: number;
+  /**
+   * Write `json` as UTF-8 into `target` at `offset` and return the bytes written. `target`
+   * needs room for `jsonByteLength` bytes, or for `3 × json.length` when that is undefined.
+   * When the source produced bytes they are copied as they are and no string is ever made,
+   * which is what a sink that writes lines (jsonl) wants. Optional: events built by hand
+   * (tests, other runtimes) may lack it.
+   */
+  writeJson?(target: Buffer, offset: number): number;
 }
 
 /** Counters and gauges a sink may publish; they appear on `/metrics` with the sink's labels. */

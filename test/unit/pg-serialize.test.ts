@@ -184,3 +184,41 @@ describe('LSNs written as bytes', () => {
     assert.deepEqual(fast, decode('f', false));
   });
 });
+
+describe('envelopes kept as bytes (arena writer)', () => {
+  it('every event still holds its own envelope after many more were written, across slabs', () => {
+    const oid = 16387;
+    const dec = new PgoutputDecoder({ pipeline: 'p', db: 'shop', types, primaryKeys: new Map([[oid, ['id']]]), now: () => 1 });
+    const held: SerializedChangeEvent[] = [];
+    dec.handle(relation(oid, 'f'), '0/F0', () => undefined);
+    // About 3 MB of envelopes: a dozen 256 KB slabs, so many envelopes straddle a slab end.
+    for (let i = 0; i < 600; i++) {
+      for (const m of messages(oid)) dec.handle(m, '0/100', (item) => item.kind === 'event' && held.push(item.event as SerializedChangeEvent));
+    }
+    const want = decode('f', false);
+    assert.equal(held.length, 600 * want.length);
+    const slabs = new Set(held.map((e) => e.bytes));
+    assert.ok(slabs.size > 5, `envelopes spread over ${slabs.size} slabs`);
+    held.forEach((e, i) => {
+      assert.ok(e.bytes, 'held as bytes');
+      assert.equal(e.json, want[i % want.length], `event ${i}`);
+    });
+  });
+
+  it('JsonBytes in arena mode never moves or overwrites a sealed text', () => {
+    const w = new JsonBytes(16, true);
+    const sealed: [Buffer, number, number, string][] = [];
+    for (let i = 0; i < 200; i++) {
+      const text = `{"n":${i},"s":"${'x'.repeat(i % 37)}"}`;
+      w.reset();
+      w.ascii(text.slice(0, 5));
+      w.ascii(text.slice(5));
+      sealed.push([w.buf, w.mark, w.n, text]);
+      w.seal();
+      // An abandoned text (reset before seal) must not disturb the sealed ones either.
+      w.ascii('garbage that is dropped');
+      w.reset();
+    }
+    for (const [buf, s, e, text] of sealed) assert.equal(buf.toString('utf8', s, e), text);
+  });
+});
