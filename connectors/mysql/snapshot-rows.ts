@@ -21,7 +21,7 @@
 import type mysql from 'mysql2';
 import type { JsonValue } from '../../src/core/event.js';
 import { JsonBytes } from '../../src/core/json-bytes.js';
-import type { ChunkRows } from '../../src/snapshot/types.js';
+import type { RowSink } from '../../src/snapshot/types.js';
 import { TextKind, textKindFor } from './column-types.js';
 import { embeddableJsonBytes } from './json-text.js';
 import { float32ToNumber } from './row-decoder.js';
@@ -146,7 +146,7 @@ export class RowWriter {
   }
 
   /** Appends the row in `buf[p, end)` (a text-protocol row packet's payload) to `out`. */
-  add(buf: Buffer, p: number, end: number, out: ChunkRows): void {
+  add(buf: Buffer, p: number, end: number, out: RowSink): void {
     const w = this.w;
     const kinds = this.kinds;
     const keyPos = this.keyPos;
@@ -228,15 +228,14 @@ export class RowWriter {
     }
     w.byte(125);
     const rowEnd = w.n;
-    out.rows.push(w.toString(0, rowEnd));
-    // The key string (each part followed by a NUL) is copied behind the row and decoded as
-    // one flat string, rather than concatenated from a string per part.
+    // The key string (each part followed by a NUL) is copied behind the row and handed over
+    // with it, rather than concatenated from a string per part.
     const spans = this.keySpans;
     for (let i = 0; i < spans.length; i += 2) {
       w.raw(w.buf, spans[i]!, spans[i + 1]!);
       w.byte(0);
     }
-    out.keys.push(w.toString(rowEnd, w.n));
+    out.bytes(w.buf, 0, rowEnd, w.n);
   }
 }
 
@@ -462,8 +461,7 @@ const enum S { Header, Fields, FieldsEof, Rows }
  * the call: each row is written out before it returns.
  */
 class ChunkQuery {
-  readonly rows: ChunkRows = { rows: [], keys: [] };
-  readonly done: Promise<ChunkRows | null>;
+  readonly done: Promise<boolean>;
   private settle!: (err: unknown) => void;
   private state = S.Header;
   private started = false;
@@ -479,9 +477,10 @@ class ChunkQuery {
   constructor(
     private readonly sql: string,
     private readonly writerFor: (fields: ResultField[]) => RowWriter | null,
+    private readonly rows: RowSink,
   ) {
     this.done = new Promise((resolve, reject) => {
-      this.settle = (err) => (err ? reject(err) : resolve(this.refused ? null : this.rows));
+      this.settle = (err) => (err ? reject(err) : resolve(!this.refused));
     });
   }
 
@@ -617,12 +616,12 @@ function columnDefinition(buf: Buffer, p: number, end: number, extended: boolean
 }
 
 /**
- * Runs `sql` (one SELECT) on `c` and writes its rows with the writer `writerFor` gives for
- * its columns. Resolves to null when `writerFor` refuses the result (its rows are read and
- * dropped); rejects with mysql2's error for a server error.
+ * Runs `sql` (one SELECT) on `c` and writes its rows into `out` with the writer `writerFor`
+ * gives for its columns. Resolves to false when `writerFor` refuses the result (its rows are
+ * read and dropped, none reach `out`); rejects with mysql2's error for a server error.
  */
-export function readChunkRows(c: mysql.Connection, sql: string, writerFor: (fields: ResultField[]) => RowWriter | null): Promise<ChunkRows | null> {
-  const q = new ChunkQuery(sql, writerFor);
+export function readChunkRows(c: mysql.Connection, sql: string, writerFor: (fields: ResultField[]) => RowWriter | null, out: RowSink): Promise<boolean> {
+  const q = new ChunkQuery(sql, writerFor, out);
   (c as unknown as Mysql2Connection).addCommand(q);
   return q.done;
 }

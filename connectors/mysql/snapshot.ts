@@ -26,7 +26,7 @@ const { createConnection } = mysql;
 import type { JsonValue, Row } from '../../src/core/event.js';
 import { ErrorCodes, TributaryError, errorMessage } from '../../src/core/errors.js';
 import type { PreflightProblem } from '../../src/core/source.js';
-import { keyString, type ChunkBounds, type ChunkKeyKind, type ChunkRows, type SnapshotEventBuilder, type SnapshotReader, type SnapshotSupport, type SnapshotTable } from '../../src/snapshot/types.js';
+import { StringRows, keyString, type ChunkBounds, type ChunkKeyKind, type ChunkPlanner, type RowSink, type SnapshotEventBuilder, type SnapshotReader, type SnapshotSupport, type SnapshotTable, type ThreadSpec } from '../../src/snapshot/types.js';
 import { snapshotEventBuilder } from '../../src/snapshot/envelope.js';
 import { tableMatcher } from '../../src/runtime/table-filter.js';
 import { mysqlQuery } from './client.js';
@@ -490,7 +490,7 @@ function readPlan(columns: ColumnInfo[]): TableReadPlan {
  * A chunk through mysql2's row objects: the result's converters applied in place, then each
  * row stringified. The reference form, and the path of tables the byte path declines.
  */
-async function objectRows(c: mysql.Connection, sql: string, table: SnapshotTable, plan: TableReadPlan): Promise<ChunkRows> {
+async function objectRows(c: mysql.Connection, sql: string, table: SnapshotTable, plan: TableReadPlan, out: RowSink): Promise<void> {
   const r = await objectQuery(c, sql);
   const fields = r.fields;
   const sigNow = fields.map((f) => `${f.name}:${f.columnType}:${f.characterSet}`).join('\u0000');
@@ -520,12 +520,7 @@ async function objectRows(c: mysql.Connection, sql: string, table: SnapshotTable
       }
     }
   }
-  const out: ChunkRows = { rows: new Array<string>(rows.length), keys: new Array<string>(rows.length) };
-  for (let i = 0; i < rows.length; i++) {
-    out.rows[i] = JSON.stringify(rows[i]);
-    out.keys[i] = keyString(table, rows[i]!)!;
-  }
-  return out;
+  for (let i = 0; i < rows.length; i++) out.strings(JSON.stringify(rows[i]), keyString(table, rows[i]!)!);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -873,6 +868,45 @@ export class MysqlSnapshotSupport implements SnapshotSupport {
     }
   }
 
+  async planner(): Promise<ChunkPlanner> {
+    const c = await this.conn();
+    let closed = false;
+    return {
+      async next(table, lo, chunkRows, where) {
+        const kts = table.keyTypes ?? table.key.map(() => 'bin');
+        const order = table.key.map((k) => ident(k)).join(', ');
+        const bexprs = table.key.map((k, i) => `${boundaryExpr(k, kts[i]!)} AS ${ident(`b${i}`)}`).join(', ');
+        const conds = [lo ? rowCompare(table.key, kts, lo, '>') : '', where ? `(${where})` : ''].filter(Boolean);
+        // An index probe: the chunkRows-th key after lo, and whether any row follows it (a
+        // chunk ending at the very last row takes the open end instead, so no empty chunk
+        // trails behind it). Boundaries come in the exact text form keyLiteral writes back.
+        const r = await rawQuery(
+          c,
+          `SELECT ${bexprs} FROM ${qname(table.name)}${conds.length ? ` WHERE ${conds.join(' AND ')}` : ''} ORDER BY ${order} LIMIT 2 OFFSET ${Math.floor(chunkRows) - 1}`,
+        );
+        if (r.rows.length < 2) return null;
+        const hi = r.rows[0]!.map((b) => (b === null ? null : b.toString('latin1')));
+        if (hi.some((v) => v === null)) {
+          throw new TributaryError(ErrorCodes.SNAPSHOT, `key of ${table.name} (${table.key.join(', ')}) holds NULLs: it cannot be paged`, {
+            fix: `set source.key_columns for ${table.name} to NOT NULL columns`,
+          });
+        }
+        return hi;
+      },
+      async close() {
+        if (closed) return;
+        closed = true;
+        await new Promise<void>((r) => c.end(() => r())).catch(() => c.destroy());
+      },
+    };
+  }
+
+  /** How a worker thread builds this support (callbacks stay on the main thread: readers need none). */
+  threadSpec(): ThreadSpec {
+    const { onKey: _onKey, ...options } = this.o;
+    return { module: import.meta.url, factory: 'mysqlSnapshotSupportInThread', options };
+  }
+
   /** Creates the signal table once per process (when it is missing). */
   private ensureSignal(c: mysql.Connection): Promise<void> {
     return (this.ensured ??= (async () => {
@@ -896,7 +930,7 @@ export class MysqlSnapshotSupport implements SnapshotSupport {
     const sig = `${ident(this.o.signal.db)}.${ident(this.o.signal.table)}`;
     let closed = false;
     const self = this;
-    const select = async (table: SnapshotTable, conds: string[], retry: boolean): Promise<ChunkRows> => {
+    const select = async (table: SnapshotTable, conds: string[], retry: boolean, out: RowSink): Promise<void> => {
       let plan = plans.get(table.name);
       if (!plan) plans.set(table.name, (plan = readPlan(await columnInfo(c, table.name))));
       const order = table.key.map((k) => ident(k)).join(', ');
@@ -904,24 +938,37 @@ export class MysqlSnapshotSupport implements SnapshotSupport {
       try {
         if (plan.fast !== false && self.o.rowPath !== 'objects') {
           const p = plan;
-          const rows = await readChunkRows(c, sql, (fields) => {
-            const sig = fieldSig(fields);
-            if (p.writer?.sig !== sig) p.writer = RowWriter.for(fields, p.byName, table.key, converterFor);
-            return p.writer;
-          });
-          if (rows) return rows;
+          const written = await readChunkRows(
+            c,
+            sql,
+            (fields) => {
+              const sig = fieldSig(fields);
+              if (p.writer?.sig !== sig) p.writer = RowWriter.for(fields, p.byName, table.key, converterFor);
+              return p.writer;
+            },
+            out,
+          );
+          if (written) return;
           // A column the byte path has no writer for: this table reads as objects from now on.
           plan.fast = false;
         }
-        return await objectRows(c, sql, table, plan);
+        return await objectRows(c, sql, table, plan, out);
       } catch (err) {
-        // 1054: unknown column: the table changed since the plan was made.
+        // 1054: unknown column (before any row): the table changed since the plan was made.
         if (retry && errno(err) === 1054) {
           plans.delete(table.name);
-          return select(table, conds, false);
+          return select(table, conds, false, out);
         }
         throw err;
       }
+    };
+    const readInto = (table: SnapshotTable, chunk: ChunkBounds, where: string | null, out: RowSink): Promise<void> => {
+      const kts = table.keyTypes ?? table.key.map(() => 'bin');
+      const conds: string[] = [];
+      if (chunk.lo) conds.push(rowCompare(table.key, kts, chunk.lo, '>'));
+      if (chunk.hi) conds.push(rowCompare(table.key, kts, chunk.hi, '<='));
+      if (where) conds.push(`(${where})`);
+      return select(table, conds, true, out);
     };
     return {
       async watermark(id, mark) {
@@ -945,13 +992,11 @@ export class MysqlSnapshotSupport implements SnapshotSupport {
         }
       },
       async read(table, chunk, where) {
-        const kts = table.keyTypes ?? table.key.map(() => 'bin');
-        const conds: string[] = [];
-        if (chunk.lo) conds.push(rowCompare(table.key, kts, chunk.lo, '>'));
-        if (chunk.hi) conds.push(rowCompare(table.key, kts, chunk.hi, '<='));
-        if (where) conds.push(`(${where})`);
-        return select(table, conds, true);
+        const out = new StringRows();
+        await readInto(table, chunk, where, out);
+        return out.out;
       },
+      readInto,
       async close() {
         if (closed) return;
         closed = true;
@@ -959,6 +1004,11 @@ export class MysqlSnapshotSupport implements SnapshotSupport {
       },
     };
   }
+}
+
+/** The support a worker thread runs (see `threadSpec`). */
+export function mysqlSnapshotSupportInThread(o: MysqlSnapshotOptions): MysqlSnapshotSupport {
+  return new MysqlSnapshotSupport(o);
 }
 
 /** The envelopes of MySQL/MariaDB snapshot rows, with the `source` block streamed events have. */

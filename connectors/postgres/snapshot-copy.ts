@@ -14,7 +14,7 @@
  * types and values always belong together.
  */
 import type pg from 'pg';
-import type { ChunkRows, SnapshotTable } from '../../src/snapshot/types.js';
+import type { RowSink, SnapshotTable } from '../../src/snapshot/types.js';
 import { ident } from './catalog.js';
 import { JsonBytes } from '../../src/core/json-bytes.js';
 import { decoderFor, jsonByteEncoderFor, type JsonByteEncoder, type PgTypeInfo, type ValueDecoder } from './values.js';
@@ -30,7 +30,7 @@ interface RowSerializer {
   /** Catalog signature it was built for (names and type oids). */
   sig: string;
   /** Appends the row in `buf[start, end)` (without its newline) to `out`. */
-  add(buf: Buffer, start: number, end: number, out: ChunkRows): void;
+  add(buf: Buffer, start: number, end: number, out: RowSink): void;
 }
 
 const TAB = 9;
@@ -126,10 +126,13 @@ function keyedSerializer(cols: Column[], key: string[], types: ReadonlyMap<numbe
       eachField(buf, start, end, field);
       if (w.n === 0) w.byte(123);
       w.byte(125);
-      out.rows.push(w.toString());
-      let ks = '';
-      for (const p of keyParts) ks += `${p}\u0000`;
-      out.keys.push(ks);
+      // The key string goes behind the row in the same buffer: one hand-over per row.
+      const rowEnd = w.n;
+      for (const p of keyParts) {
+        w.text(p);
+        w.byte(0);
+      }
+      out.bytes(w.buf, 0, rowEnd, w.n);
     },
   };
 }
@@ -152,8 +155,7 @@ function keylessSerializer(cols: Column[], types: ReadonlyMap<number, PgTypeInfo
       row = {};
       eachField(buf, start, end, field);
       const json = JSON.stringify(row);
-      out.rows.push(json);
-      out.keys.push(json);
+      out.strings(json, json);
     },
   };
 }
@@ -169,17 +171,17 @@ function columnsSql(client: pg.Client, table: string): string {
  * CopyData, CommandComplete, ErrorResponse and ReadyForQuery of the active query here.
  */
 class CopyChunk {
-  readonly rows: ChunkRows = { rows: [], keys: [] };
   private cols: Column[] = [];
   private failure: unknown = null;
-  readonly done: Promise<ChunkRows>;
+  readonly done: Promise<void>;
   private settle!: (err: unknown) => void;
 
   constructor(
     private readonly text: string,
     private readonly serializerFor: (cols: Column[]) => RowSerializer,
+    private readonly rows: RowSink,
   ) {
-    this.done = new Promise((resolve, reject) => (this.settle = (err) => (err ? reject(err) : resolve(this.rows))));
+    this.done = new Promise((resolve, reject) => (this.settle = (err) => (err ? reject(err) : resolve())));
   }
 
   private serializer?: RowSerializer;
@@ -231,19 +233,19 @@ export class CopyReader {
   ) {}
 
   /**
-   * Rows of `qtable` (quoted `schema.table`) matching `conds`, ordered by the table's key.
-   * `conds` are SQL with literals inlined: COPY takes no parameters.
+   * Rows of `qtable` (quoted `schema.table`) matching `conds`, ordered by the table's key,
+   * appended to `out`. `conds` are SQL with literals inlined: COPY takes no parameters.
    */
-  async read(table: SnapshotTable, qtable: string, conds: string[]): Promise<ChunkRows> {
+  async read(table: SnapshotTable, qtable: string, conds: string[], out: RowSink): Promise<void> {
     const c = this.client;
     const order = table.keyKind === 'ctid' ? '' : ` ORDER BY ${table.key.map(ident).join(', ')}`;
     const select = (cols: string) => `SELECT ${cols} FROM ${qtable}${conds.length ? ` WHERE ${conds.join(' AND ')}` : ''}${order}`;
     // `SELECT *` lists exactly the catalog query's columns (live ones, by attnum), and the
     // lock keeps them so until COMMIT.
     const text = `BEGIN READ ONLY; LOCK TABLE ${qtable} IN ACCESS SHARE MODE; ${columnsSql(c, qtable)}; COPY (${select('*')}) TO STDOUT; COMMIT`;
-    const q = new CopyChunk(text, (cols) => this.serializerFor(table, cols));
+    const q = new CopyChunk(text, (cols) => this.serializerFor(table, cols), out);
     try {
-      return await (c.query(q as unknown as pg.QueryConfig) as unknown as CopyChunk).done;
+      await (c.query(q as unknown as pg.QueryConfig) as unknown as CopyChunk).done;
     } catch (err) {
       // An error inside BEGIN leaves the session in an aborted transaction.
       await c.query('ROLLBACK').catch(() => undefined);

@@ -1,7 +1,7 @@
 import pg from 'pg';
 import type { JsonValue } from '../../src/core/event.js';
 import { ErrorCodes, TributaryError } from '../../src/core/errors.js';
-import type { ChunkBounds, SnapshotEventBuilder, SnapshotReader, SnapshotSupport, SnapshotTable } from '../../src/snapshot/types.js';
+import { StringRows, type ChunkBounds, type ChunkPlanner, type SnapshotEventBuilder, type SnapshotReader, type SnapshotSupport, type SnapshotTable, type ThreadSpec } from '../../src/snapshot/types.js';
 import { snapshotEventBuilder } from '../../src/snapshot/envelope.js';
 import { ident, loadTypes, resolveTables } from './catalog.js';
 import { SESSION_OPTIONS } from './replication.js';
@@ -132,6 +132,39 @@ export class PgSnapshotSupport implements SnapshotSupport {
     }
   }
 
+  async planner(): Promise<ChunkPlanner> {
+    const c = await this.client();
+    let closed: Promise<void> | undefined;
+    return {
+      async next(table, lo, chunkRows, where) {
+        const cols = table.key.map(ident).join(', ');
+        const kt = table.keyTypes!;
+        const conds: string[] = [];
+        if (lo) conds.push(`(${cols}) > (${lo.map((_, i) => `$${i + 1}::${kt[i]}`).join(', ')})`);
+        if (where) conds.push(`(${where})`);
+        // An index probe: the chunkRows-th key after lo, and whether any row follows it (a
+        // chunk ending at the very last row takes the open end instead, so no empty chunk
+        // trails behind it).
+        const r = await c.query({
+          text: `SELECT ${cols} FROM ${qname(table.name)}${conds.length ? ` WHERE ${conds.join(' AND ')}` : ''} ORDER BY ${cols} LIMIT 2 OFFSET ${Math.floor(chunkRows) - 1}`,
+          values: lo ? lo.map((v) => String(v)) : [],
+          rowMode: 'array',
+          types: RAW_TEXT,
+        });
+        return r.rows.length === 2 ? (r.rows[0] as string[]) : null;
+      },
+      close() {
+        return (closed ??= c.end().catch(() => undefined));
+      },
+    };
+  }
+
+  /** How a worker thread builds this support (the source's type catalog goes along). */
+  threadSpec(): ThreadSpec {
+    const { types, ...rest } = this.o;
+    return { module: import.meta.url, factory: 'pgSnapshotSupportInThread', options: { ...rest, types: [...types()] } };
+  }
+
   /** Type catalog for decoders: the source's, or (in a `--worker` process) our own. */
   private ownTypes?: Promise<ReadonlyMap<number, PgTypeInfo>>;
 
@@ -145,14 +178,31 @@ export class PgSnapshotSupport implements SnapshotSupport {
       async watermark(id, mark) {
         await c.query('SELECT pg_logical_emit_message(true, $1, $2)', [WATERMARK_PREFIX, JSON.stringify({ id, mark })]);
       },
-      read(table, chunk, where) {
-        return copy.read(table, qname(table.name), chunkConditions(c, table, chunk, where));
+      async read(table, chunk, where) {
+        const out = new StringRows();
+        await copy.read(table, qname(table.name), chunkConditions(c, table, chunk, where), out);
+        return out.out;
+      },
+      readInto(table, chunk, where, out) {
+        return copy.read(table, qname(table.name), chunkConditions(c, table, chunk, where), out);
       },
       close() {
         return (closed ??= c.end().catch(() => undefined));
       },
     };
   }
+}
+
+/** The support a worker thread runs (see `threadSpec`). */
+export function pgSnapshotSupportInThread(o: {
+  url: string;
+  include: readonly string[];
+  exclude: readonly string[] | undefined;
+  keyColumns: Record<string, string[]> | undefined;
+  types: [number, PgTypeInfo][];
+}): PgSnapshotSupport {
+  const types = new Map(o.types);
+  return new PgSnapshotSupport({ ...o, types: () => types });
 }
 
 /**

@@ -25,6 +25,10 @@ const snapshotCommon = {
     .default(2)
     .describe('Chunks read in parallel by this process. With stream.type: redis, `tributary run --worker` processes read chunks too, and 0 leaves all reading to them.'),
   snapshot_chunk_rows: z.number().int().min(100).default(10000).describe('Rows per snapshot chunk (keyset pagination by primary key).'),
+  snapshot_threads: z
+    .boolean()
+    .optional()
+    .describe('Read and serialize snapshot chunks in worker threads (up to one per snapshot worker and CPU), so decoding runs beside the stream and the sinks. Default false: it pays only with CPU to spare beside the database.'),
   key_columns: z
     .record(z.string(), z.array(z.string()))
     .optional()

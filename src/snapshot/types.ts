@@ -73,10 +73,71 @@ export interface ChunkBounds {
 export interface SnapshotSupport {
   /** Captured tables (optionally only `only`), with their chunking key. Throws a coded error when a table has no usable key. */
   tables(only?: string[]): Promise<SnapshotTable[]>;
-  /** Chunk boundaries: every `chunkRows`-th key, computed on the server. */
+  /**
+   * Every chunk of a table up front: every `chunkRows`-th key, numbered on the server in one
+   * pass over the key (or, for `ctid` tables, block ranges from the statistics). The engine
+   * uses it only for `ctid` tables; keyed tables are cut as they are read ({@link ChunkPlanner}).
+   */
   plan(table: SnapshotTable, chunkRows: number, where: string | null): Promise<ChunkBounds[]>;
+  /** Open a planner: one connection that finds keyed chunks' bounds one at a time. */
+  planner(): Promise<ChunkPlanner>;
   /** Open a reader: one connection, used by one worker for its chunks and watermarks. */
   reader(): Promise<SnapshotReader>;
+  /**
+   * How a worker thread builds this support's readers (see thread-reader.ts), or undefined
+   * when readers must run on the main thread.
+   */
+  threadSpec?(): ThreadSpec | undefined;
+}
+
+/**
+ * Cuts a keyed table into chunks lazily, each bound found by a short index probe when it is
+ * needed, instead of numbering every key before the first chunk is read.
+ */
+export interface ChunkPlanner {
+  /**
+   * The upper bound of the chunk that starts after `lo` (null: at the table's start): the
+   * `chunkRows`-th key after `lo`, or null when at most `chunkRows` rows (matching `where`)
+   * remain, so the chunk runs to the end of the table and is its last. A chunk therefore
+   * never ends exactly at the last row with an empty chunk behind it.
+   */
+  next(table: SnapshotTable, lo: JsonValue[] | null, chunkRows: number, where: string | null): Promise<JsonValue[] | null>;
+  close(): Promise<void>;
+}
+
+/**
+ * Where a worker thread finds a source's snapshot support: `module` (a file URL) exports
+ * `factory`, a function that takes `options` (structured-cloneable) and returns the
+ * {@link SnapshotSupport} whose readers the thread runs.
+ */
+export interface ThreadSpec {
+  module: string;
+  factory: string;
+  options: unknown;
+}
+
+/**
+ * Where a reader appends a chunk's rows: row JSON text and key string (see {@link ChunkRows}),
+ * either as UTF-8 bytes (readers that write JSON from wire bytes) or as strings.
+ */
+export interface RowSink {
+  /** A row whose JSON text is `buf[s, rowEnd)` and whose key string is `buf[rowEnd, keyEnd)`, UTF-8. */
+  bytes(buf: Buffer, s: number, rowEnd: number, keyEnd: number): void;
+  /** A row as strings. */
+  strings(row: string, key: string): void;
+}
+
+/** A {@link RowSink} that collects {@link ChunkRows} (strings). */
+export class StringRows implements RowSink {
+  readonly out: ChunkRows = { rows: [], keys: [] };
+  bytes(buf: Buffer, s: number, rowEnd: number, keyEnd: number): void {
+    this.out.rows.push(buf.toString('utf8', s, rowEnd));
+    this.out.keys.push(buf.toString('utf8', rowEnd, keyEnd));
+  }
+  strings(row: string, key: string): void {
+    this.out.rows.push(row);
+    this.out.keys.push(key);
+  }
 }
 
 export interface SnapshotReader {
@@ -84,6 +145,8 @@ export interface SnapshotReader {
   watermark(id: string, mark: 'low' | 'high'): Promise<void>;
   /** Read one chunk's rows, in the lossless JSON form, serialized (see {@link ChunkRows}). */
   read(table: SnapshotTable, chunk: ChunkBounds, where: string | null): Promise<ChunkRows>;
+  /** As {@link read}, appending the rows to `out` (a worker thread packs them as bytes). */
+  readInto?(table: SnapshotTable, chunk: ChunkBounds, where: string | null, out: RowSink): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -125,7 +188,17 @@ export interface SnapshotState {
 export interface SnapshotTableState {
   table: SnapshotTable;
   where: string | null;
+  /**
+   * The chunks found so far, in key order: a keyed table is cut as it is read, so this is a
+   * prefix of the table's chunks while `open` is true.
+   */
   chunks: ChunkBounds[];
+  /**
+   * True while chunks after the last one remain to be found (the next starts at the last
+   * one's `hi`). Absent in states stored before chunks were cut lazily: those lists are
+   * complete.
+   */
+  open?: boolean;
   /** done[i] is true once chunk i is durable in every sink. */
   done: boolean[];
   /** Rows durable so far. */

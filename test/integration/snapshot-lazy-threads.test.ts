@@ -1,0 +1,209 @@
+import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
+import { describe, it } from 'node:test';
+import { ErrorCodes, TributaryError } from '../../src/core/errors.js';
+import type { JsonValue } from '../../src/core/event.js';
+import { ThreadedSupport } from '../../src/snapshot/thread-reader.js';
+import type { ChunkBounds, ChunkRows, SnapshotSupport, SnapshotTable } from '../../src/snapshot/types.js';
+import { PgSnapshotSupport } from '../../connectors/postgres/snapshot.js';
+import { MysqlSnapshotSupport, parseSignalTable } from '../../connectors/mysql/snapshot.js';
+import { PgTestDb, TempDir, TributaryProcess } from '../helpers/context.js';
+import { readJsonl } from '../helpers/pipeline.js';
+import { MysqlTestDb } from '../helpers/mysql.js';
+
+/**
+ * Keyed chunks are cut lazily (one index probe per chunk) and read in worker threads. These
+ * tests hold both to the reference: the lazy bounds are exactly the up-front plan's, every
+ * row is read exactly once (gaps, composite keys, text keys in a case-insensitive
+ * collation, a WHERE), the threaded reader hands over the very strings the inline reader
+ * makes, a reader error in a thread arrives as the same error, and a snapshot state stored
+ * before chunks were cut lazily still resumes.
+ */
+
+/** Every chunk, found the lazy way: each bound from the previous one. */
+async function lazyChunks(support: SnapshotSupport, table: SnapshotTable, chunkRows: number, where: string | null): Promise<ChunkBounds[]> {
+  const planner = await support.planner();
+  try {
+    const out: ChunkBounds[] = [];
+    let lo: JsonValue[] | null = null;
+    for (;;) {
+      const hi = await planner.next(table, lo, chunkRows, where);
+      out.push({ lo, hi });
+      if (!hi) return out;
+      lo = hi;
+    }
+  } finally {
+    await planner.close();
+  }
+}
+
+/** The chunks' rows through one reader, chunk by chunk. */
+async function readChunks(support: SnapshotSupport, table: SnapshotTable, chunks: ChunkBounds[], where: string | null): Promise<ChunkRows[]> {
+  const reader = await support.reader();
+  try {
+    const out: ChunkRows[] = [];
+    for (const ch of chunks) out.push(await reader.read(table, ch, where));
+    return out;
+  } finally {
+    await reader.close();
+  }
+}
+
+/** Lazy bounds = plan's bounds; every matching row exactly once; the last chunk not empty. */
+async function assertCoverage(support: SnapshotSupport, table: SnapshotTable, chunkRows: number, where: string | null, want: number): Promise<void> {
+  const lazy = await lazyChunks(support, table, chunkRows, where);
+  assert.deepEqual(lazy, await support.plan(table, chunkRows, where), `${table.name}: lazy bounds equal the up-front plan`);
+  const got = await readChunks(support, table, lazy, where);
+  const keys = got.flatMap((c) => c.keys);
+  assert.equal(keys.length, want, `${table.name}: every row read`);
+  assert.equal(new Set(keys).size, want, `${table.name}: no row read twice`);
+  assert.ok(got.at(-1)!.rows.length > 0 || want === 0, `${table.name}: the last chunk has rows`);
+  for (const c of got.slice(0, -1)) assert.equal(c.rows.length, chunkRows, `${table.name}: full chunks`);
+}
+
+/** The threaded reader against the inline one: the same strings, chunk by chunk. */
+async function assertThreadedIdentical(support: SnapshotSupport, table: SnapshotTable, chunkRows: number): Promise<void> {
+  const chunks = await lazyChunks(support, table, chunkRows, null);
+  const threaded = new ThreadedSupport(support, support.threadSpec!()!, 2);
+  try {
+    const a = await readChunks(support, table, chunks, null);
+    const b = await readChunks(threaded, table, chunks, null);
+    assert.equal(b.length, a.length);
+    for (let i = 0; i < a.length; i++) {
+      assert.deepStrictEqual(b[i]!.rows, a[i]!.rows, `${table.name} chunk ${i}: rows`);
+      assert.deepStrictEqual(b[i]!.keys, a[i]!.keys, `${table.name} chunk ${i}: keys`);
+    }
+  } finally {
+    await threaded.close();
+  }
+}
+
+/** A read error inside a thread: rejected with the inline reader's error, code and all. */
+async function assertSameError(support: SnapshotSupport, table: SnapshotTable, chunk: ChunkBounds, check: (err: Error & Record<string, unknown>) => void): Promise<void> {
+  const threaded = new ThreadedSupport(support, support.threadSpec!()!, 1);
+  try {
+    const inline = await readChunks(support, table, [chunk], null).then(() => null, (e: Error) => e);
+    const inThread = await readChunks(threaded, table, [chunk], null).then(() => null, (e: Error) => e);
+    assert.ok(inline && inThread, 'both readers fail');
+    assert.equal(inThread instanceof TributaryError, inline instanceof TributaryError, 'coded on both sides, or on neither');
+    assert.equal(inThread.message, inline.message);
+    for (const k of ['code', 'errno', 'fix', 'retryable'] as const) assert.deepEqual((inThread as unknown as Record<string, unknown>)[k], (inline as unknown as Record<string, unknown>)[k], k);
+    check(inThread as Error & Record<string, unknown>);
+    // The thread's reader survives a failed read: the next one works.
+    const r = await threaded.reader();
+    await r.close();
+  } finally {
+    await threaded.close();
+  }
+}
+
+describe('lazily cut chunks and reader threads', { concurrency: false }, () => {
+  it('postgres: bounds, coverage, threaded rows and errors', { timeout: 120_000 }, async () => {
+    await using db = await PgTestDb.create('snaplazy');
+    await db.query(`
+      CREATE TABLE gaps (id bigint PRIMARY KEY, v text);
+      INSERT INTO gaps SELECT g * 7 + (g % 3), 'v' || g FROM generate_series(1, 5000) g;
+      CREATE TABLE comp (a int, b text, v int, PRIMARY KEY (a, b));
+      INSERT INTO comp SELECT g % 17, 'k' || g, g FROM generate_series(1, 4000) g;
+      CREATE TABLE txt (k text COLLATE "C" PRIMARY KEY, v text);
+      INSERT INTO txt SELECT md5(g::text) || CASE WHEN g % 5 = 0 THEN ' é ✓' ELSE '' END, 'ü ' || g FROM generate_series(1, 3000) g;
+      CREATE TABLE exact (id int PRIMARY KEY);
+      INSERT INTO exact SELECT g FROM generate_series(1, 3000) g;
+      CREATE TABLE empty (id int PRIMARY KEY);
+      CREATE TABLE nokey (n int, m text);
+      INSERT INTO nokey SELECT g, 'm' FROM generate_series(1, 100) g;
+      ANALYZE;`);
+    const support = new PgSnapshotSupport({ url: db.url, include: ['public.*'], exclude: undefined, keyColumns: undefined, types: () => new Map() });
+    const t = new Map((await support.tables()).map((x) => [x.name.split('.')[1]!, x]));
+    await assertCoverage(support, t.get('gaps')!, 700, null, 5000);
+    await assertCoverage(support, t.get('gaps')!, 333, 'v LIKE \'v1%\'', 1111);
+    await assertCoverage(support, t.get('comp')!, 500, null, 4000);
+    await assertCoverage(support, t.get('txt')!, 256, null, 3000);
+    await assertCoverage(support, t.get('exact')!, 1000, null, 3000);
+    assert.equal((await lazyChunks(support, t.get('exact')!, 1000, null)).length, 3, 'a row count that is a multiple of the chunk size leaves no empty chunk');
+    await assertCoverage(support, t.get('empty')!, 100, null, 0);
+
+    await assertThreadedIdentical(support, t.get('txt')!, 500);
+    await assertThreadedIdentical(support, t.get('comp')!, 1500);
+
+    // A coded error raised by the reader in the thread, and a server error with its SQLSTATE.
+    await assertSameError(support, t.get('nokey')!, { lo: ['x'], hi: null }, (e) => {
+      assert.ok(e instanceof TributaryError);
+      assert.equal(e.code, ErrorCodes.SNAPSHOT);
+      assert.match(e.message, /is not a block number/);
+    });
+    await db.query('CREATE TABLE gone (id int PRIMARY KEY)');
+    const gone = (await support.tables(['public.gone']))[0]!;
+    await db.query('DROP TABLE gone');
+    await assertSameError(support, gone, { lo: null, hi: null }, (e) => assert.equal(e.code, '42P01'));
+  });
+
+  it('mysql: bounds, coverage, threaded rows and errors', { timeout: 120_000 }, async () => {
+    await using db = await MysqlTestDb.create('snaplazy');
+    await db.query('CREATE TABLE gaps (id bigint PRIMARY KEY, v varchar(20))');
+    await db.query("INSERT INTO gaps SELECT seq * 7 + seq % 3, CONCAT('v', seq) FROM seq_1_to_5000");
+    await db.query('CREATE TABLE comp (a int, b varchar(20), v int, PRIMARY KEY (a, b))');
+    await db.query("INSERT INTO comp SELECT seq % 17, CONCAT('k', seq), seq FROM seq_1_to_4000");
+    // Case- and accent-insensitive: boundaries must compare in the column's collation.
+    await db.query('CREATE TABLE txt (k varchar(64) COLLATE utf8mb4_unicode_ci PRIMARY KEY, v text)');
+    await db.query("INSERT INTO txt SELECT CONCAT(IF(seq % 2, 'A', 'b'), MD5(seq), IF(seq % 5 = 0, ' é ✓', '')), CONCAT('ü ', seq) FROM seq_1_to_3000");
+    await db.query('CREATE TABLE exact (id int PRIMARY KEY)');
+    await db.query('INSERT INTO exact SELECT seq FROM seq_1_to_3000');
+    const support = new MysqlSnapshotSupport({ url: db.url, include: [`${db.name}.*`], exclude: undefined, keyColumns: undefined, signal: parseSignalTable(`${db.name}.watermarks`) });
+    const t = new Map((await support.tables()).map((x) => [x.name.split('.')[1]!, x]));
+    await assertCoverage(support, t.get('gaps')!, 700, null, 5000);
+    await assertCoverage(support, t.get('gaps')!, 333, "v LIKE 'v1%'", 1111);
+    await assertCoverage(support, t.get('comp')!, 500, null, 4000);
+    await assertCoverage(support, t.get('txt')!, 256, null, 3000);
+    await assertCoverage(support, t.get('exact')!, 1000, null, 3000);
+
+    await assertThreadedIdentical(support, t.get('txt')!, 500);
+    await assertThreadedIdentical(support, t.get('comp')!, 1500);
+
+    await assertSameError(support, t.get('gaps')!, { lo: ['not a number'], hi: null }, (e) => {
+      assert.ok(e instanceof TributaryError);
+      assert.equal(e.code, ErrorCodes.SNAPSHOT);
+      assert.match(e.message, /does not fit key type int/);
+    });
+    await db.query('CREATE TABLE gone (id int PRIMARY KEY)');
+    const gone = (await support.tables(['gone']))[0]!;
+    await db.query('DROP TABLE gone');
+    await assertSameError(support, gone, { lo: null, hi: null }, (e) => assert.equal(e.code, ErrorCodes.SNAPSHOT));
+  });
+
+  it('a snapshot state stored before lazy chunks (full chunk list, no `open`) resumes', { timeout: 120_000 }, async () => {
+    await using db = await PgTestDb.create('snapold');
+    await using dir = new TempDir();
+    await db.query('CREATE TABLE t (id int PRIMARY KEY, v int); INSERT INTO t SELECT g, 0 FROM generate_series(1, 5000) g; ANALYZE t');
+    const support = new PgSnapshotSupport({ url: db.url, include: ['public.t'], exclude: undefined, keyColumns: undefined, types: () => new Map() });
+    const [table] = await support.tables();
+    const chunks = await support.plan(table!, 1000, null);
+    assert.equal(chunks.length, 5);
+    // The old format: the whole plan, chunks 0 and 1 done.
+    mkdirSync(`${dir.path}/state/snapold`, { recursive: true });
+    dir.file('state/snapold/snapshot.json', JSON.stringify({
+      id: '00000000-0000-4000-8000-000000000000', kind: 'initial', status: 'running', startedAt: Date.now(),
+      tables: [{ table, where: null, chunks, done: chunks.map((_, i) => i < 2), rows: 2000 }],
+    }));
+    const cfg = dir.file('snapold.yaml', `name: snapold
+source:
+  type: postgres
+  url: ${db.url}
+  tables: [public.t]
+  snapshot: initial_only
+  snapshot_chunk_rows: 700
+state: { type: file, dir: ${dir.path}/state }
+sinks:
+  - name: audit
+    type: jsonl
+    path: ${dir.path}/out.jsonl
+http: { port: 0 }
+`);
+    const r = await TributaryProcess.run(['run', '--config', cfg], { timeoutMs: 60_000 });
+    assert.equal(r.code, 0, r.stderr.slice(-2000));
+    assert.match(r.stderr, /resuming snapshot from its last durable chunk/);
+    const ids = readJsonl(`${dir.path}/out.jsonl`).map((e) => Number(e.after!.id));
+    // Exactly the stored chunks not done, with their stored bounds (not 700-row chunks).
+    assert.deepEqual(ids.sort((a, b) => a - b), Array.from({ length: 3000 }, (_, i) => i + 2001));
+  });
+});
