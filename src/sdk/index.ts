@@ -112,7 +112,10 @@ export interface SinkInstance {
    */
   open?(checkpoint: SinkCheckpoint): Promise<{ position: string | null } | void>;
   /**
-   * Write a batch, in order. Resolve only when the batch is durable in the target.
+   * Write a batch, in order. Resolve only when the batch is durable in the target; except
+   * that a batch with `ctx.commit === null` ends inside a transaction and no checkpoint
+   * follows it, so it may be made durable later, by the time `checkpoint()` resolves for the
+   * commit that completes the transaction (the jsonl sink saves those fsyncs so).
    * The same events may be delivered again after a crash: a write must be idempotent.
    * Throw `PoisonEventError` for an event that can never be accepted.
    */
