@@ -23,13 +23,11 @@
  * if (p) await p;
  * ```
  */
-import { AFTER, AFTER_NULL, HEAD_DELETE, HEAD_INSERT, HEAD_UPDATE, KEY, put } from '../../src/core/envelope-bytes.js';
 import { crc32 } from 'node:zlib';
 import { type ChangeEvent, type Op, type Row, SerializedChangeEvent } from '../../src/core/event.js';
-import { JsonBytes } from '../../src/core/json-bytes.js';
 import type { SourceItem } from '../../src/core/source.js';
 import { ErrorCodes, TributaryError } from '../../src/core/errors.js';
-import { inflateMariadb, inflateZstd } from './compression.js';
+import { inflateZstd } from './compression.js';
 import { EventType as E, HEADER_LEN, LOG_EVENT_ARTIFICIAL_F, LOG_EVENT_BINLOG_IN_USE_F, eventTypeName } from './event-header.js';
 import {
   ChecksumAlg, type FormatDescription, MariadbGtidFlags, PayloadCompression, defaultPostHeaderLengths, parseFormatDescription,
@@ -38,7 +36,9 @@ import {
 import { MariadbGtidState, MysqlGtidSet } from './gtid.js';
 import { MysqlPosition } from './position.js';
 import { Reader } from './reader.js';
+import { JsonBytes } from '../../src/core/json-bytes.js';
 import { RowDecoder, type TableSchemaHint } from './row-decoder.js';
+import { RowsJsonWriter, RowsLayout, fileBytesFor, gtidBytesFor, rowsOverrun, sourceHeadFor } from './rows-json.js';
 import { type TableMap, parseTableMapBody, peekTableMap } from './table-map.js';
 
 /** A SourceItem whose positions are {@link MysqlPosition}s. */
@@ -122,8 +122,58 @@ export interface BinlogDecoderOptions {
   serializeTable?: (db: string, table: string) => boolean;
   /** Clock for the envelope's `ts_ms` (tests inject a fixed one). */
   clock?: () => number;
+  /**
+   * Where the rows events of serialized tables go instead of being serialized inline (the
+   * decode worker, rows-offload.ts). The decoder then emits no items for them: the target
+   * delivers their events in order with the decoder's items, which must therefore go
+   * through it too (`emit`), and it numbers every event's `idx` at delivery (the decoder
+   * cannot: a rows event's row count is only known once it is decoded).
+   */
+  offload?: RowsOffloadTarget;
   /** Where items go. */
   emit: (item: MysqlSourceItem) => void;
+}
+
+/**
+ * A rows event of a serialized table, handed to {@link BinlogDecoderOptions.offload} with
+ * everything its envelopes need. Made per rows event; the target must copy `ev` before it
+ * returns (it is a view into a socket chunk or a payload).
+ */
+export interface OffloadedRows {
+  /** The whole event, header to CRC32 trailer. */
+  ev: Buffer;
+  /** Offset in `ev` of the column count (after table id, flags and extra data). */
+  bodyPos: number;
+  /** End of the body in `ev` (before the CRC32 trailer, if any). */
+  end: number;
+  /** Event type (WRITE/UPDATE/DELETE_ROWS v1/v2/compressed). */
+  type: number;
+  /** The table's compiled decoder (one per TABLE_MAP; the target mirrors it once). */
+  dec: RowDecoder;
+  /** `db.table`, the SerializedChangeEvent's table. */
+  qualified: string;
+  /** Binlog file and event offset (errors name them), and the `source.pos` (outer payload start inside a payload). */
+  file: string;
+  start: number;
+  pos: number;
+  /** Event timestamp (epoch ms, the commit time) and server id. */
+  ts: number;
+  serverId: number;
+  /** The transaction: its GTID and start position (the items' `txn`). */
+  gtid: string | null;
+  txn: MysqlPosition;
+  /** The envelope's `ts_ms`: one clock read per rows event, as inline. */
+  now: number;
+}
+
+/** What takes {@link OffloadedRows} (see {@link BinlogDecoderOptions.offload}). */
+export interface RowsOffloadTarget {
+  /**
+   * Takes the rows event, or returns false to have it decoded inline (the worker has enough
+   * queued: the main thread shares the work). Inline items still go through `emit`, which
+   * keeps them in order.
+   */
+  rows(job: OffloadedRows): boolean;
 }
 
 interface TableEntry {
@@ -183,13 +233,12 @@ export class BinlogDecoder {
   /** Outer TRANSACTION_PAYLOAD bounds while its inner events are decoded. */
   private outerStart = -1;
   private outerEnd = -1;
-  private readonly presentCache = new Map<string, Int32Array>();
   /** The envelope's `source` from `snapshot` to `pos`, and the file name it was made for. */
-  private fileBytes = Buffer.alloc(0);
+  private fileBytes: Buffer = Buffer.alloc(0);
   private fileBytesOf: string | null = null;
-  /** Scratch buffers of the serialized path: the envelope, and the rows event's constant parts. */
-  private readonly wEnv = new JsonBytes();
-  private readonly wSource = new JsonBytes(1024);
+  /** The rows event being decoded (reused), and the serialized path's envelope writer. */
+  private readonly layout = new RowsLayout();
+  private readonly writer = new RowsJsonWriter(new JsonBytes(256 * 1024, true));
 
   /** Events fed, row changes emitted, transactions committed. */
   readonly stats = { events: 0, rows: 0, commits: 0 };
@@ -504,11 +553,7 @@ export class BinlogDecoder {
     const decoder = include ? this.compile(map) : null;
     this.tables.set(tableId, {
       sig: map.signature, map, decoder, serialize: this.wantsJson(map, decoder), qualified: `${map.db}.${map.table}`,
-      sourceHead: Buffer.from(
-        `,"source":{"connector":"mysql","name":${JSON.stringify(this.name)},"db":${JSON.stringify(map.db)},` +
-          `"table":${JSON.stringify(map.table)},"ts_ms":`,
-        'utf8',
-      ),
+      sourceHead: sourceHeadFor(this.name, map.db, map.table),
     });
   }
 
@@ -538,24 +583,6 @@ export class BinlogDecoder {
     return new RowDecoder(map, names, hint);
   }
 
-  /** Ordinals of the columns set in a column bitmap; cached per bitmap content. */
-  private presentColumns(buf: Buffer, off: number, n: number, dec: RowDecoder): Int32Array {
-    const nb = (n + 7) >> 3;
-    let all = true;
-    for (let i = 0; i < n; i++) if ((buf[off + (i >> 3)]! & (1 << (i & 7))) === 0) { all = false; break; }
-    if (all) return dec.allColumns;
-    const key = buf.toString('hex', off, off + nb) + ':' + n;
-    let cols = this.presentCache.get(key);
-    if (!cols) {
-      const list: number[] = [];
-      for (let i = 0; i < n; i++) if ((buf[off + (i >> 3)]! & (1 << (i & 7))) !== 0) list.push(i);
-      cols = Int32Array.from(list);
-      if (this.presentCache.size > 1024) this.presentCache.clear();
-      this.presentCache.set(key, cols);
-    }
-    return cols;
-  }
-
   private onRows(ev: Buffer, r: Reader, type: number, start: number): void {
     const ph = this.postHeader[type] || (type >= E.WRITE_ROWS_V2 && type <= E.PARTIAL_UPDATE_ROWS ? 10 : 8);
     const tableId = ph === 6 ? r.u32() : r.uintLE(6);
@@ -575,110 +602,55 @@ export class BinlogDecoder {
     }
     const dec = entry.decoder;
     if (!dec) return; // filtered out
-    const n = r.lenenc();
-    if (n !== dec.columnCount) {
-      throw new TributaryError(ErrorCodes.MYSQL_DECODE, `${this.file} at ${start}: rows event has ${n} columns, TABLE_MAP has ${dec.columnCount}`);
-    }
-    const nb = (n + 7) >> 3;
-    r.need(nb);
-    const cols1 = this.presentColumns(ev, r.pos, n, dec);
-    r.pos += nb;
-    const isUpdate =
-      type === E.UPDATE_ROWS_V1 || type === E.UPDATE_ROWS_V2 || type === E.PARTIAL_UPDATE_ROWS ||
-      type === E.UPDATE_ROWS_COMPRESSED_V1 || type === E.UPDATE_ROWS_COMPRESSED;
-    let cols2 = cols1;
-    if (isUpdate) {
-      r.need(nb);
-      cols2 = this.presentColumns(ev, r.pos, n, dec);
-      r.pos += nb;
-    }
-    let buf = ev;
-    let p = r.pos;
-    let end = r.end;
-    if (type >= E.WRITE_ROWS_COMPRESSED_V1 && type <= E.DELETE_ROWS_COMPRESSED) {
-      buf = inflateMariadb(ev, p, end, `${this.file} at ${start}: ${eventTypeName(type)}`);
-      p = 0;
-      end = buf.length;
-    }
-    const op: Op =
-      type === E.WRITE_ROWS_V1 || type === E.WRITE_ROWS_V2 || type === E.WRITE_ROWS_COMPRESSED_V1 || type === E.WRITE_ROWS_COMPRESSED
-        ? 'c'
-        : isUpdate ? 'u' : 'd';
     const partialType = type === E.PARTIAL_UPDATE_ROWS;
+    const serialize = entry.serialize && !partialType;
+    const pos = this.outerStart >= 0 ? this.outerStart : start;
+    const off = this.opts.offload;
+    if (serialize && off) {
+      // The layout is read, and the rows decoded, by the target (rows-worker.ts).
+      const t = this.txn ?? this.openTxn(start);
+      const taken = off.rows({
+        ev, bodyPos: r.pos, end: r.end, type, dec, qualified: entry.qualified, file: this.file, start, pos,
+        ts: ev.readUInt32LE(0) * 1000, serverId: ev.readUInt32LE(5), gtid: t.gtid, txn: t.start, now: this.clock(),
+      });
+      if (taken) return;
+    }
+    const l = this.layout;
+    l.read(ev, r, type, dec, this.file, start);
     const t = this.txn ?? this.openTxn(start);
     const ts = ev.readUInt32LE(0) * 1000;
     const serverId = ev.readUInt32LE(5);
     const map = entry.map;
-    const pos = this.outerStart >= 0 ? this.outerStart : start;
-    if (entry.serialize && !partialType) p = this.rowsAsJson(entry, dec, buf, p, end, cols1, cols2, op, t, ts, pos, serverId);
-    else p = this.rowsAsObjects(dec, map, buf, p, end, n, cols1, cols2, op, partialType, t, ts, pos, serverId, start);
-    if (p !== end) {
-      throw new TributaryError(ErrorCodes.MYSQL_DECODE, `${this.file} at ${start}: ${eventTypeName(type)} rows overrun the event by ${p - end} bytes`);
-    }
+    let p: number;
+    if (serialize) p = this.rowsAsJson(entry, dec, l, t, ts, pos, serverId);
+    else p = this.rowsAsObjects(dec, map, l.buf, l.p, l.end, l.n, l.cols1, l.cols2, l.op, partialType, t, ts, pos, serverId, start);
+    if (p !== l.end) throw rowsOverrun(this.file, start, type, p - l.end);
   }
 
   /**
    * The streaming hot path: each row's envelope is written as JSON bytes straight from the
-   * row images into one scratch buffer and made into one flat string (json-bytes.ts says
-   * why), with the key order and values of {@link emitChange}'s object (op, before, after,
-   * key, source{connector, name, db, table, ts_ms, snapshot, file, pos, gtid, server_id,
-   * row}, ts_ms). The images are written in envelope order; the key is copied from where its
-   * values landed. Everything of `source` but `row`, and the trailing `ts_ms`, is fixed for
-   * the rows event: it is written once here, from pieces made per table, file and
-   * transaction, and copied for every row.
+   * row images (rows-json.ts) into an arena writer, and the event holds those bytes where
+   * they were written: no copy, and no string unless a sink asks for one (json-bytes.ts says why).
    */
-  private rowsAsJson(
-    entry: TableEntry, dec: RowDecoder, buf: Buffer, p: number, end: number, cols1: Int32Array, cols2: Int32Array,
-    op: Op, t: Txn, ts: number, pos: number, serverId: number,
-  ): number {
+  private rowsAsJson(entry: TableEntry, dec: RowDecoder, l: RowsLayout, t: Txn, ts: number, pos: number, serverId: number): number {
     if (this.fileBytesOf !== this.file) {
-      this.fileBytes = Buffer.from(`,"snapshot":"false","file":${JSON.stringify(this.file)},"pos":`, 'utf8');
+      this.fileBytes = fileBytesFor(this.file);
       this.fileBytesOf = this.file;
     }
-    t.gtidBytes ??= Buffer.from(`,"gtid":${t.gtid === null ? 'null' : JSON.stringify(t.gtid)},"server_id":`, 'utf8');
-    const src = this.wSource;
-    src.reset();
-    put(src, entry.sourceHead);
-    src.uint(ts);
-    put(src, this.fileBytes);
-    src.uint(pos);
-    put(src, t.gtidBytes);
-    src.uint(serverId);
-    put(src, ROW);
-    const split = src.n;
-    put(src, TS_MS);
+    t.gtidBytes ??= gtidBytesFor(t.gtid);
+    const wr = this.writer;
     // One clock read per rows event: its rows are built within microseconds of each other.
-    src.uint(this.clock());
-    src.byte(125); // }
-    const w = this.wEnv;
+    wr.begin(entry.sourceHead, ts, this.fileBytes, pos, t.gtidBytes, serverId, this.clock());
+    const w = wr.out;
+    const { buf, end, cols1, cols2, op } = l;
+    let p = l.p;
     for (let row = 0; p < end; row++) {
       w.reset();
-      if (op === 'c') {
-        put(w, HEAD_INSERT);
-        put(w, AFTER);
-        p = dec.write(buf, p, end, cols1, w, dec.newSpans);
-        put(w, KEY);
-        dec.writeKey(w, dec.newSpans, w);
-      } else if (op === 'd') {
-        put(w, HEAD_DELETE);
-        p = dec.write(buf, p, end, cols1, w, dec.oldSpans);
-        put(w, AFTER_NULL);
-        put(w, KEY);
-        dec.writeKey(w, dec.oldSpans, w);
-      } else {
-        put(w, HEAD_UPDATE);
-        p = dec.write(buf, p, end, cols1, w, dec.oldSpans);
-        put(w, AFTER);
-        p = dec.write(buf, p, end, cols2, w, dec.newSpans);
-        put(w, KEY);
-        // As keyOf(after) ?? keyOf(before): an update's key is the new one when the image has it.
-        dec.writeKey(w, dec.hasKey(dec.newSpans) ? dec.newSpans : dec.oldSpans, w);
-      }
-      w.raw(src.buf, 0, split);
-      w.int(row);
-      w.raw(src.buf, split, src.n);
+      p = wr.row(dec, buf, p, end, cols1, cols2, op, row);
       this.stats.rows++;
-      this.emit({ kind: 'event', event: new SerializedChangeEvent(w.toString(), entry.qualified, ts), txn: t.start, idx: t.idx++ });
+      const event = SerializedChangeEvent.fromBytes(w.buf, w.mark, w.n - w.mark, entry.qualified, ts);
+      w.seal();
+      this.emit({ kind: 'event', event, txn: t.start, idx: t.idx++ });
     }
     return p;
   }
@@ -807,6 +779,3 @@ export class BinlogDecoder {
   }
 }
 
-/** Envelope pieces only this source writes (the shared ones are in envelope-bytes.ts). */
-const ROW = Buffer.from(',"row":');
-const TS_MS = Buffer.from('},"ts_ms":');

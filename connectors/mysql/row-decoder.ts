@@ -202,7 +202,8 @@ export class RowDecoder {
   private readonly keyPrefix: Buffer[];
   /**
    * JSON path: where {@link write} put each key column's value (start at 2j, end at 2j+1 for
-   * key column j; -1 when the image lacks it), one set per image of an update.
+   * key column j, relative to the writer's `mark`; -1 when the image lacks it), one set per
+   * image of an update.
    */
   readonly oldSpans: Int32Array;
   readonly newSpans: Int32Array;
@@ -214,7 +215,11 @@ export class RowDecoder {
   /** After {@link value}: the offset after the value. */
   private next = 0;
 
-  constructor(readonly map: TableMap, names: string[], hint?: TableSchemaHint) {
+  /**
+   * @param hint what the schema history added (kept, with `map` and `names`, so the decode
+   *   worker can build the same decoder: rows-offload.ts)
+   */
+  constructor(readonly map: TableMap, names: string[], readonly hint?: TableSchemaHint) {
     const n = map.columnCount;
     this.columnCount = n;
     this.names = names;
@@ -374,7 +379,7 @@ export class RowDecoder {
       const i = cols[k]!;
       const prefix = k === 0 ? this.firstPrefix[i]! : this.nextPrefix[i]!;
       w.raw(prefix, 0, prefix.length);
-      const at = w.n;
+      const at = w.n - w.mark;
       if ((buf[nullStart + (k >> 3)]! & (1 << (k & 7))) !== 0) w.raw(NULL, 0, 4);
       else {
         switch (kinds[i]) {
@@ -460,7 +465,7 @@ export class RowDecoder {
       const slot = keySlot[i]!;
       if (slot >= 0) {
         spans[2 * slot] = at;
-        spans[2 * slot + 1] = w.n;
+        spans[2 * slot + 1] = w.n - w.mark;
       }
     }
     w.byte(125); // }
@@ -488,7 +493,10 @@ export class RowDecoder {
     w.byte(123); // {
     for (let j = 0; j < kp.length; j++) {
       w.raw(kp[j]!, 0, kp[j]!.length);
-      w.raw(from.buf, spans[2 * j]!, spans[2 * j + 1]!);
+      // Spans are relative to the text's start: an arena writer may have moved it to a new
+      // slab since (the old slab keeps the bytes, so reading from `from.buf` as it is now is right).
+      const base = from.mark;
+      w.raw(from.buf, base + spans[2 * j]!, base + spans[2 * j + 1]!);
     }
     w.byte(125);
   }

@@ -72,6 +72,15 @@ export const MysqlSourceConfig = z
       .default('latest')
       .describe('Where to start when there is no checkpoint: earliest, latest, {file, pos} or {gtid}.'),
     heartbeat_ms: z.number().int().min(0).default(5000).describe('Server heartbeat period; a dead socket is detected after 3 missed heartbeats.'),
+    decode_workers: z
+      .number()
+      .int()
+      .min(0)
+      .max(1)
+      .optional()
+      .describe(
+        'Default 0. 1 decodes and serializes row events in a worker thread (node:worker_threads) while the main thread reads the binlog and feeds the sinks; output, order and errors are the same as with 0 (decoding on the main thread). Experimental: on a 2-core machine shared with the database it has not yet been faster than 0.',
+      ),
     signal_table: z
       .string()
       .regex(/^[^.`\s]+\.[^`\s]+$/, 'a db.table name')
