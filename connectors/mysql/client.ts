@@ -15,6 +15,7 @@
  */
 import mysql from 'mysql2';
 import { ErrorCodes, TributaryError, errorMessage } from '../../src/core/errors.js';
+import { ReadPacer } from '../../src/core/read-pacer.js';
 import { MysqlGtidSet } from './gtid.js';
 
 /** Largest payload of one protocol packet; a payload of exactly this size continues in the next. */
@@ -316,6 +317,8 @@ export class BinlogConnection {
   private finish!: (err: Error | null) => void;
   private readonly ended: Promise<void>;
   private pauses = 0;
+  /** Pauses reading for a moment after small reads (read-pacer.ts says why). */
+  private readonly pacer = new ReadPacer({ pause: () => this.pause(), resume: () => this.resume() });
   private queue: Buffer[] = [];
   private busy: Promise<void> | null = null;
   private lastRead = Date.now();
@@ -397,7 +400,9 @@ export class BinlogConnection {
         this.framer.feed(chunk);
       } catch (err) {
         this.fail(err as Error);
+        return;
       }
+      this.pacer.afterRead(chunk.length);
     });
     const lost = (err?: Error) =>
       this.fail(new BinlogStreamError(`connection lost${err ? `: ${err.message}` : ''}`, null, (err as { code?: string } | undefined)?.code ?? 'PROTOCOL_CONNECTION_LOST', { cause: err }));
@@ -499,6 +504,7 @@ export class BinlogConnection {
   private shutdown(): void {
     this.phase = 'closed';
     clearInterval(this.watchdog);
+    this.pacer.stop();
     this.queue = [];
     this.conn._closing = true;
     try {

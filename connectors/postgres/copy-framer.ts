@@ -33,20 +33,31 @@ export class CopyDataFramer {
     private readonly onCopyData: CopyDataHandler,
     /** The socket's original `data` listeners (the `pg` parser). */
     private readonly forward: (chunk: Buffer) => void,
+    /** Called after each socket read has been handled, with its size. */
+    private readonly afterRead?: (bytes: number) => void,
   ) {}
 
   /** Install on `socket` in place of its `data` listeners; returns the framer. */
-  static install(socket: NodeJS.EventEmitter, onCopyData: CopyDataHandler): CopyDataFramer {
+  static install(socket: NodeJS.EventEmitter, onCopyData: CopyDataHandler, afterRead?: (bytes: number) => void): CopyDataFramer {
     const parsers = socket.listeners('data') as ((chunk: Buffer) => void)[];
     socket.removeAllListeners('data');
-    const framer = new CopyDataFramer(onCopyData, (chunk) => {
-      for (const p of parsers) p(chunk);
-    });
+    const framer = new CopyDataFramer(
+      onCopyData,
+      (chunk) => {
+        for (const p of parsers) p(chunk);
+      },
+      afterRead,
+    );
     socket.on('data', framer.onData);
     return framer;
   }
 
   readonly onData = (chunk: Buffer): void => {
+    this.frame(chunk);
+    this.afterRead?.(chunk.length);
+  };
+
+  private frame(chunk: Buffer): void {
     if (this.mode === Mode.After) {
       this.forward(chunk);
       return;
@@ -69,7 +80,7 @@ export class CopyDataFramer {
     }
     // Keep only the split message's bytes; the chunk itself can be collected.
     if (off < n) this.partial = Buffer.from(chunk.subarray(off));
-  };
+  }
 
   /**
    * Append the start of `chunk` to the split message. Returns the offset in `chunk` after

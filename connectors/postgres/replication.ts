@@ -1,6 +1,7 @@
 import pg from 'pg';
 import { LogicalReplicationService } from 'pg-logical-replication';
 import { CopyDataFramer, type CopyDataHandler } from './copy-framer.js';
+import { ReadPacer } from '../../src/core/read-pacer.js';
 
 /** Microseconds between the Unix epoch and 2000-01-01 (Postgres' epoch), in ms. */
 const PG_EPOCH_MS = 946_684_800_000;
@@ -19,7 +20,7 @@ export const SESSION_OPTIONS = '-c DateStyle=ISO -c IntervalStyle=iso_8601 -c Ti
  * change) that does nothing with acknowledgement off; at 200k+ changes/s that was a fifth
  * of the process.
  */
-function rawPgoutput(publication: string, onCopyData: CopyDataHandler) {
+function rawPgoutput(publication: string, onCopyData: CopyDataHandler, afterRead: (bytes: number) => void) {
   return {
     options: {},
     get name() {
@@ -31,7 +32,7 @@ function rawPgoutput(publication: string, onCopyData: CopyDataHandler) {
     start(client: pg.Client, slotName: string, lastLsn: string) {
       const connection = (client as unknown as { connection: NodeJS.EventEmitter & { stream: NodeJS.EventEmitter } }).connection;
       connection.removeAllListeners('copyData');
-      CopyDataFramer.install(connection.stream, onCopyData);
+      CopyDataFramer.install(connection.stream, onCopyData, afterRead);
       return client.query(`START_REPLICATION SLOT "${slotName}" LOGICAL ${lastLsn} (proto_version '1', publication_names '"${publication}"', messages 'true')`);
     },
   };
@@ -99,7 +100,7 @@ export class ReplicationConnection {
 
   /** Stream from `startLsn` until stopped (resolves) or the connection fails (rejects). */
   async stream(slot: string, publication: string, startLsn: string): Promise<void> {
-    await this.service.subscribe(rawPgoutput(publication, this.onCopyData) as never, slot, startLsn);
+    await this.service.subscribe(rawPgoutput(publication, this.onCopyData, this.pace) as never, slot, startLsn);
     if (!this.stopped) throw Object.assign(new Error('replication stream ended by the server'), { code: 'ECONNRESET' });
   }
 
@@ -107,13 +108,22 @@ export class ReplicationConnection {
     return (this.service as unknown as { _connection?: { stream?: { pause(): void; resume(): void } } })._connection?.stream;
   }
 
+  /** Reading of the socket: paced after small reads, held by backpressure. */
+  private pacer: ReadPacer | undefined;
+  private readonly pace = (bytes: number): void => {
+    const socket = this.socket;
+    if (!socket || this.stopped) return;
+    (this.pacer ??= new ReadPacer(socket)).afterRead(bytes);
+  };
+
   /** Stop reading the socket (backpressure): the server blocks on its send buffer. */
   pause(): void {
-    this.socket?.pause();
+    const socket = this.socket;
+    if (socket) (this.pacer ??= new ReadPacer(socket)).hold();
   }
 
   resume(): void {
-    this.socket?.resume();
+    this.pacer?.release();
   }
 
   /** Send a standby status update saying everything below `flush` is durable. */
@@ -136,6 +146,7 @@ export class ReplicationConnection {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    this.pacer?.stop();
     await this.service.destroy().catch(() => undefined);
   }
 }
