@@ -7,7 +7,7 @@ import type { Position, Source, SourceItem } from '../core/source.js';
 import type { StateStore } from '../state/store.js';
 import type { Metrics } from '../runtime/metrics.js';
 import { sleep } from '../runtime/retry.js';
-import { emptyChunk, keyString, type ChunkPlanner, type ChunkRows, type SnapshotReader, type SnapshotState, type SnapshotSupport, type SnapshotTable } from './types.js';
+import { ByteRows, emptyChunk, keyString, type ChunkBounds, type ChunkPlanner, type ChunkRows, type SnapshotReader, type SnapshotState, type SnapshotSupport, type SnapshotTable } from './types.js';
 import { SnapshotProgress } from './progress.js';
 import { ThreadedSupport } from './thread-reader.js';
 // distributed.ts (BullMQ, ioredis) is imported only with `stream.type: redis`: loading it
@@ -404,9 +404,9 @@ export class SnapshotCoordinator {
     this.windows.set(id, win);
     try {
       await reader.watermark(id, 'low');
-      const rows = await reader.read(t.table, t.chunks[ci]!, t.where);
+      const rows = await readRows(reader, t.table, t.chunks[ci]!, t.where);
       win.rows = rows;
-      this.progress?.read(t.table.name, rows.rows.length, t.table.estimate);
+      this.progress?.read(t.table.name, rows.keys.length, t.table.estimate);
       await reader.watermark(id, 'high');
       // Wait until the stream has passed the high watermark: that bounds memory to one
       // chunk per worker.
@@ -492,7 +492,7 @@ export class SnapshotCoordinator {
     try {
       const { takeChunkRows } = await import('./distributed.js');
       win.rows = await takeChunkRows(this.queue!.redis, this.o.pipeline, win.id);
-      this.progress?.read(win.table.name, win.rows.rows.length, win.table.estimate);
+      this.progress?.read(win.table.name, win.rows.keys.length, win.table.estimate);
     } catch (err) {
       this.o.logger.warn({ err, table: win.table.name, chunk: win.ci }, `cannot fetch a snapshot chunk's rows; reading the chunk again: ${errorMessage(err)}`);
       win.rows = null;
@@ -516,11 +516,11 @@ export class SnapshotCoordinator {
     // Rows arrive serialized and leave as serialized envelopes: the stream never stringifies
     // a snapshot row again.
     const serialize = this.o.source.snapshotEvent!.chunk(win.table, item.at, Date.now());
-    const { rows, keys } = win.rows!;
+    const { rows, keys, bytes } = win.rows!;
     const dirty = win.dirty!;
     // Rows whose key changed inside the window are dropped: the streamed change is as new
     // or newer. The final emitted row of an initial snapshot carries "last".
-    let end = rows.length;
+    let end = keys.length;
     if (last) while (end > 0 && dirty.has(keys[end - 1]!)) end--;
     let ok = true;
     let idx = item.idx + 1;
@@ -529,7 +529,8 @@ export class SnapshotCoordinator {
     for (let i = 0; i < end; i++) {
       const key = keys[i]!;
       if (dirty.size && dirty.has(key)) continue;
-      ok = push({ kind: 'event', event: serialize(rows[i]!, key, last && i === end - 1 ? 'last' : flag), txn: item.txn, idx: idx++ }) && ok;
+      const f = last && i === end - 1 ? 'last' : flag;
+      ok = push({ kind: 'event', event: bytes ? serialize.bytes(bytes, i, f) : serialize(rows[i]!, key, f), txn: item.txn, idx: idx++ }) && ok;
       n++;
     }
     this.toEmit = Math.max(0, this.toEmit - 1);
@@ -697,3 +698,13 @@ export class SnapshotCoordinator {
   }
 }
 
+/**
+ * A chunk's rows for this process: kept as bytes ({@link ByteRows}) when the reader can
+ * append to a row sink, else as the reader's strings.
+ */
+async function readRows(reader: SnapshotReader, table: SnapshotTable, chunk: ChunkBounds, where: string | null): Promise<ChunkRows> {
+  if (!reader.readInto) return reader.read(table, chunk, where);
+  const out = new ByteRows();
+  await reader.readInto(table, chunk, where, out);
+  return out.chunk;
+}

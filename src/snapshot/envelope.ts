@@ -1,11 +1,14 @@
 import { SerializedChangeEvent, type ChangeEvent, type Row, type SourceInfo } from '../core/event.js';
-import { snapshotKey, type ChunkSerializer, type SnapshotEventBuilder, type SnapshotFlag, type SnapshotTable, type WatermarkAt } from './types.js';
+import { JsonBytes } from '../core/json-bytes.js';
+import { snapshotKey, type ByteRows, type ChunkSerializer, type SnapshotEventBuilder, type SnapshotFlag, type SnapshotTable, type WatermarkAt } from './types.js';
 
 /** The `source` block of a snapshot row: all a source has to say about its envelopes. */
 export type SnapshotSourceBlock = (table: SnapshotTable, snapshot: SnapshotFlag, at: WatermarkAt, now: number) => SourceInfo;
 
 /** Everything of a snapshot envelope before the row: `op`, `before` and the `after` key. */
 const HEAD = '{"op":"r","before":null,"after":';
+const HEAD_BYTES = Buffer.from(HEAD);
+const KEY_BYTES = Buffer.from(',"key":');
 
 /**
  * The `key` JSON of a row from its key string ({@link keyString}): each part is already the
@@ -50,7 +53,26 @@ export function snapshotEventBuilder(source: SnapshotSourceBlock): SnapshotEvent
       if (t === undefined) tails.set(flag, (t = `,"source":${JSON.stringify(source(table, flag, at, now))},"ts_ms":${now}}`));
       return t;
     };
-    return (row, key, flag) => new SerializedChangeEvent(`${HEAD}${row},"key":${keyJson(key)}${tail(flag)}`, table.name, now);
+    const tailBytes = new Map<SnapshotFlag, Buffer>();
+    const serialize = (row: string, key: string, flag: SnapshotFlag) => new SerializedChangeEvent(`${HEAD}${row},"key":${keyJson(key)}${tail(flag)}`, table.name, now);
+    // The same pieces, written as bytes into the arena: the event keeps them (no string).
+    const bytes = (rows: ByteRows, i: number, flag: SnapshotFlag) => {
+      let tb = tailBytes.get(flag);
+      if (!tb) tailBytes.set(flag, (tb = Buffer.from(tail(flag), 'utf8')));
+      const w = env;
+      w.reset();
+      w.raw(HEAD_BYTES, 0, HEAD_BYTES.length);
+      w.raw(rows.slabs[i]!, rows.starts[i]!, rows.ends[i]!);
+      w.raw(KEY_BYTES, 0, KEY_BYTES.length);
+      w.text(keyJson(rows.keys[i]!));
+      w.raw(tb, 0, tb.length);
+      const ev = SerializedChangeEvent.fromBytes(w.buf, w.mark, w.n - w.mark, table.name, now);
+      w.seal();
+      return ev;
+    };
+    return Object.assign(serialize, { bytes });
   };
+  // One arena per source for the envelopes of every chunk (json-bytes.ts).
+  const env = new JsonBytes(256 * 1024, true);
   return Object.assign(build, { chunk });
 }

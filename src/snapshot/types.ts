@@ -1,4 +1,5 @@
 import type { ChangeEvent, JsonValue, Row, SerializedChangeEvent } from '../core/event.js';
+import { JsonBytes } from '../core/json-bytes.js';
 
 /** A snapshot row's `key`: its key columns, or null when the table has none (ctid chunks). */
 export function snapshotKey(table: SnapshotTable, row: Row): Row | null {
@@ -33,6 +34,49 @@ export function keyString(table: SnapshotTable, row: Row | null): string | null 
 export interface ChunkRows {
   rows: string[];
   keys: string[];
+  /** The rows as UTF-8 bytes instead of `rows` (left empty then): see {@link ByteRows}. */
+  bytes?: ByteRows;
+}
+
+/**
+ * A {@link RowSink} that keeps each row's JSON as bytes, in arena slabs (json-bytes.ts), and
+ * its key as a string. The coordinator's own readers use it: the envelope is then written
+ * from these bytes straight into bytes (no row string, no concatenation to flatten, no
+ * encoding again in a jsonl sink), and a whole chunk costs the GC almost nothing.
+ */
+export class ByteRows implements RowSink {
+  private readonly w = new JsonBytes(256 * 1024, true);
+  /** Row i's JSON is `slabs[i][starts[i], ends[i])`. */
+  readonly slabs: Buffer[] = [];
+  readonly starts: number[] = [];
+  readonly ends: number[] = [];
+  readonly keys: string[] = [];
+
+  bytes(buf: Buffer, s: number, rowEnd: number, keyEnd: number): void {
+    const w = this.w;
+    w.raw(buf, s, rowEnd);
+    this.keep();
+    this.keys.push(buf.toString('utf8', rowEnd, keyEnd));
+  }
+
+  strings(row: string, key: string): void {
+    this.w.text(row);
+    this.keep();
+    this.keys.push(key);
+  }
+
+  private keep(): void {
+    const w = this.w;
+    this.slabs.push(w.buf);
+    this.starts.push(w.mark);
+    this.ends.push(w.n);
+    w.seal();
+  }
+
+  /** The rows as a {@link ChunkRows}. */
+  get chunk(): ChunkRows {
+    return { rows: [], keys: this.keys, bytes: this };
+  }
 }
 
 /** No rows (a truncate inside the window makes the whole chunk stale). */
@@ -161,7 +205,11 @@ export interface WatermarkAt {
 }
 
 /** Serializes the envelopes of one chunk's rows (`row` and `key` as in {@link ChunkRows}). */
-export type ChunkSerializer = (row: string, key: string, snapshot: SnapshotFlag) => SerializedChangeEvent;
+export interface ChunkSerializer {
+  (row: string, key: string, snapshot: SnapshotFlag): SerializedChangeEvent;
+  /** The same from row `i` of a {@link ByteRows}: the envelope is made as bytes. */
+  bytes(rows: ByteRows, i: number, snapshot: SnapshotFlag): SerializedChangeEvent;
+}
 
 /**
  * Builds the envelopes of snapshot rows (the source knows its `source` block). Called as a

@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import pg from 'pg';
 import type { ChangeEvent, Row } from '../../src/core/event.js';
 import type { ChunkRows, SnapshotEventBuilder, SnapshotFlag, SnapshotSupport, SnapshotTable, WatermarkAt } from '../../src/snapshot/types.js';
-import { keyString } from '../../src/snapshot/types.js';
+import { ByteRows, keyString } from '../../src/snapshot/types.js';
 import { PgSnapshotSupport, pgSnapshotEvent } from '../../connectors/postgres/snapshot.js';
 import { SESSION_OPTIONS } from '../../connectors/postgres/replication.js';
 import { loadTypes } from '../../connectors/postgres/catalog.js';
@@ -35,6 +35,10 @@ function assertEnvelopes(build: SnapshotEventBuilder, table: SnapshotTable, got:
     if (!table.key.length) assert.equal(got.rows[i], JSON.stringify(row), `${table.name} row ${i}: a key-less row is its own key`);
     for (const flag of FLAGS) {
       const ser = serialize(got.rows[i]!, got.keys[i]!, flag);
+      // The byte path (rows read into a ByteRows, envelope written as bytes) gives the same text.
+      assert.ok(got.bytes, `${table.name}: the reader also fills a ByteRows`);
+      assert.equal(got.bytes.keys[i], got.keys[i], `${table.name} row ${i}: byte path key`);
+      assert.equal(serialize.bytes(got.bytes, i, flag).json, ser.json, `${table.name} row ${i} (${flag}): byte path envelope`);
       const obj: ChangeEvent = build(table, row, flag, at, now);
       const parsed = JSON.parse(ser.json) as ChangeEvent;
       // What the stream held before: the object envelope through JSON.stringify.
@@ -53,11 +57,14 @@ async function readAll(support: SnapshotSupport, table: SnapshotTable, chunkRows
   const reader = await support.reader();
   try {
     const all: ChunkRows = { rows: [], keys: [] };
+    const bytes = new ByteRows();
     for (const ch of chunks) {
       const r = await reader.read(table, ch, null);
       all.rows.push(...r.rows);
       all.keys.push(...r.keys);
+      await reader.readInto?.(table, ch, null, bytes);
     }
+    if (reader.readInto) all.bytes = bytes;
     return all;
   } finally {
     await reader.close();
