@@ -3,6 +3,12 @@ import { LogicalReplicationService } from 'pg-logical-replication';
 import { CopyDataFramer, type CopyDataHandler } from './copy-framer.js';
 import { ReadPacer } from '../../src/core/read-pacer.js';
 
+/**
+ * How old a transaction's commit must be, when it arrives, for reading to be paced (a
+ * backlog drain; see `pace`). Well above any clock skew between the server and us.
+ */
+const BACKLOG_MS = 500;
+
 /** Microseconds between the Unix epoch and 2000-01-01 (Postgres' epoch), in ms. */
 const PG_EPOCH_MS = 946_684_800_000;
 
@@ -92,6 +98,9 @@ export class ReplicationConnection {
       const at = this.walStart;
       at.hi = b.readUInt32BE(start + 1);
       at.lo = b.readUInt32BE(start + 5);
+      // A Begin: how long ago its transaction committed says whether this is a backlog or
+      // live traffic (a logical walsender's XLogData carries no WAL end to compare with).
+      if (b[start + 25] === 0x42 && end - start >= 46) this.behind = Date.now() - (PG_EPOCH_MS + Number(b.readBigInt64BE(start + 34) / 1000n)) > BACKLOG_MS;
       this.handlers.data(at, b.subarray(start + 25, end));
     } else if (b[start] === 0x6b) {
       this.handlers.keepalive(b.readBigUInt64BE(start + 1), b[start + 17] === 1);
@@ -110,9 +119,16 @@ export class ReplicationConnection {
 
   /** Reading of the socket: paced after small reads, held by backpressure. */
   private pacer: ReadPacer | undefined;
+  /** Whether the last transaction begun had committed more than {@link BACKLOG_MS} before. */
+  private behind = false;
+  /**
+   * Pace reading only while draining a backlog. Caught up, a paced read would hold each
+   * commit back: at 5k changes/s it took the commit-to-sink p99 from 5 to 43 ms, since the
+   * walsender, with nothing left to send, waits for its next WAL flush.
+   */
   private readonly pace = (bytes: number): void => {
     const socket = this.socket;
-    if (!socket || this.stopped) return;
+    if (!socket || this.stopped || !this.behind) return;
     (this.pacer ??= new ReadPacer(socket)).afterRead(bytes);
   };
 
