@@ -8,8 +8,10 @@
  * read is a libuv callback, a Buffer and a framing pass, and each segment a wake-up that the
  * sending server process pays for too. Paused, the segments queue in the kernel without
  * waking anyone, and the next read takes them at once (~50 KiB): the same drain needed 2.3k
- * reads, and both our CPU and the walsender's fell by about a third. The cost is at most a
- * millisecond of latency on a quiet stream; a read that comes back large is not paced.
+ * reads, and both our CPU and the walsender's fell by about a third. A read that comes back
+ * large is not paced. A caller that can tell a backlog from live traffic paces only the
+ * backlog: the Postgres source, paced while caught up, saw its commit-to-sink p99 at 5k
+ * changes/s go from 5 to 43 ms. (The MariaDB client paces always; its p99 stayed at 5 ms.)
  */
 export class ReadPacer {
   private pauses = 0;
