@@ -21,7 +21,7 @@ export class ReadPacer {
   constructor(
     private readonly socket: { pause(): void; resume(): void },
     /** Reads smaller than this are followed by a pause. */
-    private readonly belowBytes = 32 * 1024,
+    private readonly belowBytes = 16 * 1024,
     private readonly pauseMs = 1,
   ) {}
 
