@@ -1,14 +1,10 @@
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
-import { Redis } from 'ioredis';
-import type mysql from 'mysql2/promise';
-import type { ChangeEvent, Row } from '../../src/core/event.js';
 import { TempDir, TributaryProcess, waitFor } from '../helpers/context.js';
-import { REDIS_URL } from '../helpers/env.js';
 import { freePort } from '../helpers/embedded-pg.js';
 import { MysqlTestDb, uniqueServerId } from '../helpers/mysql.js';
-import { readJsonl, replay } from '../helpers/pipeline.js';
+import { readJsonl } from '../helpers/pipeline.js';
+import { resumeAfterSigkill, snapshotState, snapshotUnderLoad } from '../helpers/snapshot-run.js';
 
 /**
  * The MariaDB twin of pg-snapshot: DBLog watermark snapshots through the signal table, while
@@ -44,14 +40,7 @@ http: { port: ${o.port ?? 0} }
   );
 }
 
-function snapshotState(dir: TempDir, name: string): { status: string; tables: { table: { keyKind: string; key: string[] }; done: boolean[]; rows: number }[] } | null {
-  const p = `${dir.path}/state/${name}/snapshot.json`;
-  return existsSync(p) ? JSON.parse(readFileSync(p, 'utf8')) : null;
-}
 
-function tableState(rows: { id: string | number; v: number; note: string | null }[]): Map<string, Row> {
-  return new Map(rows.map((r) => [JSON.stringify({ id: Number(r.id) }), { id: Number(r.id), v: r.v, note: r.note } as Row]));
-}
 
 const unique = (p: string) => `${p}${process.pid % 100000}`;
 
@@ -62,64 +51,27 @@ describe('mysql snapshots (DBLog watermarks via the signal table, chunked, resum
     await db.query('CREATE TABLE t (id bigint PRIMARY KEY, v int NOT NULL, note varchar(40))');
     await db.query("INSERT INTO t SELECT seq, 0, CONCAT('n', seq) FROM seq_1_to_200000");
     await db.query('ANALYZE TABLE t');
-    const name = unique('msnapc');
-    const prefix = name;
-    const redis = new Redis(REDIS_URL);
-    try {
-      const cfg = config(dir, db, {
-        name,
-        tables: `${db.name}.t`,
-        mode: 'initial',
-        chunk: 4000,
-        extraSinks: `  - name: cache\n    type: redis\n    url: ${REDIS_URL}\n    key: "${prefix}:{table}:{key}"\n    fence_key: "${prefix}:fences"\n`,
-      });
-      await using proc = TributaryProcess.start(['run', '--config', cfg]);
-      // The writer runs during the whole snapshot, on the very rows being read.
-      const w = await db.connect();
-      let stop = false;
-      let next = 200001;
-      let writes = 0;
-      const writing = (async (c: mysql.Connection) => {
-        while (!stop) {
-          const r = Math.random();
-          const id = 1 + Math.floor(Math.random() * 200000);
-          if (r < 0.5) await c.query('UPDATE t SET v = v + 1, note = ? WHERE id = ?', [`w${next}`, id]);
-          else if (r < 0.7) await c.query('DELETE FROM t WHERE id = ?', [id]);
-          else await c.query('INSERT INTO t VALUES (?, 1, ?)', [next++, 'new']);
-          writes++;
-        }
-      })(w);
-      await proc.waitForLog(/snapshot completed/, 180_000);
-      await new Promise((r) => setTimeout(r, 500));
-      stop = true;
-      await writing;
-      await w.end();
-      const rows = await db.query<{ id: string; v: number; note: string }[]>('SELECT id, v, note FROM t');
-      const want = tableState(rows);
-      await waitFor(() => replay(readJsonl(`${dir.path}/out.jsonl`)).size === want.size, { timeoutMs: 60_000, what: 'jsonl to catch up' });
-      await new Promise((r) => setTimeout(r, 1000));
-      assert.equal(await proc.kill('SIGTERM'), 0);
-      const events = readJsonl(`${dir.path}/out.jsonl`);
-      const reads = events.filter((e) => e.op === 'r');
-      process.stderr.write(`# mysql snapshot under load: ${reads.length} snapshot rows, ${writes} concurrent writes\n`);
-      assert.ok(writes > 100, `the writer was busy during the snapshot (${writes} writes)`);
-      assert.ok(reads.length > 150_000, `snapshot rows: ${reads.length}`);
-      assert.ok(reads.every((e) => e.source.snapshot === 'true' || e.source.snapshot === 'last'));
-      assert.equal(reads.filter((e) => e.source.snapshot === 'last').length, 1, 'exactly one "last" row');
-      assert.ok(reads.every((e) => e.source.connector === 'mysql' && e.source.db === db.name && e.source.table === 't' && typeof e.source.pos === 'number' && e.source.pos > 0 && e.source.file));
-      assert.ok(events.every((e) => e.source.table !== 'tributary_signal'), 'signal-table rows never reach a sink');
-      assert.ok(events.some((e) => e.op === 'u') && events.some((e) => e.op === 'd'), 'streamed changes interleave with the snapshot');
-      assert.deepEqual(replay(events), want, 'replaying the jsonl gives the table');
-      const keys = await redis.keys(`${prefix}:t:*`);
-      assert.equal(keys.length, want.size, 'Redis holds as many rows as the table');
-      const sample = keys.slice(0, 3000);
-      const vals = await redis.mget(...sample);
-      sample.forEach((k, i) => assert.deepEqual(JSON.parse(vals[i]!), want.get(JSON.stringify({ id: Number(k.split(':').pop()) })), `Redis ${k}`));
-    } finally {
-      const keys = await redis.keys(`${prefix}:*`);
-      for (let i = 0; i < keys.length; i += 5000) await redis.del(...keys.slice(i, i + 5000));
-      await redis.quit();
-    }
+    await snapshotUnderLoad({
+      label: 'mysql',
+      name: unique('msnapc'),
+      dir,
+      config: (o) => config(dir, db, { ...o, tables: `${db.name}.t` }),
+      async writer() {
+        const c = await db.connect();
+        return {
+          update: (id, note) => c.query('UPDATE t SET v = v + 1, note = ? WHERE id = ?', [note, id]),
+          remove: (id) => c.query('DELETE FROM t WHERE id = ?', [id]),
+          insert: (id, note) => c.query('INSERT INTO t VALUES (?, 1, ?)', [id, note]),
+          end: () => c.end(),
+        };
+      },
+      rows: () => db.query<{ id: string; v: number; note: string }[]>('SELECT id, v, note FROM t'),
+      check(events) {
+        const reads = events.filter((e) => e.op === 'r');
+        assert.ok(reads.every((e) => e.source.connector === 'mysql' && e.source.db === db.name && e.source.table === 't' && typeof e.source.pos === 'number' && e.source.pos > 0 && e.source.file));
+        assert.ok(events.every((e) => e.source.table !== 'tributary_signal'), 'signal-table rows never reach a sink');
+      },
+    });
   });
 
   it('a SIGKILL at about 25% resumes from the last durable chunk: nothing lost, few rows re-read', { timeout: 240_000 }, async () => {
@@ -127,36 +79,7 @@ describe('mysql snapshots (DBLog watermarks via the signal table, chunked, resum
     await using dir = new TempDir();
     await db.query('CREATE TABLE t (id bigint PRIMARY KEY, v int NOT NULL, note varchar(60))');
     await db.query("INSERT INTO t SELECT seq, 0, REPEAT('x', 50) FROM seq_1_to_200000");
-    const chunk = 2000;
-    const workers = 2;
-    const name = unique('msnapk');
-    const cfg = config(dir, db, { name, tables: `${db.name}.t`, mode: 'initial', chunk, workers });
-    const first = TributaryProcess.start(['run', '--config', cfg]);
-    await waitFor(() => {
-      const s = snapshotState(dir, name);
-      if (!s) return false;
-      // Chunks are cut as the table is read, so the chunk list grows: count rows instead.
-      return s.tables[0]!.rows >= 200000 * 0.25;
-    }, { timeoutMs: 120_000, intervalMs: 10, what: '25% of the rows' });
-    await first.kill('SIGKILL');
-    const offset = (JSON.parse(readFileSync(`${dir.path}/state/${name}/sink.audit.json`, 'utf8')) as { state: { offset: number } }).state.offset;
-    const before = readFileSync(`${dir.path}/out.jsonl`).subarray(0, offset).toString('utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as ChangeEvent);
-    const durable = new Set(before.map((e) => e.after!.id));
-    assert.ok(durable.size > 0 && durable.size < 200000, `durable before the kill: ${durable.size}`);
-
-    await using second = TributaryProcess.start(['run', '--config', cfg]);
-    await second.waitForLog(/resuming snapshot from its last durable chunk/);
-    await second.waitForLog(/snapshot completed/, 180_000);
-    await new Promise((r) => setTimeout(r, 500));
-    assert.equal(await second.kill('SIGTERM'), 0);
-    const all = readJsonl(`${dir.path}/out.jsonl`);
-    const ids = all.map((e) => e.after!.id as number);
-    assert.equal(new Set(ids).size, 200000, 'every row arrived');
-    const lines = readFileSync(`${dir.path}/out.jsonl`, 'utf8').split('\n').filter(Boolean);
-    assert.equal(new Set(lines).size, lines.length, 'no event twice in the jsonl');
-    const rereads = all.slice(before.length).filter((e) => durable.has(e.after!.id)).length;
-    assert.ok(rereads < workers * chunk, `rows re-read after the restart: ${rereads} (must be < ${workers * chunk})`);
-    process.stderr.write(`# mysql snapshot resume: ${durable.size} rows durable before SIGKILL, ${rereads} re-read\n`);
+    await resumeAfterSigkill({ label: 'mysql', name: unique('msnapk'), dir, config: (o) => config(dir, db, { ...o, tables: `${db.name}.t` }) });
   });
 
   it('on demand: a filtered --where snapshot while streaming, and a cancel', { timeout: 120_000 }, async () => {
