@@ -37,6 +37,8 @@ export class PostgresSource implements Source {
   private decoder?: PgoutputDecoder;
   private heartbeat?: NodeJS.Timeout;
   private statusTimer?: NodeJS.Timeout;
+  /** The control connection being made, if any (see controlClient). */
+  private controlConnecting?: Promise<pg.Client>;
   private closed?: Promise<void>;
   private paused = false;
   private fatal: Error | null = null;
@@ -56,8 +58,17 @@ export class PostgresSource implements Source {
     return PgPosition.parse(s);
   }
 
-  private async controlClient(): Promise<pg.Client> {
-    if (this.control) return this.control;
+  /**
+   * The control connection, connected on first use. Callers that come while it connects
+   * share that attempt: two at once (the heartbeat and a catalog refresh) each made a client,
+   * and the one not kept stayed connected until the server went away.
+   */
+  private controlClient(): Promise<pg.Client> {
+    if (this.control) return Promise.resolve(this.control);
+    return (this.controlConnecting ??= this.connectControl().finally(() => (this.controlConnecting = undefined)));
+  }
+
+  private async connectControl(): Promise<pg.Client> {
     const c = new pg.Client({ connectionString: this.cfg.url, options: SESSION_OPTIONS, application_name: 'tributary-control' } as pg.ClientConfig);
     c.on('error', (err) => this.ctx.logger.warn({ err }, 'control connection error'));
     try {
@@ -68,6 +79,11 @@ export class PostgresSource implements Source {
         cause: err,
         retryable: true,
       });
+    }
+    if (this.closed) {
+      // close() ran while this connected: nothing may keep the connection open now.
+      await c.end().catch(() => undefined);
+      throw new TributaryError(ErrorCodes.PG_CONNECT, 'the Postgres source is closed', { fix: 'none needed: the pipeline is stopping' });
     }
     this.control = c;
     this.db = (await c.query<{ db: string }>('SELECT current_database() AS db')).rows[0]!.db;
@@ -297,6 +313,7 @@ export class PostgresSource implements Source {
         this.conn.sendStatus(this.acked);
         await this.conn.stop();
       }
+      await this.controlConnecting?.catch(() => undefined);
       await this.control?.end().catch(() => undefined);
       this.control = undefined;
     })());
