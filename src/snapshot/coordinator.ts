@@ -86,6 +86,8 @@ export class SnapshotCoordinator {
   /** Open windows (low watermark seen) by table, for the per-event dirty check. */
   private readonly openByTable = new Map<string, Window[]>();
   private pending: Pending[] = [];
+  /** `onInitialOnlyDone` has been called (it must be, exactly once). */
+  private initialOnlyNotified = false;
   private inflight = new Set<string>();
   private workers: Promise<void>[] = [];
   private readonly ac = new AbortController();
@@ -573,7 +575,12 @@ export class SnapshotCoordinator {
       this.progress?.stop();
     }
     void this.persist().then(() => {
-      if (s.status === 'done' && this.o.mode === 'initial_only' && s.kind === 'initial') this.o.onInitialOnlyDone();
+      // Completions that arrive while a state write is in flight share the next, coalesced
+      // write, and each looks at the status once it resolves: tell the pipeline only once.
+      if (s.status === 'done' && this.o.mode === 'initial_only' && s.kind === 'initial' && !this.initialOnlyNotified) {
+        this.initialOnlyNotified = true;
+        this.o.onInitialOnlyDone();
+      }
     });
   }
 
