@@ -12,7 +12,7 @@
 import { Worker } from 'node:worker_threads';
 import { unpackRows } from './packed-rows.js';
 import { deserializeError, type ThreadReply, type ThreadRequest } from './thread-protocol.js';
-import type { ChunkBounds, ChunkPlanner, ChunkRows, SnapshotReader, SnapshotSupport, SnapshotTable, ThreadSpec } from './types.js';
+import { ByteRows, type ChunkBounds, type ChunkPlanner, type ChunkRows, type SnapshotReader, type SnapshotSupport, type SnapshotTable, type ThreadSpec } from './types.js';
 
 /** Distributes the union over a request without its id. */
 type Request = ThreadRequest extends infer R ? (R extends ThreadRequest ? Omit<R, 'id'> : never) : never;
@@ -156,6 +156,22 @@ export class ThreadedSupport implements SnapshotSupport {
       async read(table, chunk, where): Promise<ChunkRows> {
         const r = await t.call({ op: 'read', reader, table, chunk, where });
         return unpackRows(r.rows!);
+      },
+      // The coordinator's own path: the packed bytes go on as the rows' bytes (no strings,
+      // no second encoding on the main thread, which is what the thread is there to spare).
+      async readInto(table, chunk, where, out): Promise<void> {
+        const p = (await t.call({ op: 'read', reader, table, chunk, where })).rows!;
+        const data = Buffer.from(p.data, 0, p.size);
+        const ends = new Int32Array(p.ends, 0, p.count * 2);
+        if (out instanceof ByteRows) {
+          out.adopt(data, ends, p.count);
+          return;
+        }
+        let s = 0;
+        for (let i = 0; i < p.count; i++) {
+          out.bytes(data, s, ends[2 * i]!, ends[2 * i + 1]!);
+          s = ends[2 * i + 1]!;
+        }
       },
       close() {
         return (closed ??= t

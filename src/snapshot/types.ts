@@ -1,3 +1,4 @@
+import { isAscii } from 'node:buffer';
 import type { ChangeEvent, JsonValue, Row, SerializedChangeEvent } from '../core/event.js';
 import { JsonBytes } from '../core/json-bytes.js';
 
@@ -63,6 +64,25 @@ export class ByteRows implements RowSink {
     this.w.text(row);
     this.keep();
     this.keys.push(key);
+  }
+
+  /**
+   * Rows packed by another thread (`data`: row 0, key 0, row 1, key 1, …; `ends`: per row
+   * the end of its row text and of its key), taken over where they lie: the transferred
+   * buffer becomes the rows' slab, so nothing is copied or encoded again on this thread.
+   */
+  adopt(data: Buffer, ends: Int32Array, count: number): void {
+    const ascii = isAscii(data);
+    let s = 0;
+    for (let i = 0; i < count; i++) {
+      const r = ends[2 * i]!;
+      const k = ends[2 * i + 1]!;
+      this.slabs.push(data);
+      this.starts.push(s);
+      this.ends.push(r);
+      this.keys.push(data.toString(ascii ? 'latin1' : 'utf8', r, k));
+      s = k;
+    }
   }
 
   private keep(): void {

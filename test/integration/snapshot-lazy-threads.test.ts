@@ -4,7 +4,7 @@ import { describe, it } from 'node:test';
 import { ErrorCodes, TributaryError } from '../../src/core/errors.js';
 import type { JsonValue } from '../../src/core/event.js';
 import { ThreadedSupport } from '../../src/snapshot/thread-reader.js';
-import type { ChunkBounds, ChunkRows, SnapshotSupport, SnapshotTable } from '../../src/snapshot/types.js';
+import { ByteRows, StringRows, type ChunkBounds, type ChunkRows, type SnapshotSupport, type SnapshotTable } from '../../src/snapshot/types.js';
 import { PgSnapshotSupport } from '../../connectors/postgres/snapshot.js';
 import { MysqlSnapshotSupport, parseSignalTable } from '../../connectors/mysql/snapshot.js';
 import { PgTestDb, TempDir, TributaryProcess } from '../helpers/context.js';
@@ -72,6 +72,23 @@ async function assertThreadedIdentical(support: SnapshotSupport, table: Snapshot
     for (let i = 0; i < a.length; i++) {
       assert.deepStrictEqual(b[i]!.rows, a[i]!.rows, `${table.name} chunk ${i}: rows`);
       assert.deepStrictEqual(b[i]!.keys, a[i]!.keys, `${table.name} chunk ${i}: keys`);
+    }
+    // The coordinator's path: the thread's packed bytes taken over as a ByteRows (no copy),
+    // and copied row by row into any other row sink. Both give the inline rows and keys.
+    const reader = await threaded.reader();
+    try {
+      for (let i = 0; i < chunks.length; i++) {
+        const adopted = new ByteRows();
+        await reader.readInto!(table, chunks[i]!, null, adopted);
+        const copied = new StringRows();
+        await reader.readInto!(table, chunks[i]!, null, copied);
+        const rows = adopted.keys.map((_, j) => adopted.slabs[j]!.toString('utf8', adopted.starts[j], adopted.ends[j]));
+        assert.deepStrictEqual(rows, a[i]!.rows, `${table.name} chunk ${i}: adopted rows`);
+        assert.deepStrictEqual(adopted.keys, a[i]!.keys, `${table.name} chunk ${i}: adopted keys`);
+        assert.deepStrictEqual(copied.out, { rows: a[i]!.rows, keys: a[i]!.keys }, `${table.name} chunk ${i}: copied rows`);
+      }
+    } finally {
+      await reader.close();
     }
   } finally {
     await threaded.close();
