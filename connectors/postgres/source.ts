@@ -70,7 +70,27 @@ export class PostgresSource implements Source {
 
   private async connectControl(): Promise<pg.Client> {
     const c = new pg.Client({ connectionString: this.cfg.url, options: SESSION_OPTIONS, application_name: 'tributary-control' } as pg.ClientConfig);
-    c.on('error', (err) => this.ctx.logger.warn({ err }, 'control connection error'));
+    // A control connection that dies (server restart, pg_terminate_backend, an idle-session
+    // timeout) is dropped at once, so the next heartbeat or catalog refresh connects again
+    // instead of failing on the dead client until the replication connection happens to drop.
+    const drop = () => {
+      if (this.control === c) this.control = undefined;
+    };
+    c.on('end', drop);
+    let lost = false;
+    c.on('error', (err) => {
+      drop();
+      // The server's FATAL comes first; the closed socket then adds "Connection terminated
+      // unexpectedly", which says nothing more.
+      if (lost) return;
+      lost = true;
+      // A server shutting down ends every session: the replication connection reports that and
+      // reconnects, so only another cause is worth a warning (a Ctrl-C of the demo stops its
+      // Postgres too, which showed as a warning with a stack on every stop).
+      const code = (err as { code?: string }).code;
+      const shutdown = this.closed !== undefined || code === '57P01' || code === '57P02' || code === '57P03';
+      this.ctx.logger[shutdown ? 'info' : 'warn']({ code }, `control connection lost: ${errorMessage(err)}; it reconnects when next needed`);
+    });
     try {
       await c.connect();
     } catch (err) {

@@ -117,20 +117,35 @@ export class TributaryProcess implements AsyncDisposable {
   readonly exited: Promise<number | null>;
   private exitCode: number | null | undefined;
 
-  private constructor(readonly child: ChildProcess) {
+  private constructor(
+    readonly child: ChildProcess,
+    private readonly group = false,
+  ) {
     child.stdout?.setEncoding('utf8').on('data', (d: string) => (this.stdout += d));
     child.stderr?.setEncoding('utf8').on('data', (d: string) => (this.stderr += d));
     this.exited = new Promise((res) => child.once('exit', (code, signal) => res((this.exitCode = code ?? (signal ? -1 : null)))));
   }
 
-  /** `tributary <args...>` with `env` added to the environment. */
-  static start(args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): TributaryProcess {
+  /**
+   * `tributary <args...>` with `env` added to the environment. `group`: the process leads a
+   * process group of its own, as a terminal's foreground job does, so {@link ctrlC} reaches
+   * it and every child it started (the demo's Postgres).
+   */
+  static start(args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; group?: boolean } = {}): TributaryProcess {
     const child = spawn(process.execPath, [BIN, ...args], {
       cwd: opts.cwd ?? REPO,
       env: { ...process.env, TRIBUTARY_LOG_LEVEL: process.env.TRIBUTARY_LOG_LEVEL ?? 'info', ...opts.env },
       stdio: ['ignore', 'pipe', 'pipe'],
+      detached: opts.group ?? false,
     });
-    return new TributaryProcess(child);
+    return new TributaryProcess(child, opts.group ?? false);
+  }
+
+  /** What a terminal's Ctrl-C does: SIGINT to the whole process group (needs `group`). */
+  async ctrlC(): Promise<number | null> {
+    if (!this.group) throw new Error('ctrlC() needs a process started with { group: true }');
+    if (this.running) process.kill(-this.child.pid!, 'SIGINT');
+    return this.exited;
   }
 
   /** Run to completion and return the exit code with the output. */
@@ -160,6 +175,14 @@ export class TributaryProcess implements AsyncDisposable {
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
+    if (this.group && this.running) {
+      // The whole group, so no child outlives the test.
+      try {
+        process.kill(-this.child.pid!, 'SIGKILL');
+      } catch {
+        /* already gone */
+      }
+    }
     await this.kill('SIGKILL');
   }
 }

@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import pg from 'pg';
 import { PgTestDb, TempDir, TributaryProcess, waitFor } from '../helpers/context.js';
 import { EmbeddedPg } from '../helpers/embedded-pg.js';
-import { InProcessPipeline } from '../helpers/pipeline.js';
+import { InProcessPipeline, readJsonl } from '../helpers/pipeline.js';
 import { PgPosition } from '../../connectors/postgres/position.js';
 import { PG_URL } from '../helpers/env.js';
 
@@ -74,5 +74,38 @@ describe('postgres server conditions', { concurrency: false }, () => {
     } finally {
       await admin.end();
     }
+  });
+  it('a terminated control connection is replaced: heartbeats go on, and a server shutdown is not a warning', { timeout: 120_000 }, async () => {
+    await using db = await PgTestDb.create('ctl');
+    await using dir = new TempDir();
+    await db.query('CREATE TABLE t (id int PRIMARY KEY)');
+    const cfg = dir.file(
+      'ctl.yaml',
+      `name: ctl\nsource:\n  type: postgres\n  url: ${db.url}\n  tables: [public.t]\n  snapshot: never\n  heartbeat_ms: 200\nstate: { type: file, dir: ${dir.path}/state }\nsinks:\n  - { name: out, type: jsonl, path: ${dir.path}/out.jsonl }\nhttp: { port: 0 }\n`,
+    );
+    await using p = TributaryProcess.start(['run', '--config', cfg]);
+    await p.waitForLog(/pipeline ctl running/);
+    const admin = new pg.Client({ connectionString: PG_URL });
+    await admin.connect();
+    try {
+      const controlPid = async () =>
+        (await admin.query<{ pid: number }>("SELECT pid FROM pg_stat_activity WHERE datname = $1 AND application_name = 'tributary-control'", [db.name])).rows[0]?.pid;
+      let first: number | undefined;
+      await waitFor(async () => (first = await controlPid()) !== undefined, { what: 'the control connection' });
+      await admin.query('SELECT pg_terminate_backend($1)', [first]);
+      // The next heartbeat connects again (before, it failed on the dead client until the
+      // replication connection happened to drop).
+      let second: number | undefined;
+      await waitFor(async () => (second = await controlPid()) !== undefined && second !== first, { timeoutMs: 10_000, what: 'a new control connection' });
+      await db.query('INSERT INTO t SELECT generate_series(1, 10)');
+      await waitFor(() => readJsonl(`${dir.path}/out.jsonl`).length === 10, { what: 'the rows after the reconnect' });
+      const log = p.stdout + p.stderr;
+      assert.match(log, /"level":30,[^\n]*"code":"57P01"[^\n]*control connection lost: terminating connection due to administrator command; it reconnects when next needed/);
+      assert.doesNotMatch(log, /heartbeat failed/);
+      assert.doesNotMatch(log, /"level":40[^\n]*control connection/, 'an administrator shutdown is not a warning');
+    } finally {
+      await admin.end();
+    }
+    assert.equal(await p.kill('SIGTERM'), 0);
   });
 });
