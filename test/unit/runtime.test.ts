@@ -98,6 +98,21 @@ describe('memory stream reads', () => {
   });
 });
 
+/** A runner for a `probe` sink: batches of 2 events, one attempt, poison events parked. */
+function probeRunner(definition: unknown, stream: MemoryStream, store: StateStore, onCommit: () => void): SinkRunner {
+  return new SinkRunner({
+    pipeline: 'p',
+    sink: { base: { ...SinkBase.parse({ name: 's', type: 'probe' }), batch: { max_events: 2, max_bytes: 1 << 20, max_wait_ms: 0 }, retry: { attempts: 1, backoff_ms: 1, max_backoff_ms: 1 }, dead_letter: { policy: 'park' } } as never, definition: definition as never, config: {} },
+    stream,
+    store,
+    source: { parsePosition: (s: string) => PgPosition.parse(s) },
+    logger: pino({ level: 'silent' }),
+    metrics: new Metrics(),
+    stateDir: '/tmp',
+    onCommit,
+  });
+}
+
 describe('sink runner', () => {
   it('frees the stream while a batch is written, and coalesces checkpoints behind a slow store', async () => {
     const written: number[] = [];
@@ -128,17 +143,7 @@ describe('sink runner', () => {
     });
     const stream = new MemoryStream(1 << 20);
     let commits = 0;
-    const runner = new SinkRunner({
-      pipeline: 'p',
-      sink: { base: { ...SinkBase.parse({ name: 's', type: 'probe' }), batch: { max_events: 2, max_bytes: 1 << 20, max_wait_ms: 0 }, retry: { attempts: 1, backoff_ms: 1, max_backoff_ms: 1 }, dead_letter: { policy: 'park' } } as never, definition: definition as never, config: {} },
-      stream,
-      store,
-      source: { parsePosition: (s: string) => PgPosition.parse(s) },
-      logger: pino({ level: 'silent' }),
-      metrics: new Metrics(),
-      stateDir: '/tmp',
-      onCommit: () => commits++,
-    });
+    const runner = probeRunner(definition, stream, store, () => commits++);
     await runner.open(undefined);
     runner.start(stream.register('s'));
     for (let t = 1; t <= 20; t++) {
@@ -168,17 +173,7 @@ describe('sink runner, failing state store', () => {
     const definition = defineSink({ type: 'probe', config: z.object({}), create: () => ({ async write() {}, async close() {} }) });
     const stream = new MemoryStream(1 << 20);
     let commits = 0;
-    const runner = new SinkRunner({
-      pipeline: 'p',
-      sink: { base: { ...SinkBase.parse({ name: 's', type: 'probe' }), batch: { max_events: 2, max_bytes: 1 << 20, max_wait_ms: 0 }, retry: { attempts: 1, backoff_ms: 1, max_backoff_ms: 1 }, dead_letter: { policy: 'park' } } as never, definition: definition as never, config: {} },
-      stream,
-      store,
-      source: { parsePosition: (s: string) => PgPosition.parse(s) },
-      logger: pino({ level: 'silent' }),
-      metrics: new Metrics(),
-      stateDir: '/tmp',
-      onCommit: () => commits++,
-    });
+    const runner = probeRunner(definition, stream, store, () => commits++);
     await runner.open(undefined);
     runner.start(stream.register('s'));
     stream.push(ev(1, 0));
