@@ -8,6 +8,7 @@ import { pino } from 'pino';
 import type { ChangeEvent, Row } from '../../src/core/event.js';
 import { describeSinkConformance, makeSinkEvent } from '../../src/testing/index.js';
 import duckdbSink from '../../sinks/duckdb/index.js';
+import { txnWriter } from '../helpers/txn-writer.js';
 
 /**
  * The conformance kit against a real DuckDB file, for both modes, plus mapping, widening, new
@@ -170,14 +171,7 @@ describe('duckdb sink: mapping and fencing', { concurrency: false }, () => {
 describe('duckdb sink: staging tables', { concurrency: false }, () => {
   const path = join(dir, 'stage.duckdb');
   let sink: Awaited<ReturnType<typeof duckdbSink.create>>;
-  let txn = 500;
-  const write = (evs: ChangeEvent[]) => {
-    const t = txn++;
-    return sink.write(
-      evs.map((e, i) => makeSinkEvent(e, t, i)),
-      { signal: new AbortController().signal, commit: String(t) },
-    );
-  };
+  const write = txnWriter(() => sink, 500);
   const rows = () => query(path, 'SELECT id, note, doc FROM shop.items ORDER BY id');
 
   before(async () => {

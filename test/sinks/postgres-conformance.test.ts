@@ -5,6 +5,7 @@ import type { ChangeEvent, Row } from '../../src/core/event.js';
 import { describeSinkConformance, makeSinkEvent } from '../../src/testing/index.js';
 import postgresSink from '../../sinks/postgres/index.js';
 import { PgTestDb } from '../helpers/context.js';
+import { txnWriter } from '../helpers/txn-writer.js';
 
 /**
  * The conformance kit against a real Postgres target, for both modes, plus the behaviours
@@ -185,14 +186,7 @@ describe('postgres sink: mapping and fencing', { concurrency: false }, () => {
 
 describe('postgres sink: COPY staging', { concurrency: false }, () => {
   let sink: Awaited<ReturnType<typeof postgresSink.create>>;
-  let txn = 500;
-  const write = (evs: ChangeEvent[]) => {
-    const t = txn++;
-    return sink.write(
-      evs.map((e, i) => makeSinkEvent(e, t, i)),
-      { signal: new AbortController().signal, commit: String(t) },
-    );
-  };
+  const write = txnWriter(() => sink, 500);
   const rows = async () => (await db.query('SELECT id, note, doc, tags FROM wh2.items ORDER BY id')).rows;
 
   before(async () => {
