@@ -47,11 +47,14 @@ export function keylessProblem(t: CapturedTable): PreflightProblem {
  *   since publishing them breaks the application's UPDATE and DELETE;
  * - after running `ALTER TABLE … REPLICA IDENTITY FULL` on the tables the user opted in.
  *
- * A table that joins the publication while a pipeline resumes or streams had rows written
+ * A table added to an existing publication (at a restart, or while streaming) had rows written
  * before it joined, which the slot never decodes (publication membership is read as of each
  * change). Those tables are snapshotted through `requestSnapshot`. Their names are stored
  * before the ALTER PUBLICATION and removed once the snapshot has begun, so a crash in between
- * leaves the request to the next start.
+ * leaves the request to the next start. (Only a publication created now needs none: the
+ * initial snapshot, which begins after it, reads every table it publishes. A stored snapshot
+ * that resumes does not, since its table list is fixed, so the request stands even when no
+ * sink has a checkpoint yet.)
  */
 export class TableCapture {
   /** The tables the publication publishes, as of the last sync. */
@@ -81,11 +84,10 @@ export class TableCapture {
   }
 
   /**
-   * One pass. `resuming`: changes already streamed before this (a checkpoint exists, or the
-   * pipeline runs), so tables that join now need a snapshot. `lockTimeoutMs` bounds lock waits
-   * (periodic checks); at start the statements wait as long as it takes.
+   * One pass. `lockTimeoutMs` bounds lock waits (periodic checks); at start the statements wait
+   * as long as it takes.
    */
-  async sync(c: pg.ClientBase, opts: { resuming: boolean; lockTimeoutMs?: number }): Promise<{ created: boolean; added: string[]; dropped: string[] }> {
+  async sync(c: pg.ClientBase, opts: { lockTimeoutMs?: number } = {}): Promise<{ created: boolean; added: string[]; dropped: string[] }> {
     this.joining ??= new Set((await this.o.store.get<string[]>(this.o.pipeline, JOINING_KEY)) ?? []);
     let all = await resolveTables(c, this.o.include, this.o.exclude);
     const isOptedIn = optedIn(this.o.replicaIdentityFull);
@@ -116,12 +118,7 @@ export class TableCapture {
     }
     const changes = publicationChanges(state, want);
     const wanted = new Set(want.map(tableName));
-    const joined = opts.resuming && state.exists ? changes.add.map(tableName) : [];
-    if (!opts.resuming && this.joining.size) {
-      // A new stream: the initial snapshot (or the user's choice of none) covers every table.
-      this.joining.clear();
-      await this.persistJoining();
-    }
+    const joined = state.exists ? changes.add.map(tableName) : [];
     if (joined.length) {
       for (const n of joined) this.joining.add(n);
       await this.persistJoining();

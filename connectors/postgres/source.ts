@@ -196,9 +196,7 @@ export class PostgresSource implements Source {
       this.ctx.logger.warn({ slot: this.slot }, 'replication slot is missing; recreating it and re-snapshotting (snapshot: when_needed)');
     }
     // The slot was inspected first, but the publication must exist before the slot is created.
-    // Tables joining an existing publication are snapshotted when the stream resumes from a
-    // checkpoint; a new stream is covered by the initial snapshot.
-    await this.capture.sync(c, { resuming: !!from && !positionLost });
+    await this.capture.sync(c);
     this.useTables(this.capture.tables);
     if (!slot.exists) {
       await c.query("SELECT pg_create_logical_replication_slot($1, 'pgoutput')", [this.slot]);
@@ -372,7 +370,7 @@ export class PostgresSource implements Source {
     this.tableCheck = setInterval(() => {
       if (this.checking || this.closed) return;
       this.checking = this.controlClient()
-        .then((c) => this.capture.sync(c, { resuming: true, lockTimeoutMs: Math.max(1000, Math.min(this.cfg.table_check_ms, 10_000)) }))
+        .then((c) => this.capture.sync(c, { lockTimeoutMs: Math.max(1000, Math.min(this.cfg.table_check_ms, 10_000)) }))
         .then(
           () => {
             this.useTables(this.capture.tables);

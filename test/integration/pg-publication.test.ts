@@ -181,6 +181,45 @@ describe('postgres: what goes into the publication', { concurrency: false }, () 
     assert.equal(await proc.kill('SIGTERM'), 0);
   });
 
+  it('a table that joined just before a SIGKILL is still snapshotted after the restart', { timeout: 180_000 }, async () => {
+    await using db = await PgTestDb.create('joinkill');
+    await using dir = new TempDir();
+    const name = `joinkill${process.pid}`;
+    // The publication and slot exist already: the start alters nothing (which would wait for the
+    // lock below) and creates no slot (which would wait for the lock's transaction to end).
+    await db.query(`CREATE TABLE big (id int PRIMARY KEY, v text); INSERT INTO big SELECT g, 'b' FROM generate_series(1, 100) g;
+      CREATE PUBLICATION "tributary_${name}" FOR TABLE big WITH (publish_via_partition_root = true)`);
+    await db.query(`SELECT pg_create_logical_replication_slot('tributary_${name}', 'pgoutput')`);
+    // While this lock is held the initial snapshot cannot read big, so it stays running, and a
+    // table that joins meanwhile must wait for its own snapshot.
+    const locker = await db.connect();
+    await locker.query('BEGIN; LOCK TABLE big IN ACCESS EXCLUSIVE MODE');
+    const cfg = config(dir, name, db.url, 'tables: [public.big, "public.late*"]\ntable_check_ms: 300');
+    try {
+      await using p1 = TributaryProcess.start(['run', '--config', cfg]);
+      await p1.waitForLog(/pipeline \S+ running/, 60_000);
+      await db.query("BEGIN; CREATE TABLE late (id int PRIMARY KEY, v text); INSERT INTO late SELECT g, 'l' FROM generate_series(1, 30) g; COMMIT");
+      await p1.waitForLog(/added public\.late/, 30_000);
+      assert.equal(await p1.kill('SIGKILL'), -1);
+    } finally {
+      await locker.query('COMMIT');
+      await locker.end();
+    }
+    // The restart finds late already in the publication: only the stored request says that its
+    // 30 rows were never streamed.
+    await using p2 = TributaryProcess.start(['run', '--config', cfg]);
+    let evs: ChangeEvent[] = [];
+    await waitFor(
+      () => (evs = readJsonl(`${dir.path}/out.jsonl`)).filter((e) => e.source.table === 'late').length >= 30,
+      { timeoutMs: 90_000, what: `late's 30 rows (have ${evs.filter((e) => e.source.table === 'late').length})` },
+    );
+    const late = evs.filter((e) => e.source.table === 'late');
+    assert.deepEqual(late.map((e) => e.op), Array(30).fill('r'));
+    assert.deepEqual(late.map((e) => e.after!.id).sort((a, b) => Number(a) - Number(b)), Array.from({ length: 30 }, (_, i) => i + 1));
+    await waitFor(() => readJsonl(`${dir.path}/out.jsonl`).filter((e) => e.source.table === 'big').length >= 100, { what: "big's 100 rows" });
+    assert.equal(await p2.kill('SIGTERM'), 0);
+  });
+
   it('preflight names the missing privileges with their GRANTs; a runtime "permission denied" is coded', { timeout: 180_000 }, async () => {
     await using db = await PgTestDb.create('privs');
     await using dir = new TempDir();
