@@ -51,8 +51,8 @@ export async function privilegeProblems(
   }
   // Adding a table to a publication, and ALTER TABLE, need the table owner's rights.
   const needOwner = new Map<string, { t: CapturedTable; why: string }>();
-  for (const t of o.changes.add) needOwner.set(tableName(t), { t, why: `add it to the publication "${o.publication}"` });
-  for (const t of o.toAlter) needOwner.set(tableName(t), { t, why: 'set its REPLICA IDENTITY FULL (source.replica_identity_full)' });
+  for (const t of o.changes.add) needOwner.set(tableName(t), { t, why: `add tables to the publication "${o.publication}"` });
+  for (const t of o.toAlter) needOwner.set(tableName(t), { t, why: 'set REPLICA IDENTITY FULL (source.replica_identity_full)' });
   const byOwner = new Map<string, { t: CapturedTable; why: string }[]>();
   for (const n of needOwner.values()) if (!n.t.owned) byOwner.set(n.t.owner, [...(byOwner.get(n.t.owner) ?? []), n]);
   for (const [owner, list] of byOwner) {
@@ -61,7 +61,7 @@ export async function privilegeProblems(
     problems.push({
       code: ErrorCodes.PG_PRIVILEGE,
       severity: 'error',
-      message: `role "${role}" does not own ${list.map((n) => `${tableName(n.t)} (to ${n.why})`).join(', ')}: that needs the rights of the owner "${owner}"`,
+      message: `role "${role}" does not own ${list.map((n) => tableName(n.t)).join(', ')}, owned by "${owner}", whose rights it needs to ${[...new Set(list.map((n) => n.why))].join(' and to ')}`,
       // Membership in a superuser role would let the source role SET ROLE to it: never suggest it.
       fix: su ? `${alter} (or create the publication as a superuser and set source.create_publication: false)` : `GRANT ${ident(owner)} TO ${r}; (or ${alter})`,
     });

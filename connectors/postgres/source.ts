@@ -2,7 +2,7 @@ import pg from 'pg';
 import type { PostgresSourceConfig } from '../../src/config/schema.js';
 import { ErrorCodes, TributaryError, errorMessage } from '../../src/core/errors.js';
 import type { Position, PreflightProblem, Source, SourceContext, SourceItem, SourceOutput } from '../../src/core/source.js';
-import { reconnectDelay, sleep } from '../../src/runtime/retry.js';
+import { isRetryableError, reconnectDelay, sleep } from '../../src/runtime/retry.js';
 import { TableCapture } from './capture.js';
 import { loadTypes, resolveTables, slotInfo, type CapturedTable } from './catalog.js';
 import { PgoutputDecoder } from './pgoutput.js';
@@ -378,6 +378,8 @@ export class PostgresSource implements Source {
             failing = false;
           },
           (err: unknown) => {
+            // A lost server is reported by the replication connection; say nothing more about it.
+            if (isRetryableError(err)) return;
             const e = privilegeError(err, { role: this.role, doing: 'table check failed' }) ?? err;
             if (!failing) this.ctx.logger.warn({ err: e, code: (e as TributaryError).code }, `table check failed, retrying every ${this.cfg.table_check_ms} ms: ${errorMessage(e)}`);
             failing = true;
