@@ -4,6 +4,7 @@ import { ErrorCodes, TributaryError } from '../../src/core/errors.js';
 import { StringRows, type ChunkBounds, type ChunkPlanner, type SnapshotEventBuilder, type SnapshotReader, type SnapshotSupport, type SnapshotTable, type ThreadSpec } from '../../src/snapshot/types.js';
 import { snapshotEventBuilder } from '../../src/snapshot/envelope.js';
 import { ident, loadTypes, resolveTables } from './catalog.js';
+import { privilegeError } from './privileges.js';
 import { SESSION_OPTIONS } from './replication.js';
 import { CopyReader } from './snapshot-copy.js';
 import type { PgTypeInfo } from './values.js';
@@ -20,6 +21,24 @@ function qname(name: string): string {
 }
 
 /**
+ * A "permission denied" as TRB2021 naming the GRANT (not retryable, so the snapshot stops with
+ * it instead of retrying for ever); any other error as it is.
+ */
+function denied(c: pg.Client, err: unknown, doing: string, table?: string): unknown {
+  const [schema, name] = table ? (table.split('.') as [string, string]) : [];
+  return privilegeError(err, { role: c.user, doing, table: table ? { schema: schema!, table: name! } : undefined }) ?? err;
+}
+
+/** Run `fn` with {@link denied} errors. */
+async function coded<T>(c: pg.Client, doing: string, table: string | undefined, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    throw denied(c, err, doing, table);
+  }
+}
+
+/**
  * Snapshot support for Postgres: primary-key (or configured key) chunks by keyset
  * pagination with row-value comparison, `ctid` block ranges for tables with no key, and
  * watermarks written with transactional `pg_logical_emit_message`.
@@ -30,6 +49,8 @@ export class PgSnapshotSupport implements SnapshotSupport {
       url: string;
       include: readonly string[];
       exclude: readonly string[] | undefined;
+      /** When given, only tables it publishes are snapshotted: what is read is what is streamed. */
+      publication?: string;
       keyColumns: Record<string, string[]> | undefined;
       types: () => ReadonlyMap<number, PgTypeInfo>;
     },
@@ -38,19 +59,29 @@ export class PgSnapshotSupport implements SnapshotSupport {
   private async client(): Promise<pg.Client> {
     const c = new pg.Client({ connectionString: this.o.url, options: SESSION_OPTIONS, application_name: 'tributary-snapshot' } as pg.ClientConfig);
     c.on('error', () => undefined);
-    await c.connect();
+    await coded(c, 'cannot connect to Postgres for a snapshot', undefined, () => c.connect());
     return c;
   }
 
   async tables(only?: string[]): Promise<SnapshotTable[]> {
     const c = await this.client();
     try {
+      // The publication publishes through partition roots and leaves keyless tables out
+      // (TableCapture): snapshotting anything else would read rows whose changes never stream,
+      // or a partition twice (once through its parent).
       let all = await resolveTables(c, this.o.include, this.o.exclude);
+      if (this.o.publication !== undefined) {
+        const published = await c.query<{ t: string }>("SELECT schemaname || '.' || tablename AS t FROM pg_publication_tables WHERE pubname = $1", [this.o.publication]);
+        const names = new Set(published.rows.map((r) => r.t));
+        all = all.filter((t) => names.has(`${t.schema}.${t.table}`));
+      }
       if (only) {
         const want = new Set(only.map((t) => (t.includes('.') ? t : `public.${t}`)));
         for (const t of want) {
           if (!all.some((x) => `${x.schema}.${x.table}` === t)) {
-            throw new TributaryError(ErrorCodes.SNAPSHOT, `table ${t} is not captured by this pipeline`, { fix: 'name a table that source.tables includes (schema.table)' });
+            throw new TributaryError(ErrorCodes.SNAPSHOT, `table ${t} is not captured by this pipeline`, {
+              fix: 'name a table the pipeline captures (schema.table, matched by source.tables; a table without a replica identity is left out, TRB2020; a partition is read through its partitioned table)',
+            });
           }
         }
         all = all.filter((x) => want.has(`${x.schema}.${x.table}`));
@@ -127,6 +158,8 @@ export class PgSnapshotSupport implements SnapshotSupport {
       }
       chunks.push({ lo, hi: null });
       return chunks;
+    } catch (err) {
+      throw denied(c, err, `cannot plan the snapshot of ${table.name}`, table.name);
     } finally {
       await c.end();
     }
@@ -145,12 +178,14 @@ export class PgSnapshotSupport implements SnapshotSupport {
         // An index probe: the chunkRows-th key after lo, and whether any row follows it (a
         // chunk ending at the very last row takes the open end instead, so no empty chunk
         // trails behind it).
-        const r = await c.query({
-          text: `SELECT ${cols} FROM ${qname(table.name)}${conds.length ? ` WHERE ${conds.join(' AND ')}` : ''} ORDER BY ${cols} LIMIT 2 OFFSET ${Math.floor(chunkRows) - 1}`,
-          values: lo ? lo.map((v) => String(v)) : [],
-          rowMode: 'array',
-          types: RAW_TEXT,
-        });
+        const r = await coded(c, `cannot plan the snapshot of ${table.name}`, table.name, () =>
+          c.query({
+            text: `SELECT ${cols} FROM ${qname(table.name)}${conds.length ? ` WHERE ${conds.join(' AND ')}` : ''} ORDER BY ${cols} LIMIT 2 OFFSET ${Math.floor(chunkRows) - 1}`,
+            values: lo ? lo.map((v) => String(v)) : [],
+            rowMode: 'array',
+            types: RAW_TEXT,
+          }),
+        );
         return r.rows.length === 2 ? (r.rows[0] as string[]) : null;
       },
       close() {
@@ -176,15 +211,15 @@ export class PgSnapshotSupport implements SnapshotSupport {
     let closed: Promise<void> | undefined;
     return {
       async watermark(id, mark) {
-        await c.query('SELECT pg_logical_emit_message(true, $1, $2)', [WATERMARK_PREFIX, JSON.stringify({ id, mark })]);
+        await coded(c, 'cannot write a snapshot watermark', undefined, () => c.query('SELECT pg_logical_emit_message(true, $1, $2)', [WATERMARK_PREFIX, JSON.stringify({ id, mark })]));
       },
       async read(table, chunk, where) {
         const out = new StringRows();
-        await copy.read(table, qname(table.name), chunkConditions(c, table, chunk, where), out);
+        await coded(c, `cannot read a snapshot chunk of ${table.name}`, table.name, () => copy.read(table, qname(table.name), chunkConditions(c, table, chunk, where), out));
         return out.out;
       },
       readInto(table, chunk, where, out) {
-        return copy.read(table, qname(table.name), chunkConditions(c, table, chunk, where), out);
+        return coded(c, `cannot read a snapshot chunk of ${table.name}`, table.name, () => copy.read(table, qname(table.name), chunkConditions(c, table, chunk, where), out));
       },
       close() {
         return (closed ??= c.end().catch(() => undefined));
@@ -198,6 +233,7 @@ export function pgSnapshotSupportInThread(o: {
   url: string;
   include: readonly string[];
   exclude: readonly string[] | undefined;
+  publication?: string;
   keyColumns: Record<string, string[]> | undefined;
   types: [number, PgTypeInfo][];
 }): PgSnapshotSupport {

@@ -2,11 +2,13 @@ import pg from 'pg';
 import type { PostgresSourceConfig } from '../../src/config/schema.js';
 import { ErrorCodes, TributaryError, errorMessage } from '../../src/core/errors.js';
 import type { Position, PreflightProblem, Source, SourceContext, SourceItem, SourceOutput } from '../../src/core/source.js';
-import { reconnectDelay, sleep } from '../../src/runtime/retry.js';
-import { loadTypes, resolveTables, slotInfo, syncPublication, type CapturedTable } from './catalog.js';
+import { isRetryableError, reconnectDelay, sleep } from '../../src/runtime/retry.js';
+import { TableCapture } from './capture.js';
+import { loadTypes, resolveTables, slotInfo, type CapturedTable } from './catalog.js';
 import { PgoutputDecoder } from './pgoutput.js';
 import { PgPosition } from './position.js';
 import { checkPostgres } from './preflight.js';
+import { privilegeError } from './privileges.js';
 import { ReplicationConnection, SESSION_OPTIONS, type WalStart } from './replication.js';
 import type { PgTypeInfo } from './values.js';
 import { PgSnapshotSupport, pgSnapshotEvent } from './snapshot.js';
@@ -27,7 +29,6 @@ export class PostgresSource implements Source {
   readonly publication: string;
   private control?: pg.Client;
   private conn?: ReplicationConnection;
-  private tables: CapturedTable[] = [];
   private types = new Map<number, PgTypeInfo>();
   private readonly primaryKeys = new Map<number, string[]>();
   /** The flush LSN reported to the server. Never ahead of durable data. */
@@ -45,6 +46,11 @@ export class PostgresSource implements Source {
   /** The current connection has received something (it really streams). */
   private live = false;
   private db = '';
+  /** The role the source connects as (for the GRANTs that errors name). */
+  private role: string | undefined;
+  private readonly capture: TableCapture;
+  private tableCheck?: NodeJS.Timeout;
+  private checking?: Promise<void>;
 
   constructor(
     readonly cfg: PostgresSourceConfig,
@@ -52,6 +58,17 @@ export class PostgresSource implements Source {
   ) {
     this.slot = cfg.slot ?? `tributary_${ctx.pipeline}`;
     this.publication = cfg.publication ?? `tributary_${ctx.pipeline}`;
+    this.capture = new TableCapture({
+      pipeline: ctx.pipeline,
+      publication: this.publication,
+      include: cfg.tables,
+      exclude: cfg.exclude,
+      replicaIdentityFull: cfg.replica_identity_full,
+      create: cfg.create_publication,
+      logger: ctx.logger,
+      store: ctx.store,
+      requestSnapshot: ctx.requestSnapshot,
+    });
   }
 
   parsePosition(s: string): Position {
@@ -94,6 +111,8 @@ export class PostgresSource implements Source {
     try {
       await c.connect();
     } catch (err) {
+      const denied = privilegeError(err, { role: c.user, doing: 'cannot connect to Postgres' });
+      if (denied) throw denied;
       throw new TributaryError(ErrorCodes.PG_CONNECT, `cannot connect to Postgres: ${errorMessage(err)}`, {
         fix: 'check source.url (host, port, user, password, database) and that the server accepts connections',
         cause: err,
@@ -106,14 +125,27 @@ export class PostgresSource implements Source {
       throw new TributaryError(ErrorCodes.PG_CONNECT, 'the Postgres source is closed', { fix: 'none needed: the pipeline is stopping' });
     }
     this.control = c;
-    this.db = (await c.query<{ db: string }>('SELECT current_database() AS db')).rows[0]!.db;
+    const who = (await c.query<{ db: string; role: string }>('SELECT current_database() AS db, current_user AS role')).rows[0]!;
+    this.db = who.db;
+    this.role = who.role;
     return c;
   }
 
   async preflight(): Promise<PreflightProblem[]> {
     const c = await this.controlClient();
-    this.tables = await resolveTables(c, this.cfg.tables, this.cfg.exclude);
-    return checkPostgres(c, { slot: this.slot, tables: this.tables, include: this.cfg.tables });
+    const tables = await resolveTables(c, this.cfg.tables, this.cfg.exclude);
+    const problems = await checkPostgres(c, {
+      slot: this.slot,
+      publication: this.publication,
+      createPublication: this.cfg.create_publication,
+      tables,
+      include: this.cfg.tables,
+      replicaIdentityFull: this.cfg.replica_identity_full,
+      snapshotNever: this.cfg.snapshot === 'never',
+    });
+    // Preflight's warnings are logged by the caller; the catalog sync does not repeat them.
+    this.capture.noteWarned(tables.filter((t) => !t.hasIdentity));
+    return problems;
   }
 
   private prepared?: Promise<{ positionLost?: boolean }>;
@@ -131,12 +163,16 @@ export class PostgresSource implements Source {
   }
 
   private async doPrepare(from: Position | null): Promise<{ positionLost?: boolean }> {
+    try {
+      return await this.prepareOnce(from);
+    } catch (err) {
+      throw privilegeError(err, { role: this.role, doing: 'cannot prepare the publication and slot' }) ?? err;
+    }
+  }
+
+  private async prepareOnce(from: Position | null): Promise<{ positionLost?: boolean }> {
     const c = await this.controlClient();
-    this.tables = await resolveTables(c, this.cfg.tables, this.cfg.exclude);
-    for (const t of this.tables) this.primaryKeys.set(t.oid, t.primaryKey);
     this.types = await loadTypes(c);
-    const pub = await syncPublication(c, this.publication, this.tables, this.cfg.create_publication);
-    if (pub !== 'unchanged') this.ctx.logger.info({ publication: this.publication, tables: this.tables.length }, `publication ${pub}`);
     const slot = await slotInfo(c, this.slot);
     const whenNeeded = this.cfg.snapshot === 'when_needed';
     let positionLost = false;
@@ -159,6 +195,9 @@ export class PostgresSource implements Source {
       positionLost = true;
       this.ctx.logger.warn({ slot: this.slot }, 'replication slot is missing; recreating it and re-snapshotting (snapshot: when_needed)');
     }
+    // The slot was inspected first, but the publication must exist before the slot is created.
+    await this.capture.sync(c);
+    this.useTables(this.capture.tables);
     if (!slot.exists) {
       await c.query("SELECT pg_create_logical_replication_slot($1, 'pgoutput')", [this.slot]);
       this.ctx.logger.info({ slot: this.slot }, 'replication slot created');
@@ -170,8 +209,20 @@ export class PostgresSource implements Source {
 
   private positionLost = false;
 
+  /** Keys of the published tables, for the decoder (relations that arrive later are looked up then). */
+  private useTables(tables: CapturedTable[]): void {
+    for (const t of tables) this.primaryKeys.set(t.oid, t.primaryKey);
+  }
+
   snapshots(): PgSnapshotSupport {
-    return new PgSnapshotSupport({ url: this.cfg.url, include: this.cfg.tables, exclude: this.cfg.exclude, keyColumns: this.cfg.key_columns, types: () => this.types });
+    return new PgSnapshotSupport({
+      url: this.cfg.url,
+      include: this.cfg.tables,
+      exclude: this.cfg.exclude,
+      publication: this.publication,
+      keyColumns: this.cfg.key_columns,
+      types: () => this.types,
+    });
   }
 
   get snapshotEvent() {
@@ -191,6 +242,7 @@ export class PostgresSource implements Source {
       onUnknown: (kind, oid) => void this.refreshCatalog(kind, oid),
     });
     this.startHeartbeat();
+    this.startTableCheck();
     let attempt = 0;
     let delay = 0;
     const signal = this.ctx.signal;
@@ -214,6 +266,8 @@ export class PostgresSource implements Source {
         if (this.fatal) throw this.fatal;
         const code = (err as { code?: string }).code;
         if (code && FATAL_SQLSTATES.has(code)) {
+          const denied = privilegeError(err, { role: this.role, doing: 'replication failed' });
+          if (denied) throw denied;
           throw new TributaryError(code === '55000' ? ErrorCodes.PG_SLOT_LOST : ErrorCodes.PG_CONNECT, `replication failed: ${errorMessage(err)}`, {
             fix: code === '55000' ? `the slot was invalidated; drop it and re-snapshot (source.snapshot: when_needed)` : 'check that the slot, publication and privileges exist (tributary validate --check-source)',
             cause: err,
@@ -305,6 +359,37 @@ export class PostgresSource implements Source {
     }
   }
 
+  /**
+   * Every `table_check_ms`: tables that now match `source.tables` (created, or given a key,
+   * after start) join the publication and are snapshotted; keyless ones are warned about and
+   * left out (TableCapture). A failure is logged once, and again only after a success.
+   */
+  private startTableCheck(): void {
+    if (!this.cfg.table_check_ms) return;
+    let failing = false;
+    this.tableCheck = setInterval(() => {
+      if (this.checking || this.closed) return;
+      this.checking = this.controlClient()
+        .then((c) => this.capture.sync(c, { lockTimeoutMs: Math.max(1000, Math.min(this.cfg.table_check_ms, 10_000)) }))
+        .then(
+          () => {
+            this.useTables(this.capture.tables);
+            if (failing) this.ctx.logger.info('table check works again');
+            failing = false;
+          },
+          (err: unknown) => {
+            // A lost server is reported by the replication connection; say nothing more about it.
+            if (isRetryableError(err)) return;
+            const e = privilegeError(err, { role: this.role, doing: 'table check failed' }) ?? err;
+            if (!failing) this.ctx.logger.warn({ err: e, code: (e as TributaryError).code }, `table check failed, retrying every ${this.cfg.table_check_ms} ms: ${errorMessage(e)}`);
+            failing = true;
+          },
+        )
+        .finally(() => (this.checking = undefined));
+    }, this.cfg.table_check_ms);
+    this.tableCheck.unref();
+  }
+
   private startHeartbeat(): void {
     if (!this.cfg.heartbeat_ms) return;
     let warned = false;
@@ -327,7 +412,10 @@ export class PostgresSource implements Source {
   close(): Promise<void> {
     return (this.closed ??= (async () => {
       clearInterval(this.heartbeat);
+      clearInterval(this.tableCheck);
       clearInterval(this.statusTimer);
+      await this.checking;
+      await this.capture.flushed();
       if (this.conn) {
         // Say where we are one last time, so a clean stop leaves the slot current.
         this.conn.sendStatus(this.acked);

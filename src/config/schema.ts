@@ -44,6 +44,20 @@ export const PostgresSourceConfig = z
     slot: z.string().optional().describe('Replication slot name. Default `tributary_<name>`.'),
     publication: z.string().optional().describe('Publication name. Default `tributary_<name>`; created when missing, limited to the captured tables.'),
     create_publication: z.boolean().default(true).describe('Create the publication when it does not exist.'),
+    replica_identity_full: z
+      .array(z.string().regex(/^[^.*]+\.[^*]+$/, 'a schema.table name, without wildcards'))
+      .optional()
+      .describe(
+        'Tables (`schema.table`, no wildcards) to set to `REPLICA IDENTITY FULL` (`ALTER TABLE … REPLICA IDENTITY FULL`, run by Tributary, which then needs the owner\'s rights) so they can be captured, with full `before` images. A table `tables` matches that has no primary key and REPLICA IDENTITY DEFAULT (or NOTHING) is otherwise left out of the publication with a TRB2020 warning: published, Postgres would reject UPDATE and DELETE on it in the application. FULL writes the whole old row to the WAL on every update and delete.',
+      ),
+    table_check_ms: z
+      .number()
+      .int()
+      .min(0)
+      .default(10000)
+      .describe(
+        'How often to look for tables that start to match `tables` while the pipeline runs (created, or given a key, after start): they join the publication and are snapshotted (unless `snapshot: never`), since rows written before they joined are never streamed. Keyless ones are left out as at start. 0 checks at start only.',
+      ),
     heartbeat_ms: z.number().int().min(0).default(10000).describe('How often to write a `pg_logical_emit_message` heartbeat so an idle slot advances. 0 turns it off.'),
     status_interval_ms: z.number().int().min(100).default(1000).describe('How often to send a standby status update (the acknowledged LSN).'),
     ...snapshotCommon,

@@ -20,6 +20,12 @@ export const ErrorCodes = {
   PG_CONNECT: 'TRB2006',
   PG_PROTOCOL: 'TRB2007',
   PG_TABLE_MISSING: 'TRB2008',
+  /** A matched table has no replica identity: it is left out of the publication (warning). */
+  PG_KEYLESS_TABLE: 'TRB2020',
+  /** The source role lacks a privilege (preflight), or the server said "permission denied". */
+  PG_PRIVILEGE: 'TRB2021',
+  /** The publication is missing and `source.create_publication` is false. */
+  PG_PUBLICATION: 'TRB2022',
   MYSQL_BINLOG: 'TRB2101',
   MYSQL_CONNECT: 'TRB2102',
   MYSQL_PURGED: 'TRB2103',

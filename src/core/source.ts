@@ -82,6 +82,14 @@ export interface SourceContext {
   metrics: { inc(name: string, value?: number, labels?: Record<string, string>): void; set(name: string, value: number, labels?: Record<string, string>): void };
   /** Durable state (snapshot progress, schema history). */
   store: StateStore;
+  /**
+   * Snapshot tables (`schema.table`) that joined the capture while the stream ran or resumed:
+   * their rows from before they joined were never streamed. Resolves once a snapshot that
+   * covers them has begun and its plan is stored (it may wait for a running snapshot to
+   * finish), or at once when the pipeline's snapshot mode is `never`. Absent outside a
+   * running pipeline (`validate`).
+   */
+  requestSnapshot?(tables: string[]): Promise<void>;
 }
 
 /**

@@ -11,6 +11,7 @@ import type { Metrics } from './metrics.js';
 import { SinkRunner } from './sink-runner.js';
 import { createSource } from './sources.js';
 import { SnapshotCoordinator } from '../snapshot/coordinator.js';
+import { JoinedTableSnapshots } from '../snapshot/joined-tables.js';
 
 export type PipelineState = 'created' | 'starting' | 'running' | 'draining' | 'stopped' | 'failed';
 
@@ -27,6 +28,8 @@ export class Pipeline {
   runners: SinkRunner[] = [];
   error: Error | null = null;
   snapshots?: SnapshotCoordinator;
+  /** Snapshots of tables that join the capture while streaming (see JoinedTableSnapshots). */
+  private joined?: JoinedTableSnapshots;
   private readonly ac = new AbortController();
   private sourceRun?: Promise<void>;
   private closed?: Promise<void>;
@@ -60,7 +63,15 @@ export class Pipeline {
     this.state = 'starting';
     const cfg = this.resolved.config;
     this.store = await openStateStore(cfg.state);
-    this.source = await createSource(cfg, { pipeline: this.name, logger: this.logger.child({ source: cfg.source.type }), signal: this.ac.signal, metrics: this.metrics, store: this.store });
+    const joined = (this.joined = new JoinedTableSnapshots({ mode: cfg.source.snapshot, logger: this.logger.child({ component: 'snapshot' }) }));
+    this.source = await createSource(cfg, {
+      pipeline: this.name,
+      logger: this.logger.child({ source: cfg.source.type }),
+      signal: this.ac.signal,
+      metrics: this.metrics,
+      store: this.store,
+      requestSnapshot: (tables) => joined.request(tables),
+    });
     const problems = await this.source.preflight();
     reportProblems(problems, this.logger);
     const stored = await this.store.loadSinks(this.name);
@@ -130,6 +141,7 @@ export class Pipeline {
       },
     );
     await this.snapshots.start();
+    joined.attach(this.snapshots, this.source);
     if (this.snapshots.active) this.snapshots.showProgress();
     if (this.snapshots.initialOnlyComplete && src.snapshot === 'initial_only') {
       this.logger.info('initial_only: the snapshot is already complete; stopping');
@@ -224,6 +236,7 @@ export class Pipeline {
   async drainAndStop(timeoutMs = 30_000): Promise<void> {
     if (this.state === 'running') this.state = 'draining';
     this.ac.abort();
+    await this.joined?.close();
     await this.snapshots?.close();
     await this.source?.close().catch(() => undefined);
     await this.sourceRun?.catch(() => undefined);
@@ -239,6 +252,7 @@ export class Pipeline {
     return (this.closed ??= (async () => {
       this.ac.abort();
       clearInterval(this.timer);
+      await this.joined?.close();
       await this.snapshots?.close();
       for (const r of this.runners) await r.close();
       try {

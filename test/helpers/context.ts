@@ -186,3 +186,36 @@ export class TributaryProcess implements AsyncDisposable {
     await this.kill('SIGKILL');
   }
 }
+
+/**
+ * A login role (cluster-wide) for privilege tests, with REPLICATION by default and nothing
+ * else. On dispose, what it owns in `db` goes back to postgres, its grants there are dropped,
+ * and the role is dropped.
+ */
+export class PgTestRole implements AsyncDisposable {
+  private constructor(
+    readonly name: string,
+    readonly url: string,
+    private readonly db: PgTestDb,
+  ) {}
+
+  static async create(db: PgTestDb, attrs = 'LOGIN REPLICATION'): Promise<PgTestRole> {
+    const name = `trb_role_${process.pid}_${Math.floor(Math.random() * 1e6)}`;
+    await db.query(`CREATE ROLE "${name}" ${attrs}`);
+    const u = new URL(db.url);
+    u.username = name;
+    u.password = '';
+    return new PgTestRole(name, u.toString(), db);
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    const c = new pg.Client({ connectionString: this.db.url });
+    await c.connect();
+    try {
+      await c.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1`, [this.name]);
+      await c.query(`REASSIGN OWNED BY "${this.name}" TO postgres; DROP OWNED BY "${this.name}"; DROP ROLE IF EXISTS "${this.name}"`);
+    } finally {
+      await c.end();
+    }
+  }
+}
