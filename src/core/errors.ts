@@ -27,6 +27,9 @@ export const ErrorCodes = {
   MYSQL_DECODE: 'TRB2105',
   MYSQL_TRUNCATED: 'TRB2106',
   MYSQL_CHECKSUM: 'TRB2107',
+  // Source connections, either source (src/runtime/source-link.ts)
+  SOURCE_AUTH: 'TRB2200',
+  SOURCE_GAVE_UP: 'TRB2201',
   // Sinks and runtime
   SINK_WRITE: 'TRB3001',
   SINK_POISON: 'TRB3002',

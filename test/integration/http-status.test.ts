@@ -28,7 +28,7 @@ describe('HTTP API and tributary status', { concurrency: false }, () => {
     const metrics = await (await fetch(`${base}/metrics`)).text();
     assert.match(metrics, /# TYPE tributary_sink_lag_seconds gauge/);
     assert.match(metrics, /tributary_sink_lag_events\{pipeline="http",sink="audit"\} 0/);
-    assert.match(metrics, /tributary_source_connected\{pipeline="http"\} 1/);
+    assert.match(metrics, /tributary_source_up\{pipeline="http"\} 1/);
     assert.match(metrics, /tributary_stream_buffer_bytes/);
     const status = (await (await fetch(`${base}/status`)).json()) as { pipelines: { name: string; state: string; sinks: { name: string; position: string }[] }[] };
     assert.equal(status.pipelines[0]!.state, 'running');
