@@ -202,7 +202,10 @@ export class PostgresSource implements Source {
         keepalive: (walEnd, reply) => this.onKeepalive(walEnd, reply),
       });
       this.conn = conn;
-      this.statusTimer = setInterval(() => conn.sendStatus(this.acked), this.cfg.status_interval_ms);
+      // Until the connection has received something, each status update asks for a reply: the
+      // walsender answers with a keepalive at once, which proves the stream works (an idle
+      // server would otherwise say nothing for up to wal_sender_timeout / 2).
+      this.statusTimer = setInterval(() => conn.sendStatus(this.acked, !this.live), this.cfg.status_interval_ms);
       try {
         this.live = false;
         await conn.stream(this.slot, this.publication, new PgPosition(start).serialize());
