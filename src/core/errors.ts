@@ -81,6 +81,12 @@ export class PoisonEventError extends TributaryError {
   }
 }
 
+/** One line: the code and message without the fix (for log lines repeated per outage, and `/status`). */
+export function errorSummary(err: unknown): string {
+  if (err instanceof TributaryError) return `${err.code} ${err.message}`;
+  return err instanceof Error ? err.message : String(err);
+}
+
 export function errorMessage(err: unknown): string {
   if (err instanceof TributaryError) return err.format();
   if (err instanceof Error) return err.message;

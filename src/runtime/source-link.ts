@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { ConfigError, ErrorCodes, TributaryError, errorMessage } from '../core/errors.js';
+import { ConfigError, ErrorCodes, TributaryError, errorSummary } from '../core/errors.js';
 import type { SourceLink } from '../core/source.js';
 import { classifyError, type ErrorClass } from './error-class.js';
 import type { Metrics } from './metrics.js';
@@ -107,7 +107,7 @@ export class SourceLinkMonitor {
    */
   retryDelay(err: unknown, cls: ErrorClass = classifyError(err)): number {
     if (cls !== 'transient' && cls !== 'auth') throw err;
-    const msg = errorMessage(err);
+    const msg = errorSummary(err);
     if (cls === 'auth' && !this.worked) {
       throw new ConfigError(ErrorCodes.SOURCE_AUTH, `the database refused the login of source.url, and it has never been accepted for this pipeline: ${msg}`, {
         fix: 'check the user and password in source.url (a password in a URL must be percent-encoded). Once a login has worked, a refused one is retried every few minutes instead, so a password rotation does not stop the pipeline',

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { errorMessage } from '../core/errors.js';
+import { errorMessage, errorSummary } from '../core/errors.js';
 import type { ResolvedPipeline } from '../config/load.js';
 import { classifyError, type ErrorClass } from './error-class.js';
 import type { Metrics } from './metrics.js';
@@ -128,7 +128,7 @@ export class PipelineSupervisor implements PipelineView {
    */
   private async retryAfter(err: unknown, origin: FailureOrigin, when: 'start' | 'run'): Promise<boolean> {
     const cls = classifyError(err);
-    const msg = errorMessage(err);
+    const msg = errorSummary(err);
     let delay: number;
     try {
       if (origin === 'source' && (cls === 'transient' || cls === 'auth')) {

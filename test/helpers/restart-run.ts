@@ -179,6 +179,11 @@ http: { port: ${port} }
   const back = log.match(/"msg":"source back after [0-9.]+ s[^"]*"/g) ?? [];
   assert.equal(lost.length, 4, `one "lost" line per outage (down at start, during start-up, crash, clean):\n${lost.join('\n')}`);
   assert.equal(back.length, 4, `one "back" line per outage:\n${back.join('\n')}`);
+  // The second outage began inside the start-up: the database was back (preflight passed),
+  // lost, and back again before the pipeline first ran.
+  const order = (re: RegExp) => log.search(re);
+  const firstRunning = order(new RegExp(`"msg":"pipeline ${s.name} running`));
+  assert.ok(order(/"msg":"source lost/) < firstRunning && log.indexOf(back[1]!) < firstRunning, 'the second outage hit the pipeline during its start-up');
   assert.equal(await running.kill('SIGTERM'), 0, 'a SIGTERM stop drains and exits 0');
   console.log(
     `# ${s.label} restarts: ${rows.length} rows, ${want} committed changes (${attempted} statements tried, ${failed} failed during outages); jsonl ${evs.length} events, each change once; 4 outages, the process never exited\n# ${notes.join('\n# ')}\n# ${back.map((b) => b.slice(7, -1)).join('; ')}`,
