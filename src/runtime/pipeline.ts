@@ -35,6 +35,8 @@ export class Pipeline {
   snapshots?: SnapshotCoordinator;
   /** The link to the database, shared with the pipeline's later attempts (see supervisor.ts). */
   readonly link: SourceLinkMonitor;
+  /** The link was made for this pipeline alone (no supervisor): close() closes it. */
+  private readonly ownLink: boolean;
   private readonly ac = new AbortController();
   private sourceRun?: Promise<void>;
   private closed?: Promise<void>;
@@ -54,6 +56,7 @@ export class Pipeline {
     opts: { link?: SourceLinkMonitor } = {},
   ) {
     this.name = resolved.config.name;
+    this.ownLink = !opts.link;
     this.link = opts.link ?? new SourceLinkMonitor({ pipeline: this.name, logger, metrics, maxElapsedMs: resolved.config.source.reconnect.max_elapsed });
     const sc = resolved.config.stream;
     this.stream = new MemoryStream(sc.max_bytes);
@@ -84,8 +87,9 @@ export class Pipeline {
     try {
       await this.startSteps(cfg, step);
     } catch (err) {
-      this.errorOrigin = origin;
-      throw err;
+      // A failure of the running source (see fail) may have stopped the start: that one counts.
+      if (!this.error) this.errorOrigin = origin;
+      throw this.error ?? err;
     }
   }
 
@@ -291,6 +295,7 @@ export class Pipeline {
       }
       await this.sourceRun?.catch(() => undefined);
       await this.store?.close();
+      if (this.ownLink) this.link.close();
       if (this.state !== 'failed') this.state = 'stopped';
       this.resolveDone();
     })());
