@@ -106,7 +106,7 @@ http: { port: ${port} }
       assert.match(r.stderr, /TRB2200 the database refused the login of source\.url, and it has never been accepted for this pipeline: .*Access denied for user/);
       assert.match(r.stderr, /fix: check the user and password in source\.url/);
       assert.doesNotMatch(r.stdout + r.stderr, /wrong-password/, 'the password never reaches the output');
-      console.log(`# exit ${r.code} after ${Date.now() - t} ms: ${r.stderr.trim().split('\n').slice(-2).join(' / ')}`);
+      console.log(`# exit ${r.code} after ${Date.now() - t} ms: ${r.stderr.trim().split('\n').filter((l) => l.startsWith('error:'))[0]}`);
     } finally {
       await admin.query(`DROP USER IF EXISTS '${user}'@'%'`);
       await admin.end();
