@@ -2,7 +2,7 @@ import pg from 'pg';
 import type { PostgresSourceConfig } from '../../src/config/schema.js';
 import { ErrorCodes, TributaryError, errorMessage } from '../../src/core/errors.js';
 import type { Position, PreflightProblem, Source, SourceContext, SourceItem, SourceOutput } from '../../src/core/source.js';
-import { isRetryableError, reconnectDelay, sleep } from '../../src/runtime/retry.js';
+import { isRetryableError } from '../../src/runtime/retry.js';
 import { TableCapture } from './capture.js';
 import { loadTypes, resolveTables, slotInfo, type CapturedTable } from './catalog.js';
 import { PgoutputDecoder } from './pgoutput.js';
@@ -13,8 +13,11 @@ import { ReplicationConnection, SESSION_OPTIONS, type WalStart } from './replica
 import type { PgTypeInfo } from './values.js';
 import { PgSnapshotSupport, pgSnapshotEvent } from './snapshot.js';
 
-/** Server errors after which reconnecting cannot help. */
+/** Server errors after which reconnecting cannot help, given a message here that names the fix. */
 const FATAL_SQLSTATES = new Set(['42704' /* undefined object: slot or publication */, '42501' /* privilege */, '55000' /* slot invalidated */, '3D000' /* no database */]);
+
+/** How long a connection attempt may take before it counts as failed (a black-holed host). */
+const CONNECT_TIMEOUT_MS = 10_000;
 
 /**
  * The Postgres source: pgoutput over a replication connection.
@@ -86,7 +89,7 @@ export class PostgresSource implements Source {
   }
 
   private async connectControl(): Promise<pg.Client> {
-    const c = new pg.Client({ connectionString: this.cfg.url, options: SESSION_OPTIONS, application_name: 'tributary-control' } as pg.ClientConfig);
+    const c = new pg.Client({ connectionString: this.cfg.url, options: SESSION_OPTIONS, application_name: 'tributary-control', connectionTimeoutMillis: CONNECT_TIMEOUT_MS } as pg.ClientConfig);
     // A control connection that dies (server restart, pg_terminate_backend, an idle-session
     // timeout) is dropped at once, so the next heartbeat or catalog refresh connects again
     // instead of failing on the dead client until the replication connection happens to drop.
@@ -243,22 +246,21 @@ export class PostgresSource implements Source {
     });
     this.startHeartbeat();
     this.startTableCheck();
-    let attempt = 0;
-    let delay = 0;
     const signal = this.ctx.signal;
     while (!signal.aborted) {
       // A new connection per attempt: a broken one is never reused.
       const start = this.lastPushed > this.acked ? this.lastPushed : this.acked;
-      const conn = new ReplicationConnection(this.cfg.url, {
+      const conn = new ReplicationConnection(this.cfg.url, CONNECT_TIMEOUT_MS, {
         data: (lsn, payload) => this.onData(lsn, payload, out),
         keepalive: (walEnd, reply) => this.onKeepalive(walEnd, reply),
       });
       this.conn = conn;
-      this.statusTimer = setInterval(() => conn.sendStatus(this.acked), this.cfg.status_interval_ms);
+      // Until the connection has received something, each status update asks for a reply: the
+      // walsender answers with a keepalive at once, which proves the stream works (an idle
+      // server would otherwise say nothing for up to wal_sender_timeout / 2).
+      this.statusTimer = setInterval(() => conn.sendStatus(this.acked, !this.live), this.cfg.status_interval_ms);
       try {
-        this.ctx.metrics.set('tributary_source_connected', 1, { pipeline: this.ctx.pipeline });
         this.live = false;
-        if (attempt > 0) this.ctx.logger.info({ from: new PgPosition(start).serialize(), attempt }, 'replication reconnecting');
         await conn.stream(this.slot, this.publication, new PgPosition(start).serialize());
         if (this.fatal) throw this.fatal;
       } catch (err) {
@@ -273,19 +275,15 @@ export class PostgresSource implements Source {
             cause: err,
           });
         }
-        // Backoff grows until a connection actually streams something, then starts over.
-        attempt = this.live ? 1 : attempt + 1;
-        delay = reconnectDelay(err, attempt);
-        this.ctx.logger.warn({ err, attempt, delayMs: delay }, `replication connection lost: ${errorMessage(err)}; reconnecting`);
+        // The engine decides: wait (backoff by class of error), or give up by throwing.
+        await this.ctx.link.lost(err);
       } finally {
         clearInterval(this.statusTimer);
-        this.ctx.metrics.set('tributary_source_connected', 0, { pipeline: this.ctx.pipeline });
         this.paused = false;
         await conn.stop();
         this.decoder.prepareReconnect();
       }
       if (signal.aborted) break;
-      await sleep(delay, signal);
       // The control connection may have died with the server too.
       if (this.control) {
         await this.control.end().catch(() => undefined);
@@ -299,8 +297,14 @@ export class PostgresSource implements Source {
     }
   }
 
-  private onData(lsn: WalStart, payload: Buffer, out: SourceOutput): void {
+  /** The first message on a connection: it really streams, so an outage is over. */
+  private markLive(): void {
     this.live = true;
+    this.ctx.link.up();
+  }
+
+  private onData(lsn: WalStart, payload: Buffer, out: SourceOutput): void {
+    if (!this.live) this.markLive();
     if (this.fatal) return;
     try {
       this.decoder!.handle(payload, lsn, (item: SourceItem) => {
@@ -324,7 +328,7 @@ export class PostgresSource implements Source {
   }
 
   private onKeepalive(walEnd: bigint, reply: boolean): void {
-    this.live = true;
+    if (!this.live) this.markLive();
     // Nothing in flight (no open transaction, every pushed commit acknowledged): the WAL up
     // to walEnd holds nothing for us, so the slot may move there. Otherwise WAL written by
     // other databases would pile up behind an idle slot.

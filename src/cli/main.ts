@@ -4,7 +4,8 @@ import { ConfigError, ErrorCodes, TributaryError, errorMessage } from '../core/e
 import { createLogger } from '../core/log.js';
 import { loadConfig } from '../config/load.js';
 import { Metrics, defineRuntimeMetrics } from '../runtime/metrics.js';
-import { Pipeline } from '../runtime/pipeline.js';
+import { PipelineSupervisor } from '../runtime/supervisor.js';
+import { SourceLinkMonitor } from '../runtime/source-link.js';
 import { startHttp } from '../http/server.js';
 import { createSource } from '../runtime/sources.js';
 import { openStateStore } from '../state/open.js';
@@ -93,7 +94,9 @@ async function cmdRun(rest: string[]): Promise<void> {
   const logger = createLogger({ level: process.env.TRIBUTARY_LOG_LEVEL ?? cfg.log.level });
   const metrics = new Metrics();
   defineRuntimeMetrics(metrics);
-  const pipelines = cfg.pipelines.map((p) => new Pipeline(p, logger.child({ pipeline: p.config.name }), metrics));
+  // One supervisor per pipeline: each retries and restarts its own pipeline, so one that
+  // waits for its database or fails never holds up or stops the others.
+  const pipelines = cfg.pipelines.map((p) => new PipelineSupervisor(p, logger.child({ pipeline: p.config.name }), metrics));
   let server: Server | undefined;
   let stopping = false;
   const stop = async (signal: string) => {
@@ -103,12 +106,13 @@ async function cmdRun(rest: string[]): Promise<void> {
     }
     stopping = true;
     logger.info({ signal }, 'draining: no new reads; waiting for sinks to commit what they hold');
-    await Promise.all(pipelines.map((p) => p.drainAndStop()));
+    await Promise.all(pipelines.map((p) => p.stop()));
   };
   process.once('SIGINT', () => void stop('SIGINT'));
   process.once('SIGTERM', () => void stop('SIGTERM'));
   try {
-    for (const p of pipelines) await p.start();
+    // Up before the pipelines start: /healthz, /readyz (503) and /status answer while they
+    // wait for their database.
     if (cfg.http.port) {
       server = await startHttp({
         host: cfg.http.host,
@@ -120,28 +124,28 @@ async function cmdRun(rest: string[]): Promise<void> {
           post: {
             '/snapshot': async (body) => {
               const b = body as { pipeline?: string; table?: string | null; where?: string | null; action?: 'start' | 'pause' | 'resume' | 'cancel' };
-              const p = pipelines.find((x) => x.name === (b.pipeline ?? pipelines[0]!.name));
-              if (!p?.snapshots) return { status: 404, body: { error: `no running pipeline named ${b.pipeline}` } };
+              const s = pipelines.find((x) => x.name === (b.pipeline ?? pipelines[0]!.name));
+              const p = s?.state === 'running' ? s.pipeline : null;
+              if (!p?.snapshots) return { status: 404, body: { error: `no running pipeline named ${b.pipeline ?? pipelines[0]!.name}` } };
               return p.snapshots.control(b.action ?? 'start', b.table ?? null, b.where ?? null);
             },
           },
         },
       });
     }
+    for (const p of pipelines) p.start();
     await Promise.all(pipelines.map((p) => p.done));
   } catch (err) {
-    await Promise.all(pipelines.map((p) => p.close()));
+    await Promise.all(pipelines.map((p) => p.stop()));
     throw err;
   } finally {
     server?.close();
   }
-  const failed = pipelines.find((p) => p.state === 'failed');
+  const failed = pipelines.filter((p) => p.state === 'failed');
   logger.info({ pipelines: pipelines.map((p) => ({ name: p.name, state: p.state })) }, 'stopped');
   logger.flush();
-  if (failed) {
-    process.stderr.write(`error: pipeline ${failed.name} failed: ${errorMessage(failed.error)}\n`);
-    process.exitCode = 1;
-  }
+  for (const f of failed) process.stderr.write(`error: pipeline ${f.name} failed: ${errorMessage(f.error)}\n`);
+  if (failed.length) process.exitCode = Math.max(...failed.map((f) => exitCodeFor(f.error)));
 }
 
 /**
@@ -163,7 +167,7 @@ async function runWorker(cfg: Awaited<ReturnType<typeof loadConfig>>): Promise<v
     const ac = new AbortController();
     const state = p.config.state;
     const store = await openStateStore(state);
-    const source = await createSource(p.config, { pipeline: p.config.name, logger, signal: ac.signal, metrics: new Metrics(), store });
+    const source = await createSource(p.config, { pipeline: p.config.name, logger, signal: ac.signal, metrics: new Metrics(), store, link: standaloneLink(p.config.name, logger, ac.signal) });
     if (!source.snapshots) throw new TributaryError(ErrorCodes.SNAPSHOT, `the ${p.config.source.type} source cannot snapshot`, { fix: 'remove --worker' });
     const q = new ChunkQueue(st.url, p.config.name);
     let chunks = 0;
@@ -188,6 +192,11 @@ async function runWorker(cfg: Awaited<ReturnType<typeof loadConfig>>): Promise<v
   logger.flush();
 }
 
+/** The source link of a source used outside a pipeline (validate, --worker): they never stream. */
+function standaloneLink(pipeline: string, logger: import('pino').Logger, signal: AbortSignal) {
+  return new SourceLinkMonitor({ pipeline, logger, metrics: new Metrics() }).bind(signal);
+}
+
 async function cmdValidate(rest: string[]): Promise<void> {
   const { values } = args(rest, { config: { type: 'string', multiple: true, short: 'c' }, 'check-source': { type: 'boolean' } });
   const cfg = await loadConfig(configFiles(values.config));
@@ -201,7 +210,7 @@ async function cmdValidate(rest: string[]): Promise<void> {
     const ac = new AbortController();
     const st = p.config.state;
     const store = await openStateStore(st);
-    const source = await createSource(p.config, { pipeline: p.config.name, logger, signal: ac.signal, metrics: new Metrics(), store });
+    const source = await createSource(p.config, { pipeline: p.config.name, logger, signal: ac.signal, metrics: new Metrics(), store, link: standaloneLink(p.config.name, logger, ac.signal) });
     try {
       const problems = await source.preflight();
       for (const pr of problems) {
@@ -263,8 +272,9 @@ async function cmdStatus(rest: string[]): Promise<void> {
     return;
   }
   for (const p of out) {
-    const running = p.running as { state: string; sinks: { name: string; lagEvents: number; lagSeconds: number }[] } | null;
+    const running = p.running as LiveStatus | null;
     process.stdout.write(`pipeline ${p.pipeline}: ${running ? running.state : 'not running (positions from the state store)'}\n`);
+    if (running) for (const line of healthLines(running)) process.stdout.write(`  ${line}\n`);
     for (const [name, s] of Object.entries(p.sinks as Record<string, { position: string; committedAt: string } | null>)) {
       const lag = running?.sinks.find((x) => x.name === name);
       process.stdout.write(`  sink ${name}: ${s ? `position ${s.position} (committed ${s.committedAt})` : 'no checkpoint yet'}${lag ? `, lag ${lag.lagEvents} events / ${lag.lagSeconds.toFixed(1)} s` : ''}\n`);
@@ -275,6 +285,29 @@ async function cmdStatus(rest: string[]): Promise<void> {
       for (const t of snap.tables) process.stdout.write(`    ${t.table}: ${t.chunksDone}/${t.chunks} chunks, ${t.rows} rows of ~${t.estimate}\n`);
     }
   }
+}
+
+/** What `/status` says about one pipeline (src/runtime/supervisor.ts). */
+interface LiveStatus {
+  state: string;
+  error: string | null;
+  sinks: { name: string; lagEvents: number; lagSeconds: number }[];
+  source?: { up: boolean; downSeconds: number; attempts: number; lastError: string | null; nextRetryAt: string | null };
+  restarts?: number;
+  nextRetryAt?: string | null;
+}
+
+/** Why a live pipeline is not (fully) running: its database, its last failure, its next retry. */
+function healthLines(s: LiveStatus): string[] {
+  const lines: string[] = [];
+  const inSecs = (at: string | null | undefined) => (at ? `, next try in ${Math.max(0, (Date.parse(at) - Date.now()) / 1000).toFixed(0)} s` : '');
+  const src = s.source;
+  if (src && !src.up && src.attempts > 0) {
+    lines.push(`source: down for ${src.downSeconds.toFixed(0)} s (${src.attempts} failed attempt${src.attempts === 1 ? '' : 's'}${inSecs(src.nextRetryAt)}): ${src.lastError}`);
+  }
+  if (s.state === 'failed') lines.push(`failed: ${s.error}`);
+  else if (s.state === 'restarting') lines.push(`restarting (${s.restarts} restart${s.restarts === 1 ? '' : 's'}${inSecs(s.nextRetryAt)}) after: ${s.error}`);
+  return lines;
 }
 
 async function cmdSnapshot(rest: string[]): Promise<void> {

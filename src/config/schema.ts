@@ -15,6 +15,29 @@ const snapshotMode = z
   .default('initial')
   .describe('initial: snapshot once, then stream. never: stream only. initial_only: snapshot, then exit 0. when_needed: snapshot when no usable checkpoint exists or the slot/binlog position was lost.');
 
+const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** A duration such as `500ms`, `30s`, `10m`, `1.5h` or `7d`, as milliseconds. */
+const duration = z
+  .string()
+  .regex(/^\d+(\.\d+)?(ms|s|m|h|d)$/, 'a duration such as 30s, 10m, 1h or 7d')
+  .transform((v) => {
+    const [, n, unit] = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/.exec(v)!;
+    return Math.round(Number(n) * DURATION_UNITS[unit!]!);
+  });
+
+const reconnect = z
+  .object({
+    max_elapsed: duration
+      .optional()
+      .describe(
+        'How long to keep reconnecting to a database that is down or refuses connections (at start-up or while streaming) before the pipeline fails with TRB2201, e.g. `10m` or `1h`. Default: no limit, retry for ever.',
+      ),
+  })
+  .strict()
+  .default({})
+  .describe('A lost or unreachable database is retried with backoff and jitter (0.5 s doubling to 5 s); a login that worked before and is now refused, every few minutes. See docs/architecture.md#reconnects.');
+
 const snapshotCommon = {
   snapshot: snapshotMode,
   snapshot_workers: z
@@ -60,6 +83,7 @@ export const PostgresSourceConfig = z
       ),
     heartbeat_ms: z.number().int().min(0).default(10000).describe('How often to write a `pg_logical_emit_message` heartbeat so an idle slot advances. 0 turns it off.'),
     status_interval_ms: z.number().int().min(100).default(1000).describe('How often to send a standby status update (the acknowledged LSN).'),
+    reconnect,
     ...snapshotCommon,
   })
   .strict();
@@ -102,6 +126,7 @@ export const MysqlSourceConfig = z
       .describe(
         'Default `tributary.watermarks`. Table (`db.table`) that snapshot watermarks are inserted into; their binlog rows mark chunk windows and are never sent to sinks. Created on first use (the source user needs CREATE, INSERT and DELETE on its database), or create it yourself: `(id VARCHAR(190) NOT NULL, mark VARCHAR(8) NOT NULL, created_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6), PRIMARY KEY (id, mark))`.',
       ),
+    reconnect,
     ...snapshotCommon,
   })
   .strict();

@@ -33,6 +33,9 @@ export const ErrorCodes = {
   MYSQL_DECODE: 'TRB2105',
   MYSQL_TRUNCATED: 'TRB2106',
   MYSQL_CHECKSUM: 'TRB2107',
+  // Source connections, either source (src/runtime/source-link.ts)
+  SOURCE_AUTH: 'TRB2200',
+  SOURCE_GAVE_UP: 'TRB2201',
   // Sinks and runtime
   SINK_WRITE: 'TRB3001',
   SINK_POISON: 'TRB3002',
@@ -82,6 +85,12 @@ export class PoisonEventError extends TributaryError {
     super(ErrorCodes.SINK_POISON, message, { ...opts, retryable: false });
     this.name = 'PoisonEventError';
   }
+}
+
+/** One line: the code and message without the fix (for log lines repeated per outage, and `/status`). */
+export function errorSummary(err: unknown): string {
+  if (err instanceof TributaryError) return `${err.code} ${err.message}`;
+  return err instanceof Error ? err.message : String(err);
 }
 
 export function errorMessage(err: unknown): string {

@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { Logger } from 'pino';
 import type { Metrics } from '../runtime/metrics.js';
-import type { Pipeline } from '../runtime/pipeline.js';
+import type { PipelineView } from '../runtime/supervisor.js';
 
 export interface HttpRoutes {
   /** Extra POST routes (the snapshot API registers here). */
@@ -9,10 +9,12 @@ export interface HttpRoutes {
 }
 
 /**
- * `/healthz` (the process is alive), `/readyz` (every pipeline is running and no sink has
- * failed), `/metrics` (Prometheus text) and `/status` (JSON positions and lag).
+ * `/healthz` (the process is alive), `/readyz` (every pipeline is running with its database
+ * connected, and no sink has failed), `/metrics` (Prometheus text) and `/status` (JSON
+ * positions and lag, and why a pipeline is not running). Started before the pipelines, so it
+ * answers while they wait for their database.
  */
-export async function startHttp(opts: { host: string; port: number; pipelines: Pipeline[]; metrics: Metrics; logger: Logger; routes?: HttpRoutes }): Promise<Server> {
+export async function startHttp(opts: { host: string; port: number; pipelines: PipelineView[]; metrics: Metrics; logger: Logger; routes?: HttpRoutes }): Promise<Server> {
   const server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://x');
     const send = (status: number, body: unknown, type = 'application/json') => {
@@ -40,7 +42,7 @@ export async function startHttp(opts: { host: string; port: number; pipelines: P
       case '/healthz':
         return send(200, { ok: true });
       case '/readyz': {
-        const ready = opts.pipelines.every((p) => p.state === 'running' && p.runners.every((r) => !r.failed));
+        const ready = opts.pipelines.every((p) => p.ready());
         return send(ready ? 200 : 503, { ready, pipelines: opts.pipelines.map((p) => ({ name: p.name, state: p.state })) });
       }
       case '/metrics':

@@ -169,6 +169,37 @@ export class TributaryProcess implements AsyncDisposable {
     }, { timeoutMs, what: `log ${re}` });
   }
 
+  /**
+   * Resolves as soon as the output matches `re`, checked on every chunk as it arrives (no
+   * polling): for a test that must act within milliseconds of a log line.
+   */
+  onLog(re: RegExp, timeoutMs = 60_000): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const streams = [this.child.stdout, this.child.stderr];
+      const check = () => {
+        if (!re.test(this.stdout + this.stderr)) return;
+        done();
+        resolve();
+      };
+      const exit = () => {
+        done();
+        reject(new Error(`process exited before logging ${re}:\n${this.stderr.slice(-2000)}`));
+      };
+      const timer = setTimeout(() => {
+        done();
+        reject(new Error(`timed out waiting for log ${re}`));
+      }, timeoutMs);
+      const done = () => {
+        clearTimeout(timer);
+        for (const s of streams) s?.removeListener('data', check);
+        this.child.removeListener('exit', exit);
+      };
+      for (const s of streams) s?.on('data', check);
+      this.child.once('exit', exit);
+      check();
+    });
+  }
+
   async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<number | null> {
     if (this.running) this.child.kill(signal);
     return this.exited;
