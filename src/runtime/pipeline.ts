@@ -59,7 +59,8 @@ export class Pipeline {
   async start(): Promise<void> {
     this.state = 'starting';
     const cfg = this.resolved.config;
-    this.store = await openStateStore(cfg.state);
+    // The pipeline's exclusive lock (file) or lease (Redis): a second `run` of it refuses.
+    this.store = await openStateStore(cfg.state, { pipeline: this.name, logger: this.logger, onLost: (err) => this.fail(err) });
     this.source = await createSource(cfg, { pipeline: this.name, logger: this.logger.child({ source: cfg.source.type }), signal: this.ac.signal, metrics: this.metrics, store: this.store });
     const problems = await this.source.preflight();
     reportProblems(problems, this.logger);
