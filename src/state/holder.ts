@@ -60,9 +60,11 @@ export function holderState(h: Holder): 'alive' | 'dead' | 'unknown' {
     // EPERM: the process exists but belongs to another user.
     if ((err as NodeJS.ErrnoException).code === 'ESRCH') return 'dead';
   }
-  // The pid runs; it is the holder only if it is the same process (not a reused pid).
-  const start = procStart(h.pid);
-  if (h.procStart !== undefined && start !== undefined && start !== h.procStart) return 'dead';
+  // The pid exists; it is the holder only if it is the same process (not a reused pid), and
+  // still running (a killed process its parent has not reaped yet is a zombie).
+  const st = procStat(h.pid);
+  if (st && (st.state === 'Z' || st.state === 'X')) return 'dead';
+  if (h.procStart !== undefined && st?.start !== undefined && st.start !== h.procStart) return 'dead';
   return 'alive';
 }
 
@@ -72,12 +74,17 @@ export function describeHolder(h: Holder): string {
 }
 
 function procStart(pid: number): number | undefined {
+  return procStat(pid)?.start;
+}
+
+/** State letter and start time (clock ticks since boot) of a process, from /proc (Linux). */
+function procStat(pid: number): { state: string; start: number | undefined } | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     // The command name (field 2) may hold spaces and parentheses: count from the last ')'.
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const v = Number(fields[19]);
-    return Number.isFinite(v) ? v : undefined;
+    const start = Number(fields[19]);
+    return { state: fields[0]!, start: Number.isFinite(start) ? start : undefined };
   } catch {
     return undefined;
   }
