@@ -18,6 +18,7 @@ after(() => es[Symbol.asyncDispose]());
 
 describeSinkConformance({
   definition: elasticsearch,
+  module: new URL('../../sinks/elasticsearch/index.js', import.meta.url),
   kind: 'keyed',
   config: { url: es.url, index: 'conf_{table}' },
   async reset() {
