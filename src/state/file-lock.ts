@@ -1,4 +1,4 @@
-import { link, mkdir, open, readFile, rename, rm, unlink } from 'node:fs/promises';
+import { link, mkdir, open, readFile, rename, rm, stat, unlink, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { ErrorCodes, TributaryError } from '../core/errors.js';
@@ -9,17 +9,28 @@ import { describeHolder, holderState, markHeld, newHolder, parseHolder, type Hol
  * holding the holder's pid, host and start time.
  *
  * Taken by hard-linking a complete temporary file to the lock path (atomic, and a reader
- * never sees a half-written lock). A lock whose holder is dead (same host, pid gone or
- * reused) is stale and taken over; one held by a live process, or by a process on another
- * host (whose pid cannot be checked from here), is refused with TRB3011.
+ * never sees a half-written lock). The holder touches the file every TOUCH_MS. A lock whose
+ * holder is dead (same host: pid gone, a zombie, or reused) is stale and taken over at once;
+ * one from another host (whose pid cannot be checked from here: a state directory on shared
+ * storage, or a pod that came back under another name) is stale once it has not been touched
+ * for STALE_MS. Any other lock is refused with TRB3011.
  */
 export class FileLock {
+  static readonly TOUCH_MS = 5_000;
+  static readonly STALE_MS = 30_000;
   private released?: Promise<void>;
+  private readonly timer: NodeJS.Timeout;
 
   private constructor(
     readonly path: string,
     private readonly holder: Holder,
-  ) {}
+  ) {
+    this.timer = setInterval(() => {
+      const now = new Date();
+      utimes(path, now, now).catch(() => undefined);
+    }, FileLock.TOUCH_MS);
+    this.timer.unref();
+  }
 
   static async acquire(pipelineDir: string, pipeline: string, logger?: Logger): Promise<FileLock> {
     await mkdir(pipelineDir, { recursive: true });
@@ -50,7 +61,15 @@ export class FileLock {
           if (attempt >= 5) throw lockedError(pipeline, path, null);
           continue;
         }
-        const state = holderState(holder);
+        let state = holderState(holder);
+        let why = 'which is not running';
+        if (state === 'unknown') {
+          const age = Date.now() - (await stat(path).then((st) => st.mtimeMs, () => Date.now()));
+          if (age > FileLock.STALE_MS) {
+            state = 'dead';
+            why = `which has not refreshed it for ${Math.round(age / 1000)} s`;
+          }
+        }
         if (state !== 'dead') throw lockedError(pipeline, path, holder);
         // Stale. Move it aside under a name of our own, then check that what moved is the dead
         // holder's lock: a starter racing us may have replaced it with its own live one, which
@@ -69,7 +88,7 @@ export class FileLock {
           throw lockedError(pipeline, path, moved);
         }
         await rm(aside, { force: true });
-        logger?.warn({ lock: path, stale: holder }, `state lock of pipeline ${pipeline} was left by ${describeHolder(holder)}, which is not running: taken over`);
+        logger?.warn({ lock: path, stale: holder }, `state lock of pipeline ${pipeline} was left by ${describeHolder(holder)}, ${why}: taken over`);
       }
     } finally {
       await rm(tmp, { force: true });
@@ -79,6 +98,7 @@ export class FileLock {
   /** Remove the lock if it is still ours. Idempotent. */
   release(): Promise<void> {
     return (this.released ??= (async () => {
+      clearInterval(this.timer);
       markHeld(this.holder, false);
       const cur = parseHolder(await readFile(this.path, 'utf8').catch(() => null));
       if (cur?.token === this.holder.token) await unlink(this.path).catch(() => undefined);
@@ -92,7 +112,7 @@ function lockedError(pipeline: string, path: string, holder: Holder | null): Tri
     `pipeline ${pipeline} is already running${holder ? ` (${describeHolder(holder)})` : ''}: its state is locked by ${path}`,
     {
       fix: holder && holderState(holder) === 'unknown'
-        ? `stop the pipeline on ${holder.host} first; if that process is gone for good, delete ${path}`
+        ? `stop the pipeline on ${holder.host} first; its lock is free once that process has not refreshed it for ${FileLock.STALE_MS / 1000} s`
         : 'stop the other `tributary run` of this pipeline first (two processes on one pipeline would overwrite each other\'s checkpoints), or give this one another `name` or `state.dir`',
     },
   );
