@@ -124,8 +124,12 @@ export default defineSink({
           c.closeSync();
         }
         // The database itself belongs to the process-wide cache (it may be shared with another
-        // sink); it is released, with its file lock, when the last reference goes.
+        // sink); it is released, with its file lock, when the last reference goes. Drop ours
+        // now rather than when the GC collects it: another process (a restarted pipeline, the
+        // conformance kit's crash child) may be waiting for the lock.
+        const i = instance;
         instance = undefined;
+        i?.closeSync();
       }),
     };
   },

@@ -4,9 +4,12 @@
  *
  * - Document id: the primary-key values joined with `id_separator`; index: the `index`
  *   template, lower-cased (Elasticsearch refuses upper-case index names).
- * - Every action carries `version` = SinkEvent.version and `version_type=external`, so the
- *   cluster itself refuses an event older than what it holds: a replay answers 409 per item,
- *   which is the proof that the newer state is already there, and is counted as success.
+ * - Every action carries the event's 64-bit version (`int64Version` in the SDK) and
+ *   `version_type=external`, so the cluster itself refuses an event older than what it holds:
+ *   a replay answers 409 per item, which is the proof that the newer state is already there,
+ *   and is counted as success. Events past the 65,535th of one transaction share a version
+ *   (a `tie`): those go with `version_type=external_gte`, so a later event of that transaction
+ *   replaces an earlier one of the same document instead of answering 409 and being dropped.
  * - Deletes are real deletes with the external version; Elasticsearch keeps the deleted
  *   document's version for `index.gc_deletes` (60 s by default), which fences replays that
  *   arrive within that window (see docs/sinks/elasticsearch.md for the limit this implies).
@@ -15,7 +18,7 @@
  *   the runtime bisects the batch down to that event and dead-letters it.
  */
 import { z } from 'zod';
-import { defineSink, once, PoisonEventError, renderTemplate, sleep, type Row, type SinkEvent } from '../../src/sdk/index.js';
+import { defineSink, int64Version, once, PoisonEventError, renderTemplate, sleep, type Row, type SinkEvent } from '../../src/sdk/index.js';
 import { EsClient, EsRequestError } from './client.js';
 
 export const ElasticsearchSinkConfig = z.object({
@@ -65,7 +68,8 @@ export default defineSink({
       const id = docId(e);
       const del = source === null;
       // Hand-built so the int64 version is written exactly (JSON numbers would round it).
-      const meta = `{"${del ? 'delete' : 'index'}":{"_index":${JSON.stringify(index)},"_id":${JSON.stringify(id)},"version":${e.version.toString()},"version_type":"external"}}\n`;
+      const v = int64Version(e);
+      const meta = `{"${del ? 'delete' : 'index'}":{"_index":${JSON.stringify(index)},"_id":${JSON.stringify(id)},"version":${v.version.toString()},"version_type":"${v.tie ? 'external_gte' : 'external'}"}}\n`;
       return { e, index, id, del, lines: del ? meta : meta + JSON.stringify(source) + '\n' };
     }
 

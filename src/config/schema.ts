@@ -154,7 +154,16 @@ export const StreamConfig = z
 export const StateConfig = z
   .discriminatedUnion('type', [
     z.object({ type: z.literal('file'), dir: z.string().default('./.tributary').describe('Directory for checkpoints, snapshot progress and dead-letter files. Writes are fsynced and renamed atomically.') }).strict(),
-    z.object({ type: z.literal('redis'), url: z.string().describe('Redis URL; checkpoints live in hashes `tributary:<pipeline>:*`. Run Redis with AOF for durability.') }).strict(),
+    z
+      .object({
+        type: z.literal('redis'),
+        url: z.string().describe('Redis URL; checkpoints live in hashes `tributary:<pipeline>:*`, and a running pipeline holds the lease `tributary:<pipeline>:lock`.'),
+        check_durability: z
+          .boolean()
+          .default(true)
+          .describe('Refuse to run unless Redis has `appendonly yes` and `appendfsync always` (TRB3010): anything less can lose checkpoints the database was already told are safe. Turn off only where CONFIG GET is forbidden and the settings are known to be right.'),
+      })
+      .strict(),
   ])
   .default({ type: 'file', dir: './.tributary' });
 

@@ -18,8 +18,9 @@ export interface Position {
    */
   fence(): string;
   /**
-   * A non-negative integer that orders positions, below 2^47, for targets that need a
-   * numeric version. (Postgres: the LSN; MySQL: file sequence * 2^30 + offset.)
+   * A non-negative integer that orders transaction positions exactly, for targets that need
+   * a numeric version (`SinkEvent.version` is `ordinal << 32 | index`). Postgres: the LSN
+   * (up to 2^64); MySQL: file sequence * 2^30 + offset.
    */
   ordinal(): bigint;
 }

@@ -97,7 +97,8 @@ export class Pipeline {
   }
 
   private async startSteps(cfg: ResolvedPipeline['config'], step: <T>(o: FailureOrigin, fn: () => Promise<T>) => Promise<T>): Promise<void> {
-    this.store = await step('other', () => openStateStore(cfg.state));
+    // The pipeline's exclusive lock (file) or lease (Redis): a second `run` of it refuses.
+    this.store = await step('other', () => openStateStore(cfg.state, { pipeline: this.name, logger: this.logger, onLost: (err) => this.fail(err) }));
     const stored = await step('other', () => this.store.loadSinks(this.name));
     const fresh = Object.keys(stored).length === 0;
     // Checkpoints mean the login worked before: a refused password is then a rotation, not a typo.

@@ -22,6 +22,7 @@ import type { z } from 'zod';
 import type { ChangeEvent } from '../core/event.js';
 
 export type { ChangeEvent, Row, JsonValue, Op, SourceInfo } from '../core/event.js';
+import { ErrorCodes, TributaryError } from '../core/errors.js';
 export { PoisonEventError, TributaryError, ErrorCodes } from '../core/errors.js';
 /** Resolves after `ms`, or at once when the signal aborts (no listener is left behind). */
 export { sleep, backoffDelay } from '../runtime/retry.js';
@@ -43,9 +44,15 @@ export interface SinkEvent {
    */
   readonly fence: string;
   /**
-   * A monotonic number for targets that need an integer version (Elasticsearch
-   * `version_type=external`, ClickHouse `ReplacingMergeTree(_version)`). It orders events like
-   * `fence` and fits in a signed 64-bit integer.
+   * An integer that orders every event of the pipeline exactly as `fence` does:
+   * `(position ordinal << 32) | index`, where the ordinal is the source's numeric position of
+   * the transaction (Postgres: its commit LSN; MySQL: binlog file sequence × 2^30 + offset).
+   * Strictly increasing over all events, in stream order, whatever the transaction size;
+   * snapshot rows are events of the high watermark's transaction, so they order against
+   * streamed changes of the same key as the snapshot algorithm requires.
+   *
+   * It is wider than 64 bits. A target whose versions are signed 64-bit integers
+   * (Elasticsearch external versions, a ClickHouse `UInt64` column) uses {@link int64Version}.
    */
   readonly version: bigint;
   /** The envelope as a JSON line, serialized once per pipeline and shared by all sinks. */
@@ -179,4 +186,41 @@ export function renderTemplate(template: string, ev: ChangeEvent, keySeparator =
         return m;
     }
   });
+}
+
+/** Largest position ordinal {@link int64Version} can encode: 2^47 − 1 (Postgres: 128 TiB of WAL). */
+const INT64_MAX_ORDINAL = (1n << 47n) - 1n;
+/** Events of one transaction that get versions of their own in {@link int64Version}. */
+const INT64_INDEX_SLOTS = 0xffff;
+
+/**
+ * {@link SinkEvent.version} narrowed to a signed 64-bit integer, for targets that store a
+ * version as int64 (Elasticsearch `version_type=external`, ClickHouse `ReplacingMergeTree`
+ * with a `UInt64` version): `(ordinal << 16) | min(index, 65535)`.
+ *
+ * Events of different transactions always get different versions, in order. Inside one
+ * transaction the first 65,535 events do too; every later event of that transaction gets the
+ * same version as the 65,535th, and `tie` is true for them. A target must then let an equal
+ * version replace the stored one, and apply them in order: Elasticsearch with
+ * `version_type=external_gte`, ClickHouse by inserting them in order (of equal versions it
+ * keeps the last inserted); within a batch, collapse to the last event per key first.
+ * Why that loses nothing: an equal version only ever comes from the same transaction, a
+ * transaction is delivered in order and, after a crash, again from its start, so the last
+ * event of a key in it is applied last; an older transaction has a lower version and is
+ * refused. (While such a transaction is replayed, a key may show an earlier value of that
+ * same transaction until its last event is applied again.)
+ *
+ * Values for index < 65,535 are the ones earlier versions of tributary wrote, so existing
+ * indexes and tables keep ordering correctly. Throws TRB3016 for a position beyond 2^47
+ * rather than reuse a version.
+ */
+export function int64Version(e: Pick<SinkEvent, 'version' | 'index' | 'position'>): { version: bigint; tie: boolean } {
+  const ordinal = e.version >> 32n;
+  if (ordinal > INT64_MAX_ORDINAL) {
+    throw new TributaryError(ErrorCodes.VERSION_RANGE, `the event at ${e.position} is beyond what a 64-bit version can order (position ordinal ${ordinal} > 2^47)`, {
+      fix: 'use a sink that fences on SinkEvent.fence (postgres, duckdb, redis, manticore) for this source',
+    });
+  }
+  const tie = e.index >= INT64_INDEX_SLOTS;
+  return { version: (ordinal << 16n) | BigInt(tie ? INT64_INDEX_SLOTS : e.index), tie };
 }
