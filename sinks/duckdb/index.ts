@@ -38,6 +38,7 @@ export default defineSink({
   description:
     'Writes change events into a DuckDB file: a mirror of the current rows (fenced upserts, tombstoned deletes) or an append-only history. Bulk, set-based writes; the committed position is stored in the same transaction as the data, so the sink is exactly-once.',
   config: DuckdbSinkConfig,
+  paths: ['path'],
   // One set-based merge per batch: larger batches amortize its fixed cost.
   batch: { max_events: 10000, max_bytes: 16 << 20 },
   create(config, ctx) {

@@ -18,6 +18,7 @@ export default defineSink({
   type: 'jsonl',
   description: 'Appends each change event as one JSON line; truncates back to the last committed offset on restart, so the file is exactly-once.',
   config: JsonlConfig,
+  paths: ['path'],
   create(config, ctx) {
     const path = resolve(config.path);
     let fh: FileHandle | undefined;

@@ -6,6 +6,7 @@ import { loadConfig } from '../config/load.js';
 import { Metrics, defineRuntimeMetrics } from '../runtime/metrics.js';
 import { Pipeline } from '../runtime/pipeline.js';
 import { startHttp } from '../http/server.js';
+import { snapshotRoute } from '../http/snapshot-route.js';
 import { createSource } from '../runtime/sources.js';
 import { openStateStore } from '../state/open.js';
 import type { SnapshotState } from '../snapshot/types.js';
@@ -116,16 +117,8 @@ async function cmdRun(rest: string[]): Promise<void> {
         pipelines,
         metrics,
         logger,
-        routes: {
-          post: {
-            '/snapshot': async (body) => {
-              const b = body as { pipeline?: string; table?: string | null; where?: string | null; action?: 'start' | 'pause' | 'resume' | 'cancel' };
-              const p = pipelines.find((x) => x.name === (b.pipeline ?? pipelines[0]!.name));
-              if (!p?.snapshots) return { status: 404, body: { error: `no running pipeline named ${b.pipeline}` } };
-              return p.snapshots.control(b.action ?? 'start', b.table ?? null, b.where ?? null);
-            },
-          },
-        },
+        auth: { token: cfg.http.auth_token || null, openProbes: cfg.http.open_probes },
+        routes: { post: { '/snapshot': snapshotRoute(pipelines) } },
       });
     }
     await Promise.all(pipelines.map((p) => p.done));
@@ -227,10 +220,12 @@ async function cmdStatus(rest: string[]): Promise<void> {
   const cfg = await loadConfig(configFiles(values.config));
   type Live = { pipelines: { name: string }[] };
   let live = null as Live | null;
+  let refused: string | null = null;
   if (cfg.http.port) {
     try {
-      const r = await fetch(`http://${cfg.http.host}:${cfg.http.port}/status`, { signal: AbortSignal.timeout(1500) });
-      live = (await r.json()) as Live;
+      const r = await fetch(`${apiBase(cfg.http)}/status`, { headers: authHeaders(cfg.http), signal: AbortSignal.timeout(1500) });
+      if (r.ok) live = (await r.json()) as Live;
+      else refused = ((await r.json().catch(() => ({}))) as { error?: string }).error ?? `HTTP ${r.status}`;
     } catch {
       live = null;
     }
@@ -262,6 +257,7 @@ async function cmdStatus(rest: string[]): Promise<void> {
     process.stdout.write(JSON.stringify(out, null, 2) + '\n');
     return;
   }
+  if (refused) process.stdout.write(`the running process refused /status: ${refused}\n  (showing positions from the state store; set http.auth_token in this config to the process's token)\n`);
   for (const p of out) {
     const running = p.running as { state: string; sinks: { name: string; lagEvents: number; lagSeconds: number }[] } | null;
     process.stdout.write(`pipeline ${p.pipeline}: ${running ? running.state : 'not running (positions from the state store)'}\n`);
@@ -286,27 +282,71 @@ async function cmdSnapshot(rest: string[]): Promise<void> {
     cancel: { type: 'boolean' },
     pause: { type: 'boolean' },
     resume: { type: 'boolean' },
+    json: { type: 'boolean' },
   });
   const cfg = await loadConfig(configFiles(values.config));
   if (!values.table) throw new ConfigError(ErrorCodes.USAGE, 'missing --table', { fix: 'pass --table schema.table' });
   if (!cfg.http.port) throw new ConfigError(ErrorCodes.USAGE, 'the config turns the HTTP API off (http.port: 0)', { fix: 'set http.port so the running pipeline can take snapshot requests' });
-  const pipeline = values.pipeline ?? cfg.pipelines[0]!.config.name;
   const action = values.cancel ? 'cancel' : values.pause ? 'pause' : values.resume ? 'resume' : 'start';
   let r: Response;
   try {
-    r = await fetch(`http://${cfg.http.host}:${cfg.http.port}/snapshot`, {
+    r = await fetch(`${apiBase(cfg.http)}/snapshot`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ pipeline, table: values.table, where: values.where ?? null, action }),
+      headers: { 'content-type': 'application/json', ...authHeaders(cfg.http) },
+      // No --pipeline: the running process picks the pipeline that captures the table.
+      body: JSON.stringify({ pipeline: values.pipeline, table: values.table, where: values.where ?? null, action }),
     });
   } catch (err) {
     throw new TributaryError(ErrorCodes.SNAPSHOT, `no running pipeline answers on ${cfg.http.host}:${cfg.http.port}: ${errorMessage(err)}`, {
       fix: 'start it with `tributary run --config FILE` first',
     });
   }
-  const body = await r.text();
-  process.stdout.write(body + '\n');
+  const text = await r.text();
+  if (values.json) process.stdout.write(text + '\n');
+  else {
+    let body: unknown;
+    try {
+      body = JSON.parse(text);
+    } catch {
+      body = { error: text };
+    }
+    if (r.ok) process.stdout.write(snapshotSummary(action, body as SnapshotReply) + '\n');
+    else {
+      const b = body as { error?: string; fix?: string };
+      process.stderr.write(`error: ${b.error ?? `HTTP ${r.status}`}${b.fix ? `\n  fix: ${b.fix}` : ''}\n`);
+    }
+  }
   if (!r.ok) process.exitCode = 1;
+}
+
+type SnapshotReply = {
+  pipeline?: string;
+  started?: string;
+  snapshot?: { id: string; kind: string; status: string; tables: { table: string; where: string | null; chunksDone: number; chunks: number; rows: number; estimate: number }[] } | null;
+};
+
+/** What `tributary snapshot` prints for a successful request (`--json` prints the reply). */
+export function snapshotSummary(action: string, b: SnapshotReply): string {
+  const s = b.snapshot;
+  if (!s) return `pipeline ${b.pipeline ?? '?'}: ${action}: ok`;
+  const lines = [action === 'start' ? `snapshot ${s.id} started on pipeline ${b.pipeline}` : `snapshot ${s.id} on pipeline ${b.pipeline}: ${s.status}`];
+  for (const t of s.tables) {
+    const progress = action === 'start' ? `~${t.estimate} rows in the table` : `${t.rows} rows read, ${t.chunksDone}/${t.chunks} chunks`;
+    lines.push(`  ${t.table}${t.where ? ` where ${t.where}` : ''}: ${progress}`);
+  }
+  if (action === 'start') lines.push('follow it with `tributary status --config FILE`');
+  return lines.join('\n');
+}
+
+/** The base URL the CLI reaches the running process at (a wildcard bind is reached on loopback). */
+function apiBase(http: { host: string; port: number }): string {
+  const host = http.host === '0.0.0.0' || http.host === '' ? '127.0.0.1' : http.host === '::' ? '::1' : http.host;
+  return `http://${host.includes(':') ? `[${host}]` : host}:${http.port}`;
+}
+
+/** `Authorization: Bearer …` from the config's http.auth_token, when it has one. */
+function authHeaders(http: { auth_token?: string }): Record<string, string> {
+  return http.auth_token ? { authorization: `Bearer ${http.auth_token}` } : {};
 }
 
 async function cmdBinlog(rest: string[]): Promise<void> {

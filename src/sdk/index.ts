@@ -141,6 +141,12 @@ export interface SinkDefinition<S extends z.ZodObject = z.ZodObject> {
    * (a column store wants fewer, larger inserts than a cache does).
    */
   batch?: { max_events?: number; max_bytes?: number; max_wait_ms?: number };
+  /**
+   * Config keys that hold file or directory paths (jsonl's `path`). The runtime makes a
+   * relative one absolute against the config file's directory before `create` sees it, so a
+   * config means the same files whatever directory `tributary` runs in.
+   */
+  paths?: readonly string[];
   create(config: z.infer<S>, ctx: SinkContext): SinkInstance | Promise<SinkInstance>;
 }
 
