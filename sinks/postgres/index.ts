@@ -16,7 +16,7 @@
 import pg from 'pg';
 import { defineSink, ErrorCodes, once, TributaryError, type SinkEvent, type WriteContext } from '../../src/sdk/index.js';
 import { PgCatalog } from './catalog.js';
-import { PostgresSinkConfig } from './config.js';
+import { PostgresSinkConfig, connectionString } from './config.js';
 import { classifyPgError } from './errors.js';
 import { PgBatchWriter } from './writer.js';
 import { settledWithin } from './warehouse-tables.js';
@@ -34,7 +34,7 @@ export default defineSink({
   create(config, ctx) {
     // One connection is enough (a batch is one transaction) and keeps batches in order. The pool
     // exists so that a connection that failed is thrown away and the retry gets a fresh one.
-    const pool = new pg.Pool({ connectionString: config.url, max: 1, application_name: `tributary:${ctx.pipeline}:${ctx.sinkName}` });
+    const pool = new pg.Pool({ connectionString: connectionString(config), max: 1, application_name: `tributary:${ctx.pipeline}:${ctx.sinkName}` });
     pool.on('error', () => undefined); // an idle connection died: the next checkout reconnects
     const catalog = new PgCatalog(config.mode, config.meta_schema);
     const writer = new PgBatchWriter(

@@ -21,13 +21,13 @@ export function checkUrl(url: string, field: string, where: string): URL | null 
   if (!url.includes('://')) return null; // a socket path or a plain host: nothing to parse
   const fail = (what: string) =>
     new ConfigError(ErrorCodes.CONFIG_URL, `${where}: ${field}: ${what} (the value is not shown, since it may hold a password)`, { fix: ENCODE_HINT });
+  if (url.includes('#')) throw fail('the URL holds a "#", which ends a URL: the rest would be read as a fragment');
   let u: URL;
   try {
     u = new URL(url);
   } catch {
     throw fail('not a valid URL');
   }
-  if (u.hash || url.includes('#')) throw fail('the URL holds a "#", which ends a URL: the rest would be read as a fragment');
   if (u.search.includes('@')) throw fail('the URL holds a "?" before its "@": the password would be read as a query string');
   for (const part of [u.username, u.password]) {
     try {
