@@ -21,6 +21,7 @@ import { asPoison, ClickHouseClient, ClickHouseError } from './client.js';
 import { BackgroundPosition } from './positions.js';
 import { columnInfo, tsvInserts, type TsvRow } from './rows.js';
 import { fits, ident, initialColumns, kindOf, literal, typeFor, widen } from './schema.js';
+import { checkClickHouse } from './check.js';
 
 /** How long `close()` waits for the last position INSERT before aborting it. */
 const CLOSE_GRACE_MS = 5000;
@@ -57,6 +58,7 @@ export default defineSink({
   type: 'clickhouse',
   description: 'A warehouse mirror: one ReplacingMergeTree(_version) table per source table, bulk-inserted as TabSeparated; deletes are `_deleted = 1` tombstones, fenced by version.',
   config: ClickHouseSinkConfig,
+  check: checkClickHouse,
   // ClickHouse wants few, large inserts (each INSERT makes a part on disk).
   batch: { max_events: 20000, max_bytes: 16 << 20 },
   create(config, ctx) {

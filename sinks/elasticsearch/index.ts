@@ -17,6 +17,7 @@
 import { z } from 'zod';
 import { defineSink, once, PoisonEventError, renderTemplate, sleep, type Row, type SinkEvent } from '../../src/sdk/index.js';
 import { EsClient, EsRequestError } from './client.js';
+import { checkElasticsearch } from './check.js';
 
 export const ElasticsearchSinkConfig = z.object({
   url: z.string().default('http://127.0.0.1:9200').describe('Cluster URL (any node, or a load balancer). Credentials in the URL are accepted and never logged.'),
@@ -53,6 +54,7 @@ export default defineSink({
   type: 'elasticsearch',
   description: 'A search index: one document per row via the _bulk API, `version_type=external` with the event version so older events never overwrite newer documents; deletes are real deletes. Also serves OpenSearch.',
   config: ElasticsearchSinkConfig,
+  check: checkElasticsearch,
   create(config, ctx) {
     const client = new EsClient({ url: config.url, username: config.username, password: config.password, apiKey: config.api_key, timeoutMs: config.timeout_ms });
     const closing = new AbortController();

@@ -2,6 +2,7 @@ import { mkdir, open, stat, type FileHandle } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { z } from 'zod';
 import { defineSink, once, type SinkEvent, type WriteContext } from '../../src/sdk/index.js';
+import { checkJsonl } from './check.js';
 
 export const JsonlConfig = z.object({
   path: z.string().min(1).describe('File to append envelopes to, one JSON object per line.'),
@@ -18,6 +19,7 @@ export default defineSink({
   type: 'jsonl',
   description: 'Appends each change event as one JSON line; truncates back to the last committed offset on restart, so the file is exactly-once.',
   config: JsonlConfig,
+  check: checkJsonl,
   paths: ['path'],
   create(config, ctx) {
     const path = resolve(config.path);

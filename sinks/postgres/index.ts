@@ -20,6 +20,7 @@ import { PostgresSinkConfig, connectionString } from './config.js';
 import { classifyPgError } from './errors.js';
 import { PgBatchWriter } from './writer.js';
 import { settledWithin } from './warehouse-tables.js';
+import { checkPostgresSink } from './check.js';
 
 export { PostgresSinkConfig } from './config.js';
 
@@ -31,6 +32,7 @@ export default defineSink({
   description:
     'Writes change events into Postgres tables: a mirror of the current rows (fenced upserts, tombstoned deletes) or an append-only history. Bulk, set-based writes; the committed position is stored in the same transaction as the data, so the sink is exactly-once.',
   config: PostgresSinkConfig,
+  check: checkPostgresSink,
   create(config, ctx) {
     // One connection is enough (a batch is one transaction) and keeps batches in order. The pool
     // exists so that a connection that failed is thrown away and the retry gets a fresh one.

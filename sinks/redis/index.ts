@@ -1,6 +1,7 @@
 import { Redis } from 'ioredis';
 import { z } from 'zod';
 import { defineSink, once, renderTemplate, type SinkEvent } from '../../src/sdk/index.js';
+import { checkRedis } from './check.js';
 
 export const RedisSinkConfig = z.object({
   url: z.string().default('redis://127.0.0.1:6379').describe('Redis URL; the password is redacted from logs. A password inside it must be percent-encoded; or use `password`.'),
@@ -47,6 +48,7 @@ export default defineSink({
   type: 'redis',
   description: 'A cache: SET key JSON(after) on insert/update/read, DEL on delete, fenced on the source position so replays never regress a key.',
   config: RedisSinkConfig,
+  check: checkRedis,
   create(config, ctx) {
     // An explicit password wins over one in the URL (ioredis merges the options over it).
     const redis = new Redis(config.url, { maxRetriesPerRequest: null, lazyConnect: true, ...(config.password ? { password: config.password } : {}) }) as Cmd;

@@ -8,6 +8,7 @@ import { Pipeline } from '../runtime/pipeline.js';
 import { startHttp } from '../http/server.js';
 import { snapshotRoute } from '../http/snapshot-route.js';
 import { createSource } from '../runtime/sources.js';
+import { checkSinks } from '../runtime/sink-check.js';
 import { openStateStore } from '../state/open.js';
 import type { SnapshotState } from '../snapshot/types.js';
 
@@ -189,29 +190,42 @@ async function cmdValidate(rest: string[]): Promise<void> {
   }
   if (!values['check-source']) return;
   const logger = createLogger({ level: 'silent' });
-  let errors = 0;
+  let sourceErrors = 0;
+  let sinkErrors = 0;
   for (const p of cfg.pipelines) {
     const ac = new AbortController();
     const st = p.config.state;
     const store = await openStateStore(st);
     const source = await createSource(p.config, { pipeline: p.config.name, logger, signal: ac.signal, metrics: new Metrics(), store });
+    // The sinks are checked while the source's preflight runs.
+    const sinkChecks = checkSinks(p, logger);
     try {
       const problems = await source.preflight();
       for (const pr of problems) {
-        if (pr.severity === 'error') errors++;
+        if (pr.severity === 'error') sourceErrors++;
         process.stdout.write(`${pr.severity === 'error' ? 'ERROR' : 'warning'} ${pr.code} ${p.config.name}: ${pr.message}\n    fix: ${pr.fix}\n`);
       }
       if (!problems.some((x) => x.severity === 'error')) process.stdout.write(`${p.config.name}: source preflight ok\n`);
     } catch (err) {
-      errors++;
+      sourceErrors++;
       process.stdout.write(`ERROR ${p.config.name}: ${errorMessage(err)}\n`);
     } finally {
       await source.close();
       await store.close();
     }
+    for (const r of await sinkChecks) {
+      const what = `${p.config.name}: sink ${r.sink} (${r.type})`;
+      if (!r.checked) process.stdout.write(`${what}: no preflight to run\n`);
+      else if (!r.problems.length) process.stdout.write(`${what}: ok\n`);
+      for (const pr of r.problems) {
+        sinkErrors++;
+        process.stdout.write(`ERROR ${ErrorCodes.SINK_CHECK} ${what}: ${pr.message}\n    fix: ${pr.fix}\n`);
+      }
+    }
   }
-  if (errors) {
-    throw new ConfigError(ErrorCodes.CONFIG_INVALID, `source preflight found ${errors} problem(s)`, { fix: 'apply the fixes listed above' });
+  if (sourceErrors + sinkErrors) {
+    const parts = [sourceErrors && `${sourceErrors} in sources`, sinkErrors && `${sinkErrors} in sinks`].filter(Boolean).join(', ');
+    throw new ConfigError(sourceErrors ? ErrorCodes.CONFIG_INVALID : ErrorCodes.SINK_CHECK, `preflight found ${sourceErrors + sinkErrors} problem(s): ${parts}`, { fix: 'apply the fixes listed above' });
   }
 }
 
