@@ -89,9 +89,10 @@ function configFiles(v: unknown): string[] {
 }
 
 async function cmdRun(rest: string[]): Promise<void> {
-  const { values } = args(rest, { config: { type: 'string', multiple: true, short: 'c' }, worker: { type: 'boolean' } });
+  const { values } = args(rest, { config: { type: 'string', multiple: true, short: 'c' }, worker: { type: 'boolean' }, pipeline: { type: 'string', multiple: true } });
+  if (values.pipeline && !values.worker) throw new ConfigError(ErrorCodes.USAGE, '--pipeline is an option of run --worker', { fix: 'put pipelines to run in their own config file' });
   const cfg = await loadConfig(configFiles(values.config));
-  if (values.worker) return runWorker(cfg);
+  if (values.worker) return (await import('./worker.js')).runWorker(cfg, values.pipeline ?? []);
   const logger = createLogger({ level: process.env.TRIBUTARY_LOG_LEVEL ?? cfg.log.level });
   const metrics = new Metrics();
   defineRuntimeMetrics(metrics);
@@ -136,50 +137,6 @@ async function cmdRun(rest: string[]): Promise<void> {
     process.stderr.write(`error: pipeline ${failed.name} failed: ${errorMessage(failed.error)}\n`);
     process.exitCode = 1;
   }
-}
-
-/**
- * `tributary run --worker`: no streaming, only snapshot chunk jobs from the BullMQ queues of
- * pipelines with `stream.type: redis`, so several machines share one big table.
- */
-async function runWorker(cfg: Awaited<ReturnType<typeof loadConfig>>): Promise<void> {
-  const logger = createLogger({ level: process.env.TRIBUTARY_LOG_LEVEL ?? cfg.log.level });
-  const { ChunkQueue } = await import('../snapshot/distributed.js');
-  const queues: InstanceType<typeof ChunkQueue>[] = [];
-  const cleanup: (() => Promise<void>)[] = [];
-  for (const p of cfg.pipelines) {
-    const st = p.config.stream;
-    if (st.type !== 'redis') {
-      throw new ConfigError(ErrorCodes.CONFIG_INVALID, `${p.origin}: pipeline ${p.config.name}: --worker needs stream.type: redis (the chunk jobs are shared through it)`, {
-        fix: 'set stream: { type: redis, url: redis://... } in the pipeline and in the coordinator',
-      });
-    }
-    const ac = new AbortController();
-    const state = p.config.state;
-    const store = await openStateStore(state);
-    const source = await createSource(p.config, { pipeline: p.config.name, logger, signal: ac.signal, metrics: new Metrics(), store });
-    if (!source.snapshots) throw new TributaryError(ErrorCodes.SNAPSHOT, `the ${p.config.source.type} source cannot snapshot`, { fix: 'remove --worker' });
-    const q = new ChunkQueue(st.url, p.config.name);
-    let chunks = 0;
-    q.work(source.snapshots(), p.config.source.snapshot_workers || 1, logger, (job, rows) => {
-      chunks++;
-      logger.info({ pipeline: p.config.name, table: job.table.name, rows, chunks }, 'snapshot chunk done');
-    });
-    queues.push(q);
-    cleanup.push(async () => {
-      await q.close();
-      await source.close();
-      await store.close();
-    });
-  }
-  logger.info({ pipelines: cfg.pipelines.map((p) => p.config.name) }, 'snapshot worker waiting for chunk jobs');
-  await new Promise<void>((resolve) => {
-    process.once('SIGINT', () => resolve());
-    process.once('SIGTERM', () => resolve());
-  });
-  for (const c of cleanup) await c();
-  logger.info('snapshot worker stopped');
-  logger.flush();
 }
 
 async function cmdValidate(rest: string[]): Promise<void> {
