@@ -7,23 +7,11 @@ import { Metrics, defineRuntimeMetrics } from '../runtime/metrics.js';
 import { Pipeline } from '../runtime/pipeline.js';
 import { startHttp } from '../http/server.js';
 import { snapshotRoute } from '../http/snapshot-route.js';
+import { COMMANDS, overview, version, wantsHelp } from './usage.js';
 import { createSource } from '../runtime/sources.js';
 import { checkSinks } from '../runtime/sink-check.js';
 import { openStateStore } from '../state/open.js';
 import type { SnapshotState } from '../snapshot/types.js';
-
-const USAGE = `tributary: change-data-capture from Postgres and MySQL/MariaDB to your sinks
-
-Usage:
-  tributary run      --config FILE [--config FILE ...]   run the pipelines until SIGINT/SIGTERM
-  tributary validate --config FILE [--check-source]      check the config (and the database)
-  tributary status   --config FILE                       positions, per-sink lag, snapshot progress
-  tributary snapshot --config FILE --table T [--where SQL] [--pipeline P] [--cancel|--pause|--resume]
-  tributary binlog decode FILE...                        decode binlog files to JSONL on stdout
-  tributary demo                                         embedded Postgres, live traffic, events on screen
-
-Exit codes: 0 success, 1 runtime failure, 2 usage or config error.
-Docs: README.md and docs/ in the repository.`;
 
 /** Exit code 2 for usage and config errors, 1 for everything else. */
 export function exitCodeFor(err: unknown): number {
@@ -37,6 +25,10 @@ function printError(err: unknown): void {
 export async function main(argv: string[]): Promise<void> {
   const [cmd, ...rest] = argv;
   try {
+    if (cmd !== undefined && COMMANDS[cmd] && cmd !== 'help' && wantsHelp(rest)) {
+      process.stdout.write(COMMANDS[cmd]!.usage + '\n');
+      return;
+    }
     switch (cmd) {
       case 'run':
         return await cmdRun(rest);
@@ -49,7 +41,8 @@ export async function main(argv: string[]): Promise<void> {
       case 'binlog':
         return await cmdBinlog(rest);
       case 'docs': {
-        // Internal: regenerate docs/configuration.md from the schemas.
+        // Regenerates docs/configuration.md from the schemas.
+        if (rest.length !== 1 || rest[0] !== 'config') throw new ConfigError(ErrorCodes.USAGE, 'usage: tributary docs config', { fix: 'run `tributary docs config`' });
         const { renderConfigReference } = await import('../config/docs.js');
         process.stdout.write(await renderConfigReference());
         return;
@@ -58,13 +51,21 @@ export async function main(argv: string[]): Promise<void> {
         const { runDemo } = await import('./demo.js');
         return await runDemo(rest);
       }
+      case 'version':
+      case '--version':
+      case '-V':
+        process.stdout.write(`tributary ${version()}\n`);
+        return;
       case undefined:
       case 'help':
       case '--help':
-      case '-h':
-        process.stdout.write(USAGE + '\n');
+      case '-h': {
+        const topic = cmd === 'help' ? rest[0] : undefined;
+        if (topic !== undefined && !COMMANDS[topic]) throw new ConfigError(ErrorCodes.USAGE, `no command "${topic}"`, { fix: 'run `tributary help` for the list of commands' });
+        process.stdout.write((topic ? COMMANDS[topic]!.usage : overview()) + '\n');
         if (cmd === undefined) process.exitCode = 2;
         return;
+      }
       default:
         throw new ConfigError(ErrorCodes.USAGE, `unknown command "${cmd}"`, { fix: 'run `tributary help` for the list of commands' });
     }
@@ -78,7 +79,7 @@ function args<O extends import('node:util').ParseArgsConfig['options']>(rest: st
   try {
     return parseArgs({ args: rest, options, allowPositionals: true, strict: true });
   } catch (err) {
-    throw new ConfigError(ErrorCodes.USAGE, (err as Error).message, { fix: 'run `tributary help` for usage' });
+    throw new ConfigError(ErrorCodes.USAGE, (err as Error).message, { fix: 'run `tributary COMMAND --help` for its usage' });
   }
 }
 
@@ -323,7 +324,7 @@ function authHeaders(http: { auth_token?: string }): Record<string, string> {
 async function cmdBinlog(rest: string[]): Promise<void> {
   const [sub, ...files] = rest;
   if (sub !== 'decode' || !files.length) {
-    throw new ConfigError(ErrorCodes.USAGE, 'usage: tributary binlog decode FILE...', { fix: 'pass one or more binlog files' });
+    throw new ConfigError(ErrorCodes.USAGE, 'usage: tributary binlog decode FILE...', { fix: 'pass one or more binlog files (`tributary binlog --help`)' });
   }
   const { runBinlogDecode } = await import('./binlog-decode.js');
   await runBinlogDecode(files);
