@@ -66,7 +66,7 @@ Exit codes: 0 when the request was accepted, 1 when it was refused, 2 for a usag
 
 Decode MySQL/MariaDB binlog files offline, in the order given, into change events: one JSON
 line per row change on stdout (the envelope of a running pipeline, with file/pos positions).
-Tables whose column names the files do not carry (binlog_row_metadata=MINIMAL) get col_1, col_2...
+Columns whose names the files do not carry (binlog_row_metadata=MINIMAL) are named _col0, _col1, ...
 
 Exit codes: 0 when every file decoded, 1 when a file is unreadable, truncated or corrupt.`,
   },

@@ -6,6 +6,9 @@ import { ConfigError, ErrorCodes } from '../core/errors.js';
 import { HttpConfig, LogConfig, PipelineConfig, SinkBaseShape } from './schema.js';
 import { resolveSink, type LoadedSinkDefinition } from '../runtime/sink-registry.js';
 import { blockPassword, checkUrl, readSecretFile, urlWithPassword } from './secrets.js';
+import { didYouMean } from './suggest.js';
+
+export { didYouMean };
 
 /** A sink block after validation: the runtime keys plus the plugin's own config. */
 export interface ResolvedSink {
@@ -64,33 +67,6 @@ export function formatPath(path: readonly PropertyKey[]): string {
   let out = '';
   for (const p of path) out += typeof p === 'number' ? `[${p}]` : out ? `.${String(p)}` : String(p);
   return out || '(root)';
-}
-
-function levenshtein(a: string, b: string): number {
-  const d = Array.from({ length: b.length + 1 }, (_, i) => i);
-  for (let i = 1; i <= a.length; i++) {
-    let prev = d[0]!;
-    d[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const tmp = d[j]!;
-      d[j] = Math.min(d[j]! + 1, d[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
-      prev = tmp;
-    }
-  }
-  return d[b.length]!;
-}
-
-export function didYouMean(word: string, candidates: Iterable<string>): string | undefined {
-  let best: string | undefined;
-  let bestD = Infinity;
-  for (const c of candidates) {
-    const dist = levenshtein(word, c);
-    if (dist < bestD) {
-      bestD = dist;
-      best = c;
-    }
-  }
-  return best !== undefined && bestD <= Math.max(2, Math.floor(word.length / 3)) ? best : undefined;
 }
 
 /** Keys the schema at `path` would accept, for did-you-mean hints. */
