@@ -36,8 +36,16 @@ export async function startHttp(opts: { host: string; port: number; auth: HttpAu
     }
     if (req.method === 'POST' && opts.routes?.post?.[url.pathname]) {
       let data = '';
-      req.on('data', (c) => (data += c));
+      req.on('data', (c) => {
+        data += c;
+        // An admin request is a few hundred bytes; do not buffer without bound.
+        if (data.length > 1 << 20) {
+          send(413, errorBody(new TributaryError(ErrorCodes.HTTP_BAD_REQUEST, 'the request body is over 1 MiB', { fix: 'send a small JSON object' })));
+          req.destroy();
+        }
+      });
       req.on('end', () => {
+        if (res.headersSent) return;
         let body: unknown;
         try {
           body = data ? JSON.parse(data) : {};
@@ -50,6 +58,9 @@ export async function startHttp(opts: { host: string; port: number; auth: HttpAu
         );
       });
       return;
+    }
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      return send(405, errorBody(new TributaryError(ErrorCodes.HTTP_BAD_REQUEST, `${req.method} ${url.pathname} is not an endpoint`, { fix: 'POST /snapshot; GET /healthz, /readyz, /metrics, /status' })));
     }
     switch (url.pathname) {
       case '/healthz':

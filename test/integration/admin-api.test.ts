@@ -55,6 +55,12 @@ async function adminApiScenario(label: string, dir: TempDir, db: Db): Promise<vo
   assert.equal((await fetch(`${base}/status`, { headers: { authorization: `Bearer ${TOKEN}` } })).status, 200);
   for (const probe of ['/healthz', '/metrics']) assert.equal((await fetch(`${base}${probe}`)).status, 200, probe);
   await waitFor(async () => (await fetch(`${base}/readyz`)).status === 200, { what: 'readyz without a token' });
+  // With the token: a changing method on a read-only path names no endpoint; a body must be JSON.
+  const auth = { authorization: `Bearer ${TOKEN}` };
+  assert.equal((await fetch(`${base}/status`, { method: 'DELETE', headers: auth })).status, 405);
+  const notJson = await fetch(`${base}/snapshot`, { method: 'POST', headers: auth, body: '{table:' });
+  assert.equal(notJson.status, 400);
+  assert.equal(((await notJson.json()) as { code: string }).code, 'TRB6005');
 
   // Injection attempts: 400 before they reach the database; the table is intact.
   for (const where of ['1=1); drop table t; --', '1=1; commit; drop table t', '1=1) OR (1=1', 'id = 1 /* x */', "id = 1 OR 'a' = 'a'; DELETE FROM t"]) {
