@@ -3,6 +3,7 @@ import type { JsonValue } from '../../src/core/event.js';
 import { ErrorCodes, TributaryError } from '../../src/core/errors.js';
 import { StringRows, type ChunkBounds, type ChunkPlanner, type SnapshotEventBuilder, type SnapshotReader, type SnapshotSupport, type SnapshotTable, type ThreadSpec } from '../../src/snapshot/types.js';
 import { snapshotEventBuilder } from '../../src/snapshot/envelope.js';
+import { assertSafeFilter, filterRejected } from '../../src/snapshot/filter.js';
 import { ident, loadTypes, resolveTables } from './catalog.js';
 import { privilegeError } from './privileges.js';
 import { SESSION_OPTIONS } from './replication.js';
@@ -14,6 +15,31 @@ export const WATERMARK_PREFIX = 'tributary_wm';
 
 /** Raw text for every type: values are decoded by our own decoders, as in streaming. */
 const RAW_TEXT = { getTypeParser: () => (v: string) => v } as unknown as pg.CustomTypesConfig;
+
+/**
+ * Run `fn` on `c` inside a READ ONLY transaction when a user filter is part of its SQL (and
+ * plainly otherwise: an unfiltered probe needs no extra round trips). Together with the
+ * extended protocol ({@link EXTENDED}), a filter cannot reach a second statement or write.
+ */
+async function filtered<T>(c: pg.Client, where: string | null, fn: () => Promise<T>): Promise<T> {
+  if (where === null) return fn();
+  assertSafeFilter(where, 'postgres');
+  await c.query('BEGIN READ ONLY');
+  try {
+    const r = await fn();
+    await c.query('COMMIT');
+    return r;
+  } catch (err) {
+    await c.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  }
+}
+
+/**
+ * Send a query over the extended protocol even without parameters (pg uses the simple one
+ * then, which runs every statement of a `;`-separated text): Parse takes exactly one.
+ */
+const EXTENDED = { queryMode: 'extended' } as Partial<pg.QueryConfig>;
 
 function qname(name: string): string {
   const [schema, table] = name.split('.');
@@ -129,38 +155,27 @@ export class PgSnapshotSupport implements SnapshotSupport {
         for (let b = 0; b < pages; b += perChunk) chunks.push({ lo: [b], hi: b + perChunk >= pages ? null : [b + perChunk] });
         return chunks.length ? chunks : [{ lo: [0], hi: null }];
       }
-      const cols = table.key.map(ident).join(', ');
-      // Every chunkRows-th key, numbered on the server: only the boundaries travel.
-      const r = await c.query({
-        text: `SELECT ${cols} FROM (SELECT ${cols}, row_number() OVER (ORDER BY ${cols}) AS rn FROM ${qname(table.name)}${where ? ` WHERE (${where})` : ''}) s WHERE rn % $1 = 0 ORDER BY ${cols}`,
-        values: [chunkRows],
-        rowMode: 'array',
-        types: RAW_TEXT,
-      });
-      const bounds = r.rows as string[][];
-      if (bounds.length) {
-        // When the row count is a multiple of chunkRows the open-ended last chunk would be
-        // empty; fold it into the one before, so the final chunk (which carries the
-        // snapshot's "last" row) has rows.
-        const kt = table.keyTypes!;
-        const lastB = bounds[bounds.length - 1]!;
-        const more = await c.query(
-          `SELECT 1 FROM ${qname(table.name)} WHERE (${cols}) > (${lastB.map((_, i) => `$${i + 1}::${kt[i]}`).join(', ')})${where ? ` AND (${where})` : ''} LIMIT 1`,
-          lastB,
-        );
-        if (!more.rowCount) bounds.pop();
-      }
-      const chunks: ChunkBounds[] = [];
-      let lo: JsonValue[] | null = null;
-      for (const b of bounds) {
-        chunks.push({ lo, hi: b });
-        lo = b;
-      }
-      chunks.push({ lo, hi: null });
-      return chunks;
+      return await filtered(c, where, () => keyedPlan(c, table, chunkRows, where));
     } catch (err) {
       throw denied(c, err, `cannot plan the snapshot of ${table.name}`, table.name);
     } finally {
+      await c.end();
+    }
+  }
+
+  async checkFilter(table: SnapshotTable, where: string): Promise<void> {
+    assertSafeFilter(where, 'postgres');
+    const c = await this.client();
+    try {
+      await c.query('BEGIN READ ONLY');
+      // Planned, not run: a syntax error, an unknown column or a type mismatch fails here.
+      await c.query({ text: `EXPLAIN SELECT 1 FROM ${qname(table.name)} WHERE (${where})`, ...EXTENDED });
+    } catch (err) {
+      // A server error (it has a SQLSTATE) is the filter's fault; anything else is not.
+      if (typeof (err as { code?: unknown }).code === 'string' && /^[0-9A-Z]{5}$/.test((err as { code: string }).code)) throw filterRejected(table.name, err);
+      throw err;
+    } finally {
+      await c.query('ROLLBACK').catch(() => undefined);
       await c.end();
     }
   }
@@ -179,12 +194,15 @@ export class PgSnapshotSupport implements SnapshotSupport {
         // chunk ending at the very last row takes the open end instead, so no empty chunk
         // trails behind it).
         const r = await coded(c, `cannot plan the snapshot of ${table.name}`, table.name, () =>
-          c.query({
-            text: `SELECT ${cols} FROM ${qname(table.name)}${conds.length ? ` WHERE ${conds.join(' AND ')}` : ''} ORDER BY ${cols} LIMIT 2 OFFSET ${Math.floor(chunkRows) - 1}`,
-            values: lo ? lo.map((v) => String(v)) : [],
-            rowMode: 'array',
-            types: RAW_TEXT,
-          }),
+          filtered(c, where, () =>
+            c.query({
+              text: `SELECT ${cols} FROM ${qname(table.name)}${conds.length ? ` WHERE ${conds.join(' AND ')}` : ''} ORDER BY ${cols} LIMIT 2 OFFSET ${Math.floor(chunkRows) - 1}`,
+              values: lo ? lo.map((v) => String(v)) : [],
+              rowMode: 'array',
+              types: RAW_TEXT,
+              ...EXTENDED,
+            }),
+          ),
         );
         return r.rows.length === 2 ? (r.rows[0] as string[]) : null;
       },
@@ -228,6 +246,39 @@ export class PgSnapshotSupport implements SnapshotSupport {
   }
 }
 
+/** Every chunk of a keyed table up front (see `plan`); `where` is already vetted. */
+async function keyedPlan(c: pg.Client, table: SnapshotTable, chunkRows: number, where: string | null): Promise<ChunkBounds[]> {
+  const cols = table.key.map(ident).join(', ');
+  // Every chunkRows-th key, numbered on the server: only the boundaries travel.
+  const r = await c.query({
+    text: `SELECT ${cols} FROM (SELECT ${cols}, row_number() OVER (ORDER BY ${cols}) AS rn FROM ${qname(table.name)}${where ? ` WHERE (${where})` : ''}) s WHERE rn % $1 = 0 ORDER BY ${cols}`,
+    values: [chunkRows],
+    rowMode: 'array',
+    types: RAW_TEXT,
+  });
+  const bounds = r.rows as string[][];
+  if (bounds.length) {
+    // When the row count is a multiple of chunkRows the open-ended last chunk would be
+    // empty; fold it into the one before, so the final chunk (which carries the
+    // snapshot's "last" row) has rows.
+    const kt = table.keyTypes!;
+    const lastB = bounds[bounds.length - 1]!;
+    const more = await c.query(
+      `SELECT 1 FROM ${qname(table.name)} WHERE (${cols}) > (${lastB.map((_, i) => `$${i + 1}::${kt[i]}`).join(', ')})${where ? ` AND (${where})` : ''} LIMIT 1`,
+      lastB,
+    );
+    if (!more.rowCount) bounds.pop();
+  }
+  const chunks: ChunkBounds[] = [];
+  let lo: JsonValue[] | null = null;
+  for (const b of bounds) {
+    chunks.push({ lo, hi: b });
+    lo = b;
+  }
+  chunks.push({ lo, hi: null });
+  return chunks;
+}
+
 /** The support a worker thread runs (see `threadSpec`). */
 export function pgSnapshotSupportInThread(o: {
   url: string;
@@ -262,7 +313,12 @@ function chunkConditions(c: pg.Client, table: SnapshotTable, chunk: ChunkBounds,
     if (chunk.lo) conds.push(`${cols} > ${tuple(chunk.lo)}`);
     if (chunk.hi) conds.push(`${cols} <= ${tuple(chunk.hi)}`);
   }
-  if (where) conds.push(`(${where})`);
+  if (where) {
+    // Checked when the snapshot was accepted; again here, since chunks also come back from
+    // the state store and from Redis job queues.
+    assertSafeFilter(where, 'postgres');
+    conds.push(`(${where})`);
+  }
   return conds;
 }
 

@@ -24,6 +24,7 @@ import { asPoison, ClickHouseClient, ClickHouseError } from './client.js';
 import { BackgroundPosition } from './positions.js';
 import { columnInfo, tsvInserts, type TsvRow } from './rows.js';
 import { fits, ident, initialColumns, kindOf, literal, typeFor, widen } from './schema.js';
+import { checkClickHouse } from './check.js';
 
 /** How long `close()` waits for the last position INSERT before aborting it. */
 const CLOSE_GRACE_MS = 5000;
@@ -33,7 +34,8 @@ export const ClickHouseSinkConfig = z.object({
   database: z.string().min(1).default('default').describe('Database that holds the mirror tables (created when missing).'),
   table: z.string().min(1).default('{table}').describe('Mirror table name template: {schema} {db} {table} {pipeline}.'),
   username: z.string().optional().describe('User (HTTP basic auth). Default: from the URL, else ClickHouse\'s `default`.'),
-  password: z.string().optional().describe('Password; never logged.'),
+  password: z.string().optional().describe('Password; never logged. A password inside `url` must be percent-encoded.'),
+  password_file: z.string().optional().describe('A file holding the password (a mounted Secret), read at start instead of `password`. Relative to the config file.'),
   create_tables: z.boolean().default(true).describe('Create a missing mirror table, inferring column types from the first row (see docs/sinks/clickhouse.md).'),
   add_columns: z.boolean().default(true).describe('Add columns that appear later, and widen a column whose values stop fitting (Int64 → Float64 → String).'),
   positions_table: z.string().min(1).default('_tributary_positions').describe('Table in `database` where the sink records its committed position.'),
@@ -59,6 +61,7 @@ export default defineSink({
   type: 'clickhouse',
   description: 'A warehouse mirror: one ReplacingMergeTree(_version) table per source table, bulk-inserted as TabSeparated; deletes are `_deleted = 1` tombstones, fenced by version.',
   config: ClickHouseSinkConfig,
+  check: checkClickHouse,
   // ClickHouse wants few, large inserts (each INSERT makes a part on disk).
   batch: { max_events: 20000, max_bytes: 16 << 20 },
   create(config, ctx) {

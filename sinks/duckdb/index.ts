@@ -18,6 +18,7 @@ import { DuckdbSinkConfig } from './config.js';
 import { classifyDuckError } from './errors.js';
 import { DuckBatchWriter } from './writer.js';
 import { settledWithin } from '../postgres/warehouse-tables.js';
+import { checkDuckdb } from './check.js';
 
 export { DuckdbSinkConfig } from './config.js';
 
@@ -38,6 +39,8 @@ export default defineSink({
   description:
     'Writes change events into a DuckDB file: a mirror of the current rows (fenced upserts, tombstoned deletes) or an append-only history. Bulk, set-based writes; the committed position is stored in the same transaction as the data, so the sink is exactly-once.',
   config: DuckdbSinkConfig,
+  check: checkDuckdb,
+  paths: ['path'],
   // One set-based merge per batch: larger batches amortize its fixed cost.
   batch: { max_events: 10000, max_bytes: 16 << 20 },
   create(config, ctx) {

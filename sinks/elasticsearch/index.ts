@@ -20,13 +20,15 @@
 import { z } from 'zod';
 import { defineSink, int64Version, once, PoisonEventError, renderTemplate, sleep, type Row, type SinkEvent } from '../../src/sdk/index.js';
 import { EsClient, EsRequestError } from './client.js';
+import { checkElasticsearch } from './check.js';
 
 export const ElasticsearchSinkConfig = z.object({
   url: z.string().default('http://127.0.0.1:9200').describe('Cluster URL (any node, or a load balancer). Credentials in the URL are accepted and never logged.'),
   index: z.string().min(1).default('{table}').describe('Index name template: {schema} {db} {table} {pipeline}. Lower-cased before use.'),
   id_separator: z.string().default(':').describe('Joins the values of a composite primary key into the document `_id`.'),
   username: z.string().optional().describe('Basic-auth user.'),
-  password: z.string().optional().describe('Basic-auth password; never logged.'),
+  password: z.string().optional().describe('Basic-auth password; never logged. A password inside `url` must be percent-encoded.'),
+  password_file: z.string().optional().describe('A file holding the password (a mounted Secret), read at start instead of `password`. Relative to the config file.'),
   api_key: z.string().optional().describe('API key (the base64 `id:key` form sent as `Authorization: ApiKey ...`); never logged. Wins over username/password.'),
   refresh: z.enum(['false', 'true', 'wait_for']).default('false').describe('The bulk `refresh` parameter. `false` is fastest; documents become searchable at the next refresh interval.'),
   item_retries: z.number().int().min(0).default(8).describe('How many times items rejected with 429/5xx are resent (alone, with backoff) before the batch fails as retryable.'),
@@ -55,6 +57,7 @@ export default defineSink({
   type: 'elasticsearch',
   description: 'A search index: one document per row via the _bulk API, `version_type=external` with the event version so older events never overwrite newer documents; deletes are real deletes. Also serves OpenSearch.',
   config: ElasticsearchSinkConfig,
+  check: checkElasticsearch,
   create(config, ctx) {
     const client = new EsClient({ url: config.url, username: config.username, password: config.password, apiKey: config.api_key, timeoutMs: config.timeout_ms });
     const closing = new AbortController();

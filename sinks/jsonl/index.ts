@@ -2,6 +2,7 @@ import { mkdir, open, readFile, rename, type FileHandle } from 'node:fs/promises
 import { dirname, join, resolve } from 'node:path';
 import { z } from 'zod';
 import { defineSink, ErrorCodes, once, TributaryError, type SinkEvent, type WriteContext } from '../../src/sdk/index.js';
+import { checkJsonl } from './check.js';
 
 export const JsonlConfig = z.object({
   path: z.string().min(1).describe('File to append envelopes to, one JSON object per line.'),
@@ -43,6 +44,8 @@ export default defineSink({
   type: 'jsonl',
   description: 'Appends each change event as one JSON line; truncates back to the last committed offset on restart, so the file is exactly-once. Refuses (TRB3013) a non-empty file it did not write.',
   config: JsonlConfig,
+  check: checkJsonl,
+  paths: ['path'],
   create(config, ctx) {
     const path = resolve(config.path);
     const claimPath = join(ctx.stateDir, `jsonl.${encodeURIComponent(ctx.sinkName)}.claim.json`);

@@ -38,6 +38,15 @@ const reconnect = z
   .default({})
   .describe('A lost or unreachable database is retried with backoff and jitter (0.5 s doubling to 5 s); a login that worked before and is now refused, every few minutes. See docs/architecture.md#reconnects.');
 
+/** `password:` and `password_file:`, for blocks whose `url` may need a password. */
+export const passwordFields = (what: string) => ({
+  password: z
+    .string()
+    .optional()
+    .describe(`Password for ${what}, instead of writing it into the url (where #, %, @, /, ? and : must be percent-encoded). Usually \`"\${PASSWORD_VAR}"\`. Never logged.`),
+  password_file: z.string().optional().describe('A file holding the password (a mounted Secret), instead of `password`. Relative to the config file; surrounding whitespace is ignored.'),
+});
+
 const snapshotCommon = {
   snapshot: snapshotMode,
   snapshot_workers: z
@@ -61,7 +70,10 @@ const snapshotCommon = {
 export const PostgresSourceConfig = z
   .object({
     type: z.literal('postgres'),
-    url: z.string().describe('libpq-style URL: `postgres://user:pass@host:5432/db`. The password is redacted from logs.'),
+    url: z
+      .string()
+      .describe('libpq-style URL: `postgres://user@host:5432/db`. A password written here must be percent-encoded (`#` is `%23`, `%` is `%25`); or use `password`/`password_file`. The password is redacted from logs.'),
+    ...passwordFields('the source user'),
     tables: tableList.default(['public.*']),
     exclude: tableList.optional().describe('Tables to leave out even when `tables` matches them.'),
     slot: z.string().optional().describe('Replication slot name. Default `tributary_<name>`.'),
@@ -91,7 +103,10 @@ export const PostgresSourceConfig = z
 export const MysqlSourceConfig = z
   .object({
     type: z.literal('mysql'),
-    url: z.string().describe('`mysql://user:pass@host:3306/`. MariaDB uses the same type.'),
+    url: z
+      .string()
+      .describe('`mysql://user@host:3306/`. MariaDB uses the same type. A password written here must be percent-encoded (`#` is `%23`, `%` is `%25`); or use `password`/`password_file`.'),
+    ...passwordFields('the source user'),
     tables: tableList.default(['*.*']),
     exclude: tableList.optional(),
     server_id: z
@@ -153,7 +168,15 @@ export const StreamConfig = z
 
 export const StateConfig = z
   .discriminatedUnion('type', [
-    z.object({ type: z.literal('file'), dir: z.string().default('./.tributary').describe('Directory for checkpoints, snapshot progress and dead-letter files. Writes are fsynced and renamed atomically.') }).strict(),
+    z
+      .object({
+        type: z.literal('file'),
+        dir: z
+          .string()
+          .default('./.tributary')
+          .describe("Directory for checkpoints, snapshot progress and dead-letter files, relative to the config file's directory. Writes are fsynced and renamed atomically."),
+      })
+      .strict(),
     z
       .object({
         type: z.literal('redis'),
@@ -193,7 +216,7 @@ export const SinkBaseShape = {
   dead_letter: z
     .object({
       policy: z.enum(['park', 'stop']).default('park').describe('park: write the rejected event and its error to the dead-letter file and go on. stop: stop the pipeline (exit 1).'),
-      path: z.string().optional().describe('Default `<state.dir>/<pipeline>/deadletter.<sink>.jsonl`.'),
+      path: z.string().optional().describe("Default `<state.dir>/<pipeline>/deadletter.<sink>.jsonl`. A relative path starts at the config file's directory."),
     })
     .strict()
     .default({ policy: 'park' }),
@@ -205,10 +228,22 @@ export type SinkBase = z.infer<typeof SinkBase>;
 export const HttpConfig = z
   .object({
     port: z.number().int().min(0).max(65535).default(8083).describe('Port of /healthz, /readyz, /metrics, /status and the snapshot API. 0 turns the HTTP server off.'),
-    host: z.string().default('127.0.0.1').describe('Address to listen on.'),
+    host: z
+      .string()
+      .default('127.0.0.1')
+      .describe('Address to listen on. The default answers only this machine; `0.0.0.0` (a container) needs `auth_token`, or anyone who reaches the port reads /status.'),
+    auth_token: z
+      .string()
+      .refine((s) => s === '' || s.length >= 16, 'use at least 16 characters (e.g. `openssl rand -hex 32`)')
+      .optional()
+      .describe(
+        'Bearer token of the admin API, usually `"${TRIBUTARY_TOKEN}"`. Requests that change anything (POST /snapshot, and any method but GET/HEAD) need it and are refused (TRB6002) while no token is set; with a token, /status needs it too. The CLI sends it from the same config. An empty value means no token.',
+      ),
+    auth_token_file: z.string().optional().describe('A file holding the token (a mounted Secret), instead of `auth_token`. Relative to the config file; surrounding whitespace is ignored.'),
+    open_probes: z.boolean().default(true).describe('Serve /healthz, /readyz and /metrics without the token (for probes and Prometheus). false: they need it too.'),
   })
   .strict()
-  .default({ port: 8083, host: '127.0.0.1' });
+  .default({ port: 8083, host: '127.0.0.1', open_probes: true });
 
 export const LogConfig = z
   .object({

@@ -2,6 +2,7 @@ import { isAbsolute, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { z } from 'zod';
 import { ConfigError, ErrorCodes } from '../core/errors.js';
+import { didYouMean } from '../config/suggest.js';
 import type { SinkDefinition } from '../sdk/index.js';
 
 export type LoadedSinkDefinition = SinkDefinition<z.ZodObject>;
@@ -50,7 +51,8 @@ export async function resolveSink(type: string, baseDir: string): Promise<Loaded
       });
     }
   } else {
-    throw new ConfigError(ErrorCodes.CONFIG_SINK_TYPE, `unknown sink type "${type}"`, {
+    const hint = didYouMean(type, builtinSinkTypes());
+    throw new ConfigError(ErrorCodes.CONFIG_SINK_TYPE, `unknown sink type "${type}"${hint ? ` (did you mean "${hint}"?)` : ''}`, {
       fix: `use one of: ${builtinSinkTypes().join(', ')}, or a plugin path such as ./my-sink.js`,
     });
   }

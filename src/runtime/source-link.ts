@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import { ConfigError, ErrorCodes, TributaryError, errorSummary } from '../core/errors.js';
 import type { SourceLink } from '../core/source.js';
 import { classifyError, type ErrorClass } from './error-class.js';
-import type { Metrics } from './metrics.js';
+import { Metrics } from './metrics.js';
 import { backoffDelay, sleep } from './retry.js';
 
 /** How reconnects are paced, by class of error (exponential with jitter, capped). */
@@ -185,4 +185,9 @@ export class SourceLinkMonitor {
     clearInterval(this.gauge);
     this.gauge = undefined;
   }
+}
+
+/** The link of a source used outside a pipeline (validate, --worker): they never stream. */
+export function standaloneLink(pipeline: string, logger: Logger, signal: AbortSignal): SourceLink {
+  return new SourceLinkMonitor({ pipeline, logger, metrics: new Metrics() }).bind(signal);
 }

@@ -85,6 +85,11 @@ export class PipelineSupervisor implements PipelineView {
     this.loop ??= this.run().finally(() => this.link.close());
   }
 
+  /** The running attempt's snapshot coordinator (none while starting, waiting or restarting). */
+  get snapshots(): Pipeline['snapshots'] {
+    return this.state === 'running' ? this.pipeline?.snapshots : undefined;
+  }
+
   /** Resolves when the pipeline has stopped or failed for good. */
   get done(): Promise<void> {
     this.start();

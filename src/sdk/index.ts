@@ -17,6 +17,8 @@
  * });
  * ```
  */
+import { access, constants, stat } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import type { z } from 'zod';
 import type { ChangeEvent } from '../core/event.js';
@@ -137,6 +139,22 @@ export interface SinkInstance {
   close(): Promise<void>;
 }
 
+/** A problem a sink's preflight found: what is wrong, and what fixes it. */
+export interface SinkProblem {
+  message: string;
+  fix: string;
+}
+
+/** What `check` receives besides the validated config. */
+export interface SinkCheckContext {
+  /** A logger; `validate` silences it. */
+  logger: Logger;
+  /** Aborted when `validate` stops waiting for this sink (after 10 s). */
+  signal: AbortSignal;
+  pipeline: string;
+  sinkName: string;
+}
+
 /** A sink plugin: its type name, its config schema (validation, type and docs), its factory. */
 export interface SinkDefinition<S extends z.ZodObject = z.ZodObject> {
   type: string;
@@ -148,7 +166,23 @@ export interface SinkDefinition<S extends z.ZodObject = z.ZodObject> {
    * (a column store wants fewer, larger inserts than a cache does).
    */
   batch?: { max_events?: number; max_bytes?: number; max_wait_ms?: number };
+  /**
+   * Config keys that hold file or directory paths (jsonl's `path`). The runtime makes a
+   * relative one absolute against the config file's directory before `create` sees it, so a
+   * config means the same files whatever directory `tributary` runs in.
+   */
+  paths?: readonly string[];
   create(config: z.infer<S>, ctx: SinkContext): SinkInstance | Promise<SinkInstance>;
+  /**
+   * Optional preflight, run by `tributary validate --check-source` for every sink of every
+   * pipeline before anything runs: is the target reachable, does it accept the credentials,
+   * can the sink write what it will write (a directory it may create files in, privileges,
+   * a schema it can use)? Return every problem found, each with its fix (an empty list when
+   * all is well), so one run reports them all. It must change nothing in the target: no
+   * tables or files created, no data written. A throw counts as one problem with its message;
+   * so does not settling before `ctx.signal` aborts.
+   */
+  check?(config: z.infer<S>, ctx: SinkCheckContext): Promise<SinkProblem[]>;
 }
 
 /** Declare a sink plugin. The default export of a plugin module must be the result. */
@@ -166,6 +200,39 @@ export function defineSink<S extends z.ZodObject>(def: SinkDefinition<S>): SinkD
 export function once(fn: () => Promise<void>): () => Promise<void> {
   let p: Promise<void> | undefined;
   return () => (p ??= fn());
+}
+
+/**
+ * The preflight of a sink that writes a file: the problem, or null when `path` can be written
+ * (an existing writable file, or a writable directory on the way to it, where the missing
+ * directories would be created). Creates nothing.
+ */
+export async function checkWritableFile(path: string): Promise<SinkProblem | null> {
+  const target = resolve(path);
+  try {
+    const st = await stat(target);
+    if (!st.isFile()) return { message: `${target} exists and is not a file`, fix: 'point `path` at a file' };
+    await access(target, constants.W_OK);
+    return null;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EACCES' || code === 'EROFS') return { message: `${target} is not writable (${code})`, fix: 'make it writable for this user, or choose another `path`' };
+    if (code !== 'ENOENT') return { message: `${target} cannot be written: ${code ?? (err as Error).message}`, fix: 'choose a `path` inside a writable directory' };
+  }
+  // The file does not exist yet: the nearest existing ancestor must be a writable directory.
+  for (let dir = dirname(target); ; dir = dirname(dir)) {
+    try {
+      const st = await stat(dir);
+      if (!st.isDirectory()) return { message: `${dir} is not a directory, so ${target} cannot be created`, fix: 'choose a `path` inside a directory' };
+      await access(dir, constants.W_OK | constants.X_OK);
+      return null;
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' && dir !== dirname(dir)) continue;
+      if (code === 'ENOTDIR') return { message: `a part of ${dirname(target)} is a file, so ${target} cannot be created`, fix: 'choose a `path` inside a directory' };
+      return { message: `${target} cannot be created in ${dir} (${code ?? (err as Error).message})`, fix: 'make the directory writable for this user, or choose another `path`' };
+    }
+  }
 }
 
 /** Render a key/table template such as `{schema}.{table}:{key}`. */

@@ -160,6 +160,9 @@ export class SnapshotCoordinator {
     const support = this.snapshotSupport();
     this.warm();
     const list = await support.tables(tables ?? undefined);
+    // A filter is vetted before anything is planned or persisted: a bad one is answered now
+    // (400 with the database's message), not retried chunk after chunk.
+    if (where !== null) for (const table of list) await support.checkFilter(table, where);
     const state: SnapshotState = { id: randomUUID(), kind, status: 'running', startedAt: Date.now(), tables: [] };
     for (const table of list) {
       if (table.keyKind === 'ctid') {
@@ -642,7 +645,8 @@ export class SnapshotCoordinator {
           const st = await this.begin('incremental', table ? [table] : null, where);
           return { status: 202, body: { started: st.id, snapshot: this.summary() } };
         } catch (err) {
-          return { status: 400, body: { error: errorMessage(err) } };
+          const coded = err instanceof TributaryError ? { code: err.code, fix: err.fix } : {};
+          return { status: 400, body: { error: err instanceof TributaryError ? `${err.code} ${err.message}` : errorMessage(err), ...coded } };
         }
       }
       case 'pause':
