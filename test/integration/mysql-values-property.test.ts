@@ -295,68 +295,77 @@ describe('mariadb: random values of every type equal what mariadb-binlog prints,
       };
       const half = Math.floor(total / 2);
       await insert(0, half);
-      await using p = await InProcessPipeline.start({
+      // Two pipelines on the same binlog: rows decoded on the main thread, and in the decode
+      // worker (decode_workers: 1), which parses the TABLE_MAP again on its side.
+      await using p0 = await InProcessPipeline.start({
         name: `myprop_${process.pid}_${Math.floor(Math.random() * 1e6)}`,
-        source: `type: mysql\nurl: ${srv.url}\ntables: [${db}.t]\nsnapshot: initial\nserver_id: ${uniqueServerId()}\nsignal_table: ${db}.tributary_signal`,
+        source: `type: mysql\nurl: ${srv.url}\ntables: [${db}.t]\nsnapshot: initial\nserver_id: ${uniqueServerId()}\nsignal_table: ${db}.sig0`,
       });
-      await waitForLines(p.out, half);
+      await using p1 = await InProcessPipeline.start({
+        name: `myprop_${process.pid}_${Math.floor(Math.random() * 1e6)}`,
+        source: `type: mysql\nurl: ${srv.url}\ntables: [${db}.t]\nsnapshot: initial\nserver_id: ${uniqueServerId()}\nsignal_table: ${db}.sig1\ndecode_workers: 1`,
+      });
+      for (const p of [p0, p1]) await waitForLines(p.out, half);
       await insert(half, total);
       const updated = Array.from({ length: total }, (_, i) => i).filter((i) => i % 4 === 1);
       await conn.query(`UPDATE t SET rev = rev + 1 WHERE id IN (${updated.join(',')})`);
       const want = total + updated.length;
-      await waitForLines(p.out, want);
+      for (const p of [p0, p1]) await waitForLines(p.out, want);
 
       const images = await binlogInserts(srv.binlogFiles(), db, 't');
       const colNo = new Map(COLUMNS.map((c, k) => [c.name, k + 3])); // @1 id, @2 rev
-      const lines = readFileSync(p.out, 'utf8').split('\n');
-      assert.equal(lines.pop(), '', 'the file ends with a newline');
-      const bad = new Mismatches(seed);
-      const broken: string[] = [];
-      const ops = { r: 0, c: 0, u: 0 };
-      for (const line of lines) {
-        let ev: { [k: string]: Lossless };
-        try {
-          ev = parseLossless(line) as { [k: string]: Lossless };
-          if (ev === null || typeof ev !== 'object' || !('op' in ev)) throw new Error('not an envelope');
-        } catch (err) {
-          broken.push(`${(err as Error).message}: ${line.slice(0, 120)}`);
-          continue;
-        }
-        const op = ev.op as 'r' | 'c' | 'u';
-        ops[op]++;
-        const imgs: [string, Lossless][] = op === 'u' ? [['before', ev.before!], ['after', ev.after!]] : [['after', ev.after!]];
-        for (const [which, img] of imgs) {
-          const image = img as { [k: string]: Lossless };
-          const id = Number((image.id as Num).text);
-          const printed = images.get(id);
-          if (!printed) {
-            broken.push(`row ${id}: no INSERT in the binlog`);
+      for (const [workers, p] of [[0, p0], [1, p1]] as const) {
+        const lines = readFileSync(p.out, 'utf8').split('\n');
+        assert.equal(lines.pop(), '', 'the file ends with a newline');
+        const bad = new Mismatches(seed);
+        const broken: string[] = [];
+        const ops = { r: 0, c: 0, u: 0 };
+        for (const line of lines) {
+          let ev: { [k: string]: Lossless };
+          try {
+            ev = parseLossless(line) as { [k: string]: Lossless };
+            if (ev === null || typeof ev !== 'object' || !('op' in ev)) throw new Error('not an envelope');
+          } catch (err) {
+            broken.push(`${(err as Error).message}: ${line.slice(0, 120)}`);
             continue;
           }
-          for (const c of COLUMNS) {
-            bad.checked++;
-            const where = `row ${id} ${op} ${which}.${c.name}`;
-            const v = printed.get(colNo.get(c.name)!);
-            const got = image[c.name];
-            if (v === null || v === undefined) {
-              if (got !== null) bad.add(where, c.name, null, null, got);
+          const op = ev.op as 'r' | 'c' | 'u';
+          ops[op]++;
+          const imgs: [string, Lossless][] = op === 'u' ? [['before', ev.before!], ['after', ev.after!]] : [['after', ev.after!]];
+          for (const [which, img] of imgs) {
+            const image = img as { [k: string]: Lossless };
+            const id = Number((image.id as Num).text);
+            const printed = images.get(id);
+            if (!printed) {
+              broken.push(`row ${id}: no INSERT in the binlog`);
               continue;
             }
-            let w: Lossless;
-            try {
-              w = expected(c, v, rows[id]![c.name]);
-            } catch (err) {
-              bad.add(where, c.name, shown(v), `(${(err as Error).message})`, got);
-              continue;
+            for (const c of COLUMNS) {
+              bad.checked++;
+              const where = `row ${id} ${op} ${which}.${c.name}`;
+              const v = printed.get(colNo.get(c.name)!);
+              const got = image[c.name];
+              if (v === null || v === undefined) {
+                if (got !== null) bad.add(where, c.name, null, null, got);
+                continue;
+              }
+              let w: Lossless;
+              try {
+                w = expected(c, v, rows[id]![c.name]);
+              } catch (err) {
+                bad.add(where, c.name, shown(v), `(${(err as Error).message})`, got);
+                continue;
+              }
+              if (!same(c.rule, w, got)) bad.add(where, `${c.name} ${c.sql.split(' CHECK')[0]}`, shown(v), w, got);
             }
-            if (!same(c.rule, w, got)) bad.add(where, `${c.name} ${c.sql.split(' CHECK')[0]}`, shown(v), w, got);
           }
         }
+        const label = `decode_workers ${workers}`;
+        assert.equal(broken.length, 0, `${label}: ${broken.length} of ${lines.length} jsonl lines are not one JSON envelope of a known row:\n${broken.slice(0, 5).join('\n')}`);
+        assert.equal(bad.list.length, 0, `${label}: ${bad.report()}`);
+        assert.deepEqual(ops, { r: half, c: total - half, u: updated.length }, `${label}: the snapshot, stream and update paths each ran`);
+        process.stdout.write(`# mariadb property, ${label}: ${bad.checked} values in ${lines.length} envelopes (${JSON.stringify(ops)}), seed ${seed}: all equal\n`);
       }
-      assert.equal(broken.length, 0, `${broken.length} of ${lines.length} jsonl lines are not one JSON envelope of a known row:\n${broken.slice(0, 5).join('\n')}`);
-      assert.equal(bad.list.length, 0, bad.report());
-      assert.deepEqual(ops, { r: half, c: total - half, u: updated.length }, 'the snapshot, stream and update paths each ran');
-      process.stdout.write(`# mariadb property: ${bad.checked} values in ${lines.length} envelopes (${JSON.stringify(ops)}), seed ${seed}: all equal\n`);
     } finally {
       await conn.end();
     }
