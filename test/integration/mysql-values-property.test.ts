@@ -143,26 +143,59 @@ const ISSUE_ROWS: Record<string, unknown>[] = [
 /** Column number (1-based) → the printed value, as latin1 text (raw bytes), or null for NULL. */
 type Image = Map<number, string | null>;
 
-/** The INSERT row images of `db.table`, by their first column (the id). */
-async function binlogInserts(files: string[], db: string, table: string): Promise<Map<number, Image>> {
-  const { stdout } = await run('mariadb-binlog', ['-vv', '--base64-output=decode-rows', ...files], { encoding: 'latin1', maxBuffer: 1 << 30 });
-  const out = new Map<number, Image>();
-  const head = `### INSERT INTO \`${db}\`.\`${table}\``;
-  const lines = stdout.split('\n');
-  for (let i = 0; i < lines.length; i++) {
-    if (lines[i] !== head) continue;
-    const img: Image = new Map();
-    for (i += 2; i < lines.length && lines[i]!.startsWith('###   @'); i++) {
+/** What `mariadb-binlog -vv` shows of the test's table and the pipelines' signal tables. */
+interface Binlog {
+  /** The INSERT row image of each id. */
+  inserts: Map<number, Image>;
+  /** `file:pos` of the rows event that holds each change (`c<id>` for inserts, `u<id>` for updates). */
+  at: Map<string, string>;
+  /** `file:pos` of the rows events that insert a high watermark into a signal table. */
+  highs: Set<string>;
+}
+
+/** Reads every binlog file of the server with `mariadb-binlog -vv`, one file at a time. */
+async function readBinlog(files: string[], db: string, table: string): Promise<Binlog> {
+  const b: Binlog = { inserts: new Map(), at: new Map(), highs: new Set() };
+  const insert = `### INSERT INTO \`${db}\`.\`${table}\``;
+  const update = `### UPDATE \`${db}\`.\`${table}\``;
+  const signal = new RegExp(`^### INSERT INTO \`${db}\`\\.\`sig\\d\``);
+  for (const path of files) {
+    const file = path.slice(path.lastIndexOf('/') + 1);
+    const { stdout } = await run('mariadb-binlog', ['-vv', '--base64-output=decode-rows', path], { encoding: 'latin1', maxBuffer: 1 << 30 });
+    const lines = stdout.split('\n');
+    let lastAt = '';
+    let rowsAt = '';
+    /** The `###   @n=value` lines from `i`: the image, and the index after it. */
+    const image = (i: number): [Image, number] => {
+      const img: Image = new Map();
+      for (; i < lines.length && lines[i]!.startsWith('###   @'); i++) {
+        const l = lines[i]!;
+        const eq = l.indexOf('=');
+        img.set(Number(l.slice(7, eq)), / is_null=1 \*\/$/.test(l) ? null : l.slice(eq + 1, l.lastIndexOf(' /* ')).trimEnd());
+      }
+      return [img, i];
+    };
+    for (let i = 0; i < lines.length; i++) {
       const l = lines[i]!;
-      const eq = l.indexOf('=');
-      const n = Number(l.slice(7, eq));
-      const value = l.slice(eq + 1, l.lastIndexOf(' /* ')).trimEnd();
-      img.set(n, / is_null=1 \*\/$/.test(l) ? null : value);
+      if (l.startsWith('# at ')) lastAt = l.slice(5);
+      else if (/^#\d{6} .*\s(Write|Update|Delete)_rows: table id/.test(l)) rowsAt = `${file}:${lastAt}`;
+      else if (l === insert) {
+        const [img, next] = image(i + 2); // after `### SET`
+        b.inserts.set(Number(img.get(1)), img);
+        b.at.set(`c${String(img.get(1))}`, rowsAt);
+        i = next - 1;
+      } else if (l === update) {
+        const [img, next] = image(i + 2); // after `### WHERE`
+        b.at.set(`u${String(img.get(1))}`, rowsAt);
+        i = next - 1;
+      } else if (signal.test(l)) {
+        const [img, next] = image(i + 2);
+        if (img.get(2) === "'high'") b.highs.add(rowsAt);
+        i = next - 1;
+      }
     }
-    i--;
-    out.set(Number(img.get(1)), img);
   }
-  return out;
+  return b;
 }
 
 /** A printed string value (`'…'`, control bytes as `\xNN`) as its bytes. */
@@ -308,17 +341,21 @@ describe('mariadb: random values of every type equal what mariadb-binlog prints,
       for (const p of [p0, p1]) await waitForLines(p.out, half);
       await insert(half, total);
       const updated = Array.from({ length: total }, (_, i) => i).filter((i) => i % 4 === 1);
-      await conn.query(`UPDATE t SET rev = rev + 1 WHERE id IN (${updated.join(',')})`);
+      // One statement per row: mariadb-binlog prints the images of a statement's rows events
+      // after all their headers, so only a one-event statement ties an image to its event.
+      for (const id of updated) await conn.query('UPDATE t SET rev = rev + 1 WHERE id = ?', [id]);
       const want = total + updated.length;
       for (const p of [p0, p1]) await waitForLines(p.out, want);
 
-      const images = await binlogInserts(srv.binlogFiles(), db, 't');
+      const binlog = await readBinlog(srv.binlogFiles(), db, 't');
+      const images = binlog.inserts;
       const colNo = new Map(COLUMNS.map((c, k) => [c.name, k + 3])); // @1 id, @2 rev
       for (const [workers, p] of [[0, p0], [1, p1]] as const) {
         const lines = readFileSync(p.out, 'utf8').split('\n');
         assert.equal(lines.pop(), '', 'the file ends with a newline');
         const bad = new Mismatches(seed);
         const broken: string[] = [];
+        const posWrong: string[] = [];
         const ops = { r: 0, c: 0, u: 0 };
         for (const line of lines) {
           let ev: { [k: string]: Lossless };
@@ -331,6 +368,14 @@ describe('mariadb: random values of every type equal what mariadb-binlog prints,
           }
           const op = ev.op as 'r' | 'c' | 'u';
           ops[op]++;
+          // source.file/pos: where the rows event holding the change starts (a snapshot row:
+          // the high watermark's), as docs/mysql.md and docs/snapshots.md say.
+          const src = ev.source as { file: string; pos: Num };
+          const rowId = Number(((ev.after as { id: Num }).id).text);
+          const at = `${src.file}:${src.pos.text}`;
+          if (op === 'r' ? !binlog.highs.has(at) : binlog.at.get(`${op}${rowId}`) !== at) {
+            posWrong.push(`row ${rowId} ${op}: source ${at}, the binlog has ${op === 'r' ? `high watermarks at ${[...binlog.highs].join(' ')}` : binlog.at.get(`${op}${rowId}`)}`);
+          }
           const imgs: [string, Lossless][] = op === 'u' ? [['before', ev.before!], ['after', ev.after!]] : [['after', ev.after!]];
           for (const [which, img] of imgs) {
             const image = img as { [k: string]: Lossless };
@@ -363,6 +408,7 @@ describe('mariadb: random values of every type equal what mariadb-binlog prints,
         const label = `decode_workers ${workers}`;
         assert.equal(broken.length, 0, `${label}: ${broken.length} of ${lines.length} jsonl lines are not one JSON envelope of a known row:\n${broken.slice(0, 5).join('\n')}`);
         assert.equal(bad.list.length, 0, `${label}: ${bad.report()}`);
+        assert.equal(posWrong.length, 0, `${label}: source.pos is not where the change's rows event starts:\n${posWrong.slice(0, 5).join('\n')}`);
         assert.deepEqual(ops, { r: half, c: total - half, u: updated.length }, `${label}: the snapshot, stream and update paths each ran`);
         process.stdout.write(`# mariadb property, ${label}: ${bad.checked} values in ${lines.length} envelopes (${JSON.stringify(ops)}), seed ${seed}: all equal\n`);
       }

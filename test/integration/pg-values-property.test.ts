@@ -168,7 +168,7 @@ const COLUMNS: Col[] = [
 const ISSUE_ROWS: Record<string, string | null>[] = [
   { js: '{\n"a": 1}', jsba: '{"{\\"a\\": 12345678901234567890}"}', tstz: '12345-06-07 08:09:10+00', d: '5874897-12-31', f4: '-0', f8: '-0' },
   { ts: '4713-01-01 00:00:00 BC', tstz: '4713-01-01 00:00:00+00 BC', d: '4713-01-01 BC', iv: '-1 years 2 mons -3 days -04:05:06.5', ia: '[0:1]={7,8}', m: '12.50' },
-  { js: 'null', jsb: 'null', jsba: '{null,NULL}', ts: 'infinity', tstz: '-infinity', d: 'infinity', f4: '1.4e-45', f8: 'NaN' },
+  { js: 'null', jsb: 'null', jsba: '{"null",NULL}', ts: 'infinity', tstz: '-infinity', d: 'infinity', f4: '1.4e-45', f8: 'NaN' },
   { js: null, jsb: null, jsa: '{"{\\n\\"x\\":\\n-0}"}'.replace(/\\n/g, '\n'), ts: '12345-06-07 08:09:10.5', num: '-0.000' },
 ];
 
@@ -268,6 +268,10 @@ describe('postgres: random values of every type equal what Postgres prints, snap
     };
     const half = Math.floor(total / 2);
     await insert(0, half);
+    // Postgres' own decoding of the same WAL (test_decoding), for the LSN of every change and
+    // watermark: `source.lsn` must be the change's own LSN (docs/postgres.md).
+    const decodingSlot = `td_${db.name}`.slice(0, 63);
+    await db.query(`SELECT pg_create_logical_replication_slot($1, 'test_decoding')`, [decodingSlot]);
     await using p = await InProcessPipeline.start({
       name: `pgprop_${process.pid}_${Math.floor(Math.random() * 1e6)}`,
       source: `type: postgres\nurl: ${db.url}\ntables: [public.t]\nsnapshot: initial`,
@@ -279,6 +283,15 @@ describe('postgres: random values of every type equal what Postgres prints, snap
     await db.query(`UPDATE t SET rev = rev + 1 WHERE id = ANY($1)`, [updated]);
     const want = total + updated.length;
     await waitForLines(p.out, want);
+
+    // test_decoding: INSERT/UPDATE of each id, and the high watermarks, by LSN.
+    const changeLsn = new Map<string, string>();
+    const highLsns = new Set<string>();
+    for (const row of (await db.query<{ lsn: string; data: string }>(`SELECT lsn::text AS lsn, data FROM pg_logical_slot_peek_changes($1, NULL, NULL)`, [decodingSlot])).rows) {
+      const m = /^table public\.t: (INSERT|UPDATE): .*?\bid\[integer\]:(\d+)/.exec(row.data);
+      if (m) changeLsn.set(`${m[1] === 'INSERT' ? 'c' : 'u'}${m[2]}`, row.lsn);
+      else if (/^message: transactional: 1 prefix: tributary_wm, .*"mark":"high"/.test(row.data)) highLsns.add(row.lsn);
+    }
 
     // What Postgres prints for every value, in the replication session's settings.
     const ref = new pg.Client({ connectionString: db.url, options: SESSION_OPTIONS } as pg.ClientConfig);
@@ -306,6 +319,7 @@ describe('postgres: random values of every type equal what Postgres prints, snap
     assert.equal(lines.pop(), '', 'the file ends with a newline');
     const bad = new Mismatches(seed);
     const broken: string[] = [];
+    const lsnWrong: string[] = [];
     const ops = { r: 0, c: 0, u: 0 };
     for (const line of lines) {
       let ev: { [k: string]: Lossless };
@@ -318,6 +332,12 @@ describe('postgres: random values of every type equal what Postgres prints, snap
       }
       const op = ev.op as 'r' | 'c' | 'u';
       ops[op]++;
+      const lsn = (ev.source as { lsn: string }).lsn;
+      const rowId = Number(((ev.after as { id: Num }).id).text);
+      const lsnOk = op === 'r' ? highLsns.has(lsn) : changeLsn.get(`${op}${rowId}`) === lsn;
+      if (!lsnOk) {
+        lsnWrong.push(`row ${rowId} ${op}: source.lsn ${lsn}, test_decoding has ${op === 'r' ? `high watermarks at ${[...highLsns].join(' ')}` : changeLsn.get(`${op}${rowId}`)}`);
+      }
       const images: [string, Lossless][] = op === 'u' ? [['before', ev.before!], ['after', ev.after!]] : [['after', ev.after!]];
       for (const [which, img] of images) {
         const image = img as { [k: string]: Lossless };
@@ -352,6 +372,7 @@ describe('postgres: random values of every type equal what Postgres prints, snap
     }
     assert.equal(broken.length, 0, `${broken.length} of ${lines.length} jsonl lines are not one JSON envelope each:\n${broken.slice(0, 5).join('\n')}`);
     assert.equal(bad.list.length, 0, bad.report());
+    assert.equal(lsnWrong.length, 0, `source.lsn is not the change's own LSN (snapshot rows: the high watermark's):\n${lsnWrong.slice(0, 5).join('\n')}`);
     assert.deepEqual(ops, { r: half, c: total - half, u: updated.length }, 'the snapshot, stream and update paths each ran');
     process.stdout.write(`# pg property: ${bad.checked} values in ${lines.length} envelopes (${JSON.stringify(ops)}), seed ${seed}: all equal\n`);
   });
