@@ -221,6 +221,21 @@ export class JsonBytes {
    * break (the usual case, found with one scan), else compacted by {@link compactJson}.
    */
   json(src: Buffer, s: number, e: number): void {
+    if (e - s < 256) {
+      // Short texts: copied and checked in one pass (the check costs a compare per byte).
+      this.ensure(e - s);
+      const b = this.buf;
+      let n = this.n;
+      let lineBreak = false;
+      for (let i = s; i < e; i++) {
+        const c = src[i]!;
+        b[n++] = c;
+        if (c <= 13 && (c === 10 || c === 13)) lineBreak = true;
+      }
+      if (!lineBreak) this.n = n;
+      else this.compactJson(src, s, e);
+      return;
+    }
     if (hasLineBreak(src, s, e)) this.compactJson(src, s, e);
     else this.raw(src, s, e);
   }
@@ -273,12 +288,16 @@ export function hasLineBreak(b: Buffer, s: number, e: number): boolean {
   if (e - s < 128) {
     for (let i = s; i < e; i++) {
       const c = b[i]!;
-      if (c === 10 || c === 13) return true;
+      if (c <= 13 && (c === 10 || c === 13)) return true;
     }
     return false;
   }
-  const v = b.subarray(s, e);
-  return v.indexOf(10) >= 0 || v.indexOf(13) >= 0;
+  // Natively, from `s` on (a view of the range would cost an allocation): a hit past `e` is
+  // none in the range. The buffer is one message or row, so the scan stays short.
+  const lf = b.indexOf(10, s);
+  if (lf >= 0 && lf < e) return true;
+  const cr = b.indexOf(13, s);
+  return cr >= 0 && cr < e;
 }
 
 /** {@link JsonBytes.json} for a JSON text held as a string: the text, on one line. */

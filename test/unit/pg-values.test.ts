@@ -167,3 +167,21 @@ describe('postgres values that used to break the documented rules', () => {
     }
   });
 });
+
+describe('JsonBytes.json: a JSON text on one line, copied or compacted', () => {
+  it('looks for line breaks only inside the value, short and long', () => {
+    const cases: [string, number, number, string][] = [
+      ['{"a": 1}\n', 0, 8, '{"a": 1}'],
+      ['{"a":\n1}', 0, 8, '{"a":1}'],
+      [`[${' 1,'.repeat(100)} 2]\r\n`, 0, 304, `[${' 1,'.repeat(100)} 2]`],
+      [`[${' 1,'.repeat(100)}\r2]tail\n`, 0, 304, `[${'1,'.repeat(100)}2]`],
+      ['{"s": "a\\nb \\" c",\t"t" :\r\n[ ]}', 0, 30, '{"s":"a\\nb \\" c","t":[]}'],
+    ];
+    for (const [text, s, e, want] of cases) {
+      const b = Buffer.from(text);
+      const w = new JsonBytes(4);
+      w.json(b, s, e);
+      assert.equal(w.toString(), want, JSON.stringify(text));
+    }
+  });
+});
