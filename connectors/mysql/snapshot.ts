@@ -32,7 +32,8 @@ import { snapshotEventBuilder } from '../../src/snapshot/envelope.js';
 import { tableMatcher } from '../../src/runtime/table-filter.js';
 import { mysqlQuery } from './client.js';
 import { TextKind, textKindFor } from './column-types.js';
-import { float32ToNumber } from './row-decoder.js';
+import { float32ToNumber, writeJsonText } from './row-decoder.js';
+import { JsonBytes } from '../../src/core/json-bytes.js';
 import { RowWriter, fieldSig, readChunkRows } from './snapshot-rows.js';
 
 export const DEFAULT_SIGNAL_TABLE = 'tributary.watermarks';
@@ -507,6 +508,44 @@ function readPlan(columns: ColumnInfo[]): TableReadPlan {
 }
 
 /**
+ * A MariaDB JSON value on the object path: its text as the envelope holds it (what the byte
+ * paths write: row-decoder.ts `writeJsonText`), never a parsed value, whose numbers a double
+ * would round. Only {@link rowJson} reads it.
+ */
+class JsonText {
+  constructor(readonly text: string) {}
+}
+
+function jsonText(v: Buffer): JsonValue {
+  const b = Buffer.isBuffer(v) ? v : Buffer.from(v as unknown as string, 'utf8');
+  const w = new JsonBytes(b.length + 2);
+  writeJsonText(w, b, 0, b.length);
+  return new JsonText(w.toString()) as unknown as JsonValue;
+}
+
+/** Set by {@link rowJson}: false when its text is not JSON.stringify's (a JsonText or a -0 in it). */
+let rowJsonPlain = true;
+
+/** A row object as JSON: JSON.stringify's, but with {@link JsonText} values copied and a float's -0 signed. */
+function rowJson(row: Row): string {
+  let s = '';
+  rowJsonPlain = true;
+  for (const k of Object.keys(row)) {
+    const v = row[k] as unknown;
+    let t: string;
+    if (v instanceof JsonText) t = v.text;
+    else if (Object.is(v, -0)) t = '-0';
+    else {
+      s += `${s ? ',' : '{'}${JSON.stringify(k)}:${JSON.stringify(v)}`;
+      continue;
+    }
+    rowJsonPlain = false;
+    s += `${s ? ',' : '{'}${JSON.stringify(k)}:${t}`;
+  }
+  return s ? `${s}}` : '{}';
+}
+
+/**
  * A chunk through mysql2's row objects: the result's converters applied in place, then each
  * row stringified. The reference form, and the path of tables the byte path declines.
  */
@@ -518,7 +557,10 @@ async function objectRows(c: mysql.Connection, sql: string, table: SnapshotTable
     plan.convNames = [];
     plan.convs = [];
     for (const f of fields) {
-      const conv = converterFor(f, plan.byName.get(f.name));
+      const info = plan.byName.get(f.name);
+      // MariaDB JSON, but for a key column (its key string must be what keyString makes of
+      // a streamed, parsed row): kept as text.
+      const conv = info?.json && f.columnType !== F.JSON && !table.key.includes(f.name) ? jsonText : converterFor(f, info);
       if (conv) {
         plan.convNames.push(f.name);
         plan.convs.push(conv);
@@ -540,7 +582,11 @@ async function objectRows(c: mysql.Connection, sql: string, table: SnapshotTable
       }
     }
   }
-  for (let i = 0; i < rows.length; i++) out.strings(JSON.stringify(rows[i]), keyString(table, rows[i]!)!);
+  for (let i = 0; i < rows.length; i++) {
+    const json = rowJson(rows[i]!);
+    // A key-less row is its own key: what keyString makes of the same row streamed (parsed).
+    out.strings(json, table.key.length ? keyString(table, rows[i]!)! : rowJsonPlain ? json : JSON.stringify(JSON.parse(json)));
+  }
 }
 
 // ---------------------------------------------------------------------------------------

@@ -140,22 +140,27 @@ function keyedSerializer(cols: Column[], key: string[], types: ReadonlyMap<numbe
 const NULL = Buffer.from('null');
 
 /**
- * The serializer of a key-less (ctid) table: the row is its own key, compared with the
- * `JSON.stringify` of streamed rows, so it is built as an object and stringified.
+ * The serializer of a key-less (ctid) table: the row is written like a keyed table's (the
+ * same byte encoders, so json keeps its numbers exact and its text on one line), and its key
+ * string is what {@link keyString} makes of a streamed row: the `JSON.stringify` of the
+ * parsed row, which is how the stream's events are compared with it.
  */
 function keylessSerializer(cols: Column[], types: ReadonlyMap<number, PgTypeInfo>, sig: string): RowSerializer {
-  const decs = cols.map((c) => decoderFor(c.oid, types));
-  let row: Record<string, unknown> = {};
-  const field = (j: number, b: Buffer | null, s: number, e: number): void => {
-    row[cols[j]!.name] = b === null ? null : decs[j]!(b, s, e);
+  const keyed = keyedSerializer(cols, [], types, sig);
+  let row = '';
+  const capture: RowSink = {
+    bytes(buf, s, rowEnd) {
+      row = buf.toString('utf8', s, rowEnd);
+    },
+    strings(r) {
+      row = r;
+    },
   };
   return {
     sig,
     add(buf, start, end, out) {
-      row = {};
-      eachField(buf, start, end, field);
-      const json = JSON.stringify(row);
-      out.strings(json, json);
+      keyed.add(buf, start, end, capture);
+      out.strings(row, JSON.stringify(JSON.parse(row)));
     },
   };
 }
