@@ -7,9 +7,21 @@ import { ident, loadTypes, resolveTables } from './catalog.js';
 import { SESSION_OPTIONS } from './replication.js';
 import { CopyReader } from './snapshot-copy.js';
 import type { PgTypeInfo } from './values.js';
+import type { TxnSnapshot } from '../../src/snapshot/visibility.js';
 
 /** The logical-message prefix of snapshot watermarks. */
 export const WATERMARK_PREFIX = 'tributary_wm';
+
+/**
+ * `pg_current_snapshot()` text (`xmin:xmax:xip,…`, 64-bit xids with their epoch) as the
+ * 32-bit xids pgoutput's Begin carries (src/snapshot/visibility.ts compares them modulo 2^32).
+ */
+export function parsePgSnapshot(text: string): TxnSnapshot {
+  const [xmin, xmax, xip] = text.split(':');
+  const x32 = (s: string) => Number(BigInt(s) & 0xffffffffn);
+  if (xmin === undefined || xmax === undefined) throw new TributaryError(ErrorCodes.PG_PROTOCOL, `unexpected snapshot text "${text}" in a watermark`, { fix: 'this is a bug; report it with the server version' });
+  return { xmin: x32(xmin), xmax: x32(xmax), xip: xip ? xip.split(',').map(x32) : [] };
+}
 
 /** Raw text for every type: values are decoded by our own decoders, as in streaming. */
 const RAW_TEXT = { getTypeParser: () => (v: string) => v } as unknown as pg.CustomTypesConfig;
@@ -176,7 +188,14 @@ export class PgSnapshotSupport implements SnapshotSupport {
     let closed: Promise<void> | undefined;
     return {
       async watermark(id, mark) {
-        await c.query('SELECT pg_logical_emit_message(true, $1, $2)', [WATERMARK_PREFIX, JSON.stringify({ id, mark })]);
+        // Each watermark says which transactions were visible before it committed (see
+        // src/snapshot/visibility.ts): the low one a snapshot taken in its own transaction,
+        // the high one the snapshot the chunk was just read in.
+        const read = mark === 'high' ? copy.takeSnapshot() : null;
+        await c.query(
+          `SELECT pg_logical_emit_message(true, $1, json_build_object('id', $2::text, 'mark', $3::text, 'snapshot', ${mark === 'low' ? 'pg_current_snapshot()::text' : '$4::text'})::text)`,
+          mark === 'low' ? [WATERMARK_PREFIX, id, mark] : [WATERMARK_PREFIX, id, mark, read],
+        );
       },
       async read(table, chunk, where) {
         const out = new StringRows();

@@ -10,6 +10,7 @@ import { sleep } from '../runtime/retry.js';
 import { ByteRows, emptyChunk, keyString, type ChunkBounds, type ChunkPlanner, type ChunkRows, type SnapshotReader, type SnapshotState, type SnapshotSupport, type SnapshotTable } from './types.js';
 import { SnapshotProgress } from './progress.js';
 import { ThreadedSupport } from './thread-reader.js';
+import { RecentTransactions, type Captured } from './visibility.js';
 // distributed.ts (BullMQ, ioredis) is imported only with `stream.type: redis`: loading it
 // costs about 150 ms of startup that every other pipeline would pay for nothing.
 import type { ChunkQueue, ChunkJob } from './distributed.js';
@@ -26,6 +27,12 @@ interface Window {
   dirty: Set<string> | null;
   /** The rows read; set before the high watermark is written. */
   rows: ChunkRows | null;
+  /** A truncate of the table was streamed in the window, or came before it unseen by the read: no row of the chunk is current. */
+  truncated?: boolean;
+  /** Transactions before the low watermark the read may not have seen (visibility.ts); set at the low watermark. */
+  captured?: Captured | null;
+  /** The chunk cannot be reconciled (visibility.ts): read it again instead of emitting it. */
+  reread?: boolean;
   closed: () => void;
 }
 
@@ -109,6 +116,10 @@ export class SnapshotCoordinator {
   private planning: Promise<void> | null = null;
   private planner: ChunkPlanner | null = null;
   private started = false;
+  /** Tables of the current snapshot with chunks still to come: their changes are remembered by transaction. */
+  private readonly watched = new Map<string, SnapshotTable>();
+  /** Streamed changes a chunk's read may not have seen although they precede its low watermark. */
+  private readonly recent = new RecentTransactions();
 
   constructor(private readonly o: SnapshotOptions) {}
 
@@ -132,6 +143,7 @@ export class SnapshotCoordinator {
       await this.begin('initial', null, null);
     } else if (this.state?.status === 'running' || this.state?.status === 'paused') {
       this.warm();
+      this.refreshWatched();
       this.o.logger.info({ snapshot: this.state.id, remaining: this.remainingChunks() }, 'resuming snapshot from its last durable chunk');
       this.toEmit = this.remainingChunks();
     }
@@ -150,6 +162,16 @@ export class SnapshotCoordinator {
   /** Whether the chunks of a table are all found and all done. */
   private static tableDone(t: SnapshotState['tables'][number]): boolean {
     return !t.open && t.done.every(Boolean);
+  }
+
+  /** The tables whose changes are remembered by transaction: those of a live snapshot with chunks to come. */
+  private refreshWatched(): void {
+    this.watched.clear();
+    const s = this.state;
+    if (s && (s.status === 'running' || s.status === 'paused')) {
+      for (const t of s.tables) if (!SnapshotCoordinator.tableDone(t)) this.watched.set(t.table.name, t.table);
+    }
+    if (!this.watched.size) this.recent.clear();
   }
 
   /** Plan and persist a snapshot of `tables` (all captured tables when null). */
@@ -171,6 +193,7 @@ export class SnapshotCoordinator {
     }
     this.state = state;
     this.pending = [];
+    this.refreshWatched();
     this.toEmit = this.remainingChunks();
     await this.persist();
     this.o.logger.info({ snapshot: state.id, kind, tables: list.map((t) => t.name), where }, `snapshot started: ${list.length} table(s)`);
@@ -398,6 +421,14 @@ export class SnapshotCoordinator {
   }
 
   private async readChunk(reader: SnapshotReader, s: SnapshotState, ti: number, ci: number): Promise<void> {
+    // A chunk that cannot be reconciled with the stream is read again, with new watermarks.
+    while ((await this.readWindow(reader, s, ti, ci)).reread && !this.ac.signal.aborted && this.state === s && s.status === 'running') {
+      this.o.logger.debug({ table: s.tables[ti]!.table.name, chunk: ci }, 'snapshot chunk read again: a transaction it did not see is no longer remembered');
+    }
+  }
+
+  /** One chunk between its watermarks; resolves once the high watermark has been handled. */
+  private async readWindow(reader: SnapshotReader, s: SnapshotState, ti: number, ci: number): Promise<Window> {
     const t = s.tables[ti]!;
     const id = `${s.id}/${ti}/${ci}/${randomUUID().slice(0, 8)}`;
     let closed!: () => void;
@@ -423,6 +454,7 @@ export class SnapshotCoordinator {
     } finally {
       if (this.windows.get(id) === win) this.closeWindow(win);
     }
+    return win;
   }
 
   private closeWindow(win: Window): void {
@@ -446,36 +478,62 @@ export class SnapshotCoordinator {
       return false;
     }
     if (item.kind === 'watermark') return this.onWatermark(item);
-    if (item.kind === 'event' && this.openByTable.size) {
-      const ev = item.event;
-      const wins = this.openByTable.get(ev instanceof SerializedChangeEvent ? ev.table : qualifiedTable(ev));
-      if (wins) {
-        for (const w of wins) {
-          if (ev.op === 't') {
-            // A truncate makes the whole chunk stale.
-            w.rows = emptyChunk();
-            continue;
-          }
-          const k1 = w.table.key.length ? keyString(w.table, ev.key ?? ev.after ?? ev.before) : keyString(w.table, ev.after);
-          if (k1) w.dirty!.add(k1);
-          const k2 = keyString(w.table, ev.before);
-          if (k2) w.dirty!.add(k2);
-        }
+    if (item.kind === 'event' && (this.openByTable.size || this.watched.size)) this.noteChange(item);
+    return this.o.push(item);
+  }
+
+  /**
+   * A streamed change of a table with an open window or chunks to come: its keys become dirty
+   * in every open window of the table, and are remembered by transaction (visibility.ts).
+   */
+  private noteChange(item: Extract<SourceItem, { kind: 'event' }>): void {
+    const ev = item.event;
+    const name = ev instanceof SerializedChangeEvent ? ev.table : qualifiedTable(ev);
+    const wins = this.openByTable.get(name);
+    const watched = item.xid === undefined ? undefined : this.watched.get(name);
+    if (!wins && !watched) return;
+    if (ev.op === 't') {
+      // A truncate makes the whole chunk stale.
+      if (wins) for (const w of wins) w.truncated = true;
+      if (watched) this.recent.note(item.xid!, name, null, null, true);
+      return;
+    }
+    const table = wins ? wins[0]!.table : watched!;
+    const k1 = table.key.length ? keyString(table, ev.key ?? ev.after ?? ev.before) : keyString(table, ev.after);
+    const k2 = keyString(table, ev.before);
+    if (wins) {
+      for (const w of wins) {
+        if (k1) w.dirty!.add(k1);
+        if (k2) w.dirty!.add(k2);
       }
     }
-    return this.o.push(item);
+    if (watched) this.recent.note(item.xid!, name, k1, k2);
   }
 
   private onWatermark(item: Extract<SourceItem, { kind: 'watermark' }>): boolean {
     const win = this.windows.get(item.id);
-    if (!win) return true; // from an earlier run, or cancelled: nothing to do
+    const vis = item.visibility;
     if (item.mark === 'low') {
+      // Transactions the low watermark's snapshot saw are seen by every later read: forget
+      // them, then give the window the ones still in flight (visibility.ts).
+      if (vis) this.recent.prune(vis);
+      if (!win) return true; // from an earlier run, another pipeline, or cancelled: nothing to do
       win.dirty = new Set();
+      win.captured = vis ? this.recent.capture(win.table.name) : null;
       const list = this.openByTable.get(win.table.name);
       if (list) list.push(win);
       else this.openByTable.set(win.table.name, [win]);
       return true;
     }
+    if (win?.captured && win.dirty && vis) {
+      // Changes before the low watermark that the chunk's read did not see win over its rows.
+      const r = RecentTransactions.resolve(win.captured, vis);
+      for (const k of r.keys) win.dirty.add(k);
+      if (r.truncate) win.truncated = true;
+      if (r.reread) win.reread = true;
+    }
+    if (vis) this.recent.prune(vis);
+    if (!win) return true;
     const s = this.state;
     if (s && win.dirty && !win.rows && this.queue) {
       // A worker elsewhere read this chunk and left the rows in Redis: fetch them, holding
@@ -512,6 +570,13 @@ export class SnapshotCoordinator {
   }
 
   private emitChunk(s: SnapshotState, win: Window, item: Extract<SourceItem, { kind: 'watermark' }>): boolean {
+    if (win.reread) {
+      this.closeWindow(win);
+      // Its worker reads it again (readChunk); a remote chunk becomes a job again.
+      if (this.queue) void this.queue.enqueue([this.registerRemote(s, win.ti, win.ci)]);
+      return true;
+    }
+    if (win.truncated) win.rows = emptyChunk();
     const t = s.tables[win.ti]!;
     const flag = s.kind === 'incremental' ? 'incremental' : 'true';
     const last = s.kind === 'initial' && this.toEmit === 1 && !s.tables.some((x) => x.open);
@@ -565,6 +630,7 @@ export class SnapshotCoordinator {
     }
     this.pending = stillPending;
     if (!changed) return;
+    this.refreshWatched();
     const remainingTables = s.tables.filter((t) => !SnapshotCoordinator.tableDone(t)).length;
     this.o.metrics.set('tributary_snapshot_remaining_tables', remainingTables, { pipeline: this.o.pipeline });
     if (remainingTables === 0 && s.status === 'running') {
@@ -646,6 +712,7 @@ export class SnapshotCoordinator {
           this.o.logger.warn({ snapshot: s.id }, 'snapshot cancelled');
           this.progress?.stop();
         } else this.o.logger.info({ snapshot: s.id }, `snapshot ${action}d`);
+        this.refreshWatched();
         await this.persist();
         this.kick();
         return { status: 200, body: { snapshot: this.summary() } };

@@ -99,7 +99,7 @@ describe('snapshot chunks against commit visibility (adversarial writers)', { co
         await c.connect();
         return c;
       };
-      const subject = pgSubject({ label: `postgres sync standby run ${run + 1}`, name: `vis${process.pid % 100000}s${run}`, dir, url: server.url('race'), rows: 20000, writers: 6, syncCommit: true, client });
+      const subject = pgSubject({ label: `postgres sync standby run ${run + 1}`, name: `vis${process.pid % 100000}s${run}`, dir, url: server.url('race'), rows: 20000, writers: 12, syncCommit: true, client });
       subject.beside = async (stop) => {
         const c = await client();
         try {
