@@ -146,29 +146,35 @@ export class PgSnapshotSupport implements SnapshotSupport {
 
   async planner(): Promise<ChunkPlanner> {
     const c = await this.client();
+    const url = this.o.url;
     let closed: Promise<void> | undefined;
     return {
       async next(table, lo, chunkRows, where) {
-        const cols = table.key.map(ident).join(', ');
-        const kt = table.keyTypes!;
-        const conds: string[] = [];
-        if (lo) conds.push(`(${cols}) > (${lo.map((_, i) => `$${i + 1}::${kt[i]}`).join(', ')})`);
-        if (where) conds.push(`(${where})`);
-        // An index probe: the chunkRows-th key after lo, and whether any row follows it (a
-        // chunk ending at the very last row takes the open end instead, so no empty chunk
-        // trails behind it).
-        const r = await c.query({
-          text: `SELECT ${cols} FROM ${qname(table.name)}${conds.length ? ` WHERE ${conds.join(' AND ')}` : ''} ORDER BY ${cols} LIMIT 2 OFFSET ${Math.floor(chunkRows) - 1}`,
-          values: lo ? lo.map((v) => String(v)) : [],
-          rowMode: 'array',
-          types: RAW_TEXT,
+        return nextBound(table, lo, chunkRows, where).catch((err: unknown) => {
+          throw readError(err, table.name, url);
         });
-        return r.rows.length === 2 ? (r.rows[0] as string[]) : null;
       },
       close() {
         return (closed ??= c.end().catch(() => undefined));
       },
     };
+    async function nextBound(table: SnapshotTable, lo: JsonValue[] | null, chunkRows: number, where: string | null): Promise<JsonValue[] | null> {
+      const cols = table.key.map(ident).join(', ');
+      const kt = table.keyTypes!;
+      const conds: string[] = [];
+      if (lo) conds.push(`(${cols}) > (${lo.map((_, i) => `$${i + 1}::${kt[i]}`).join(', ')})`);
+      if (where) conds.push(`(${where})`);
+      // An index probe: the chunkRows-th key after lo, and whether any row follows it (a
+      // chunk ending at the very last row takes the open end instead, so no empty chunk
+      // trails behind it).
+      const r = await c.query({
+        text: `SELECT ${cols} FROM ${qname(table.name)}${conds.length ? ` WHERE ${conds.join(' AND ')}` : ''} ORDER BY ${cols} LIMIT 2 OFFSET ${Math.floor(chunkRows) - 1}`,
+        values: lo ? lo.map((v) => String(v)) : [],
+        rowMode: 'array',
+        types: RAW_TEXT,
+      });
+      return r.rows.length === 2 ? (r.rows[0] as string[]) : null;
+    }
   }
 
   /** How a worker thread builds this support (the source's type catalog goes along). */
@@ -182,6 +188,7 @@ export class PgSnapshotSupport implements SnapshotSupport {
 
   async reader(): Promise<SnapshotReader> {
     const c = await this.client();
+    const url = this.o.url;
     let typeMap = this.o.types();
     if (!typeMap.size) typeMap = await (this.ownTypes ??= loadTypes(c));
     const copy = new CopyReader(c, () => typeMap);
@@ -199,17 +206,40 @@ export class PgSnapshotSupport implements SnapshotSupport {
       },
       async read(table, chunk, where) {
         const out = new StringRows();
-        await copy.read(table, qname(table.name), chunkConditions(c, table, chunk, where), out);
+        await copy.read(table, qname(table.name), chunkConditions(c, table, chunk, where), out).catch((err: unknown) => {
+          throw readError(err, table.name, url);
+        });
         return out.out;
       },
       readInto(table, chunk, where, out) {
-        return copy.read(table, qname(table.name), chunkConditions(c, table, chunk, where), out);
+        return copy.read(table, qname(table.name), chunkConditions(c, table, chunk, where), out).catch((err: unknown) => {
+          throw readError(err, table.name, url);
+        });
       },
       close() {
         return (closed ??= c.end().catch(() => undefined));
       },
     };
   }
+}
+
+/**
+ * "permission denied" (42501) on a captured table as a coded error naming the grant; the
+ * coordinator marks the snapshot failed and tries again with backoff until it is granted.
+ */
+function readError(err: unknown, table: string, url: string): unknown {
+  if ((err as { code?: unknown }).code !== '42501') return err;
+  let user = 'the source user';
+  try {
+    const u = decodeURIComponent(new URL(url).username);
+    if (u) user = ident(u);
+  } catch {
+    /* a URL we cannot parse here: name no user */
+  }
+  return new TributaryError(ErrorCodes.SNAPSHOT_PRIVILEGE, `cannot read ${table} for the snapshot: ${(err as Error).message}`, {
+    fix: `GRANT SELECT ON ${qname(table)} TO ${user};`,
+    cause: err,
+  });
 }
 
 /** The support a worker thread runs (see `threadSpec`). */

@@ -34,6 +34,8 @@ export const ErrorCodes = {
   DEAD_LETTER: 'TRB3004',
   STATE_STORE: 'TRB3005',
   SNAPSHOT: 'TRB4001',
+  /** A snapshot may not read a table or write its watermarks (a missing privilege). */
+  SNAPSHOT_PRIVILEGE: 'TRB4010',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

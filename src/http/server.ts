@@ -40,8 +40,9 @@ export async function startHttp(opts: { host: string; port: number; pipelines: P
       case '/healthz':
         return send(200, { ok: true });
       case '/readyz': {
-        const ready = opts.pipelines.every((p) => p.state === 'running' && p.runners.every((r) => !r.failed));
-        return send(ready ? 200 : 503, { ready, pipelines: opts.pipelines.map((p) => ({ name: p.name, state: p.state })) });
+        // A failed initial snapshot keeps the pipeline unready: the sinks lack the tables' rows.
+        const ready = opts.pipelines.every((p) => p.state === 'running' && p.runners.every((r) => !r.failed) && !p.snapshots?.readinessProblem);
+        return send(ready ? 200 : 503, { ready, pipelines: opts.pipelines.map((p) => ({ name: p.name, state: p.state, ...(p.snapshots?.readinessProblem ? { problem: p.snapshots.readinessProblem } : {}) })) });
       }
       case '/metrics':
         return send(200, opts.metrics.render(), 'text/plain; version=0.0.4');

@@ -11,6 +11,7 @@ import { ByteRows, emptyChunk, keyString, type ChunkBounds, type ChunkPlanner, t
 import { SnapshotProgress } from './progress.js';
 import { ThreadedSupport } from './thread-reader.js';
 import { RecentTransactions, type Captured } from './visibility.js';
+import { SnapshotFailures } from './failures.js';
 // distributed.ts (BullMQ, ioredis) is imported only with `stream.type: redis`: loading it
 // costs about 150 ms of startup that every other pipeline would pay for nothing.
 import type { ChunkQueue, ChunkJob } from './distributed.js';
@@ -120,11 +121,29 @@ export class SnapshotCoordinator {
   private readonly watched = new Map<string, SnapshotTable>();
   /** Streamed changes a chunk's read may not have seen although they precede its low watermark. */
   private readonly recent = new RecentTransactions();
+  /** Errors retrying cannot fix, per table, while they last (the snapshot is `failed`). */
+  private readonly failures = new SnapshotFailures();
 
   constructor(private readonly o: SnapshotOptions) {}
 
+  /** A snapshot is reading (running, or failed and being tried again). */
   get active(): boolean {
-    return this.state?.status === 'running';
+    return SnapshotCoordinator.live(this.state);
+  }
+
+  /** Whether chunks of `s` are read: it runs, or it failed and is tried again with backoff. */
+  private static live(s: SnapshotState | null): s is SnapshotState {
+    return s?.status === 'running' || s?.status === 'failed';
+  }
+
+  /**
+   * Why the pipeline is not ready, from the snapshot's side: an initial snapshot that failed
+   * (the sinks do not hold the tables, and will not until the cause is fixed). Null when ready.
+   */
+  get readinessProblem(): string | null {
+    const s = this.state;
+    if (s?.kind !== 'initial' || s.status !== 'failed' || !s.error) return null;
+    return `initial snapshot failed: ${s.error.code} ${s.error.message}`;
   }
 
   /**
@@ -141,7 +160,13 @@ export class SnapshotCoordinator {
     const lost = mode === 'when_needed' && opts.positionLost;
     if (wantInitial || lost) {
       await this.begin('initial', null, null);
-    } else if (this.state?.status === 'running' || this.state?.status === 'paused') {
+    } else if (this.state?.status === 'running' || this.state?.status === 'paused' || this.state?.status === 'failed') {
+      if (this.state.status === 'failed') {
+        // Tried again at once: the cause may have been fixed while it was stopped.
+        this.o.logger.info({ snapshot: this.state.id, error: this.state.error }, 'the snapshot failed before the restart; trying again');
+        this.state.status = 'running';
+        delete this.state.error;
+      }
       this.warm();
       this.refreshWatched();
       this.o.logger.info({ snapshot: this.state.id, remaining: this.remainingChunks() }, 'resuming snapshot from its last durable chunk');
@@ -168,7 +193,7 @@ export class SnapshotCoordinator {
   private refreshWatched(): void {
     this.watched.clear();
     const s = this.state;
-    if (s && (s.status === 'running' || s.status === 'paused')) {
+    if (s && s.status !== 'done' && s.status !== 'cancelled') {
       for (const t of s.tables) if (!SnapshotCoordinator.tableDone(t)) this.watched.set(t.table.name, t.table);
     }
     if (!this.watched.size) this.recent.clear();
@@ -193,6 +218,7 @@ export class SnapshotCoordinator {
     }
     this.state = state;
     this.pending = [];
+    this.failures.clear();
     this.refreshWatched();
     this.toEmit = this.remainingChunks();
     await this.persist();
@@ -272,7 +298,7 @@ export class SnapshotCoordinator {
     const signal = this.ac.signal;
     for (;;) {
       const s = this.state;
-      if (signal.aborted || !s || s.status !== 'running') return;
+      if (signal.aborted || !SnapshotCoordinator.live(s)) return;
       const ti = this.tableToPlan(s);
       if (ti < 0) {
         if (!s.tables.some((t) => t.open)) await this.closePlanner();
@@ -293,17 +319,13 @@ export class SnapshotCoordinator {
         t.done.push(false);
         if (hi === null) t.open = false;
         this.toEmit++;
+        this.succeeded(`plan ${t.table.name}`);
         if (this.queue) await this.queue.enqueue([this.registerRemote(s, ti, t.chunks.length - 1)]);
         this.kick();
       } catch (err) {
         if (signal.aborted) return;
-        this.o.logger.warn({ err, table: t.table.name }, `cannot find the next snapshot chunk, retrying: ${errorMessage(err)}`);
         await this.closePlanner();
-        if (err instanceof TributaryError && !err.retryable) {
-          this.abort(err);
-          return;
-        }
-        await sleep(1000, signal).catch(() => undefined);
+        await sleep(this.failed(err, `plan ${t.table.name}`, 'cannot find the next snapshot chunk'), signal);
       }
     }
   }
@@ -351,7 +373,7 @@ export class SnapshotCoordinator {
   /** The next chunk no worker has and that is not done, or null. */
   private nextChunk(): { ti: number; ci: number } | null {
     const s = this.state;
-    if (!s || s.status !== 'running') return null;
+    if (!SnapshotCoordinator.live(s)) return null;
     // A chunk stays at stake (read again after a crash) from its read until its done flag
     // is stored. Keeping at most one such chunk per worker bounds the rows a crash makes
     // us read twice, however far reading runs ahead of the sinks.
@@ -368,7 +390,7 @@ export class SnapshotCoordinator {
   /** Whether any chunk of a running snapshot is neither done nor taken. */
   private hasWork(): boolean {
     const s = this.state;
-    if (!s || s.status !== 'running') return false;
+    if (!SnapshotCoordinator.live(s)) return false;
     return s.tables.some((t, ti) => t.open || t.done.some((d, ci) => !d && !this.inflight.has(`${s.id}:${ti}:${ci}`)));
   }
 
@@ -398,19 +420,19 @@ export class SnapshotCoordinator {
         const tag = `${s.id}:${next.ti}:${next.ci}`;
         this.inflight.add(tag);
         this.ensurePlanning();
+        // Failures and successes count per table and per step: finding bounds succeeding
+        // says nothing about reading the rows.
+        const table = `read ${s.tables[next.ti]!.table.name}`;
         try {
           reader ??= await this.support!.reader();
           await this.readChunk(reader, s, next.ti, next.ci);
+          this.succeeded(table);
         } catch (err) {
           if (signal.aborted) break;
-          this.o.logger.warn({ worker: n, err, table: s.tables[next.ti]!.table.name, chunk: next.ci }, `snapshot chunk failed, retrying: ${errorMessage(err)}`);
+          // A new connection for the next try (a grant on a database reaches new sessions).
           await reader?.close();
           reader = null;
-          if (err instanceof TributaryError && !err.retryable) {
-            this.abort(err);
-            break;
-          }
-          await sleep(1000, signal);
+          await sleep(this.failed(err, table, `snapshot chunk ${next.ci} failed`, n), signal);
         } finally {
           this.inflight.delete(tag);
         }
@@ -422,7 +444,7 @@ export class SnapshotCoordinator {
 
   private async readChunk(reader: SnapshotReader, s: SnapshotState, ti: number, ci: number): Promise<void> {
     // A chunk that cannot be reconciled with the stream is read again, with new watermarks.
-    while ((await this.readWindow(reader, s, ti, ci)).reread && !this.ac.signal.aborted && this.state === s && s.status === 'running') {
+    while ((await this.readWindow(reader, s, ti, ci)).reread && !this.ac.signal.aborted && this.state === s && SnapshotCoordinator.live(s)) {
       this.o.logger.debug({ table: s.tables[ti]!.table.name, chunk: ci }, 'snapshot chunk read again: a transaction it did not see is no longer remembered');
     }
   }
@@ -633,8 +655,10 @@ export class SnapshotCoordinator {
     this.refreshWatched();
     const remainingTables = s.tables.filter((t) => !SnapshotCoordinator.tableDone(t)).length;
     this.o.metrics.set('tributary_snapshot_remaining_tables', remainingTables, { pipeline: this.o.pipeline });
-    if (remainingTables === 0 && s.status === 'running') {
+    if (remainingTables === 0 && SnapshotCoordinator.live(s)) {
       s.status = 'done';
+      delete s.error;
+      this.failures.clear();
       s.finishedAt = Date.now();
       const rows = s.tables.reduce((n, t) => n + t.rows, 0);
       this.o.logger.info({ snapshot: s.id, rows, seconds: (s.finishedAt - s.startedAt) / 1000 }, `snapshot completed: ${rows} rows in ${s.tables.length} table(s)`);
@@ -686,7 +710,7 @@ export class SnapshotCoordinator {
     const s = this.state;
     switch (action) {
       case 'start': {
-        if (s && (s.status === 'running' || s.status === 'paused')) {
+        if (s && s.status !== 'done' && s.status !== 'cancelled') {
           return { status: 409, body: { error: `snapshot ${s.id} is ${s.status}; cancel it or wait for it to finish`, snapshot: this.summary() } };
         }
         try {
@@ -701,6 +725,9 @@ export class SnapshotCoordinator {
       case 'cancel': {
         if (!s || s.status === 'done' || s.status === 'cancelled') return { status: 404, body: { error: 'no snapshot is running' } };
         s.status = action === 'pause' ? 'paused' : action === 'resume' ? 'running' : 'cancelled';
+        // The failure is tried again on resume; a pause or cancel ends the report of it.
+        delete s.error;
+        this.failures.clear();
         if (this.queue) {
           if (action === 'pause') await this.queue.pause();
           else if (action === 'resume') await this.queue.resume();
@@ -730,6 +757,7 @@ export class SnapshotCoordinator {
       status: s.status,
       startedAt: new Date(s.startedAt).toISOString(),
       finishedAt: s.finishedAt ? new Date(s.finishedAt).toISOString() : null,
+      error: s.error ?? null,
       tables: s.tables.map((t) => ({
         table: t.table.name,
         where: t.where,
@@ -746,14 +774,40 @@ export class SnapshotCoordinator {
     this.progress ??= new SnapshotProgress(this.o.logger);
   }
 
-  private abort(err: TributaryError): void {
+  /**
+   * A chunk or bound of `table` failed: returns how long to wait before trying again. An error
+   * retrying cannot fix by itself (not retryable) marks the snapshot `failed`, with the error
+   * stored and logged once, but it is not given up: it is tried again with growing delays
+   * (up to a minute) and goes on once the cause is fixed. Other errors are retried in a second.
+   */
+  private failed(err: unknown, step: string, what: string, worker?: number): number {
     const s = this.state;
-    if (s) {
-      s.status = 'cancelled';
-      void this.persist();
+    if (!(err instanceof TributaryError) || err.retryable || !SnapshotCoordinator.live(s)) {
+      this.o.logger.warn({ worker, err, step }, `${what}, retrying: ${errorMessage(err)}`);
+      return 1000;
     }
-    this.o.logger.error({ err, code: err.code }, `snapshot aborted: ${err.format()}`);
-    this.progress?.stop();
+    const { first, delayMs } = this.failures.fail(step, err);
+    if (first) {
+      this.o.logger.error({ err, code: err.code, step }, `snapshot failed, retrying with backoff until it succeeds: ${err.format()}`);
+    } else {
+      this.o.logger.warn({ code: err.code, step, attempt: this.failures.failedAttempts, delayMs }, `snapshot still failing: ${err.code} ${err.message}`);
+    }
+    if (s.status !== 'failed' || s.error?.code !== err.code || s.error.message !== err.message) {
+      s.status = 'failed';
+      s.error = { code: err.code, message: err.message, fix: err.fix, since: s.error?.since ?? Date.now() };
+      void this.persist().catch(() => undefined);
+    }
+    return delayMs;
+  }
+
+  /** `step` (reading or cutting a table's chunks) succeeded: a failed snapshot whose last failing step this was runs again. */
+  private succeeded(step: string): void {
+    const s = this.state;
+    if (!this.failures.succeed(step) || s?.status !== 'failed') return;
+    this.o.logger.info({ snapshot: s.id, error: s.error?.code }, 'snapshot recovered: reading again');
+    s.status = 'running';
+    delete s.error;
+    void this.persist().catch(() => undefined);
   }
 
   close(): Promise<void> {

@@ -89,3 +89,25 @@ describe('remembered transactions around chunk windows', () => {
     assert.equal(RecentTransactions.resolve(c, snap(43, 44)).reread, false);
   });
 });
+
+describe('snapshot failures', () => {
+  it('a step fails until it succeeds once; delays grow until the snapshot is healthy again', async () => {
+    const { SnapshotFailures } = await import('../../src/snapshot/failures.js');
+    const { TributaryError, ErrorCodes } = await import('../../src/core/errors.js');
+    const f = new SnapshotFailures(1000, 60_000);
+    const denied = new TributaryError(ErrorCodes.SNAPSHOT_PRIVILEGE, 'cannot read public.t');
+    const a = f.fail('read public.t', denied);
+    assert.equal(a.first, true, 'the first failure is worth an error log');
+    assert.ok(a.delayMs >= 500 && a.delayMs <= 1000, String(a.delayMs));
+    const b = f.fail('read public.t', denied);
+    assert.equal(b.first, false, 'the same error again is not');
+    assert.ok(b.delayMs >= 1000 && b.delayMs <= 2000, String(b.delayMs));
+    f.fail('plan public.u', denied);
+    assert.equal(f.succeed('plan public.t'), false, 'a step that was not failing changes nothing');
+    assert.equal(f.succeed('read public.t'), false, 'another step still fails');
+    assert.equal(f.current?.message, 'cannot read public.t');
+    assert.equal(f.succeed('plan public.u'), true, 'the last failing step succeeded: healthy');
+    assert.equal(f.current, null);
+    assert.ok(f.fail('read public.t', denied).delayMs <= 1000, 'the backoff starts over');
+  });
+});
