@@ -70,7 +70,9 @@ export class PgSnapshotSupport implements SnapshotSupport {
       const out: SnapshotTable[] = [];
       for (const t of all) {
         const name = `${t.schema}.${t.table}`;
-        const est = await c.query<{ n: string }>('SELECT GREATEST(reltuples, 0)::bigint::text AS n FROM pg_class WHERE oid = $1', [t.oid]);
+        // reltuples is -1 until the table is first VACUUMed or ANALYZEd: no estimate then.
+        const est = await c.query<{ n: string | null }>('SELECT CASE WHEN reltuples < 0 THEN NULL ELSE reltuples::bigint::text END AS n FROM pg_class WHERE oid = $1', [t.oid]);
+        const estimate = est.rows[0]?.n == null ? null : Number(est.rows[0].n);
         const configured = this.o.keyColumns?.[name];
         const key = configured ?? t.primaryKey;
         const keyKind = configured ? 'configured' : t.primaryKey.length ? 'pk' : 'ctid';
@@ -84,8 +86,8 @@ export class PgSnapshotSupport implements SnapshotSupport {
           if (missing.length) {
             throw new TributaryError(ErrorCodes.SNAPSHOT, `key_columns for ${name} name missing columns: ${missing.join(', ')}`, { fix: `use existing columns of ${name}` });
           }
-          out.push({ name, key, keyKind, keyTypes: key.map((k) => byName.get(k)!), estimate: Number(est.rows[0]?.n ?? 0) });
-        } else out.push({ name, key: [], keyKind, estimate: Number(est.rows[0]?.n ?? 0) });
+          out.push({ name, key, keyKind, keyTypes: key.map((k) => byName.get(k)!), estimate });
+        } else out.push({ name, key: [], keyKind, estimate });
       }
       return out;
     } finally {

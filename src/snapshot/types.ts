@@ -120,8 +120,8 @@ export interface SnapshotTable {
   keyKind: ChunkKeyKind;
   /** SQL types of the key columns, to cast boundary values back (persisted with the plan). */
   keyTypes?: string[];
-  /** Estimated rows (statistics), for progress only. */
-  estimate: number;
+  /** Estimated rows (statistics), for progress only; null when the database has none (a table never ANALYZEd). */
+  estimate: number | null;
 }
 
 /**
