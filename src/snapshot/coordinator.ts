@@ -443,9 +443,11 @@ export class SnapshotCoordinator {
   }
 
   private async readChunk(reader: SnapshotReader, s: SnapshotState, ti: number, ci: number): Promise<void> {
-    // A chunk that cannot be reconciled with the stream is read again, with new watermarks.
-    while ((await this.readWindow(reader, s, ti, ci)).reread && !this.ac.signal.aborted && this.state === s && SnapshotCoordinator.live(s)) {
+    // A chunk that cannot be reconciled with the stream is read again, with new watermarks,
+    // after a growing pause: the transaction it missed may still be in flight.
+    for (let n = 0; (await this.readWindow(reader, s, ti, ci)).reread && !this.ac.signal.aborted && this.state === s && SnapshotCoordinator.live(s); n++) {
       this.o.logger.debug({ table: s.tables[ti]!.table.name, chunk: ci }, 'snapshot chunk read again: a transaction it did not see is no longer remembered');
+      await sleep(Math.min(5000, 50 * 2 ** n), this.ac.signal);
     }
   }
 
