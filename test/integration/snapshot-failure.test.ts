@@ -127,10 +127,10 @@ http: { port: ${port} }
     await db.query(`CREATE TABLE t (id int PRIMARY KEY, v int); INSERT INTO t SELECT g, g FROM generate_series(1, 100000) g; ANALYZE t`);
     await db.query(`CREATE ROLE ${role} LOGIN REPLICATION`);
     try {
-      await db.query(`GRANT SELECT ON t TO ${role}`);
+      // The role owns the table (a publication for a table takes its owner) and may create
+      // publications; its SELECT is revoked below, as an owner's can be.
+      await db.query(`ALTER TABLE t OWNER TO ${role}; GRANT CREATE ON DATABASE "${db.name}" TO ${role}`);
       const config = async (name: string) => {
-        // The publication exists already (creating one for a table takes its owner).
-        await db.query(`CREATE PUBLICATION tributary_${name} FOR TABLE t`);
         const port = await freePort();
         const url = new URL(db.url);
         url.username = role;
