@@ -638,12 +638,23 @@ export async function checkSignalTable(c: mysql.Connection, sig: SignalTable): P
 function signalError(err: unknown, sig: SignalTable): unknown {
   const n = errno(err);
   if (n === 1142 || n === 1044 || n === 1227 || n === 1045) {
-    return new TributaryError(ErrorCodes.SNAPSHOT, `cannot write snapshot watermarks into ${sig.db}.${sig.table}: ${errorMessage(err)}`, {
+    return new TributaryError(ErrorCodes.SNAPSHOT_PRIVILEGE, `cannot write snapshot watermarks into ${sig.db}.${sig.table}: ${errorMessage(err)}`, {
       fix: `GRANT CREATE, INSERT, DELETE ON ${ident(sig.db)}.* TO the source user (or point source.signal_table at a table it may write)`,
       cause: err,
     });
   }
   return err;
+}
+
+/** Maps "SELECT command denied" to a coded error naming the grant (retried with backoff by the coordinator). */
+function readError(err: unknown, table: string): unknown {
+  const n = errno(err);
+  if (n !== 1142 && n !== 1143) return err;
+  const { db, table: t } = splitName(table);
+  return new TributaryError(ErrorCodes.SNAPSHOT_PRIVILEGE, `cannot read ${table} for the snapshot: ${errorMessage(err)}`, {
+    fix: `GRANT SELECT ON ${ident(db)}.${ident(t)} TO the source user`,
+    cause: err,
+  });
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1019,7 +1030,12 @@ export class MysqlSnapshotSupport implements SnapshotSupport {
     const self = this;
     const select = async (table: SnapshotTable, conds: string[], retry: boolean, out: RowSink): Promise<void> => {
       let plan = plans.get(table.name);
-      if (!plan) plans.set(table.name, (plan = readPlan(await columnInfo(c, table.name))));
+      if (!plan) {
+        const cols = await columnInfo(c, table.name);
+        // information_schema lists no column of a table the user may not read.
+        if (!cols.length) throw readError(Object.assign(new Error(`no column of ${table.name} is visible to the user (missing SELECT, or the table was dropped)`), { errno: 1142 }), table.name);
+        plans.set(table.name, (plan = readPlan(cols)));
+      }
       const order = table.key.map((k) => ident(k)).join(', ');
       const sql = `SELECT ${plan.select} FROM ${qname(table.name)}${conds.length ? ` WHERE ${conds.join(' AND ')}` : ''}${order ? ` ORDER BY ${order}` : ''}`;
       try {
@@ -1046,7 +1062,7 @@ export class MysqlSnapshotSupport implements SnapshotSupport {
           plans.delete(table.name);
           return select(table, conds, false, out);
         }
-        throw err;
+        throw readError(err, table.name);
       }
     };
     const readInto = (table: SnapshotTable, chunk: ChunkBounds, where: string | null, out: RowSink): Promise<void> => {

@@ -165,9 +165,14 @@ function keylessSerializer(cols: Column[], types: ReadonlyMap<number, PgTypeInfo
   };
 }
 
-/** The catalog query in front of every COPY: the table's live columns, in `SELECT *` order. */
+/**
+ * The catalog query in front of every COPY: the table's live columns, in `SELECT *` order,
+ * each with the transaction's snapshot (the first statement after the lock takes it, and the
+ * COPY reads in it: REPEATABLE READ).
+ */
 function columnsSql(client: pg.Client, table: string): string {
-  return `SELECT attname, atttypid FROM pg_attribute WHERE attrelid = ${client.escapeLiteral(table)}::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum`;
+  // One row even for a table without columns: the snapshot is needed all the same.
+  return `SELECT a.attname, a.atttypid, s.snapshot FROM (SELECT pg_current_snapshot()::text AS snapshot) s LEFT JOIN pg_attribute a ON a.attrelid = ${client.escapeLiteral(table)}::regclass AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum`;
 }
 
 /** The parts of pg's Connection a submittable drives the extended protocol with. */
@@ -221,8 +226,12 @@ class CopyChunk {
     }
   }
   handleRowDescription(): void {}
+  /** The snapshot the rows were read in (`pg_current_snapshot()` text). */
+  snapshot: string | null = null;
+
   handleDataRow(msg: { fields: (string | null)[] }): void {
-    this.cols.push({ name: msg.fields[0]!, oid: Number(msg.fields[1]) });
+    if (msg.fields[0] !== null) this.cols.push({ name: msg.fields[0]!, oid: Number(msg.fields[1]) });
+    this.snapshot = msg.fields[2] ?? null;
   }
   handleCopyData(msg: { chunk: Buffer }): void {
     if (this.failure) return;
@@ -257,6 +266,15 @@ class CopyChunk {
 /** Per reader: the serializer of each table, rebuilt when the table's columns change. */
 export class CopyReader {
   private readonly serializers = new Map<string, RowSerializer>();
+  /** The snapshot of the last chunk read, until {@link takeSnapshot}. */
+  private snapshot: string | null = null;
+
+  /** The `pg_current_snapshot()` text of the last chunk read (once; null when none was read since). */
+  takeSnapshot(): string | null {
+    const s = this.snapshot;
+    this.snapshot = null;
+    return s;
+  }
 
   constructor(
     private readonly client: pg.Client,
@@ -272,11 +290,16 @@ export class CopyReader {
     const order = table.keyKind === 'ctid' ? '' : ` ORDER BY ${table.key.map(ident).join(', ')}`;
     const select = (cols: string) => `SELECT ${cols} FROM ${qtable}${conds.length ? ` WHERE ${conds.join(' AND ')}` : ''}${order}`;
     // `SELECT *` lists exactly the catalog query's columns (live ones, by attnum), and the
-    // lock keeps them so until COMMIT.
-    const statements = ['BEGIN READ ONLY', `LOCK TABLE ${qtable} IN ACCESS SHARE MODE`, columnsSql(c, qtable), `COPY (${select('*')}) TO STDOUT`, 'COMMIT'];
+    // lock keeps them so until COMMIT. REPEATABLE READ: the catalog query and the COPY share
+    // one snapshot, taken after the lock (LOCK takes none), and the catalog query reports it,
+    // for the high watermark (src/snapshot/visibility.ts). Each statement goes through the
+    // extended protocol on its own, so a filter can never start a second statement.
+    const statements = ['BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY', `LOCK TABLE ${qtable} IN ACCESS SHARE MODE`, columnsSql(c, qtable), `COPY (${select('*')}) TO STDOUT`, 'COMMIT'];
     const q = new CopyChunk(statements, (cols) => this.serializerFor(table, cols), out);
+    this.snapshot = null;
     try {
       await (c.query(q as unknown as pg.QueryConfig) as unknown as CopyChunk).done;
+      this.snapshot = q.snapshot;
     } catch (err) {
       // An error inside BEGIN leaves the session in an aborted transaction.
       await c.query('ROLLBACK').catch(() => undefined);
