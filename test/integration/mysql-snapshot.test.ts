@@ -17,7 +17,7 @@ const TOKEN = 'snapshot-test-token-0123456789';
 function config(
   dir: TempDir,
   db: MysqlTestDb,
-  o: { name: string; tables: string; mode: string; chunk?: number; workers?: number; port?: number; extraSinks?: string; extraSource?: string },
+  o: { name: string; tables: string; mode: string; chunk?: number; workers?: number; port?: number; extraSinks?: string; extraSource?: string; out?: string },
 ) {
   return dir.file(
     `${o.name}.yaml`,
@@ -36,7 +36,7 @@ ${o.extraSource ? o.extraSource.replace(/^/gm, '  ') + '\n' : ''}state: { type: 
 sinks:
   - name: audit
     type: jsonl
-    path: ${dir.path}/out.jsonl
+    path: ${dir.path}/${o.out ?? 'out.jsonl'}
 ${o.extraSinks ?? ''}
 http: { port: ${o.port ?? 0}, auth_token: ${TOKEN} }
 `,
@@ -156,16 +156,17 @@ describe('mysql snapshots (DBLog watermarks via the signal table, chunked, resum
     // No usable key: a nullable unique key does not count.
     await db.query('CREATE TABLE nk (a int NOT NULL, b varchar(10), UNIQUE KEY (b))');
     await db.query("INSERT INTO nk SELECT seq, CONCAT('b', seq) FROM seq_1_to_3000");
-    const bad = config(dir, db, { name: unique('msnapnk'), tables: `${db.name}.nk`, mode: 'initial_only', chunk: 1000 });
+    // Pipelines of their own, each with its own file (a jsonl sink refuses a file another wrote).
+    const bad = config(dir, db, { name: unique('msnapnk'), tables: `${db.name}.nk`, mode: 'initial_only', chunk: 1000, out: 'nk-bad.jsonl' });
     const r1 = await TributaryProcess.run(['run', '--config', bad]);
     assert.equal(r1.code, 1, r1.stderr.slice(-2000));
     assert.match(r1.stderr, new RegExp(`table ${db.name}\\.nk has no primary key or unique key`));
     assert.match(r1.stderr, new RegExp(`key_columns: \\{ \\\\?"${db.name}\\.nk\\\\?": \\[col, \\.\\.\\.\\] \\}`));
 
-    const good = config(dir, db, { name: unique('msnapkc'), tables: `${db.name}.nk`, mode: 'initial_only', chunk: 1000, extraSource: `key_columns: { "${db.name}.nk": [a] }` });
+    const good = config(dir, db, { name: unique('msnapkc'), tables: `${db.name}.nk`, mode: 'initial_only', chunk: 1000, extraSource: `key_columns: { "${db.name}.nk": [a] }`, out: 'nk-good.jsonl' });
     const r2 = await TributaryProcess.run(['run', '--config', good]);
     assert.equal(r2.code, 0, r2.stderr.slice(-2000));
-    const nk = readJsonl(`${dir.path}/out.jsonl`).filter((e) => e.source.table === 'nk');
+    const nk = readJsonl(`${dir.path}/nk-good.jsonl`).filter((e) => e.source.table === 'nk');
     assert.equal(nk.length, 3000);
     assert.equal(new Set(nk.map((e) => e.key!.a)).size, 3000);
   });
