@@ -34,6 +34,12 @@ export const ErrorCodes = {
   DEAD_LETTER: 'TRB3004',
   STATE_STORE: 'TRB3005',
   SNAPSHOT: 'TRB4001',
+  // The log
+  LOG_CORRUPT: 'TRB5001',
+  LOG_GAP: 'TRB5002',
+  LOG_BEFORE_HISTORY: 'TRB5003',
+  LOG_IO: 'TRB5004',
+  LOG_POSITION: 'TRB5005',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
