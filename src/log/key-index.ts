@@ -160,7 +160,8 @@ export class KeyRun {
     this.keyLen = rest.keyLen;
     this.keys = rest.keys;
     this.keyBytes = rest.keyBytes;
-    this.tables.clear();
+    // Both keep every table seen so far: a superset is harmless (it lists tables to look
+    // at), and entries past the cut were added before it, with their tables.
     return head;
   }
 

@@ -445,6 +445,19 @@ export class SegmentLog {
     this.fh = await open(next.path, 'r+');
   }
 
+  /**
+   * Seal the active segment now (sidecar written) and start an empty one, so a reader opens
+   * the log from sidecars alone. Used for logs written in one go (a compacted generation).
+   */
+  async sealActive(): Promise<void> {
+    this.enqueue();
+    await this.flush();
+    if (this.active.size > 0) {
+      await this.roll();
+      this.writeHead();
+    }
+  }
+
   /** Resolves once the record at `offset` is durable, or the signal aborts. */
   waitFor(offset: number, signal?: AbortSignal): Promise<void> {
     if (offset < this.durableEnd || signal?.aborted || this.failure) return Promise.resolve();
@@ -586,9 +599,69 @@ export class SegmentLog {
     return { records: out, next };
   }
 
+  /** The last batch {@link readRecord} decoded, reused while offsets fall inside it. */
+  private recordCache: { seg: Segment; from: number; to: number; records: DecodedRecord[] } | null = null;
+
+  /**
+   * The one record at `offset` (null outside the durable, retained range). Reads only the
+   * batch holding it, found through the offset index; a run of nearby offsets reuses the
+   * batch (time travel and compaction read winners in offset order).
+   */
+  async readRecord(offset: number): Promise<DecodedRecord | null> {
+    if (offset >= this.durableEnd || offset < this.start) return null;
+    const c = this.recordCache;
+    if (c && offset >= c.from && offset < c.to && this.segments.includes(c.seg)) return c.records[offset - c.from] ?? null;
+    const seg = this.segmentFor(offset)!;
+    let pos = seg.positionFor(offset);
+    while (pos < seg.size) {
+      const head = seg.readSync(pos, HEADER_BYTES);
+      if (head.length < HEADER_BYTES) break;
+      const len = head.readUInt32LE(4);
+      const base = head.readDoubleLE(16);
+      const count = head.readUInt32LE(24);
+      if (base + count > offset && len >= HEADER_BYTES) {
+        const buf = seg.readSync(pos, len);
+        const h = readBatchHeader(buf, 0, seg.size - pos);
+        if (typeof h === 'string') throw corruption(seg, base, pos, h);
+        let body: Buffer = buf;
+        let bs = HEADER_BYTES;
+        let be = h.length;
+        if (h.flags & FLAG_ZSTD) {
+          body = await decompress(buf.subarray(bs, be));
+          bs = 0;
+          be = body.length;
+        }
+        const records: DecodedRecord[] = [];
+        decodeBody(body, bs, be, h.baseOffset, (r) => records.push(r));
+        this.recordCache = { seg, from: h.baseOffset, to: h.baseOffset + h.count, records };
+        return records[offset - h.baseOffset] ?? null;
+      }
+      if (len < HEADER_BYTES) throw corruption(seg, offset, pos, 'length');
+      pos += len;
+    }
+    return null;
+  }
+
   private remember(offset: number, seg: Segment, pos: number): void {
     if (this.hints.size > 256) this.hints.clear();
     this.hints.set(offset, { seg, pos });
+  }
+
+  /** The commit time of the first transaction in the log, or null when none is durable. */
+  async firstCommitTime(): Promise<number | null> {
+    for (const seg of this.segments) {
+      if (!seg.lastCommit) continue;
+      let ts: number | null = null;
+      await scanSegment(seg, { limit: seg.lastCommitEnd }, (b) => {
+        for (const r of b.records) if (r.kind === 'commit') {
+          ts = r.tsMs;
+          return false;
+        }
+        return true;
+      });
+      if (ts !== null) return ts;
+    }
+    return null;
   }
 
   /**
@@ -614,15 +687,15 @@ export class SegmentLog {
       }
       let found = -1;
       await scanSegment(seg, { from, fromOffset, limit: seg.size }, (b) => {
-        if (found >= 0) return;
         for (const r of b.records) {
           if (r.kind !== 'commit') continue;
           if (r.tsMs > ts) {
             found = commitEnd;
-            return;
+            return false;
           }
           commitEnd = r.offset + 1;
         }
+        return true;
       });
       if (found >= 0) return found;
     }
@@ -638,13 +711,13 @@ export class SegmentLog {
       if (seg.lastCommit && compare(seg.lastCommit.txn, pos) < 0) continue;
       let found = -1;
       await scanSegment(seg, { limit: seg.size }, (b) => {
-        if (found >= 0) return;
         for (const r of b.records) {
           if (compare(r.txn, pos) >= 0) {
             found = r.offset;
-            return;
+            return false;
           }
         }
+        return true;
       });
       if (found >= 0) return found;
     }

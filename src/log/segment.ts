@@ -192,10 +192,10 @@ export interface ScanStop {
 /**
  * Read a segment file from `from` to its end (or `limit`), batch by batch, calling `each`
  * for every valid batch with its decoded records, and stop at the first batch whose magic,
- * length, checksum or offset is wrong. Reads in large chunks, so a whole segment costs a
- * few reads.
+ * length, checksum or offset is wrong. `each` may return false to stop early. Reads in
+ * large chunks, so a whole segment costs a few reads.
  */
-export async function scanSegment(seg: Segment, opts: { from?: number; fromOffset?: number; limit?: number; decode?: boolean }, each: (b: ScannedBatch) => void): Promise<{ end: number; next: number; stop: ScanStop | null }> {
+export async function scanSegment(seg: Segment, opts: { from?: number; fromOffset?: number; limit?: number; decode?: boolean }, each: (b: ScannedBatch) => void | boolean): Promise<{ end: number; next: number; stop: ScanStop | null }> {
   const chunk = 8 << 20;
   const size = Math.min(opts.limit ?? Infinity, (await stat(seg.path)).size);
   let pos = opts.from ?? 0;
@@ -236,9 +236,10 @@ export async function scanSegment(seg: Segment, opts: { from?: number; fromOffse
       }
       decodeBody(body, bs, be, h.baseOffset, (r) => records.push(r));
     }
-    each({ pos: at, header: h, records });
+    const more = each({ pos: at, header: h, records });
     next = h.baseOffset + h.count;
     p += h.length;
+    if (more === false) return { end: pos + p, next, stop: null };
   }
 }
 
