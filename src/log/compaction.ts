@@ -1,7 +1,7 @@
 import { readFile, readdir, rename, rm, writeFile, open } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { DecodedEvent } from './format.js';
-import { KIND_DELETE, KIND_TRUNCATE, sortedKeysOf, type SortedKeys } from './key-index.js';
+import { KIND_DELETE, KIND_TRUNCATE, RunKeys, type KeyQueries } from './key-index.js';
 import { mergeKeys, type RankedEntry } from './key-merge.js';
 import { envelopeParts } from './json-scan.js';
 import { wholeRow, type WholeRow } from './row-image.js';
@@ -95,10 +95,10 @@ export class Compactor {
     const young = (ts: number) => now - ts < this.opts.tombstonesMs;
 
     // Sources in rank order: the previous generation's segments, then the removed ones.
-    const sources: { keys: SortedKeys; log: SegmentLog; compacted: boolean }[] = [];
+    const sources: { keys: KeyQueries; log: SegmentLog; compacted: boolean }[] = [];
     // A generation is written in one go and only read after: its last segment's entries are
     // the reader's run.
-    if (prev) for (const seg of prev.log.segmentList) sources.push({ keys: seg.keys ?? sortedKeysOf(prev.log.activeKeys(), prev.log.durableEnd), log: prev.log, compacted: true });
+    if (prev) for (const seg of prev.log.segmentList) sources.push({ keys: seg.keys ?? new RunKeys(prev.log.activeKeys(), prev.log.durableEnd), log: prev.log, compacted: true });
     for (const seg of removed) sources.push({ keys: seg.keys!, log: main, compacted: false });
 
     // Truncates first: each table's latest one drops the older rows, and is itself kept

@@ -248,6 +248,8 @@ export class SortedKeys {
     /** Where the entries start, and where the key bytes start, in the `read` space. */
     private readonly entriesAt: number,
     private readonly keysAt: number,
+    /** Checks the whole section (its checksum) before a full pass; a no-op in memory. */
+    private readonly verify: () => void = () => undefined,
   ) {}
 
   private entry(j: number): KeyEntry {
@@ -298,6 +300,7 @@ export class SortedKeys {
 
   /** Every entry of `table`, in (hash, offset) order: one pass, flat memory. */
   *ofTable(table: number): Generator<KeyEntry> {
+    this.verify();
     for (let j = this.lowerBound(table, 0, 0); j < this.count; j++) {
       const e = this.entry(j);
       if (e.table !== table) return;
@@ -307,11 +310,65 @@ export class SortedKeys {
 
   /** Every entry, in sorted order. */
   *all(): Generator<KeyEntry> {
+    this.verify();
     for (let j = 0; j < this.count; j++) yield this.entry(j);
   }
 }
 
 const EMPTY = Buffer.alloc(0);
+
+/**
+ * The queries of {@link SortedKeys} over an in-memory run (the active segment), for entries
+ * below `below` (the durable end). Lookups scan the typed arrays (a segment's worth, about a
+ * millisecond); full passes sort a copy once.
+ */
+export class RunKeys {
+  private sorted: SortedKeys | null = null;
+  constructor(
+    private readonly run: KeyRun,
+    private readonly below: number,
+  ) {}
+
+  lookup(table: number, key: Buffer): KeyEntry[] {
+    const r = this.run;
+    const [h1, h2] = keyHashes(key, 0, key.length);
+    const out: KeyEntry[] = [];
+    for (let i = 0; i < r.n; i++) {
+      if (r.offset[i]! >= this.below) break;
+      if (r.h1[i] !== h1 || r.h2[i] !== h2 || r.table[i] !== table || r.kind[i] === KIND_TRUNCATE) continue;
+      const s = r.keyStart[i]!;
+      const k = r.keys.subarray(s, s + r.keyLen[i]!);
+      if (k.equals(key)) out.push({ table, h1, h2, kind: r.kind[i]!, offset: r.offset[i]!, key: Buffer.from(k) });
+    }
+    return out;
+  }
+
+  truncates(table: number): KeyEntry[] {
+    const r = this.run;
+    const out: KeyEntry[] = [];
+    for (let i = 0; i < r.n; i++) {
+      if (r.offset[i]! >= this.below) break;
+      if (r.kind[i] === KIND_TRUNCATE && r.table[i] === table) out.push({ table, h1: 0, h2: 0, kind: KIND_TRUNCATE, offset: r.offset[i]!, key: EMPTY });
+    }
+    return out;
+  }
+
+  ofTable(table: number): Iterable<KeyEntry> {
+    return (this.sorted ??= sortedKeysOf(this.run, this.below)).ofTable(table);
+  }
+
+  all(): Iterable<KeyEntry> {
+    return (this.sorted ??= sortedKeysOf(this.run, this.below)).all();
+  }
+}
+
+/** What time travel and compaction ask of a segment's key entries. */
+export interface KeyQueries {
+  lookup(table: number, key: Buffer): KeyEntry[];
+  truncates(table: number): KeyEntry[];
+  ofTable(table: number): Iterable<KeyEntry>;
+  all(): Iterable<KeyEntry>;
+}
 
 /** A sorted view of an in-memory run (the active segment), for the same queries. */
 export function sortedKeysOf(run: KeyRun, below = Infinity): SortedKeys {

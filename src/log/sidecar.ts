@@ -1,6 +1,7 @@
 import { open, rename } from 'node:fs/promises';
 import { closeSync, openSync, readSync } from 'node:fs';
 import { crc32 } from 'node:zlib';
+import { ErrorCodes, TributaryError } from '../core/errors.js';
 import { dirname } from 'node:path';
 import { KEY_ENTRY_BYTES, SortedKeys, encodeKeyRun, type KeyRun } from './key-index.js';
 import type { CommitInfo, Segment } from './segment.js';
@@ -138,12 +139,12 @@ export function loadSidecar(seg: Segment, fileSize: number): boolean {
 }
 
 /**
- * Sorted keys read from a sidecar with preads. The section's checksum is verified the first
- * time it is used; a mismatch is reported by throwing (the caller names the file).
+ * Sorted keys read from a sidecar with preads. A lookup touches a few entries, so it does
+ * not read the whole section to check its checksum (its caller checks the record it finds
+ * instead); a full pass (a whole table, a compaction) verifies the section first.
  */
 function keysFromFile(path: string, at: number, count: number, keyBytes: number): { keys: SortedKeys; close(): void } {
   let fd: number | null = null;
-  let checked = false;
   const pread = (pos: number, len: number): Buffer => {
     fd ??= openSync(path, 'r');
     const b = Buffer.allocUnsafe(len);
@@ -156,19 +157,20 @@ function keysFromFile(path: string, at: number, count: number, keyBytes: number)
     return b;
   };
   const sectionLen = count * KEY_ENTRY_BYTES + keyBytes;
-  const read = (pos: number, len: number): Buffer => {
-    if (!checked) {
-      const all = pread(at, sectionLen + 4);
-      if (crc32(all.subarray(0, sectionLen)) !== all.readUInt32LE(sectionLen)) throw new Error(`${path}: key index fails its checksum`);
-      checked = true;
+  let verified = false;
+  const verify = () => {
+    if (verified) return;
+    const all = pread(at, sectionLen + 4);
+    if (crc32(all.subarray(0, sectionLen)) !== all.readUInt32LE(sectionLen)) {
+      throw new TributaryError(ErrorCodes.LOG_CORRUPT, `the key index ${path} fails its checksum`, { fix: `delete ${path}: it is rebuilt from its segment at the next start` });
     }
-    return pread(pos, len);
+    verified = true;
   };
   const close = () => {
     if (fd !== null) closeSync(fd);
     fd = null;
   };
-  return { keys: new SortedKeys(count, read, at, at + count * KEY_ENTRY_BYTES), close };
+  return { keys: new SortedKeys(count, pread, at, at + count * KEY_ENTRY_BYTES, verify), close };
 }
 
 /** fsync a directory, so a rename or a new file in it survives a power loss. */

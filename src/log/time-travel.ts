@@ -1,6 +1,6 @@
 import { ErrorCodes, TributaryError } from '../core/errors.js';
 import type { DecodedEvent } from './format.js';
-import { sortedKeysOf, tableHash, type KeyEntry, type SortedKeys } from './key-index.js';
+import { RunKeys, tableHash, type KeyEntry, type KeyQueries } from './key-index.js';
 import { mergeKeys, type RankedEntry } from './key-merge.js';
 import { wholeRow } from './row-image.js';
 import type { SegmentLog } from './segment-log.js';
@@ -51,13 +51,13 @@ export class TimeTravel {
   }
 
   /** Key-index sources in rank order: the compacted state's segments, then the log's. */
-  private sources(cut: number): { keys: SortedKeys; compacted: boolean }[] {
-    const out: { keys: SortedKeys; compacted: boolean }[] = [];
+  private sources(cut: number): { keys: KeyQueries; compacted: boolean }[] {
+    const out: { keys: KeyQueries; compacted: boolean }[] = [];
     const add = (log: SegmentLog, compacted: boolean, below: number) => {
       for (const seg of log.segmentList) {
         if (seg.base >= below) break;
         if (seg.keys) out.push({ keys: seg.keys, compacted });
-        else out.push({ keys: sortedKeysOf(log.activeKeys(), Math.min(below, log.durableEnd)), compacted });
+        else out.push({ keys: new RunKeys(log.activeKeys(), Math.min(below, log.durableEnd)), compacted });
       }
     };
     if (this.compacted) add(this.compacted.log, true, Infinity);
@@ -126,7 +126,13 @@ export class TimeTravel {
   private async read(e: RankedEntry, sources: { compacted: boolean }[]): Promise<DecodedEvent> {
     const log = sources[e.source]!.compacted ? this.compacted!.log : this.log;
     const r = await log.readRecord(e.offset);
-    if (!r || r.kind !== 'event') throw new TributaryError(ErrorCodes.LOG_CORRUPT, `the key index points at offset ${e.offset}, which holds no event`, { fix: 'delete the segment sidecars (*.idx) so they are rebuilt from the log' });
+    // The index is checked against the record it points at (a lookup does not read the
+    // whole index to verify its checksum).
+    if (!r || r.kind !== 'event' || (e.key.length > 0 && !r.buf.subarray(r.keyStart, r.keyEnd).equals(e.key))) {
+      throw new TributaryError(ErrorCodes.LOG_CORRUPT, `the key index of ${log.dir} points at offset ${e.offset}, which does not hold that key`, {
+        fix: 'delete the segment sidecars (*.idx) there: they are rebuilt from the log at the next start',
+      });
+    }
     return r;
   }
 
