@@ -14,16 +14,23 @@ export interface SealedBatch {
   txn: string;
 }
 
+/** Size of the chunks batches are built in. */
+const CHUNK = 4 << 20;
+
 /**
- * Builds one batch at a time in a reusable buffer: records are appended as they come, then
- * {@link seal} fills in the header and hands out a copy of the bytes.
+ * Builds batches one after the other in large chunks: records are appended as they come,
+ * {@link seal} fills in the header, and the batch's bytes are handed out as a view of the
+ * chunk (no copy). A chunk is never written to again where it was handed out; when it is
+ * full, the batch being built moves to a fresh chunk.
  *
  * The key-index entries are added here, to `keys` (owned by the log, which files them with
  * the segment the batch lands in), from the bytes being copied anyway: an event is touched
  * once on its way to disk.
  */
 export class BatchBuilder {
-  private buf = Buffer.allocUnsafe(1 << 20);
+  private buf = Buffer.allocUnsafeSlow(CHUNK);
+  /** Where the batch being built starts in `buf`. */
+  private start = 0;
   private n = HEADER_BYTES;
   private tables = new Map<string, number>();
   private txn: string | null = null;
@@ -38,7 +45,7 @@ export class BatchBuilder {
 
   /** Bytes in the batch so far (header included). */
   get bytes(): number {
-    return this.n;
+    return this.n - this.start;
   }
 
   /** Records that take an offset, so far. */
@@ -52,7 +59,7 @@ export class BatchBuilder {
 
   /** Start a batch whose first record takes `offset`. */
   begin(offset: number): void {
-    this.n = HEADER_BYTES;
+    this.n = this.start + HEADER_BYTES;
     this.tables.clear();
     this.txn = null;
     this.count = 0;
@@ -62,9 +69,14 @@ export class BatchBuilder {
 
   private ensure(k: number): void {
     if (this.n + k <= this.buf.length) return;
-    const next = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.n + k + 4096));
-    this.buf.copy(next, 0, 0, this.n);
+    // A new chunk; the batch being built moves there (the old chunk's earlier batches were
+    // handed out and stay as they are).
+    const len = this.n - this.start;
+    const next = Buffer.allocUnsafeSlow(Math.max(CHUNK, len + k + 4096));
+    this.buf.copy(next, 0, this.start, this.n);
     this.buf = next;
+    this.start = 0;
+    this.n = len;
   }
 
   private setTxn(txn: string): void {
@@ -148,11 +160,11 @@ export class BatchBuilder {
 
   /** Finish the batch: header and CRC written, bytes copied out. The builder is then empty. */
   seal(): SealedBatch {
-    const length = this.n;
+    const length = this.n - this.start;
     const commit = this.lastResume !== null;
-    sealBatch(this.buf, length, { flags: commit ? FLAG_COMMIT : 0, baseOffset: this.baseOffset, count: this.count, bodyLength: length - HEADER_BYTES, maxTsMs: this.maxTs });
-    const bytes = Buffer.allocUnsafe(length);
-    this.buf.copy(bytes, 0, 0, length);
+    const bytes = this.buf.subarray(this.start, this.n);
+    sealBatch(bytes, length, { flags: commit ? FLAG_COMMIT : 0, baseOffset: this.baseOffset, count: this.count, bodyLength: length - HEADER_BYTES, maxTsMs: this.maxTs });
+    this.start = this.n;
     const out: SealedBatch = { bytes, baseOffset: this.baseOffset, count: this.count, maxTsMs: this.maxTs, commit, resume: this.lastResume, txn: this.txn ?? '' };
     this.lastResume = null;
     this.begin(this.baseOffset + this.count);

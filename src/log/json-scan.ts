@@ -97,3 +97,52 @@ export function envelopeParts(b: Buffer, s: number, e: number): EnvelopeParts {
 export function isNull(b: Buffer, r: [number, number]): boolean {
   return r[1] - r[0] === 4 && b[r[0]] === 0x6e && b[r[0] + 1] === 0x75;
 }
+
+const BEFORE = Buffer.from(',"before":');
+const AFTER = Buffer.from(',"after":');
+const KEY = Buffer.from(',"key":');
+
+function at(b: Buffer, p: number, piece: Buffer): boolean {
+  if (p + piece.length > b.length) return false;
+  for (let i = 0; i < piece.length; i++) if (b[p + i] !== piece[i]) return false;
+  return true;
+}
+
+const SOURCE = Buffer.from(',"source":{');
+
+/**
+ * The byte range of the `key` value of an envelope `[s, e)`, found from the end: envelopes
+ * end with `,"key":K,"source":{…},"ts_ms":N}` (event.ts fixes the member order), and the
+ * source block is short, so a native backwards search finds it without walking the row
+ * images. (`,"source":{` cannot occur inside a string, whose quotes are escaped, and the
+ * last occurrence is the envelope's own.) The candidate is checked by skipping the key value;
+ * anything unexpected falls back to a walk from the front.
+ */
+export function keyRangeOf(b: Buffer, s: number, e: number): [number, number] {
+  const src = b.lastIndexOf(SOURCE, e - 1);
+  if (src > s) {
+    const k = b.lastIndexOf(KEY, src - 1);
+    if (k > s) {
+      const ks = k + KEY.length;
+      if (skipValue(b, ks) === src) return [ks, src];
+    }
+  }
+  return keyRangeWalk(b, s, e);
+}
+
+/** {@link keyRangeOf} by walking from the front, skipping the row images. */
+function keyRangeWalk(b: Buffer, s: number, e: number): [number, number] {
+  // `{"op":"c"` is 9 bytes; then `,"before":`.
+  let p = s + 9;
+  if (b[s + 1] === QUOTE && b[s + 2] === 0x6f && at(b, p, BEFORE)) {
+    p = skipValue(b, p + BEFORE.length);
+    if (at(b, p, AFTER)) {
+      p = skipValue(b, p + AFTER.length);
+      if (at(b, p, KEY)) {
+        const ks = p + KEY.length;
+        return [ks, skipValue(b, ks)];
+      }
+    }
+  }
+  return envelopeParts(b, s, e).key;
+}

@@ -74,26 +74,29 @@ export class KeyRun {
       this.keyStart[i] = this.keyBytes;
       this.keyLen[i] = 0;
     } else {
+      // Hash and copy the key in one pass (keys are a few bytes: a loop beats copy()).
       const len = e - s;
+      if (this.keyBytes + len > this.keys.length) {
+        const next = Buffer.allocUnsafe(Math.max(this.keys.length * 2, this.keyBytes + len + 1024));
+        this.keys.copy(next, 0, 0, this.keyBytes);
+        this.keys = next;
+      }
+      const out = this.keys;
+      let o = this.keyBytes;
       let h1 = 0x811c9dc5;
       let h2 = 0x9747b28c ^ len;
       for (let j = s; j < e; j++) {
         const c = b[j]!;
+        out[o++] = c;
         h1 = Math.imul(h1 ^ c, 0x01000193);
         h2 = Math.imul(h2 ^ c, 0x5bd1e995);
         h2 ^= h2 >>> 15;
       }
       this.h1[i] = h1 >>> 0;
       this.h2[i] = h2 >>> 0;
-      if (this.keyBytes + len > this.keys.length) {
-        const next = Buffer.allocUnsafe(Math.max(this.keys.length * 2, this.keyBytes + len + 1024));
-        this.keys.copy(next, 0, 0, this.keyBytes);
-        this.keys = next;
-      }
-      b.copy(this.keys, this.keyBytes, s, e);
       this.keyStart[i] = this.keyBytes;
       this.keyLen[i] = len;
-      this.keyBytes += len;
+      this.keyBytes = o;
     }
     if (!this.tables.has(th) && kind !== KIND_TRUNCATE) {
       const text = b.toString('utf8', s, e);
@@ -123,12 +126,29 @@ export class KeyRun {
     this.kind = k;
   }
 
-  /** Indices of the entries in (table, h1, h2, offset) order. */
+  /**
+   * Indices of the entries in (table, h1, h2, offset) order. Entries are added in offset
+   * order, so a stable sort by the three hashes is enough: an LSD radix sort, 16 bits a
+   * pass (a comparator sort of a segment's entries cost ~80 ms; this, a few).
+   */
   sortedOrder(): Uint32Array {
-    const idx = new Uint32Array(this.n);
-    for (let i = 0; i < this.n; i++) idx[i] = i;
-    const { table, h1, h2, offset } = this;
-    idx.sort((a, b) => table[a]! - table[b]! || h1[a]! - h1[b]! || h2[a]! - h2[b]! || offset[a]! - offset[b]!);
+    const n = this.n;
+    let idx = new Uint32Array(n);
+    let tmp = new Uint32Array(n);
+    for (let i = 0; i < n; i++) idx[i] = i;
+    const count = new Uint32Array(65537);
+    for (const col of [this.h2, this.h1, this.table]) {
+      for (const shift of [0, 16]) {
+        count.fill(0);
+        for (let i = 0; i < n; i++) count[((col[i]! >>> shift) & 0xffff) + 1]!++;
+        for (let d = 0; d < 65536; d++) count[d + 1]! += count[d]!;
+        for (let i = 0; i < n; i++) {
+          const j = idx[i]!;
+          tmp[count[(col[j]! >>> shift) & 0xffff]!++] = j;
+        }
+        [idx, tmp] = [tmp, idx];
+      }
+    }
     return idx;
   }
 
@@ -202,28 +222,29 @@ export class KeyRun {
  */
 export const KEY_ENTRY_BYTES = 32;
 
-/** Encode `run` sorted, as the sidecar's key section: entries, then key bytes. */
+/**
+ * Encode `run` sorted, as the sidecar's key section: entries, then the key bytes as the run
+ * holds them (entries point into them; the bytes need no order of their own).
+ */
 export function encodeKeyRun(run: KeyRun): { entries: Buffer; keys: Buffer } {
   const order = run.sortedOrder();
-  const entries = Buffer.alloc(run.n * KEY_ENTRY_BYTES);
-  const keys = Buffer.allocUnsafe(run.keyBytes);
-  let kp = 0;
+  const ab = new ArrayBuffer(run.n * KEY_ENTRY_BYTES);
+  const u32 = new Uint32Array(ab);
+  const f64 = new Float64Array(ab);
+  const u8 = new Uint8Array(ab);
   for (let j = 0; j < order.length; j++) {
     const i = order[j]!;
-    const p = j * KEY_ENTRY_BYTES;
-    entries.writeUInt32LE(run.table[i]!, p);
-    entries.writeUInt32LE(run.h1[i]!, p + 4);
-    entries.writeUInt32LE(run.h2[i]!, p + 8);
-    entries[p + 12] = run.kind[i]!;
-    entries.writeDoubleLE(run.offset[i]!, p + 16);
-    const s = run.keyStart[i]!;
-    const len = run.keyLen[i]!;
-    run.keys.copy(keys, kp, s, s + len);
-    entries.writeUInt32LE(kp, p + 24);
-    entries.writeUInt32LE(len, p + 28);
-    kp += len;
+    const w = j * 8; // entry j in 32-bit words
+    u32[w] = run.table[i]!;
+    u32[w + 1] = run.h1[i]!;
+    u32[w + 2] = run.h2[i]!;
+    u8[j * KEY_ENTRY_BYTES + 12] = run.kind[i]!;
+    f64[j * 4 + 2] = run.offset[i]!;
+    u32[w + 6] = run.keyStart[i]!;
+    u32[w + 7] = run.keyLen[i]!;
   }
-  return { entries, keys };
+  if (new Uint8Array(new Uint32Array([1]).buffer)[0] !== 1) throw new Error('the log format is little-endian; this machine is not');
+  return { entries: Buffer.from(ab), keys: Buffer.from(run.keys.subarray(0, run.keyBytes)) };
 }
 
 /** One key-index entry as read back. */

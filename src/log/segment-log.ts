@@ -386,7 +386,7 @@ export class SegmentLog {
         const writePending = async () => {
           if (!pending.length) return;
           const seg = this.active;
-          await this.fh!.writev(pending.map((b) => b.bytes), seg.size);
+          await this.fh!.writev(coalesce(pending), seg.size);
           await this.fh!.datasync();
           let pos = seg.size;
           for (const b of pending) {
@@ -798,6 +798,21 @@ function tableHashCached(name: string): number {
     tableHashes.set(name, h);
   }
   return h;
+}
+
+/** The batches' bytes as few buffers: neighbours in one chunk become one view (no copy). */
+function coalesce(batches: SealedBatch[]): Buffer[] {
+  const out: Buffer[] = [];
+  let cur: Buffer | null = null;
+  for (const { bytes: b } of batches) {
+    if (cur && cur.buffer === b.buffer && cur.byteOffset + cur.length === b.byteOffset) cur = Buffer.from(cur.buffer, cur.byteOffset, cur.length + b.length);
+    else {
+      if (cur) out.push(cur);
+      cur = b;
+    }
+  }
+  if (cur) out.push(cur);
+  return out;
 }
 
 /** Compress a batch's body with zstd (bodies under 1 KiB stay as they are). */
