@@ -530,12 +530,17 @@ export class BinlogConnection {
   }
 }
 
-function wrapConnectError(err: unknown): Error {
+/**
+ * A failed connect as a coded error that names the fix. It is marked retryable: whether it
+ * really is (unreachable, refused login, unknown database) is decided from its cause by the
+ * engine (src/runtime/error-class.ts), in one place for every source.
+ */
+export function wrapConnectError(err: unknown): Error {
   const e = err as { code?: string; errno?: number; message?: string };
   const auth = e.code === 'ER_ACCESS_DENIED_ERROR' || e.errno === 1045;
   return new TributaryError(ErrorCodes.MYSQL_CONNECT, `cannot connect to MySQL/MariaDB: ${errorMessage(err)}`, {
     fix: auth ? 'check the user and password in source.url' : 'check source.url (host, port, user, password) and that the server accepts connections',
     cause: err,
-    retryable: !auth,
+    retryable: true,
   });
 }

@@ -76,9 +76,10 @@ export class MysqlPosition implements Position {
   }
 
   /**
-   * `file sequence * 2^30 + offset` (the core contract's numeric version). Offsets past
-   * 1 GiB (a single huge transaction can push a file beyond max_binlog_size) would overlap
-   * the next file's range; compare() has no such limit.
+   * `file sequence * 2^30 + offset` (the core contract's numeric version). Exact for the
+   * positions versions are made of, a transaction's start: the server rotates the file once a
+   * transaction leaves it at max_binlog_size (at most 1 GiB), so no transaction starts past
+   * 2^30. (A resume position after a huge transaction can; compare() has no such limit.)
    */
   ordinal(): bigint {
     const seq = this.seq < 0 ? 0 : this.seq;

@@ -27,6 +27,7 @@ import type { JsonValue, Row } from '../../src/core/event.js';
 import { ErrorCodes, TributaryError, errorMessage } from '../../src/core/errors.js';
 import type { PreflightProblem } from '../../src/core/source.js';
 import { StringRows, keyString, type ChunkBounds, type ChunkKeyKind, type ChunkPlanner, type RowSink, type SnapshotEventBuilder, type SnapshotReader, type SnapshotSupport, type SnapshotTable, type ThreadSpec } from '../../src/snapshot/types.js';
+import { assertSafeFilter, filterRejected } from '../../src/snapshot/filter.js';
 import { snapshotEventBuilder } from '../../src/snapshot/envelope.js';
 import { tableMatcher } from '../../src/runtime/table-filter.js';
 import { mysqlQuery } from './client.js';
@@ -178,6 +179,25 @@ function exec(c: mysql.Connection, sql: string, params?: unknown[]): Promise<voi
 }
 
 const errno = (err: unknown): number | null => (err as { errno?: number }).errno ?? null;
+
+/**
+ * Run `fn` on `c` inside a READ ONLY transaction when a user filter is part of its SQL (and
+ * plainly otherwise: unfiltered reads need no extra round trips). With multi-statements off
+ * on every snapshot connection, a filter can neither start a second statement nor write.
+ */
+async function filtered<T>(c: mysql.Connection, where: string | null, fn: () => Promise<T>): Promise<T> {
+  if (where === null) return fn();
+  assertSafeFilter(where, 'mysql');
+  await exec(c, 'START TRANSACTION READ ONLY');
+  try {
+    const r = await fn();
+    await exec(c, 'COMMIT');
+    return r;
+  } catch (err) {
+    await exec(c, 'ROLLBACK').catch(() => undefined);
+    throw err;
+  }
+}
 
 // ---------------------------------------------------------------------------------------
 // Value conversion: the binlog decoder's representation, from the text protocol.
@@ -812,60 +832,82 @@ export class MysqlSnapshotSupport implements SnapshotSupport {
   async plan(table: SnapshotTable, chunkRows: number, where: string | null): Promise<ChunkBounds[]> {
     const c = await this.conn();
     try {
-      const kts = table.keyTypes ?? table.key.map(() => 'bin');
-      const order = table.key.map((k) => ident(k)).join(', ');
-      const bexprs = table.key.map((k, i) => `${boundaryExpr(k, kts[i]!)} AS ${ident(`b${i}`)}`).join(', ');
-      const bcols = table.key.map((_, i) => ident(`b${i}`)).join(', ');
-      const w = where ? ` WHERE (${where})` : '';
-      const text = (r: (Buffer | null)[]) => r.map((b) => (b === null ? null : b.toString('latin1')));
-      let bounds: (string | null)[][];
-      try {
-        // Every chunkRows-th key, numbered on the server: only the boundaries travel.
-        const r = await rawQuery(
-          c,
-          `SELECT ${bcols} FROM (SELECT ${bexprs}, ROW_NUMBER() OVER (ORDER BY ${order}) AS rn__ FROM ${qname(table.name)}${w}) s WHERE rn__ % ${Math.floor(chunkRows)} = 0 ORDER BY rn__`,
-        );
-        bounds = r.rows.map(text);
-      } catch (err) {
-        if (errno(err) !== 1064) throw err;
-        // No window functions (MySQL 5.7): walk the index, one boundary per query.
-        bounds = [];
-        let prev: (string | null)[] | null = null;
-        for (;;) {
-          const conds = [prev ? rowCompare(table.key, kts, prev, '>') : '', where ? `(${where})` : ''].filter(Boolean);
-          const r = await rawQuery(
-            c,
-            `SELECT ${bexprs} FROM ${qname(table.name)}${conds.length ? ` WHERE ${conds.join(' AND ')}` : ''} ORDER BY ${order} LIMIT 1 OFFSET ${Math.floor(chunkRows) - 1}`,
-          );
-          if (!r.rows.length) break;
-          prev = text(r.rows[0]!);
-          bounds.push(prev);
-        }
-      }
-      if (bounds.some((b) => b.some((v) => v === null))) {
-        throw new TributaryError(ErrorCodes.SNAPSHOT, `key of ${table.name} (${table.key.join(', ')}) holds NULLs: it cannot be paged`, {
-          fix: `set source.key_columns for ${table.name} to NOT NULL columns`,
-        });
-      }
-      if (bounds.length) {
-        // When the row count is a multiple of chunkRows the open-ended last chunk would be
-        // empty; fold it into the one before, so the final chunk (which carries the
-        // snapshot's "last" row) has rows.
-        const last = bounds[bounds.length - 1]! as string[];
-        const more = await rawQuery(c, `SELECT 1 FROM ${qname(table.name)} WHERE ${rowCompare(table.key, kts, last, '>')}${where ? ` AND (${where})` : ''} LIMIT 1`);
-        if (!more.rows.length) bounds.pop();
-      }
-      const chunks: ChunkBounds[] = [];
-      let lo: JsonValue[] | null = null;
-      for (const b of bounds) {
-        chunks.push({ lo, hi: b });
-        lo = b;
-      }
-      chunks.push({ lo, hi: null });
-      return chunks;
+      return await filtered(c, where, () => this.planOn(c, table, chunkRows, where));
     } finally {
       c.destroy();
     }
+  }
+
+  async checkFilter(table: SnapshotTable, where: string): Promise<void> {
+    assertSafeFilter(where, 'mysql');
+    const c = await this.conn();
+    try {
+      await exec(c, 'START TRANSACTION READ ONLY');
+      // Planned, not run: a syntax error, an unknown column or a bad function fails here.
+      await rawQuery(c, `EXPLAIN SELECT 1 FROM ${qname(table.name)} WHERE (${where})`);
+    } catch (err) {
+      // A server error (it has a SQLSTATE and leaves the connection usable) is the filter's fault.
+      const e = err as { sqlState?: string; fatal?: boolean };
+      if (e.sqlState && !e.fatal) throw filterRejected(table.name, err);
+      throw err;
+    } finally {
+      await exec(c, 'ROLLBACK').catch(() => undefined);
+      c.destroy();
+    }
+  }
+
+  private async planOn(c: mysql.Connection, table: SnapshotTable, chunkRows: number, where: string | null): Promise<ChunkBounds[]> {
+    const kts = table.keyTypes ?? table.key.map(() => 'bin');
+    const order = table.key.map((k) => ident(k)).join(', ');
+    const bexprs = table.key.map((k, i) => `${boundaryExpr(k, kts[i]!)} AS ${ident(`b${i}`)}`).join(', ');
+    const bcols = table.key.map((_, i) => ident(`b${i}`)).join(', ');
+    const w = where ? ` WHERE (${where})` : '';
+    const text = (r: (Buffer | null)[]) => r.map((b) => (b === null ? null : b.toString('latin1')));
+    let bounds: (string | null)[][];
+    try {
+      // Every chunkRows-th key, numbered on the server: only the boundaries travel.
+      const r = await rawQuery(
+        c,
+        `SELECT ${bcols} FROM (SELECT ${bexprs}, ROW_NUMBER() OVER (ORDER BY ${order}) AS rn__ FROM ${qname(table.name)}${w}) s WHERE rn__ % ${Math.floor(chunkRows)} = 0 ORDER BY rn__`,
+      );
+      bounds = r.rows.map(text);
+    } catch (err) {
+      if (errno(err) !== 1064) throw err;
+      // No window functions (MySQL 5.7): walk the index, one boundary per query.
+      bounds = [];
+      let prev: (string | null)[] | null = null;
+      for (;;) {
+        const conds = [prev ? rowCompare(table.key, kts, prev, '>') : '', where ? `(${where})` : ''].filter(Boolean);
+        const r = await rawQuery(
+          c,
+          `SELECT ${bexprs} FROM ${qname(table.name)}${conds.length ? ` WHERE ${conds.join(' AND ')}` : ''} ORDER BY ${order} LIMIT 1 OFFSET ${Math.floor(chunkRows) - 1}`,
+        );
+        if (!r.rows.length) break;
+        prev = text(r.rows[0]!);
+        bounds.push(prev);
+      }
+    }
+    if (bounds.some((b) => b.some((v) => v === null))) {
+      throw new TributaryError(ErrorCodes.SNAPSHOT, `key of ${table.name} (${table.key.join(', ')}) holds NULLs: it cannot be paged`, {
+        fix: `set source.key_columns for ${table.name} to NOT NULL columns`,
+      });
+    }
+    if (bounds.length) {
+      // When the row count is a multiple of chunkRows the open-ended last chunk would be
+      // empty; fold it into the one before, so the final chunk (which carries the
+      // snapshot's "last" row) has rows.
+      const last = bounds[bounds.length - 1]! as string[];
+      const more = await rawQuery(c, `SELECT 1 FROM ${qname(table.name)} WHERE ${rowCompare(table.key, kts, last, '>')}${where ? ` AND (${where})` : ''} LIMIT 1`);
+      if (!more.rows.length) bounds.pop();
+    }
+    const chunks: ChunkBounds[] = [];
+    let lo: JsonValue[] | null = null;
+    for (const b of bounds) {
+      chunks.push({ lo, hi: b });
+      lo = b;
+    }
+    chunks.push({ lo, hi: null });
+    return chunks;
   }
 
   async planner(): Promise<ChunkPlanner> {
@@ -880,9 +922,8 @@ export class MysqlSnapshotSupport implements SnapshotSupport {
         // An index probe: the chunkRows-th key after lo, and whether any row follows it (a
         // chunk ending at the very last row takes the open end instead, so no empty chunk
         // trails behind it). Boundaries come in the exact text form keyLiteral writes back.
-        const r = await rawQuery(
-          c,
-          `SELECT ${bexprs} FROM ${qname(table.name)}${conds.length ? ` WHERE ${conds.join(' AND ')}` : ''} ORDER BY ${order} LIMIT 2 OFFSET ${Math.floor(chunkRows) - 1}`,
+        const r = await filtered(c, where, () =>
+          rawQuery(c, `SELECT ${bexprs} FROM ${qname(table.name)}${conds.length ? ` WHERE ${conds.join(' AND ')}` : ''} ORDER BY ${order} LIMIT 2 OFFSET ${Math.floor(chunkRows) - 1}`),
         );
         if (r.rows.length < 2) return null;
         const hi = r.rows[0]!.map((b) => (b === null ? null : b.toString('latin1')));
@@ -968,7 +1009,7 @@ export class MysqlSnapshotSupport implements SnapshotSupport {
       if (chunk.lo) conds.push(rowCompare(table.key, kts, chunk.lo, '>'));
       if (chunk.hi) conds.push(rowCompare(table.key, kts, chunk.hi, '<='));
       if (where) conds.push(`(${where})`);
-      return select(table, conds, true, out);
+      return filtered(c, where, () => select(table, conds, true, out));
     };
     return {
       async watermark(id, mark) {

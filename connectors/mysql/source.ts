@@ -4,9 +4,8 @@ import { ErrorCodes, TributaryError, errorMessage } from '../../src/core/errors.
 import { type Row, SerializedChangeEvent } from '../../src/core/event.js';
 import type { Position, PreflightProblem, Source, SourceContext, SourceItem, SourceOutput } from '../../src/core/source.js';
 import type { SnapshotEventBuilder, SnapshotSupport } from '../../src/snapshot/types.js';
-import { isRetryableError, reconnectDelay, sleep } from '../../src/runtime/retry.js';
 import { tableMatcher } from '../../src/runtime/table-filter.js';
-import { BinlogConnection, BinlogStreamError, connectMysql, mysqlQuery, type DumpStart } from './client.js';
+import { BinlogConnection, BinlogStreamError, connectMysql, mysqlQuery, wrapConnectError, type DumpStart } from './client.js';
 import { BinlogDecoder, type MysqlSourceItem } from './decoder.js';
 import { RowsOffload } from './rows-offload.js';
 import { MysqlPosition } from './position.js';
@@ -110,12 +109,8 @@ export class MysqlSource implements Source {
     try {
       this.control = await connectMysql(this.cfg.url);
     } catch (err) {
-      const auth = (err as { errno?: number }).errno === 1045;
-      throw new TributaryError(ErrorCodes.MYSQL_CONNECT, `cannot connect to MySQL/MariaDB: ${errorMessage(err)}`, {
-        fix: auth ? 'check the user and password in source.url' : 'check source.url (host, port, user, password) and that the server accepts connections',
-        cause: err,
-        retryable: !auth,
-      });
+      // Retryable or not is the engine's call, from the cause (src/runtime/error-class.ts).
+      throw wrapConnectError(err);
     }
     return this.control;
   }
@@ -257,7 +252,6 @@ export class MysqlSource implements Source {
     await this.endControl();
     const startRec = this.start!;
     this.acked = initial;
-    let attempt = 0;
     try {
       while (!signal.aborted) {
         const resumeAt = this.lastResume ?? initial;
@@ -309,10 +303,15 @@ export class MysqlSource implements Source {
             emit: off ? (item) => off.emit(item) : (item) => this.onItem(item),
           });
           this.decoder = decoder;
-          this.ctx.metrics.set('tributary_source_connected', 1, { pipeline: this.ctx.pipeline });
-          if (attempt > 0) this.ctx.logger.info({ from: pos?.toString() ?? dump, attempt }, 'binlog stream reconnected');
+          let live = false;
           const streaming = conn.stream({
             onEvent: (ev) => {
+              // The first event (the server's artificial ROTATE) proves the dump works: an
+              // outage is over.
+              if (!live) {
+                live = true;
+                this.ctx.link.up();
+              }
               let r: void | Promise<void>;
               try {
                 r = decoder.feed(ev);
@@ -323,7 +322,6 @@ export class MysqlSource implements Source {
                 throw err;
               }
               if (r) return r.then(() => this.afterFeed());
-              attempt = 0;
               return this.afterFeed();
             },
           });
@@ -332,14 +330,11 @@ export class MysqlSource implements Source {
           throw new BinlogStreamError('the server ended the binlog stream', null, 'PROTOCOL_CONNECTION_LOST');
         } catch (err) {
           if (signal.aborted) break;
-          const fatal = classify(err, resumeAt ?? pos);
+          const fatal = explain(err, resumeAt ?? pos);
           if (fatal) throw fatal;
-          attempt++;
-          const delay = reconnectDelay(err, attempt);
-          this.ctx.logger.warn({ err: errorMessage(err), attempt, delayMs: delay }, `binlog connection lost: ${errorMessage(err)}; reconnecting`);
-          await sleep(delay, signal);
+          // The engine decides: wait (backoff by class of error), or give up by throwing.
+          await this.ctx.link.lost(err);
         } finally {
-          this.ctx.metrics.set('tributary_source_connected', 0, { pipeline: this.ctx.pipeline });
           this.conn?.close();
           this.conn = undefined;
           this.paused = false;
@@ -480,8 +475,12 @@ export class MysqlSource implements Source {
   }
 }
 
-/** Turns a stream error into a fatal coded error, or null when reconnecting can help. */
-function classify(err: unknown, at: MysqlPosition | null): Error | null {
+/**
+ * Turns the server errors whose fix this connector knows (a purged position, a server_id
+ * clash, a refused dump, missing privileges) into coded errors that name it; null for
+ * everything else, which the engine classifies (src/runtime/error-class.ts).
+ */
+function explain(err: unknown, at: MysqlPosition | null): Error | null {
   if (err instanceof TributaryError) return err.retryable ? null : err;
   const errno = (err as { errno?: number | null }).errno ?? null;
   const msg = errorMessage(err);
@@ -506,15 +505,13 @@ function classify(err: unknown, at: MysqlPosition | null): Error | null {
       cause: err,
     });
   }
-  if (errno === 1045 || errno === 1227 || errno === 1044) {
+  if (errno === 1227 || errno === 1044) {
     return new TributaryError(ErrorCodes.MYSQL_CONNECT, `access denied: ${msg}`, {
       fix: 'GRANT REPLICATION SLAVE, REPLICATION CLIENT, SELECT ON *.* TO the source user (see `tributary validate --check-source`)',
       cause: err,
     });
   }
-  if (err instanceof BinlogStreamError || isRetryableError(err)) return null;
-  if (errno !== null && errno > 0) return null; // other server errors (shutdown, killed): reconnect
-  return err instanceof Error ? err : new Error(String(err));
+  return null;
 }
 
 /**

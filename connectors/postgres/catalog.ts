@@ -2,13 +2,39 @@ import type pg from 'pg';
 import { globToRegExp } from '../../src/runtime/table-filter.js';
 import type { PgTypeInfo } from './values.js';
 
+/** A leaf partition of a partitioned table, with its own replica identity. */
+export interface Partition {
+  schema: string;
+  table: string;
+  replicaIdentity: string;
+  hasIdentity: boolean;
+}
+
 export interface CapturedTable {
   oid: number;
   schema: string;
   table: string;
+  /** r: a table; p: a partitioned table, whose partitions are captured through it. */
+  kind: 'r' | 'p';
   /** d default, n nothing, f full, i index */
   replicaIdentity: string;
   primaryKey: string[];
+  /**
+   * Postgres can publish this table's UPDATE and DELETE: it has a replica identity (FULL, a
+   * primary key with DEFAULT, or USING INDEX). Without one, Postgres rejects those statements
+   * in the application once the table is published. A partitioned table needs one on every
+   * leaf partition, since the leaf is what an UPDATE changes.
+   */
+  hasIdentity: boolean;
+  /** The leaf partitions of a partitioned table (empty for a plain table). */
+  partitions: Partition[];
+  /** The owning role, and whether the source role has its rights (is it, or a member of it). */
+  owner: string;
+  ownerIsSuperuser: boolean;
+  owned: boolean;
+  /** The source role may SELECT the table, and use its schema. */
+  selectable: boolean;
+  schemaUsage: boolean;
 }
 
 /** Quote an identifier for SQL. */
@@ -18,6 +44,11 @@ export function ident(name: string): string {
 
 export function qualified(t: { schema: string; table: string }): string {
   return `${ident(t.schema)}.${ident(t.table)}`;
+}
+
+/** `schema.table`, as configs and events name tables. */
+export function tableName(t: { schema: string; table: string }): string {
+  return `${t.schema}.${t.table}`;
 }
 
 /** Every type of the database, for building value decoders (a few hundred rows). */
@@ -32,49 +63,90 @@ export async function loadTypes(client: pg.ClientBase): Promise<Map<number, PgTy
   return m;
 }
 
-/** Tables matching the include/exclude globs, with replica identity and primary key. */
-export async function resolveTables(client: pg.ClientBase, include: readonly string[], exclude: readonly string[] | undefined): Promise<CapturedTable[]> {
-  const r = await client.query<{ oid: string; schema: string; table: string; relreplident: string; pk: string[] | null }>(`
-    SELECT c.oid::int8::text AS oid, n.nspname AS schema, c.relname AS table, c.relreplident,
-           (SELECT array_agg(a.attname::text ORDER BY k.ord)
-              FROM pg_index i
-              CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
-              JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum
-             WHERE i.indrelid = c.oid AND i.indisprimary) AS pk
-      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-     WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'
-     ORDER BY 2, 3`);
-  const inc = include.map(globToRegExp);
-  const exc = (exclude ?? []).map(globToRegExp);
-  return r.rows
-    .filter((t) => {
-      const q = `${t.schema}.${t.table}`;
-      return inc.some((x) => x.test(q)) && !exc.some((x) => x.test(q));
-    })
-    .map((t) => ({ oid: Number(t.oid), schema: t.schema, table: t.table, replicaIdentity: t.relreplident, primaryKey: t.pk ?? [] }));
+interface TableRow {
+  oid: string;
+  schema: string;
+  table: string;
+  relkind: 'r' | 'p';
+  relreplident: string;
+  has_identity: boolean;
+  pk: string[] | null;
+  ancestors: string[] | null;
+  partitions: Partition[] | null;
+  owner: string;
+  owner_super: boolean;
+  owned: boolean;
+  selectable: boolean;
+  schema_usage: boolean;
 }
 
 /**
- * Make the publication publish exactly the captured tables: create it when missing, add
- * tables that now match, drop tables that no longer do. It must exist before the slot is
- * created, or decoding fails with "publication does not exist".
+ * Tables matching the include/exclude globs, with replica identity, primary key, partitions
+ * and the source role's rights on them.
+ *
+ * A partition whose partitioned parent (or any ancestor) also matches is left out: it is
+ * captured through the parent, since the publication publishes through the partition root.
+ * Listed too, it would be snapshotted twice (the parent's rows include it).
  */
-export async function syncPublication(client: pg.ClientBase, name: string, tables: CapturedTable[], create: boolean): Promise<'created' | 'updated' | 'unchanged'> {
-  const exists = await client.query('SELECT 1 FROM pg_publication WHERE pubname = $1', [name]);
-  const list = tables.map(qualified).join(', ');
-  if (!exists.rowCount) {
-    if (!create) throw new Error(`publication ${name} does not exist and source.create_publication is false`);
-    await client.query(tables.length ? `CREATE PUBLICATION ${ident(name)} FOR TABLE ${list}` : `CREATE PUBLICATION ${ident(name)}`);
-    return 'created';
-  }
-  const cur = await client.query<{ schemaname: string; tablename: string }>('SELECT schemaname, tablename FROM pg_publication_tables WHERE pubname = $1', [name]);
-  const have = new Set(cur.rows.map((r) => `${r.schemaname}.${r.tablename}`));
-  const want = new Set(tables.map((t) => `${t.schema}.${t.table}`));
-  const add = tables.filter((t) => !have.has(`${t.schema}.${t.table}`));
-  const drop = cur.rows.filter((r) => !want.has(`${r.schemaname}.${r.tablename}`));
-  if (add.length) await client.query(`ALTER PUBLICATION ${ident(name)} ADD TABLE ${add.map(qualified).join(', ')}`);
-  if (drop.length) await client.query(`ALTER PUBLICATION ${ident(name)} DROP TABLE ${drop.map((r) => qualified({ schema: r.schemaname, table: r.tablename })).join(', ')}`);
-  return add.length || drop.length ? 'updated' : 'unchanged';
+export async function resolveTables(client: pg.ClientBase, include: readonly string[], exclude: readonly string[] | undefined): Promise<CapturedTable[]> {
+  const r = await client.query<TableRow>(`
+    WITH rel AS (
+      SELECT c.oid, n.oid AS nsp, n.nspname, c.relname, c.relkind, c.relreplident, c.relispartition, c.relowner,
+             CASE c.relreplident
+               WHEN 'f' THEN true
+               WHEN 'i' THEN EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisreplident)
+               WHEN 'd' THEN EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary)
+               ELSE false
+             END AS has_identity
+        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+       WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'
+    )
+    SELECT r.oid::int8::text AS oid, r.nspname AS schema, r.relname AS table, r.relkind, r.relreplident, r.has_identity,
+           (SELECT array_agg(a.attname::text ORDER BY k.ord)
+              FROM pg_index i
+              CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
+              JOIN pg_attribute a ON a.attrelid = r.oid AND a.attnum = k.attnum
+             WHERE i.indrelid = r.oid AND i.indisprimary) AS pk,
+           CASE WHEN r.relispartition THEN ARRAY(SELECT a.relid::oid::int8::text FROM pg_partition_ancestors(r.oid) a WHERE a.relid <> r.oid) END AS ancestors,
+           CASE WHEN r.relkind = 'p' THEN
+             (SELECT json_agg(json_build_object('schema', l.nspname, 'table', l.relname, 'replicaIdentity', l.relreplident, 'hasIdentity', l.has_identity) ORDER BY l.nspname, l.relname)
+                FROM pg_partition_tree(r.oid) t JOIN rel l ON l.oid = t.relid
+               WHERE t.isleaf AND t.relid <> r.oid)
+           END AS partitions,
+           pg_get_userbyid(r.relowner) AS owner,
+           (SELECT rolsuper FROM pg_roles WHERE oid = r.relowner) AS owner_super,
+           pg_has_role(r.relowner, 'USAGE') AS owned,
+           has_table_privilege(r.oid, 'SELECT') AS selectable,
+           has_schema_privilege(r.nsp, 'USAGE') AS schema_usage
+      FROM rel r
+     ORDER BY 2, 3`);
+  const inc = include.map(globToRegExp);
+  const exc = (exclude ?? []).map(globToRegExp);
+  const matched = r.rows.filter((t) => {
+    const q = `${t.schema}.${t.table}`;
+    return inc.some((x) => x.test(q)) && !exc.some((x) => x.test(q));
+  });
+  const oids = new Set(matched.map((t) => t.oid));
+  return matched
+    .filter((t) => !t.ancestors?.some((a) => oids.has(a)))
+    .map((t) => {
+      const partitions = t.partitions ?? [];
+      return {
+        oid: Number(t.oid),
+        schema: t.schema,
+        table: t.table,
+        kind: t.relkind,
+        replicaIdentity: t.relreplident,
+        primaryKey: t.pk ?? [],
+        hasIdentity: partitions.length ? partitions.every((p) => p.hasIdentity) : t.has_identity,
+        partitions,
+        owner: t.owner,
+        ownerIsSuperuser: t.owner_super,
+        owned: t.owned,
+        selectable: t.selectable,
+        schemaUsage: t.schema_usage,
+      };
+    });
 }
 
 export interface SlotInfo {

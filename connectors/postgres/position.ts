@@ -1,7 +1,5 @@
 import type { Position } from '../../src/core/source.js';
 
-const MAX_ORDINAL = (1n << 47n) - 1n;
-
 /**
  * A Postgres WAL position (LSN), held as a bigint and compared numerically. Serialized in
  * Postgres' own `XXXXXXXX/XXXXXXXX` form.
@@ -40,9 +38,9 @@ export class PgPosition implements Position {
     return this.lsn.toString(16).padStart(16, '0');
   }
 
-  /** The LSN itself; clamped at 2^47 (128 TiB of WAL), far beyond any real cluster. */
+  /** The LSN itself (exact, up to 2^64). */
   ordinal(): bigint {
-    return this.lsn > MAX_ORDINAL ? MAX_ORDINAL : this.lsn;
+    return this.lsn;
   }
 }
 

@@ -1,13 +1,30 @@
 import type pg from 'pg';
 import { ErrorCodes } from '../../src/core/errors.js';
 import type { PreflightProblem } from '../../src/core/source.js';
-import { qualified, slotInfo, type CapturedTable } from './catalog.js';
+import { qualified, slotInfo, tableName, type CapturedTable } from './catalog.js';
+import { keylessProblem, optedIn, replicaIdentityStatements } from './capture.js';
+import { privilegeProblems } from './privileges.js';
+import { publicationChanges, publicationState, publicationStatements } from './publication.js';
 
 /**
  * Check everything logical replication needs, in one pass, and return every problem with
- * the statement that fixes it (rather than failing on the first).
+ * the statement that fixes it (rather than failing on the first): server settings, the slot,
+ * the tables (keyless ones are left out, TRB2020), the publication, and the source role's
+ * privileges for what this start will do.
  */
-export async function checkPostgres(client: pg.ClientBase, opts: { slot: string; tables: CapturedTable[]; include: readonly string[] }): Promise<PreflightProblem[]> {
+export async function checkPostgres(
+  client: pg.ClientBase,
+  opts: {
+    slot: string;
+    publication: string;
+    createPublication: boolean;
+    /** What `source.tables` / `exclude` match (resolveTables). */
+    tables: CapturedTable[];
+    include: readonly string[];
+    replicaIdentityFull: readonly string[] | undefined;
+    snapshotNever: boolean;
+  },
+): Promise<PreflightProblem[]> {
   const problems: PreflightProblem[] = [];
   const settings = await client.query<{ name: string; setting: string }>(
     "SELECT name, setting FROM pg_settings WHERE name IN ('wal_level', 'max_replication_slots', 'max_wal_senders', 'max_slot_wal_keep_size', 'server_version_num')",
@@ -77,26 +94,66 @@ export async function checkPostgres(client: pg.ClientBase, opts: { slot: string;
   }
   for (const lit of opts.include.filter((t) => !t.includes('*'))) {
     const [schema, table] = lit.replace(/"/g, '').split('.');
-    if (!opts.tables.some((t) => t.schema === schema && t.table === table)) {
+    // A partition named beside its partitioned table is captured through it.
+    const is = (t: { schema: string; table: string }) => t.schema === schema && t.table === table;
+    if (!opts.tables.some((t) => is(t) || t.partitions.some(is))) {
       problems.push({ code: ErrorCodes.PG_TABLE_MISSING, severity: 'error', message: `table ${lit} does not exist`, fix: `create ${lit}, or remove it from source.tables` });
     }
   }
-  for (const t of opts.tables) {
-    if (t.replicaIdentity === 'n' || (t.replicaIdentity === 'd' && !t.primaryKey.length)) {
+  const isOptedIn = optedIn(opts.replicaIdentityFull);
+  for (const name of opts.replicaIdentityFull ?? []) {
+    if (!opts.tables.some((t) => tableName(t) === name.replace(/"/g, ''))) {
       problems.push({
-        code: ErrorCodes.PG_REPLICA_IDENTITY,
+        code: ErrorCodes.PG_TABLE_MISSING,
         severity: 'warning',
-        message: `${t.schema}.${t.table} has no replica identity: UPDATE and DELETE on it will fail in the application once it is published`,
-        fix: `ALTER TABLE ${qualified(t)} REPLICA IDENTITY FULL;`,
-      });
-    } else if (t.replicaIdentity !== 'f') {
-      problems.push({
-        code: ErrorCodes.PG_REPLICA_IDENTITY,
-        severity: 'warning',
-        message: `${t.schema}.${t.table} has REPLICA IDENTITY ${t.replicaIdentity === 'd' ? 'DEFAULT' : 'USING INDEX'}: updates and deletes carry only the key in "before", and unchanged TOAST columns cannot be filled`,
-        fix: `ALTER TABLE ${qualified(t)} REPLICA IDENTITY FULL;`,
+        message: `source.replica_identity_full names ${name}, which is not a table source.tables captures (yet)`,
+        fix: `correct the name (schema.table), or remove it from source.replica_identity_full`,
       });
     }
   }
+  // What this start will publish: keyless tables are left out unless opted in (then altered).
+  const captured: CapturedTable[] = [];
+  const toAlter: CapturedTable[] = [];
+  for (const t of opts.tables) {
+    if (isOptedIn(t)) {
+      if (replicaIdentityStatements(t).length) toAlter.push(t);
+      captured.push(t);
+    } else if (!t.hasIdentity) {
+      problems.push(keylessProblem(t));
+    } else {
+      captured.push(t);
+      if (t.replicaIdentity !== 'f') {
+        problems.push({
+          code: ErrorCodes.PG_REPLICA_IDENTITY,
+          severity: 'warning',
+          message: `${tableName(t)} has REPLICA IDENTITY ${t.replicaIdentity === 'd' ? 'DEFAULT' : 'USING INDEX'}: updates and deletes carry only the key in "before", and unchanged TOAST columns cannot be filled`,
+          fix: `ALTER TABLE ${qualified(t)} REPLICA IDENTITY FULL; (or list it in source.replica_identity_full)`,
+        });
+      }
+    }
+  }
+  const state = await publicationState(client, opts.publication);
+  const changes = publicationChanges(state, captured);
+  if (!state.exists && !opts.createPublication) {
+    problems.push({
+      code: ErrorCodes.PG_PUBLICATION,
+      severity: 'error',
+      message: `publication "${opts.publication}" does not exist and source.create_publication is false`,
+      fix: `as the tables' owner: ${publicationStatements(opts.publication, changes).join('; ')}; or set source.create_publication: true`,
+    });
+  }
+  // Without the publication and without leave to create it, the owner's rights are moot: the
+  // error above says who must create it.
+  const missing = !state.exists && !opts.createPublication;
+  problems.push(
+    ...(await privilegeProblems(client, {
+      publication: opts.publication,
+      state,
+      changes: missing ? { create: false, setViaRoot: false, add: [], drop: [] } : changes,
+      captured,
+      toAlter,
+      snapshotNever: opts.snapshotNever,
+    })),
+  );
   return problems;
 }

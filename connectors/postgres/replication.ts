@@ -76,10 +76,11 @@ export class ReplicationConnection {
 
   constructor(
     private readonly connectionString: string,
+    connectTimeoutMs: number,
     private readonly handlers: ReplicationHandlers,
   ) {
     this.service = new LogicalReplicationService(
-      { connectionString, options: SESSION_OPTIONS, application_name: 'tributary' } as pg.ClientConfig,
+      { connectionString, options: SESSION_OPTIONS, application_name: 'tributary', connectionTimeoutMillis: connectTimeoutMs } as pg.ClientConfig,
       { acknowledge: { auto: false, timeoutSeconds: 0 }, flowControl: { enabled: false } },
     );
 

@@ -165,10 +165,26 @@ function columnsSql(client: pg.Client, table: string): string {
   return `SELECT attname, atttypid FROM pg_attribute WHERE attrelid = ${client.escapeLiteral(table)}::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum`;
 }
 
+/** The parts of pg's Connection a submittable drives the extended protocol with. */
+interface ExtendedConnection {
+  parse(q: { text: string }): void;
+  bind(b: Record<string, never>): void;
+  execute(e: Record<string, never>): void;
+  sync(): void;
+  stream: { cork?(): void; uncork?(): void };
+}
+
 /**
- * A pg "submittable" that runs `BEGIN; LOCK; <columns>; COPY …; COMMIT` as one simple query
- * and feeds every CopyData row to the table's serializer. pg routes RowDescription, DataRow,
- * CopyData, CommandComplete, ErrorResponse and ReadyForQuery of the active query here.
+ * A pg "submittable" that runs `BEGIN READ ONLY`, `LOCK`, `<columns>`, `COPY …` and `COMMIT`
+ * in one round trip and feeds every CopyData row to the table's serializer. pg routes
+ * DataRow, CopyData, CommandComplete, ErrorResponse and ReadyForQuery of the active query
+ * here.
+ *
+ * The statements go over the extended protocol, each in its own Parse, with one Sync at the
+ * end: Parse accepts exactly one statement, so a `;` in a snapshot filter cannot start a
+ * second one (as it would in a simple-query text), let alone COMMIT the READ ONLY
+ * transaction and write. After an error the server skips to the Sync; the transaction is
+ * then aborted, and the caller rolls it back.
  */
 class CopyChunk {
   private cols: Column[] = [];
@@ -177,7 +193,7 @@ class CopyChunk {
   private settle!: (err: unknown) => void;
 
   constructor(
-    private readonly text: string,
+    private readonly statements: readonly string[],
     private readonly serializerFor: (cols: Column[]) => RowSerializer,
     private readonly rows: RowSink,
   ) {
@@ -186,8 +202,18 @@ class CopyChunk {
 
   private serializer?: RowSerializer;
 
-  submit(connection: { query(text: string): void }): void {
-    connection.query(this.text);
+  submit(connection: ExtendedConnection): void {
+    connection.stream.cork?.();
+    try {
+      for (const text of this.statements) {
+        connection.parse({ text });
+        connection.bind({});
+        connection.execute({});
+      }
+      connection.sync();
+    } finally {
+      connection.stream.uncork?.();
+    }
   }
   handleRowDescription(): void {}
   handleDataRow(msg: { fields: (string | null)[] }): void {
@@ -242,8 +268,8 @@ export class CopyReader {
     const select = (cols: string) => `SELECT ${cols} FROM ${qtable}${conds.length ? ` WHERE ${conds.join(' AND ')}` : ''}${order}`;
     // `SELECT *` lists exactly the catalog query's columns (live ones, by attnum), and the
     // lock keeps them so until COMMIT.
-    const text = `BEGIN READ ONLY; LOCK TABLE ${qtable} IN ACCESS SHARE MODE; ${columnsSql(c, qtable)}; COPY (${select('*')}) TO STDOUT; COMMIT`;
-    const q = new CopyChunk(text, (cols) => this.serializerFor(table, cols), out);
+    const statements = ['BEGIN READ ONLY', `LOCK TABLE ${qtable} IN ACCESS SHARE MODE`, columnsSql(c, qtable), `COPY (${select('*')}) TO STDOUT`, 'COMMIT'];
+    const q = new CopyChunk(statements, (cols) => this.serializerFor(table, cols), out);
     try {
       await (c.query(q as unknown as pg.QueryConfig) as unknown as CopyChunk).done;
     } catch (err) {

@@ -3,7 +3,9 @@ import type { JsonValue } from '../../src/core/event.js';
 import { ErrorCodes, TributaryError } from '../../src/core/errors.js';
 import { StringRows, type ChunkBounds, type ChunkPlanner, type SnapshotEventBuilder, type SnapshotReader, type SnapshotSupport, type SnapshotTable, type ThreadSpec } from '../../src/snapshot/types.js';
 import { snapshotEventBuilder } from '../../src/snapshot/envelope.js';
+import { assertSafeFilter, filterRejected } from '../../src/snapshot/filter.js';
 import { ident, loadTypes, resolveTables } from './catalog.js';
+import { privilegeError } from './privileges.js';
 import { SESSION_OPTIONS } from './replication.js';
 import { CopyReader } from './snapshot-copy.js';
 import type { PgTypeInfo } from './values.js';
@@ -14,9 +16,52 @@ export const WATERMARK_PREFIX = 'tributary_wm';
 /** Raw text for every type: values are decoded by our own decoders, as in streaming. */
 const RAW_TEXT = { getTypeParser: () => (v: string) => v } as unknown as pg.CustomTypesConfig;
 
+/**
+ * Run `fn` on `c` inside a READ ONLY transaction when a user filter is part of its SQL (and
+ * plainly otherwise: an unfiltered probe needs no extra round trips). Together with the
+ * extended protocol ({@link EXTENDED}), a filter cannot reach a second statement or write.
+ */
+async function filtered<T>(c: pg.Client, where: string | null, fn: () => Promise<T>): Promise<T> {
+  if (where === null) return fn();
+  assertSafeFilter(where, 'postgres');
+  await c.query('BEGIN READ ONLY');
+  try {
+    const r = await fn();
+    await c.query('COMMIT');
+    return r;
+  } catch (err) {
+    await c.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  }
+}
+
+/**
+ * Send a query over the extended protocol even without parameters (pg uses the simple one
+ * then, which runs every statement of a `;`-separated text): Parse takes exactly one.
+ */
+const EXTENDED = { queryMode: 'extended' } as Partial<pg.QueryConfig>;
+
 function qname(name: string): string {
   const [schema, table] = name.split('.');
   return `${ident(schema!)}.${ident(table!)}`;
+}
+
+/**
+ * A "permission denied" as TRB2021 naming the GRANT (not retryable, so the snapshot stops with
+ * it instead of retrying for ever); any other error as it is.
+ */
+function denied(c: pg.Client, err: unknown, doing: string, table?: string): unknown {
+  const [schema, name] = table ? (table.split('.') as [string, string]) : [];
+  return privilegeError(err, { role: c.user, doing, table: table ? { schema: schema!, table: name! } : undefined }) ?? err;
+}
+
+/** Run `fn` with {@link denied} errors. */
+async function coded<T>(c: pg.Client, doing: string, table: string | undefined, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    throw denied(c, err, doing, table);
+  }
 }
 
 /**
@@ -30,6 +75,8 @@ export class PgSnapshotSupport implements SnapshotSupport {
       url: string;
       include: readonly string[];
       exclude: readonly string[] | undefined;
+      /** When given, only tables it publishes are snapshotted: what is read is what is streamed. */
+      publication?: string;
       keyColumns: Record<string, string[]> | undefined;
       types: () => ReadonlyMap<number, PgTypeInfo>;
     },
@@ -38,19 +85,29 @@ export class PgSnapshotSupport implements SnapshotSupport {
   private async client(): Promise<pg.Client> {
     const c = new pg.Client({ connectionString: this.o.url, options: SESSION_OPTIONS, application_name: 'tributary-snapshot' } as pg.ClientConfig);
     c.on('error', () => undefined);
-    await c.connect();
+    await coded(c, 'cannot connect to Postgres for a snapshot', undefined, () => c.connect());
     return c;
   }
 
   async tables(only?: string[]): Promise<SnapshotTable[]> {
     const c = await this.client();
     try {
+      // The publication publishes through partition roots and leaves keyless tables out
+      // (TableCapture): snapshotting anything else would read rows whose changes never stream,
+      // or a partition twice (once through its parent).
       let all = await resolveTables(c, this.o.include, this.o.exclude);
+      if (this.o.publication !== undefined) {
+        const published = await c.query<{ t: string }>("SELECT schemaname || '.' || tablename AS t FROM pg_publication_tables WHERE pubname = $1", [this.o.publication]);
+        const names = new Set(published.rows.map((r) => r.t));
+        all = all.filter((t) => names.has(`${t.schema}.${t.table}`));
+      }
       if (only) {
         const want = new Set(only.map((t) => (t.includes('.') ? t : `public.${t}`)));
         for (const t of want) {
           if (!all.some((x) => `${x.schema}.${x.table}` === t)) {
-            throw new TributaryError(ErrorCodes.SNAPSHOT, `table ${t} is not captured by this pipeline`, { fix: 'name a table that source.tables includes (schema.table)' });
+            throw new TributaryError(ErrorCodes.SNAPSHOT, `table ${t} is not captured by this pipeline`, {
+              fix: 'name a table the pipeline captures (schema.table, matched by source.tables; a table without a replica identity is left out, TRB2020; a partition is read through its partitioned table)',
+            });
           }
         }
         all = all.filter((x) => want.has(`${x.schema}.${x.table}`));
@@ -98,36 +155,27 @@ export class PgSnapshotSupport implements SnapshotSupport {
         for (let b = 0; b < pages; b += perChunk) chunks.push({ lo: [b], hi: b + perChunk >= pages ? null : [b + perChunk] });
         return chunks.length ? chunks : [{ lo: [0], hi: null }];
       }
-      const cols = table.key.map(ident).join(', ');
-      // Every chunkRows-th key, numbered on the server: only the boundaries travel.
-      const r = await c.query({
-        text: `SELECT ${cols} FROM (SELECT ${cols}, row_number() OVER (ORDER BY ${cols}) AS rn FROM ${qname(table.name)}${where ? ` WHERE (${where})` : ''}) s WHERE rn % $1 = 0 ORDER BY ${cols}`,
-        values: [chunkRows],
-        rowMode: 'array',
-        types: RAW_TEXT,
-      });
-      const bounds = r.rows as string[][];
-      if (bounds.length) {
-        // When the row count is a multiple of chunkRows the open-ended last chunk would be
-        // empty; fold it into the one before, so the final chunk (which carries the
-        // snapshot's "last" row) has rows.
-        const kt = table.keyTypes!;
-        const lastB = bounds[bounds.length - 1]!;
-        const more = await c.query(
-          `SELECT 1 FROM ${qname(table.name)} WHERE (${cols}) > (${lastB.map((_, i) => `$${i + 1}::${kt[i]}`).join(', ')})${where ? ` AND (${where})` : ''} LIMIT 1`,
-          lastB,
-        );
-        if (!more.rowCount) bounds.pop();
-      }
-      const chunks: ChunkBounds[] = [];
-      let lo: JsonValue[] | null = null;
-      for (const b of bounds) {
-        chunks.push({ lo, hi: b });
-        lo = b;
-      }
-      chunks.push({ lo, hi: null });
-      return chunks;
+      return await filtered(c, where, () => keyedPlan(c, table, chunkRows, where));
+    } catch (err) {
+      throw denied(c, err, `cannot plan the snapshot of ${table.name}`, table.name);
     } finally {
+      await c.end();
+    }
+  }
+
+  async checkFilter(table: SnapshotTable, where: string): Promise<void> {
+    assertSafeFilter(where, 'postgres');
+    const c = await this.client();
+    try {
+      await c.query('BEGIN READ ONLY');
+      // Planned, not run: a syntax error, an unknown column or a type mismatch fails here.
+      await c.query({ text: `EXPLAIN SELECT 1 FROM ${qname(table.name)} WHERE (${where})`, ...EXTENDED });
+    } catch (err) {
+      // A server error (it has a SQLSTATE) is the filter's fault; anything else is not.
+      if (typeof (err as { code?: unknown }).code === 'string' && /^[0-9A-Z]{5}$/.test((err as { code: string }).code)) throw filterRejected(table.name, err);
+      throw err;
+    } finally {
+      await c.query('ROLLBACK').catch(() => undefined);
       await c.end();
     }
   }
@@ -145,12 +193,17 @@ export class PgSnapshotSupport implements SnapshotSupport {
         // An index probe: the chunkRows-th key after lo, and whether any row follows it (a
         // chunk ending at the very last row takes the open end instead, so no empty chunk
         // trails behind it).
-        const r = await c.query({
-          text: `SELECT ${cols} FROM ${qname(table.name)}${conds.length ? ` WHERE ${conds.join(' AND ')}` : ''} ORDER BY ${cols} LIMIT 2 OFFSET ${Math.floor(chunkRows) - 1}`,
-          values: lo ? lo.map((v) => String(v)) : [],
-          rowMode: 'array',
-          types: RAW_TEXT,
-        });
+        const r = await coded(c, `cannot plan the snapshot of ${table.name}`, table.name, () =>
+          filtered(c, where, () =>
+            c.query({
+              text: `SELECT ${cols} FROM ${qname(table.name)}${conds.length ? ` WHERE ${conds.join(' AND ')}` : ''} ORDER BY ${cols} LIMIT 2 OFFSET ${Math.floor(chunkRows) - 1}`,
+              values: lo ? lo.map((v) => String(v)) : [],
+              rowMode: 'array',
+              types: RAW_TEXT,
+              ...EXTENDED,
+            }),
+          ),
+        );
         return r.rows.length === 2 ? (r.rows[0] as string[]) : null;
       },
       close() {
@@ -176,15 +229,15 @@ export class PgSnapshotSupport implements SnapshotSupport {
     let closed: Promise<void> | undefined;
     return {
       async watermark(id, mark) {
-        await c.query('SELECT pg_logical_emit_message(true, $1, $2)', [WATERMARK_PREFIX, JSON.stringify({ id, mark })]);
+        await coded(c, 'cannot write a snapshot watermark', undefined, () => c.query('SELECT pg_logical_emit_message(true, $1, $2)', [WATERMARK_PREFIX, JSON.stringify({ id, mark })]));
       },
       async read(table, chunk, where) {
         const out = new StringRows();
-        await copy.read(table, qname(table.name), chunkConditions(c, table, chunk, where), out);
+        await coded(c, `cannot read a snapshot chunk of ${table.name}`, table.name, () => copy.read(table, qname(table.name), chunkConditions(c, table, chunk, where), out));
         return out.out;
       },
       readInto(table, chunk, where, out) {
-        return copy.read(table, qname(table.name), chunkConditions(c, table, chunk, where), out);
+        return coded(c, `cannot read a snapshot chunk of ${table.name}`, table.name, () => copy.read(table, qname(table.name), chunkConditions(c, table, chunk, where), out));
       },
       close() {
         return (closed ??= c.end().catch(() => undefined));
@@ -193,11 +246,45 @@ export class PgSnapshotSupport implements SnapshotSupport {
   }
 }
 
+/** Every chunk of a keyed table up front (see `plan`); `where` is already vetted. */
+async function keyedPlan(c: pg.Client, table: SnapshotTable, chunkRows: number, where: string | null): Promise<ChunkBounds[]> {
+  const cols = table.key.map(ident).join(', ');
+  // Every chunkRows-th key, numbered on the server: only the boundaries travel.
+  const r = await c.query({
+    text: `SELECT ${cols} FROM (SELECT ${cols}, row_number() OVER (ORDER BY ${cols}) AS rn FROM ${qname(table.name)}${where ? ` WHERE (${where})` : ''}) s WHERE rn % $1 = 0 ORDER BY ${cols}`,
+    values: [chunkRows],
+    rowMode: 'array',
+    types: RAW_TEXT,
+  });
+  const bounds = r.rows as string[][];
+  if (bounds.length) {
+    // When the row count is a multiple of chunkRows the open-ended last chunk would be
+    // empty; fold it into the one before, so the final chunk (which carries the
+    // snapshot's "last" row) has rows.
+    const kt = table.keyTypes!;
+    const lastB = bounds[bounds.length - 1]!;
+    const more = await c.query(
+      `SELECT 1 FROM ${qname(table.name)} WHERE (${cols}) > (${lastB.map((_, i) => `$${i + 1}::${kt[i]}`).join(', ')})${where ? ` AND (${where})` : ''} LIMIT 1`,
+      lastB,
+    );
+    if (!more.rowCount) bounds.pop();
+  }
+  const chunks: ChunkBounds[] = [];
+  let lo: JsonValue[] | null = null;
+  for (const b of bounds) {
+    chunks.push({ lo, hi: b });
+    lo = b;
+  }
+  chunks.push({ lo, hi: null });
+  return chunks;
+}
+
 /** The support a worker thread runs (see `threadSpec`). */
 export function pgSnapshotSupportInThread(o: {
   url: string;
   include: readonly string[];
   exclude: readonly string[] | undefined;
+  publication?: string;
   keyColumns: Record<string, string[]> | undefined;
   types: [number, PgTypeInfo][];
 }): PgSnapshotSupport {
@@ -226,7 +313,12 @@ function chunkConditions(c: pg.Client, table: SnapshotTable, chunk: ChunkBounds,
     if (chunk.lo) conds.push(`${cols} > ${tuple(chunk.lo)}`);
     if (chunk.hi) conds.push(`${cols} <= ${tuple(chunk.hi)}`);
   }
-  if (where) conds.push(`(${where})`);
+  if (where) {
+    // Checked when the snapshot was accepted; again here, since chunks also come back from
+    // the state store and from Redis job queues.
+    assertSafeFilter(where, 'postgres');
+    conds.push(`(${where})`);
+  }
   return conds;
 }
 

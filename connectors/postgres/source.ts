@@ -2,17 +2,22 @@ import pg from 'pg';
 import type { PostgresSourceConfig } from '../../src/config/schema.js';
 import { ErrorCodes, TributaryError, errorMessage } from '../../src/core/errors.js';
 import type { Position, PreflightProblem, Source, SourceContext, SourceItem, SourceOutput } from '../../src/core/source.js';
-import { reconnectDelay, sleep } from '../../src/runtime/retry.js';
-import { loadTypes, resolveTables, slotInfo, syncPublication, type CapturedTable } from './catalog.js';
+import { isRetryableError } from '../../src/runtime/retry.js';
+import { TableCapture } from './capture.js';
+import { loadTypes, resolveTables, slotInfo, type CapturedTable } from './catalog.js';
 import { PgoutputDecoder } from './pgoutput.js';
 import { PgPosition } from './position.js';
 import { checkPostgres } from './preflight.js';
+import { privilegeError } from './privileges.js';
 import { ReplicationConnection, SESSION_OPTIONS, type WalStart } from './replication.js';
 import type { PgTypeInfo } from './values.js';
 import { PgSnapshotSupport, pgSnapshotEvent } from './snapshot.js';
 
-/** Server errors after which reconnecting cannot help. */
+/** Server errors after which reconnecting cannot help, given a message here that names the fix. */
 const FATAL_SQLSTATES = new Set(['42704' /* undefined object: slot or publication */, '42501' /* privilege */, '55000' /* slot invalidated */, '3D000' /* no database */]);
+
+/** How long a connection attempt may take before it counts as failed (a black-holed host). */
+const CONNECT_TIMEOUT_MS = 10_000;
 
 /**
  * The Postgres source: pgoutput over a replication connection.
@@ -27,7 +32,6 @@ export class PostgresSource implements Source {
   readonly publication: string;
   private control?: pg.Client;
   private conn?: ReplicationConnection;
-  private tables: CapturedTable[] = [];
   private types = new Map<number, PgTypeInfo>();
   private readonly primaryKeys = new Map<number, string[]>();
   /** The flush LSN reported to the server. Never ahead of durable data. */
@@ -45,6 +49,11 @@ export class PostgresSource implements Source {
   /** The current connection has received something (it really streams). */
   private live = false;
   private db = '';
+  /** The role the source connects as (for the GRANTs that errors name). */
+  private role: string | undefined;
+  private readonly capture: TableCapture;
+  private tableCheck?: NodeJS.Timeout;
+  private checking?: Promise<void>;
 
   constructor(
     readonly cfg: PostgresSourceConfig,
@@ -52,6 +61,17 @@ export class PostgresSource implements Source {
   ) {
     this.slot = cfg.slot ?? `tributary_${ctx.pipeline}`;
     this.publication = cfg.publication ?? `tributary_${ctx.pipeline}`;
+    this.capture = new TableCapture({
+      pipeline: ctx.pipeline,
+      publication: this.publication,
+      include: cfg.tables,
+      exclude: cfg.exclude,
+      replicaIdentityFull: cfg.replica_identity_full,
+      create: cfg.create_publication,
+      logger: ctx.logger,
+      store: ctx.store,
+      requestSnapshot: ctx.requestSnapshot,
+    });
   }
 
   parsePosition(s: string): Position {
@@ -69,7 +89,7 @@ export class PostgresSource implements Source {
   }
 
   private async connectControl(): Promise<pg.Client> {
-    const c = new pg.Client({ connectionString: this.cfg.url, options: SESSION_OPTIONS, application_name: 'tributary-control' } as pg.ClientConfig);
+    const c = new pg.Client({ connectionString: this.cfg.url, options: SESSION_OPTIONS, application_name: 'tributary-control', connectionTimeoutMillis: CONNECT_TIMEOUT_MS } as pg.ClientConfig);
     // A control connection that dies (server restart, pg_terminate_backend, an idle-session
     // timeout) is dropped at once, so the next heartbeat or catalog refresh connects again
     // instead of failing on the dead client until the replication connection happens to drop.
@@ -94,6 +114,8 @@ export class PostgresSource implements Source {
     try {
       await c.connect();
     } catch (err) {
+      const denied = privilegeError(err, { role: c.user, doing: 'cannot connect to Postgres' });
+      if (denied) throw denied;
       throw new TributaryError(ErrorCodes.PG_CONNECT, `cannot connect to Postgres: ${errorMessage(err)}`, {
         fix: 'check source.url (host, port, user, password, database) and that the server accepts connections',
         cause: err,
@@ -106,14 +128,27 @@ export class PostgresSource implements Source {
       throw new TributaryError(ErrorCodes.PG_CONNECT, 'the Postgres source is closed', { fix: 'none needed: the pipeline is stopping' });
     }
     this.control = c;
-    this.db = (await c.query<{ db: string }>('SELECT current_database() AS db')).rows[0]!.db;
+    const who = (await c.query<{ db: string; role: string }>('SELECT current_database() AS db, current_user AS role')).rows[0]!;
+    this.db = who.db;
+    this.role = who.role;
     return c;
   }
 
   async preflight(): Promise<PreflightProblem[]> {
     const c = await this.controlClient();
-    this.tables = await resolveTables(c, this.cfg.tables, this.cfg.exclude);
-    return checkPostgres(c, { slot: this.slot, tables: this.tables, include: this.cfg.tables });
+    const tables = await resolveTables(c, this.cfg.tables, this.cfg.exclude);
+    const problems = await checkPostgres(c, {
+      slot: this.slot,
+      publication: this.publication,
+      createPublication: this.cfg.create_publication,
+      tables,
+      include: this.cfg.tables,
+      replicaIdentityFull: this.cfg.replica_identity_full,
+      snapshotNever: this.cfg.snapshot === 'never',
+    });
+    // Preflight's warnings are logged by the caller; the catalog sync does not repeat them.
+    this.capture.noteWarned(tables.filter((t) => !t.hasIdentity));
+    return problems;
   }
 
   private prepared?: Promise<{ positionLost?: boolean }>;
@@ -131,12 +166,16 @@ export class PostgresSource implements Source {
   }
 
   private async doPrepare(from: Position | null): Promise<{ positionLost?: boolean }> {
+    try {
+      return await this.prepareOnce(from);
+    } catch (err) {
+      throw privilegeError(err, { role: this.role, doing: 'cannot prepare the publication and slot' }) ?? err;
+    }
+  }
+
+  private async prepareOnce(from: Position | null): Promise<{ positionLost?: boolean }> {
     const c = await this.controlClient();
-    this.tables = await resolveTables(c, this.cfg.tables, this.cfg.exclude);
-    for (const t of this.tables) this.primaryKeys.set(t.oid, t.primaryKey);
     this.types = await loadTypes(c);
-    const pub = await syncPublication(c, this.publication, this.tables, this.cfg.create_publication);
-    if (pub !== 'unchanged') this.ctx.logger.info({ publication: this.publication, tables: this.tables.length }, `publication ${pub}`);
     const slot = await slotInfo(c, this.slot);
     const whenNeeded = this.cfg.snapshot === 'when_needed';
     let positionLost = false;
@@ -159,6 +198,9 @@ export class PostgresSource implements Source {
       positionLost = true;
       this.ctx.logger.warn({ slot: this.slot }, 'replication slot is missing; recreating it and re-snapshotting (snapshot: when_needed)');
     }
+    // The slot was inspected first, but the publication must exist before the slot is created.
+    await this.capture.sync(c);
+    this.useTables(this.capture.tables);
     if (!slot.exists) {
       await c.query("SELECT pg_create_logical_replication_slot($1, 'pgoutput')", [this.slot]);
       this.ctx.logger.info({ slot: this.slot }, 'replication slot created');
@@ -170,8 +212,20 @@ export class PostgresSource implements Source {
 
   private positionLost = false;
 
+  /** Keys of the published tables, for the decoder (relations that arrive later are looked up then). */
+  private useTables(tables: CapturedTable[]): void {
+    for (const t of tables) this.primaryKeys.set(t.oid, t.primaryKey);
+  }
+
   snapshots(): PgSnapshotSupport {
-    return new PgSnapshotSupport({ url: this.cfg.url, include: this.cfg.tables, exclude: this.cfg.exclude, keyColumns: this.cfg.key_columns, types: () => this.types });
+    return new PgSnapshotSupport({
+      url: this.cfg.url,
+      include: this.cfg.tables,
+      exclude: this.cfg.exclude,
+      publication: this.publication,
+      keyColumns: this.cfg.key_columns,
+      types: () => this.types,
+    });
   }
 
   get snapshotEvent() {
@@ -191,22 +245,22 @@ export class PostgresSource implements Source {
       onUnknown: (kind, oid) => void this.refreshCatalog(kind, oid),
     });
     this.startHeartbeat();
-    let attempt = 0;
-    let delay = 0;
+    this.startTableCheck();
     const signal = this.ctx.signal;
     while (!signal.aborted) {
       // A new connection per attempt: a broken one is never reused.
       const start = this.lastPushed > this.acked ? this.lastPushed : this.acked;
-      const conn = new ReplicationConnection(this.cfg.url, {
+      const conn = new ReplicationConnection(this.cfg.url, CONNECT_TIMEOUT_MS, {
         data: (lsn, payload) => this.onData(lsn, payload, out),
         keepalive: (walEnd, reply) => this.onKeepalive(walEnd, reply),
       });
       this.conn = conn;
-      this.statusTimer = setInterval(() => conn.sendStatus(this.acked), this.cfg.status_interval_ms);
+      // Until the connection has received something, each status update asks for a reply: the
+      // walsender answers with a keepalive at once, which proves the stream works (an idle
+      // server would otherwise say nothing for up to wal_sender_timeout / 2).
+      this.statusTimer = setInterval(() => conn.sendStatus(this.acked, !this.live), this.cfg.status_interval_ms);
       try {
-        this.ctx.metrics.set('tributary_source_connected', 1, { pipeline: this.ctx.pipeline });
         this.live = false;
-        if (attempt > 0) this.ctx.logger.info({ from: new PgPosition(start).serialize(), attempt }, 'replication reconnecting');
         await conn.stream(this.slot, this.publication, new PgPosition(start).serialize());
         if (this.fatal) throw this.fatal;
       } catch (err) {
@@ -214,24 +268,22 @@ export class PostgresSource implements Source {
         if (this.fatal) throw this.fatal;
         const code = (err as { code?: string }).code;
         if (code && FATAL_SQLSTATES.has(code)) {
+          const denied = privilegeError(err, { role: this.role, doing: 'replication failed' });
+          if (denied) throw denied;
           throw new TributaryError(code === '55000' ? ErrorCodes.PG_SLOT_LOST : ErrorCodes.PG_CONNECT, `replication failed: ${errorMessage(err)}`, {
             fix: code === '55000' ? `the slot was invalidated; drop it and re-snapshot (source.snapshot: when_needed)` : 'check that the slot, publication and privileges exist (tributary validate --check-source)',
             cause: err,
           });
         }
-        // Backoff grows until a connection actually streams something, then starts over.
-        attempt = this.live ? 1 : attempt + 1;
-        delay = reconnectDelay(err, attempt);
-        this.ctx.logger.warn({ err, attempt, delayMs: delay }, `replication connection lost: ${errorMessage(err)}; reconnecting`);
+        // The engine decides: wait (backoff by class of error), or give up by throwing.
+        await this.ctx.link.lost(err);
       } finally {
         clearInterval(this.statusTimer);
-        this.ctx.metrics.set('tributary_source_connected', 0, { pipeline: this.ctx.pipeline });
         this.paused = false;
         await conn.stop();
         this.decoder.prepareReconnect();
       }
       if (signal.aborted) break;
-      await sleep(delay, signal);
       // The control connection may have died with the server too.
       if (this.control) {
         await this.control.end().catch(() => undefined);
@@ -245,8 +297,14 @@ export class PostgresSource implements Source {
     }
   }
 
-  private onData(lsn: WalStart, payload: Buffer, out: SourceOutput): void {
+  /** The first message on a connection: it really streams, so an outage is over. */
+  private markLive(): void {
     this.live = true;
+    this.ctx.link.up();
+  }
+
+  private onData(lsn: WalStart, payload: Buffer, out: SourceOutput): void {
+    if (!this.live) this.markLive();
     if (this.fatal) return;
     try {
       this.decoder!.handle(payload, lsn, (item: SourceItem) => {
@@ -270,7 +328,7 @@ export class PostgresSource implements Source {
   }
 
   private onKeepalive(walEnd: bigint, reply: boolean): void {
-    this.live = true;
+    if (!this.live) this.markLive();
     // Nothing in flight (no open transaction, every pushed commit acknowledged): the WAL up
     // to walEnd holds nothing for us, so the slot may move there. Otherwise WAL written by
     // other databases would pile up behind an idle slot.
@@ -305,6 +363,37 @@ export class PostgresSource implements Source {
     }
   }
 
+  /**
+   * Every `table_check_ms`: tables that now match `source.tables` (created, or given a key,
+   * after start) join the publication and are snapshotted; keyless ones are warned about and
+   * left out (TableCapture). A failure is logged once, and again only after a success.
+   */
+  private startTableCheck(): void {
+    if (!this.cfg.table_check_ms) return;
+    let failing = false;
+    this.tableCheck = setInterval(() => {
+      if (this.checking || this.closed) return;
+      this.checking = this.controlClient()
+        .then((c) => this.capture.sync(c, { lockTimeoutMs: Math.max(1000, Math.min(this.cfg.table_check_ms, 10_000)) }))
+        .then(
+          () => {
+            this.useTables(this.capture.tables);
+            if (failing) this.ctx.logger.info('table check works again');
+            failing = false;
+          },
+          (err: unknown) => {
+            // A lost server is reported by the replication connection; say nothing more about it.
+            if (isRetryableError(err)) return;
+            const e = privilegeError(err, { role: this.role, doing: 'table check failed' }) ?? err;
+            if (!failing) this.ctx.logger.warn({ err: e, code: (e as TributaryError).code }, `table check failed, retrying every ${this.cfg.table_check_ms} ms: ${errorMessage(e)}`);
+            failing = true;
+          },
+        )
+        .finally(() => (this.checking = undefined));
+    }, this.cfg.table_check_ms);
+    this.tableCheck.unref();
+  }
+
   private startHeartbeat(): void {
     if (!this.cfg.heartbeat_ms) return;
     let warned = false;
@@ -327,7 +416,10 @@ export class PostgresSource implements Source {
   close(): Promise<void> {
     return (this.closed ??= (async () => {
       clearInterval(this.heartbeat);
+      clearInterval(this.tableCheck);
       clearInterval(this.statusTimer);
+      await this.checking;
+      await this.capture.flushed();
       if (this.conn) {
         // Say where we are one last time, so a clean stop leaves the slot current.
         this.conn.sendStatus(this.acked);

@@ -2,8 +2,11 @@
  * The `clickhouse` sink: mirrors tables into ClickHouse `ReplacingMergeTree(_version)` tables.
  *
  * Every event becomes one row: the `after` image (or the key, with `_deleted = 1`, for a
- * delete) plus `_version` = the event's monotonic SinkEvent.version. ReplacingMergeTree keeps,
- * per sorting key (the primary key), the row with the highest `_version`, so:
+ * delete) plus `_version` = the event's 64-bit version (`int64Version` in the SDK: a UInt64
+ * column is what ClickHouse 18+ accepts for ReplacingMergeTree). ReplacingMergeTree keeps,
+ * per sorting key (the primary key), the row with the highest `_version`, and of equal
+ * versions the last inserted (the events past the 65,535th of one transaction share one:
+ * each batch is collapsed to the last event per key and inserted in order), so:
  * - a replayed event inserts a row identical to one already there (no change);
  * - an older event delivered after a newer one loses to it (fenced by version);
  * - a delete is a tombstone row that outranks every older insert, so a replay cannot
@@ -16,11 +19,12 @@
  * ClickHouse and it is not sent again.
  */
 import { z } from 'zod';
-import { defineSink, ErrorCodes, once, PoisonEventError, renderTemplate, TributaryError, type Row, type SinkEvent } from '../../src/sdk/index.js';
+import { defineSink, ErrorCodes, int64Version, once, PoisonEventError, renderTemplate, TributaryError, type Row, type SinkEvent } from '../../src/sdk/index.js';
 import { asPoison, ClickHouseClient, ClickHouseError } from './client.js';
 import { BackgroundPosition } from './positions.js';
 import { columnInfo, tsvInserts, type TsvRow } from './rows.js';
 import { fits, ident, initialColumns, kindOf, literal, typeFor, widen } from './schema.js';
+import { checkClickHouse } from './check.js';
 
 /** How long `close()` waits for the last position INSERT before aborting it. */
 const CLOSE_GRACE_MS = 5000;
@@ -30,7 +34,8 @@ export const ClickHouseSinkConfig = z.object({
   database: z.string().min(1).default('default').describe('Database that holds the mirror tables (created when missing).'),
   table: z.string().min(1).default('{table}').describe('Mirror table name template: {schema} {db} {table} {pipeline}.'),
   username: z.string().optional().describe('User (HTTP basic auth). Default: from the URL, else ClickHouse\'s `default`.'),
-  password: z.string().optional().describe('Password; never logged.'),
+  password: z.string().optional().describe('Password; never logged. A password inside `url` must be percent-encoded.'),
+  password_file: z.string().optional().describe('A file holding the password (a mounted Secret), read at start instead of `password`. Relative to the config file.'),
   create_tables: z.boolean().default(true).describe('Create a missing mirror table, inferring column types from the first row (see docs/sinks/clickhouse.md).'),
   add_columns: z.boolean().default(true).describe('Add columns that appear later, and widen a column whose values stop fitting (Int64 → Float64 → String).'),
   positions_table: z.string().min(1).default('_tributary_positions').describe('Table in `database` where the sink records its committed position.'),
@@ -56,6 +61,7 @@ export default defineSink({
   type: 'clickhouse',
   description: 'A warehouse mirror: one ReplacingMergeTree(_version) table per source table, bulk-inserted as TabSeparated; deletes are `_deleted = 1` tombstones, fenced by version.',
   config: ClickHouseSinkConfig,
+  check: checkClickHouse,
   // ClickHouse wants few, large inserts (each INSERT makes a part on disk).
   batch: { max_events: 20000, max_bytes: 16 << 20 },
   create(config, ctx) {
@@ -223,7 +229,10 @@ export default defineSink({
       await evolve(t, rows, signal);
       await fillUnchanged(t, rows, signal);
       const cols = columnInfo(t.cols);
-      const tsv: TsvRow[] = [];
+      // The last event per key only: of equal versions (a tie inside one big transaction)
+      // ReplacingMergeTree keeps the last inserted, and one INSERT lists tombstones after
+      // upserts, so two rows of one key in one INSERT could end in the wrong order.
+      const lastByKey = new Map<string, TsvRow>();
       for (const { e, row, deleted } of rows) {
         let r = row;
         if (deleted) {
@@ -231,8 +240,11 @@ export default defineSink({
           r = {};
           for (const k of t.keyCols) r[k] = row[k] ?? null;
         }
-        tsv.push({ row: r, version: e.version.toString(), deleted });
+        const key = JSON.stringify(t.keyCols.map((k) => row[k] ?? null));
+        lastByKey.delete(key); // keep the order of last writes
+        lastByKey.set(key, { row: r, version: int64Version(e).version.toString(), deleted });
       }
+      const tsv = [...lastByKey.values()];
       for (const ins of tsvInserts(tsv, cols)) {
         try {
           await client.exec(`INSERT INTO ${db}.${ident(t.name)} (${[...ins.cols, '_version', '_deleted'].map(ident).join(', ')}) FORMAT TabSeparated\n${ins.body}`, signal);
@@ -250,9 +262,10 @@ export default defineSink({
       const name = renderTemplate(config.table, e.event);
       const { cols, sortKey: keyCols } = await describe(name, signal);
       if (!cols.size || !keyCols.length) return;
-      const v = e.version.toString();
+      const v = int64Version(e).version.toString();
+      // `<=`: rows of the same version are earlier events of this (big) transaction.
       await client.exec(
-        `INSERT INTO ${db}.${ident(name)} (${keyCols.map(ident).join(', ')}, _version, _deleted) SELECT ${keyCols.map(ident).join(', ')}, ${v}, 1 FROM ${db}.${ident(name)} FINAL WHERE _deleted = 0 AND _version < ${v}`,
+        `INSERT INTO ${db}.${ident(name)} (${keyCols.map(ident).join(', ')}, _version, _deleted) SELECT ${keyCols.map(ident).join(', ')}, ${v}, 1 FROM ${db}.${ident(name)} FINAL WHERE _deleted = 0 AND _version <= ${v}`,
         signal,
       );
     }
@@ -302,7 +315,7 @@ export default defineSink({
         await flush(groups, signal);
         // After the data, without waiting for it: a crash in between only means the batch is
         // sent again, harmlessly (positions.ts).
-        if (wctx.commit !== null && events.length) positions.push(wctx.commit, events[events.length - 1]!.version.toString());
+        if (wctx.commit !== null && events.length) positions.push(wctx.commit, int64Version(events[events.length - 1]!).version.toString());
       },
 
       close: once(async () => {

@@ -18,6 +18,7 @@ import { DuckdbSinkConfig } from './config.js';
 import { classifyDuckError } from './errors.js';
 import { DuckBatchWriter } from './writer.js';
 import { settledWithin } from '../postgres/warehouse-tables.js';
+import { checkDuckdb } from './check.js';
 
 export { DuckdbSinkConfig } from './config.js';
 
@@ -38,6 +39,8 @@ export default defineSink({
   description:
     'Writes change events into a DuckDB file: a mirror of the current rows (fenced upserts, tombstoned deletes) or an append-only history. Bulk, set-based writes; the committed position is stored in the same transaction as the data, so the sink is exactly-once.',
   config: DuckdbSinkConfig,
+  check: checkDuckdb,
+  paths: ['path'],
   // One set-based merge per batch: larger batches amortize its fixed cost.
   batch: { max_events: 10000, max_bytes: 16 << 20 },
   create(config, ctx) {
@@ -124,8 +127,12 @@ export default defineSink({
           c.closeSync();
         }
         // The database itself belongs to the process-wide cache (it may be shared with another
-        // sink); it is released, with its file lock, when the last reference goes.
+        // sink); it is released, with its file lock, when the last reference goes. Drop ours
+        // now rather than when the GC collects it: another process (a restarted pipeline, the
+        // conformance kit's crash child) may be waiting for the lock.
+        const i = instance;
         instance = undefined;
+        i?.closeSync();
       }),
     };
   },

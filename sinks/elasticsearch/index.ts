@@ -4,9 +4,12 @@
  *
  * - Document id: the primary-key values joined with `id_separator`; index: the `index`
  *   template, lower-cased (Elasticsearch refuses upper-case index names).
- * - Every action carries `version` = SinkEvent.version and `version_type=external`, so the
- *   cluster itself refuses an event older than what it holds: a replay answers 409 per item,
- *   which is the proof that the newer state is already there, and is counted as success.
+ * - Every action carries the event's 64-bit version (`int64Version` in the SDK) and
+ *   `version_type=external`, so the cluster itself refuses an event older than what it holds:
+ *   a replay answers 409 per item, which is the proof that the newer state is already there,
+ *   and is counted as success. Events past the 65,535th of one transaction share a version
+ *   (a `tie`): those go with `version_type=external_gte`, so a later event of that transaction
+ *   replaces an earlier one of the same document instead of answering 409 and being dropped.
  * - Deletes are real deletes with the external version; Elasticsearch keeps the deleted
  *   document's version for `index.gc_deletes` (60 s by default), which fences replays that
  *   arrive within that window (see docs/sinks/elasticsearch.md for the limit this implies).
@@ -15,15 +18,17 @@
  *   the runtime bisects the batch down to that event and dead-letters it.
  */
 import { z } from 'zod';
-import { defineSink, once, PoisonEventError, renderTemplate, sleep, type Row, type SinkEvent } from '../../src/sdk/index.js';
+import { defineSink, int64Version, once, PoisonEventError, renderTemplate, sleep, type Row, type SinkEvent } from '../../src/sdk/index.js';
 import { EsClient, EsRequestError } from './client.js';
+import { checkElasticsearch } from './check.js';
 
 export const ElasticsearchSinkConfig = z.object({
   url: z.string().default('http://127.0.0.1:9200').describe('Cluster URL (any node, or a load balancer). Credentials in the URL are accepted and never logged.'),
   index: z.string().min(1).default('{table}').describe('Index name template: {schema} {db} {table} {pipeline}. Lower-cased before use.'),
   id_separator: z.string().default(':').describe('Joins the values of a composite primary key into the document `_id`.'),
   username: z.string().optional().describe('Basic-auth user.'),
-  password: z.string().optional().describe('Basic-auth password; never logged.'),
+  password: z.string().optional().describe('Basic-auth password; never logged. A password inside `url` must be percent-encoded.'),
+  password_file: z.string().optional().describe('A file holding the password (a mounted Secret), read at start instead of `password`. Relative to the config file.'),
   api_key: z.string().optional().describe('API key (the base64 `id:key` form sent as `Authorization: ApiKey ...`); never logged. Wins over username/password.'),
   refresh: z.enum(['false', 'true', 'wait_for']).default('false').describe('The bulk `refresh` parameter. `false` is fastest; documents become searchable at the next refresh interval.'),
   item_retries: z.number().int().min(0).default(8).describe('How many times items rejected with 429/5xx are resent (alone, with backoff) before the batch fails as retryable.'),
@@ -52,6 +57,7 @@ export default defineSink({
   type: 'elasticsearch',
   description: 'A search index: one document per row via the _bulk API, `version_type=external` with the event version so older events never overwrite newer documents; deletes are real deletes. Also serves OpenSearch.',
   config: ElasticsearchSinkConfig,
+  check: checkElasticsearch,
   create(config, ctx) {
     const client = new EsClient({ url: config.url, username: config.username, password: config.password, apiKey: config.api_key, timeoutMs: config.timeout_ms });
     const closing = new AbortController();
@@ -65,7 +71,8 @@ export default defineSink({
       const id = docId(e);
       const del = source === null;
       // Hand-built so the int64 version is written exactly (JSON numbers would round it).
-      const meta = `{"${del ? 'delete' : 'index'}":{"_index":${JSON.stringify(index)},"_id":${JSON.stringify(id)},"version":${e.version.toString()},"version_type":"external"}}\n`;
+      const v = int64Version(e);
+      const meta = `{"${del ? 'delete' : 'index'}":{"_index":${JSON.stringify(index)},"_id":${JSON.stringify(id)},"version":${v.version.toString()},"version_type":"${v.tie ? 'external_gte' : 'external'}"}}\n`;
       return { e, index, id, del, lines: del ? meta : meta + JSON.stringify(source) + '\n' };
     }
 

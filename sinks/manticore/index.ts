@@ -19,6 +19,7 @@ import { defineSink, ErrorCodes, once, PoisonEventError, renderTemplate, Tributa
 import { docId } from './docid.js';
 import { readMark, writeMark, type Mark } from './position.js';
 import { attrType, connect, literal, name, ValueError, type AttrType, type Conn } from './sphinxql.js';
+import { checkManticore } from './check.js';
 
 const columnMap = z
   .union([z.array(z.string().min(1)), z.record(z.string(), z.string().min(1))])
@@ -59,6 +60,7 @@ export default defineSink({
   type: 'manticore',
   description: 'A full-text index in Manticore Search or Sphinx over SphinxQL: multi-row REPLACE and DELETE into RT indexes, collapsed per document and fenced by a high-water mark kept next to the sink state.',
   config: ManticoreSinkConfig,
+  check: checkManticore,
   create(config, ctx) {
     const markPath = join(ctx.stateDir, `manticore.${encodeURIComponent(ctx.sinkName)}.mark.json`);
     const plans = new Map<string, IndexPlan>();

@@ -16,10 +16,11 @@
 import pg from 'pg';
 import { defineSink, ErrorCodes, once, TributaryError, type SinkEvent, type WriteContext } from '../../src/sdk/index.js';
 import { PgCatalog } from './catalog.js';
-import { PostgresSinkConfig } from './config.js';
+import { PostgresSinkConfig, connectionString } from './config.js';
 import { classifyPgError } from './errors.js';
 import { PgBatchWriter } from './writer.js';
 import { settledWithin } from './warehouse-tables.js';
+import { checkPostgresSink } from './check.js';
 
 export { PostgresSinkConfig } from './config.js';
 
@@ -31,10 +32,11 @@ export default defineSink({
   description:
     'Writes change events into Postgres tables: a mirror of the current rows (fenced upserts, tombstoned deletes) or an append-only history. Bulk, set-based writes; the committed position is stored in the same transaction as the data, so the sink is exactly-once.',
   config: PostgresSinkConfig,
+  check: checkPostgresSink,
   create(config, ctx) {
     // One connection is enough (a batch is one transaction) and keeps batches in order. The pool
     // exists so that a connection that failed is thrown away and the retry gets a fresh one.
-    const pool = new pg.Pool({ connectionString: config.url, max: 1, application_name: `tributary:${ctx.pipeline}:${ctx.sinkName}` });
+    const pool = new pg.Pool({ connectionString: connectionString(config), max: 1, application_name: `tributary:${ctx.pipeline}:${ctx.sinkName}` });
     pool.on('error', () => undefined); // an idle connection died: the next checkout reconnects
     const catalog = new PgCatalog(config.mode, config.meta_schema);
     const writer = new PgBatchWriter(

@@ -1,9 +1,12 @@
 import { Redis } from 'ioredis';
 import { z } from 'zod';
 import { defineSink, once, renderTemplate, type SinkEvent } from '../../src/sdk/index.js';
+import { checkRedis } from './check.js';
 
 export const RedisSinkConfig = z.object({
-  url: z.string().default('redis://127.0.0.1:6379').describe('Redis URL; the password is redacted from logs.'),
+  url: z.string().default('redis://127.0.0.1:6379').describe('Redis URL; the password is redacted from logs. A password inside it must be percent-encoded; or use `password`.'),
+  password: z.string().optional().describe('Redis password (AUTH), instead of writing it into `url`; never logged.'),
+  password_file: z.string().optional().describe('A file holding the password (a mounted Secret), read at start instead of `password`. Relative to the config file.'),
   key: z.string().default('{schema}.{table}:{key}').describe('Key template: {schema} {db} {table} {key} (primary-key values joined by ":").'),
   ttl_seconds: z.number().int().min(1).optional().describe('Expire cached rows after this many seconds.'),
   mode: z.enum(['upsert', 'invalidate']).default('upsert').describe('upsert: SET key JSON(after) on c/u/r and DEL on d. invalidate: DEL on every change.'),
@@ -45,8 +48,10 @@ export default defineSink({
   type: 'redis',
   description: 'A cache: SET key JSON(after) on insert/update/read, DEL on delete, fenced on the source position so replays never regress a key.',
   config: RedisSinkConfig,
+  check: checkRedis,
   create(config, ctx) {
-    const redis = new Redis(config.url, { maxRetriesPerRequest: null, lazyConnect: true }) as Cmd;
+    // An explicit password wins over one in the URL (ioredis merges the options over it).
+    const redis = new Redis(config.url, { maxRetriesPerRequest: null, lazyConnect: true, ...(config.password ? { password: config.password } : {}) }) as Cmd;
     redis.defineCommand('tributaryApply', { numberOfKeys: 1, lua: APPLY });
     redis.on('error', () => undefined); // surfaced through the failing command instead
     const fenceKey = config.fence_key ?? `tributary:fence:${ctx.pipeline}:${ctx.sinkName}`;

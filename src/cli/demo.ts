@@ -4,6 +4,7 @@ import { tmpdir, userInfo } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
+import { ConfigError, ErrorCodes } from '../core/errors.js';
 import { createLogger } from '../core/log.js';
 import { loadConfig } from '../config/load.js';
 import { Metrics, defineRuntimeMetrics } from '../runtime/metrics.js';
@@ -65,7 +66,12 @@ async function trafficStep(c: pg.Client): Promise<void> {
  * change and appends it to ./demo-out/events.jsonl. Ctrl-C stops everything cleanly.
  */
 export async function runDemo(argv: string[]): Promise<void> {
-  const { values } = parseArgs({ args: argv, options: { duration: { type: 'string' }, rate: { type: 'string' }, out: { type: 'string' } }, allowPositionals: false });
+  let values: { duration?: string; rate?: string; out?: string };
+  try {
+    ({ values } = parseArgs({ args: argv, options: { duration: { type: 'string' }, rate: { type: 'string' }, out: { type: 'string' } }, allowPositionals: false }));
+  } catch (err) {
+    throw new ConfigError(ErrorCodes.USAGE, (err as Error).message, { fix: 'run `tributary demo --help` for its options' });
+  }
   const durationMs = values.duration ? Number(values.duration) * 1000 : 0;
   const rate = Number(values.rate ?? 3);
   const outDir = resolve(values.out ?? 'demo-out');

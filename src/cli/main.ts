@@ -4,24 +4,15 @@ import { ConfigError, ErrorCodes, TributaryError, errorMessage } from '../core/e
 import { createLogger } from '../core/log.js';
 import { loadConfig } from '../config/load.js';
 import { Metrics, defineRuntimeMetrics } from '../runtime/metrics.js';
-import { Pipeline } from '../runtime/pipeline.js';
+import { PipelineSupervisor } from '../runtime/supervisor.js';
+import { standaloneLink } from '../runtime/source-link.js';
 import { startHttp } from '../http/server.js';
+import { snapshotRoute } from '../http/snapshot-route.js';
+import { COMMANDS, overview, version, wantsHelp } from './usage.js';
 import { createSource } from '../runtime/sources.js';
+import { checkSinks } from '../runtime/sink-check.js';
 import { openStateStore } from '../state/open.js';
 import type { SnapshotState } from '../snapshot/types.js';
-
-const USAGE = `tributary: change-data-capture from Postgres and MySQL/MariaDB to your sinks
-
-Usage:
-  tributary run      --config FILE [--config FILE ...]   run the pipelines until SIGINT/SIGTERM
-  tributary validate --config FILE [--check-source]      check the config (and the database)
-  tributary status   --config FILE                       positions, per-sink lag, snapshot progress
-  tributary snapshot --config FILE --table T [--where SQL] [--pipeline P] [--cancel|--pause|--resume]
-  tributary binlog decode FILE...                        decode binlog files to JSONL on stdout
-  tributary demo                                         embedded Postgres, live traffic, events on screen
-
-Exit codes: 0 success, 1 runtime failure, 2 usage or config error.
-Docs: README.md and docs/ in the repository.`;
 
 /** Exit code 2 for usage and config errors, 1 for everything else. */
 export function exitCodeFor(err: unknown): number {
@@ -35,6 +26,10 @@ function printError(err: unknown): void {
 export async function main(argv: string[]): Promise<void> {
   const [cmd, ...rest] = argv;
   try {
+    if (cmd !== undefined && COMMANDS[cmd] && cmd !== 'help' && wantsHelp(rest)) {
+      process.stdout.write(COMMANDS[cmd]!.usage + '\n');
+      return;
+    }
     switch (cmd) {
       case 'run':
         return await cmdRun(rest);
@@ -47,7 +42,8 @@ export async function main(argv: string[]): Promise<void> {
       case 'binlog':
         return await cmdBinlog(rest);
       case 'docs': {
-        // Internal: regenerate docs/configuration.md from the schemas.
+        // Regenerates docs/configuration.md from the schemas.
+        if (rest.length !== 1 || rest[0] !== 'config') throw new ConfigError(ErrorCodes.USAGE, 'usage: tributary docs config', { fix: 'run `tributary docs config`' });
         const { renderConfigReference } = await import('../config/docs.js');
         process.stdout.write(await renderConfigReference());
         return;
@@ -56,13 +52,21 @@ export async function main(argv: string[]): Promise<void> {
         const { runDemo } = await import('./demo.js');
         return await runDemo(rest);
       }
+      case 'version':
+      case '--version':
+      case '-V':
+        process.stdout.write(`tributary ${version()}\n`);
+        return;
       case undefined:
       case 'help':
       case '--help':
-      case '-h':
-        process.stdout.write(USAGE + '\n');
+      case '-h': {
+        const topic = cmd === 'help' ? rest[0] : undefined;
+        if (topic !== undefined && !COMMANDS[topic]) throw new ConfigError(ErrorCodes.USAGE, `no command "${topic}"`, { fix: 'run `tributary help` for the list of commands' });
+        process.stdout.write((topic ? COMMANDS[topic]!.usage : overview()) + '\n');
         if (cmd === undefined) process.exitCode = 2;
         return;
+      }
       default:
         throw new ConfigError(ErrorCodes.USAGE, `unknown command "${cmd}"`, { fix: 'run `tributary help` for the list of commands' });
     }
@@ -76,7 +80,7 @@ function args<O extends import('node:util').ParseArgsConfig['options']>(rest: st
   try {
     return parseArgs({ args: rest, options, allowPositionals: true, strict: true });
   } catch (err) {
-    throw new ConfigError(ErrorCodes.USAGE, (err as Error).message, { fix: 'run `tributary help` for usage' });
+    throw new ConfigError(ErrorCodes.USAGE, (err as Error).message, { fix: 'run `tributary COMMAND --help` for its usage' });
   }
 }
 
@@ -87,13 +91,16 @@ function configFiles(v: unknown): string[] {
 }
 
 async function cmdRun(rest: string[]): Promise<void> {
-  const { values } = args(rest, { config: { type: 'string', multiple: true, short: 'c' }, worker: { type: 'boolean' } });
+  const { values } = args(rest, { config: { type: 'string', multiple: true, short: 'c' }, worker: { type: 'boolean' }, pipeline: { type: 'string', multiple: true } });
+  if (values.pipeline && !values.worker) throw new ConfigError(ErrorCodes.USAGE, '--pipeline is an option of run --worker', { fix: 'put pipelines to run in their own config file' });
   const cfg = await loadConfig(configFiles(values.config));
-  if (values.worker) return runWorker(cfg);
+  if (values.worker) return (await import('./worker.js')).runWorker(cfg, values.pipeline ?? []);
   const logger = createLogger({ level: process.env.TRIBUTARY_LOG_LEVEL ?? cfg.log.level });
   const metrics = new Metrics();
   defineRuntimeMetrics(metrics);
-  const pipelines = cfg.pipelines.map((p) => new Pipeline(p, logger.child({ pipeline: p.config.name }), metrics));
+  // One supervisor per pipeline: each retries and restarts its own pipeline, so one that
+  // waits for its database or fails never holds up or stops the others.
+  const pipelines = cfg.pipelines.map((p) => new PipelineSupervisor(p, logger.child({ pipeline: p.config.name }), metrics));
   let server: Server | undefined;
   let stopping = false;
   const stop = async (signal: string) => {
@@ -103,12 +110,13 @@ async function cmdRun(rest: string[]): Promise<void> {
     }
     stopping = true;
     logger.info({ signal }, 'draining: no new reads; waiting for sinks to commit what they hold');
-    await Promise.all(pipelines.map((p) => p.drainAndStop()));
+    await Promise.all(pipelines.map((p) => p.stop()));
   };
   process.once('SIGINT', () => void stop('SIGINT'));
   process.once('SIGTERM', () => void stop('SIGTERM'));
   try {
-    for (const p of pipelines) await p.start();
+    // Up before the pipelines start: /healthz, /readyz (503) and /status answer while they
+    // wait for their database.
     if (cfg.http.port) {
       server = await startHttp({
         host: cfg.http.host,
@@ -116,77 +124,25 @@ async function cmdRun(rest: string[]): Promise<void> {
         pipelines,
         metrics,
         logger,
-        routes: {
-          post: {
-            '/snapshot': async (body) => {
-              const b = body as { pipeline?: string; table?: string | null; where?: string | null; action?: 'start' | 'pause' | 'resume' | 'cancel' };
-              const p = pipelines.find((x) => x.name === (b.pipeline ?? pipelines[0]!.name));
-              if (!p?.snapshots) return { status: 404, body: { error: `no running pipeline named ${b.pipeline}` } };
-              return p.snapshots.control(b.action ?? 'start', b.table ?? null, b.where ?? null);
-            },
-          },
-        },
+        auth: { token: cfg.http.auth_token || null, openProbes: cfg.http.open_probes },
+        routes: { post: { '/snapshot': snapshotRoute(pipelines) } },
       });
     }
+    for (const p of pipelines) p.start();
     await Promise.all(pipelines.map((p) => p.done));
   } catch (err) {
-    await Promise.all(pipelines.map((p) => p.close()));
+    await Promise.all(pipelines.map((p) => p.stop()));
     throw err;
   } finally {
     server?.close();
   }
-  const failed = pipelines.find((p) => p.state === 'failed');
+  const failed = pipelines.filter((p) => p.state === 'failed');
   logger.info({ pipelines: pipelines.map((p) => ({ name: p.name, state: p.state })) }, 'stopped');
   logger.flush();
-  if (failed) {
-    process.stderr.write(`error: pipeline ${failed.name} failed: ${errorMessage(failed.error)}\n`);
-    process.exitCode = 1;
-  }
+  for (const f of failed) process.stderr.write(`error: pipeline ${f.name} failed: ${errorMessage(f.error)}\n`);
+  if (failed.length) process.exitCode = Math.max(...failed.map((f) => exitCodeFor(f.error)));
 }
 
-/**
- * `tributary run --worker`: no streaming, only snapshot chunk jobs from the BullMQ queues of
- * pipelines with `stream.type: redis`, so several machines share one big table.
- */
-async function runWorker(cfg: Awaited<ReturnType<typeof loadConfig>>): Promise<void> {
-  const logger = createLogger({ level: process.env.TRIBUTARY_LOG_LEVEL ?? cfg.log.level });
-  const { ChunkQueue } = await import('../snapshot/distributed.js');
-  const queues: InstanceType<typeof ChunkQueue>[] = [];
-  const cleanup: (() => Promise<void>)[] = [];
-  for (const p of cfg.pipelines) {
-    const st = p.config.stream;
-    if (st.type !== 'redis') {
-      throw new ConfigError(ErrorCodes.CONFIG_INVALID, `${p.origin}: pipeline ${p.config.name}: --worker needs stream.type: redis (the chunk jobs are shared through it)`, {
-        fix: 'set stream: { type: redis, url: redis://... } in the pipeline and in the coordinator',
-      });
-    }
-    const ac = new AbortController();
-    const state = p.config.state;
-    const store = await openStateStore(state);
-    const source = await createSource(p.config, { pipeline: p.config.name, logger, signal: ac.signal, metrics: new Metrics(), store });
-    if (!source.snapshots) throw new TributaryError(ErrorCodes.SNAPSHOT, `the ${p.config.source.type} source cannot snapshot`, { fix: 'remove --worker' });
-    const q = new ChunkQueue(st.url, p.config.name);
-    let chunks = 0;
-    q.work(source.snapshots(), p.config.source.snapshot_workers || 1, logger, (job, rows) => {
-      chunks++;
-      logger.info({ pipeline: p.config.name, table: job.table.name, rows, chunks }, 'snapshot chunk done');
-    });
-    queues.push(q);
-    cleanup.push(async () => {
-      await q.close();
-      await source.close();
-      await store.close();
-    });
-  }
-  logger.info({ pipelines: cfg.pipelines.map((p) => p.config.name) }, 'snapshot worker waiting for chunk jobs');
-  await new Promise<void>((resolve) => {
-    process.once('SIGINT', () => resolve());
-    process.once('SIGTERM', () => resolve());
-  });
-  for (const c of cleanup) await c();
-  logger.info('snapshot worker stopped');
-  logger.flush();
-}
 
 async function cmdValidate(rest: string[]): Promise<void> {
   const { values } = args(rest, { config: { type: 'string', multiple: true, short: 'c' }, 'check-source': { type: 'boolean' } });
@@ -196,29 +152,42 @@ async function cmdValidate(rest: string[]): Promise<void> {
   }
   if (!values['check-source']) return;
   const logger = createLogger({ level: 'silent' });
-  let errors = 0;
+  let sourceErrors = 0;
+  let sinkErrors = 0;
   for (const p of cfg.pipelines) {
     const ac = new AbortController();
     const st = p.config.state;
     const store = await openStateStore(st);
-    const source = await createSource(p.config, { pipeline: p.config.name, logger, signal: ac.signal, metrics: new Metrics(), store });
+    const source = await createSource(p.config, { pipeline: p.config.name, logger, signal: ac.signal, metrics: new Metrics(), store, link: standaloneLink(p.config.name, logger, ac.signal) });
+    // The sinks are checked while the source's preflight runs.
+    const sinkChecks = checkSinks(p, logger);
     try {
       const problems = await source.preflight();
       for (const pr of problems) {
-        if (pr.severity === 'error') errors++;
+        if (pr.severity === 'error') sourceErrors++;
         process.stdout.write(`${pr.severity === 'error' ? 'ERROR' : 'warning'} ${pr.code} ${p.config.name}: ${pr.message}\n    fix: ${pr.fix}\n`);
       }
       if (!problems.some((x) => x.severity === 'error')) process.stdout.write(`${p.config.name}: source preflight ok\n`);
     } catch (err) {
-      errors++;
+      sourceErrors++;
       process.stdout.write(`ERROR ${p.config.name}: ${errorMessage(err)}\n`);
     } finally {
       await source.close();
       await store.close();
     }
+    for (const r of await sinkChecks) {
+      const what = `${p.config.name}: sink ${r.sink} (${r.type})`;
+      if (!r.checked) process.stdout.write(`${what}: no preflight to run\n`);
+      else if (!r.problems.length) process.stdout.write(`${what}: ok\n`);
+      for (const pr of r.problems) {
+        sinkErrors++;
+        process.stdout.write(`ERROR ${ErrorCodes.SINK_CHECK} ${what}: ${pr.message}\n    fix: ${pr.fix}\n`);
+      }
+    }
   }
-  if (errors) {
-    throw new ConfigError(ErrorCodes.CONFIG_INVALID, `source preflight found ${errors} problem(s)`, { fix: 'apply the fixes listed above' });
+  if (sourceErrors + sinkErrors) {
+    const parts = [sourceErrors && `${sourceErrors} in sources`, sinkErrors && `${sinkErrors} in sinks`].filter(Boolean).join(', ');
+    throw new ConfigError(sourceErrors ? ErrorCodes.CONFIG_INVALID : ErrorCodes.SINK_CHECK, `preflight found ${sourceErrors + sinkErrors} problem(s): ${parts}`, { fix: 'apply the fixes listed above' });
   }
 }
 
@@ -227,10 +196,12 @@ async function cmdStatus(rest: string[]): Promise<void> {
   const cfg = await loadConfig(configFiles(values.config));
   type Live = { pipelines: { name: string }[] };
   let live = null as Live | null;
+  let refused: string | null = null;
   if (cfg.http.port) {
     try {
-      const r = await fetch(`http://${cfg.http.host}:${cfg.http.port}/status`, { signal: AbortSignal.timeout(1500) });
-      live = (await r.json()) as Live;
+      const r = await fetch(`${apiBase(cfg.http)}/status`, { headers: authHeaders(cfg.http), signal: AbortSignal.timeout(1500) });
+      if (r.ok) live = (await r.json()) as Live;
+      else refused = ((await r.json().catch(() => ({}))) as { error?: string }).error ?? `HTTP ${r.status}`;
     } catch {
       live = null;
     }
@@ -262,9 +233,11 @@ async function cmdStatus(rest: string[]): Promise<void> {
     process.stdout.write(JSON.stringify(out, null, 2) + '\n');
     return;
   }
+  if (refused) process.stdout.write(`the running process refused /status: ${refused}\n  (showing positions from the state store; set http.auth_token in this config to the process's token)\n`);
   for (const p of out) {
-    const running = p.running as { state: string; sinks: { name: string; lagEvents: number; lagSeconds: number }[] } | null;
+    const running = p.running as LiveStatus | null;
     process.stdout.write(`pipeline ${p.pipeline}: ${running ? running.state : 'not running (positions from the state store)'}\n`);
+    if (running) for (const line of healthLines(running)) process.stdout.write(`  ${line}\n`);
     for (const [name, s] of Object.entries(p.sinks as Record<string, { position: string; committedAt: string } | null>)) {
       const lag = running?.sinks.find((x) => x.name === name);
       process.stdout.write(`  sink ${name}: ${s ? `position ${s.position} (committed ${s.committedAt})` : 'no checkpoint yet'}${lag ? `, lag ${lag.lagEvents} events / ${lag.lagSeconds.toFixed(1)} s` : ''}\n`);
@@ -277,6 +250,29 @@ async function cmdStatus(rest: string[]): Promise<void> {
   }
 }
 
+/** What `/status` says about one pipeline (src/runtime/supervisor.ts). */
+interface LiveStatus {
+  state: string;
+  error: string | null;
+  sinks: { name: string; lagEvents: number; lagSeconds: number }[];
+  source?: { up: boolean; downSeconds: number; attempts: number; lastError: string | null; nextRetryAt: string | null };
+  restarts?: number;
+  nextRetryAt?: string | null;
+}
+
+/** Why a live pipeline is not (fully) running: its database, its last failure, its next retry. */
+function healthLines(s: LiveStatus): string[] {
+  const lines: string[] = [];
+  const inSecs = (at: string | null | undefined) => (at ? `, next try in ${Math.max(0, (Date.parse(at) - Date.now()) / 1000).toFixed(0)} s` : '');
+  const src = s.source;
+  if (src && !src.up && src.attempts > 0) {
+    lines.push(`source: down for ${src.downSeconds.toFixed(0)} s (${src.attempts} failed attempt${src.attempts === 1 ? '' : 's'}${inSecs(src.nextRetryAt)}): ${src.lastError}`);
+  }
+  if (s.state === 'failed') lines.push(`failed: ${s.error}`);
+  else if (s.state === 'restarting') lines.push(`restarting (${s.restarts} restart${s.restarts === 1 ? '' : 's'}${inSecs(s.nextRetryAt)}) after: ${s.error}`);
+  return lines;
+}
+
 async function cmdSnapshot(rest: string[]): Promise<void> {
   const { values } = args(rest, {
     config: { type: 'string', multiple: true, short: 'c' },
@@ -286,33 +282,77 @@ async function cmdSnapshot(rest: string[]): Promise<void> {
     cancel: { type: 'boolean' },
     pause: { type: 'boolean' },
     resume: { type: 'boolean' },
+    json: { type: 'boolean' },
   });
   const cfg = await loadConfig(configFiles(values.config));
   if (!values.table) throw new ConfigError(ErrorCodes.USAGE, 'missing --table', { fix: 'pass --table schema.table' });
   if (!cfg.http.port) throw new ConfigError(ErrorCodes.USAGE, 'the config turns the HTTP API off (http.port: 0)', { fix: 'set http.port so the running pipeline can take snapshot requests' });
-  const pipeline = values.pipeline ?? cfg.pipelines[0]!.config.name;
   const action = values.cancel ? 'cancel' : values.pause ? 'pause' : values.resume ? 'resume' : 'start';
   let r: Response;
   try {
-    r = await fetch(`http://${cfg.http.host}:${cfg.http.port}/snapshot`, {
+    r = await fetch(`${apiBase(cfg.http)}/snapshot`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ pipeline, table: values.table, where: values.where ?? null, action }),
+      headers: { 'content-type': 'application/json', ...authHeaders(cfg.http) },
+      // No --pipeline: the running process picks the pipeline that captures the table.
+      body: JSON.stringify({ pipeline: values.pipeline, table: values.table, where: values.where ?? null, action }),
     });
   } catch (err) {
     throw new TributaryError(ErrorCodes.SNAPSHOT, `no running pipeline answers on ${cfg.http.host}:${cfg.http.port}: ${errorMessage(err)}`, {
       fix: 'start it with `tributary run --config FILE` first',
     });
   }
-  const body = await r.text();
-  process.stdout.write(body + '\n');
+  const text = await r.text();
+  if (values.json) process.stdout.write(text + '\n');
+  else {
+    let body: unknown;
+    try {
+      body = JSON.parse(text);
+    } catch {
+      body = { error: text };
+    }
+    if (r.ok) process.stdout.write(snapshotSummary(action, body as SnapshotReply) + '\n');
+    else {
+      const b = body as { error?: string; fix?: string };
+      process.stderr.write(`error: ${b.error ?? `HTTP ${r.status}`}${b.fix ? `\n  fix: ${b.fix}` : ''}\n`);
+    }
+  }
   if (!r.ok) process.exitCode = 1;
+}
+
+type SnapshotReply = {
+  pipeline?: string;
+  started?: string;
+  snapshot?: { id: string; kind: string; status: string; tables: { table: string; where: string | null; chunksDone: number; chunks: number; rows: number; estimate: number }[] } | null;
+};
+
+/** What `tributary snapshot` prints for a successful request (`--json` prints the reply). */
+export function snapshotSummary(action: string, b: SnapshotReply): string {
+  const s = b.snapshot;
+  if (!s) return `pipeline ${b.pipeline ?? '?'}: ${action}: ok`;
+  const lines = [action === 'start' ? `snapshot ${s.id} started on pipeline ${b.pipeline}` : `snapshot ${s.id} on pipeline ${b.pipeline}: ${s.status}`];
+  for (const t of s.tables) {
+    const progress = action === 'start' ? `~${t.estimate} rows in the table` : `${t.rows} rows read, ${t.chunksDone}/${t.chunks} chunks`;
+    lines.push(`  ${t.table}${t.where ? ` where ${t.where}` : ''}: ${progress}`);
+  }
+  if (action === 'start') lines.push('follow it with `tributary status --config FILE`');
+  return lines.join('\n');
+}
+
+/** The base URL the CLI reaches the running process at (a wildcard bind is reached on loopback). */
+function apiBase(http: { host: string; port: number }): string {
+  const host = http.host === '0.0.0.0' || http.host === '' ? '127.0.0.1' : http.host === '::' ? '::1' : http.host;
+  return `http://${host.includes(':') ? `[${host}]` : host}:${http.port}`;
+}
+
+/** `Authorization: Bearer …` from the config's http.auth_token, when it has one. */
+function authHeaders(http: { auth_token?: string }): Record<string, string> {
+  return http.auth_token ? { authorization: `Bearer ${http.auth_token}` } : {};
 }
 
 async function cmdBinlog(rest: string[]): Promise<void> {
   const [sub, ...files] = rest;
   if (sub !== 'decode' || !files.length) {
-    throw new ConfigError(ErrorCodes.USAGE, 'usage: tributary binlog decode FILE...', { fix: 'pass one or more binlog files' });
+    throw new ConfigError(ErrorCodes.USAGE, 'usage: tributary binlog decode FILE...', { fix: 'pass one or more binlog files (`tributary binlog --help`)' });
   }
   const { runBinlogDecode } = await import('./binlog-decode.js');
   await runBinlogDecode(files);

@@ -5,6 +5,10 @@ import { z } from 'zod';
 import { ConfigError, ErrorCodes } from '../core/errors.js';
 import { HttpConfig, LogConfig, PipelineConfig, SinkBaseShape } from './schema.js';
 import { resolveSink, type LoadedSinkDefinition } from '../runtime/sink-registry.js';
+import { blockPassword, checkUrl, readSecretFile, urlWithPassword } from './secrets.js';
+import { didYouMean } from './suggest.js';
+
+export { didYouMean };
 
 /** A sink block after validation: the runtime keys plus the plugin's own config. */
 export interface ResolvedSink {
@@ -63,33 +67,6 @@ export function formatPath(path: readonly PropertyKey[]): string {
   let out = '';
   for (const p of path) out += typeof p === 'number' ? `[${p}]` : out ? `.${String(p)}` : String(p);
   return out || '(root)';
-}
-
-function levenshtein(a: string, b: string): number {
-  const d = Array.from({ length: b.length + 1 }, (_, i) => i);
-  for (let i = 1; i <= a.length; i++) {
-    let prev = d[0]!;
-    d[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const tmp = d[j]!;
-      d[j] = Math.min(d[j]! + 1, d[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
-      prev = tmp;
-    }
-  }
-  return d[b.length]!;
-}
-
-export function didYouMean(word: string, candidates: Iterable<string>): string | undefined {
-  let best: string | undefined;
-  let bestD = Infinity;
-  for (const c of candidates) {
-    const dist = levenshtein(word, c);
-    if (dist < bestD) {
-      bestD = dist;
-      best = c;
-    }
-  }
-  return best !== undefined && bestD <= Math.max(2, Math.floor(word.length / 3)) ? best : undefined;
 }
 
 /** Keys the schema at `path` would accept, for did-you-mean hints. */
@@ -252,6 +229,7 @@ export async function loadConfigFile(file: string, env: NodeJS.ProcessEnv = proc
       });
     }
     names.add(p.name);
+    resolvePipelineFiles(p, baseDir, prefix, loc);
     const sinks: ResolvedSink[] = [];
     const sinkNames = new Set<string>();
     for (let si = 0; si < p.sinks.length; si++) {
@@ -275,6 +253,7 @@ export async function loadConfigFile(file: string, env: NodeJS.ProcessEnv = proc
       if (!r.success) throw issuesToError(r.error.issues, loc, schema, block, path);
       const { name: _n, type: _t, tables: _tb, exclude: _ex, batch: _b, retry: _r, dead_letter: _d, ...own } = r.data as Record<string, unknown>;
       const base = r.data as ResolvedSink['base'];
+      resolveSinkFiles(base, own, definition, baseDir, path, loc);
       // Whether the user wrote `batch` (the parsed block always has the schema default).
       const rawPipe = (isMulti ? (raw as { pipelines: unknown[] }).pipelines[pi] : raw) as { sinks?: Record<string, unknown>[] };
       const userBatch = !!rawPipe.sinks?.[si] && 'batch' in rawPipe.sinks[si]!;
@@ -283,7 +262,67 @@ export async function loadConfigFile(file: string, env: NodeJS.ProcessEnv = proc
     }
     pipelines.push({ config: p, sinks, origin: loc.at(prefix) });
   }
-  return { pipelines, http: value.http, log: value.log, files: [file] };
+  return { pipelines, http: resolveHttp(value.http, baseDir, loc), log: value.log, files: [file] };
+}
+
+/** `p` made absolute against `baseDir` (the config file's directory), as plugin paths are. */
+function fromConfigDir(baseDir: string, p: string): string {
+  return resolve(baseDir, p);
+}
+
+/**
+ * The pipeline's files and secrets: `state.dir` and `password_file` resolve against the
+ * config file's directory; the source's `password`/`password_file` goes into its URL
+ * (percent-encoded); every URL is checked without being echoed.
+ */
+function resolvePipelineFiles(p: PipelineConfig, baseDir: string, prefix: PropertyKey[], loc: Locator): void {
+  if (p.state.type === 'file') p.state.dir = fromConfigDir(baseDir, p.state.dir);
+  else checkUrl(p.state.url, formatPath([...prefix, 'state', 'url']), loc.at([...prefix, 'state', 'url']));
+  if (p.stream.type === 'redis') checkUrl(p.stream.url, formatPath([...prefix, 'stream', 'url']), loc.at([...prefix, 'stream', 'url']));
+  const src = p.source;
+  const at = loc.at([...prefix, 'source']);
+  if (src.password_file) src.password_file = fromConfigDir(baseDir, src.password_file);
+  checkUrl(src.url, formatPath([...prefix, 'source', 'url']), loc.at([...prefix, 'source', 'url']));
+  const password = blockPassword(src, formatPath([...prefix, 'source']), at);
+  if (password !== undefined) src.url = urlWithPassword(src.url, password, formatPath([...prefix, 'source', 'url']), loc.at([...prefix, 'source', 'url']));
+  delete src.password;
+  delete src.password_file;
+}
+
+/**
+ * A sink's files and secrets: `dead_letter.path` and the keys its definition lists in `paths`
+ * resolve against the config file's directory; `password_file` (when the sink declares it)
+ * is read into `password`; a `url` is checked without being echoed.
+ */
+function resolveSinkFiles(base: ResolvedSink['base'], own: Record<string, unknown>, def: LoadedSinkDefinition, baseDir: string, path: PropertyKey[], loc: Locator): void {
+  if (base.dead_letter.path) base.dead_letter.path = fromConfigDir(baseDir, base.dead_letter.path);
+  for (const key of def.paths ?? []) {
+    if (typeof own[key] === 'string' && own[key] !== '') own[key] = fromConfigDir(baseDir, own[key]);
+  }
+  if (typeof own.url === 'string') checkUrl(own.url, formatPath([...path, 'url']), loc.at([...path, 'url']));
+  if (typeof own.password_file === 'string') {
+    own.password_file = fromConfigDir(baseDir, own.password_file);
+    own.password = blockPassword(own, formatPath(path), loc.at(path));
+    delete own.password_file;
+  }
+}
+
+/** `http` with `auth_token_file` read into `auth_token` (an empty value means no token). */
+function resolveHttp(http: HttpConfig, baseDir: string, loc: Locator): HttpConfig {
+  const out = { ...http };
+  if (out.auth_token === '') delete out.auth_token;
+  if (out.auth_token_file === '') delete out.auth_token_file;
+  if (out.auth_token_file !== undefined) {
+    if (out.auth_token !== undefined) {
+      throw new ConfigError(ErrorCodes.CONFIG_SECRET_TWICE, `${loc.at(['http'])}: http: both auth_token and auth_token_file are set`, { fix: 'keep one of them' });
+    }
+    out.auth_token_file = fromConfigDir(baseDir, out.auth_token_file);
+    out.auth_token = readSecretFile(out.auth_token_file, 'http.auth_token_file', loc.at(['http', 'auth_token_file']));
+    if (out.auth_token.length < 16) {
+      throw new ConfigError(ErrorCodes.CONFIG_INVALID, `${loc.at(['http', 'auth_token_file'])}: http.auth_token_file: the token is shorter than 16 characters`, { fix: 'use a longer token, e.g. `openssl rand -hex 32`' });
+    }
+  }
+  return out;
 }
 
 /** Load several files (`--config a.yaml --config b.yaml`): their pipelines run side by side. */

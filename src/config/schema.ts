@@ -15,6 +15,38 @@ const snapshotMode = z
   .default('initial')
   .describe('initial: snapshot once, then stream. never: stream only. initial_only: snapshot, then exit 0. when_needed: snapshot when no usable checkpoint exists or the slot/binlog position was lost.');
 
+const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** A duration such as `500ms`, `30s`, `10m`, `1.5h` or `7d`, as milliseconds. */
+const duration = z
+  .string()
+  .regex(/^\d+(\.\d+)?(ms|s|m|h|d)$/, 'a duration such as 30s, 10m, 1h or 7d')
+  .transform((v) => {
+    const [, n, unit] = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/.exec(v)!;
+    return Math.round(Number(n) * DURATION_UNITS[unit!]!);
+  });
+
+const reconnect = z
+  .object({
+    max_elapsed: duration
+      .optional()
+      .describe(
+        'How long to keep reconnecting to a database that is down or refuses connections (at start-up or while streaming) before the pipeline fails with TRB2201, e.g. `10m` or `1h`. Default: no limit, retry for ever.',
+      ),
+  })
+  .strict()
+  .default({})
+  .describe('A lost or unreachable database is retried with backoff and jitter (0.5 s doubling to 5 s); a login that worked before and is now refused, every few minutes. See docs/architecture.md#reconnects.');
+
+/** `password:` and `password_file:`, for blocks whose `url` may need a password. */
+export const passwordFields = (what: string) => ({
+  password: z
+    .string()
+    .optional()
+    .describe(`Password for ${what}, instead of writing it into the url (where #, %, @, /, ? and : must be percent-encoded). Usually \`"\${PASSWORD_VAR}"\`. Never logged.`),
+  password_file: z.string().optional().describe('A file holding the password (a mounted Secret), instead of `password`. Relative to the config file; surrounding whitespace is ignored.'),
+});
+
 const snapshotCommon = {
   snapshot: snapshotMode,
   snapshot_workers: z
@@ -38,14 +70,32 @@ const snapshotCommon = {
 export const PostgresSourceConfig = z
   .object({
     type: z.literal('postgres'),
-    url: z.string().describe('libpq-style URL: `postgres://user:pass@host:5432/db`. The password is redacted from logs.'),
+    url: z
+      .string()
+      .describe('libpq-style URL: `postgres://user@host:5432/db`. A password written here must be percent-encoded (`#` is `%23`, `%` is `%25`); or use `password`/`password_file`. The password is redacted from logs.'),
+    ...passwordFields('the source user'),
     tables: tableList.default(['public.*']),
     exclude: tableList.optional().describe('Tables to leave out even when `tables` matches them.'),
     slot: z.string().optional().describe('Replication slot name. Default `tributary_<name>`.'),
     publication: z.string().optional().describe('Publication name. Default `tributary_<name>`; created when missing, limited to the captured tables.'),
     create_publication: z.boolean().default(true).describe('Create the publication when it does not exist.'),
+    replica_identity_full: z
+      .array(z.string().regex(/^[^.*]+\.[^*]+$/, 'a schema.table name, without wildcards'))
+      .optional()
+      .describe(
+        'Tables (`schema.table`, no wildcards) to set to `REPLICA IDENTITY FULL` (`ALTER TABLE … REPLICA IDENTITY FULL`, run by Tributary, which then needs the owner\'s rights) so they can be captured, with full `before` images. A table `tables` matches that has no primary key and REPLICA IDENTITY DEFAULT (or NOTHING) is otherwise left out of the publication with a TRB2020 warning: published, Postgres would reject UPDATE and DELETE on it in the application. FULL writes the whole old row to the WAL on every update and delete.',
+      ),
+    table_check_ms: z
+      .number()
+      .int()
+      .min(0)
+      .default(10000)
+      .describe(
+        'How often to look for tables that start to match `tables` while the pipeline runs (created, or given a key, after start): they join the publication and are snapshotted (unless `snapshot: never`), since rows written before they joined are never streamed. Keyless ones are left out as at start. 0 checks at start only.',
+      ),
     heartbeat_ms: z.number().int().min(0).default(10000).describe('How often to write a `pg_logical_emit_message` heartbeat so an idle slot advances. 0 turns it off.'),
     status_interval_ms: z.number().int().min(100).default(1000).describe('How often to send a standby status update (the acknowledged LSN).'),
+    reconnect,
     ...snapshotCommon,
   })
   .strict();
@@ -53,7 +103,10 @@ export const PostgresSourceConfig = z
 export const MysqlSourceConfig = z
   .object({
     type: z.literal('mysql'),
-    url: z.string().describe('`mysql://user:pass@host:3306/`. MariaDB uses the same type.'),
+    url: z
+      .string()
+      .describe('`mysql://user@host:3306/`. MariaDB uses the same type. A password written here must be percent-encoded (`#` is `%23`, `%` is `%25`); or use `password`/`password_file`.'),
+    ...passwordFields('the source user'),
     tables: tableList.default(['*.*']),
     exclude: tableList.optional(),
     server_id: z
@@ -88,6 +141,7 @@ export const MysqlSourceConfig = z
       .describe(
         'Default `tributary.watermarks`. Table (`db.table`) that snapshot watermarks are inserted into; their binlog rows mark chunk windows and are never sent to sinks. Created on first use (the source user needs CREATE, INSERT and DELETE on its database), or create it yourself: `(id VARCHAR(190) NOT NULL, mark VARCHAR(8) NOT NULL, created_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6), PRIMARY KEY (id, mark))`.',
       ),
+    reconnect,
     ...snapshotCommon,
   })
   .strict();
@@ -114,8 +168,25 @@ export const StreamConfig = z
 
 export const StateConfig = z
   .discriminatedUnion('type', [
-    z.object({ type: z.literal('file'), dir: z.string().default('./.tributary').describe('Directory for checkpoints, snapshot progress and dead-letter files. Writes are fsynced and renamed atomically.') }).strict(),
-    z.object({ type: z.literal('redis'), url: z.string().describe('Redis URL; checkpoints live in hashes `tributary:<pipeline>:*`. Run Redis with AOF for durability.') }).strict(),
+    z
+      .object({
+        type: z.literal('file'),
+        dir: z
+          .string()
+          .default('./.tributary')
+          .describe("Directory for checkpoints, snapshot progress and dead-letter files, relative to the config file's directory. Writes are fsynced and renamed atomically."),
+      })
+      .strict(),
+    z
+      .object({
+        type: z.literal('redis'),
+        url: z.string().describe('Redis URL; checkpoints live in hashes `tributary:<pipeline>:*`, and a running pipeline holds the lease `tributary:<pipeline>:lock`.'),
+        check_durability: z
+          .boolean()
+          .default(true)
+          .describe('Refuse to run unless Redis has `appendonly yes` and `appendfsync always` (TRB3010): anything less can lose checkpoints the database was already told are safe. Turn off only where CONFIG GET is forbidden and the settings are known to be right.'),
+      })
+      .strict(),
   ])
   .default({ type: 'file', dir: './.tributary' });
 
@@ -145,7 +216,7 @@ export const SinkBaseShape = {
   dead_letter: z
     .object({
       policy: z.enum(['park', 'stop']).default('park').describe('park: write the rejected event and its error to the dead-letter file and go on. stop: stop the pipeline (exit 1).'),
-      path: z.string().optional().describe('Default `<state.dir>/<pipeline>/deadletter.<sink>.jsonl`.'),
+      path: z.string().optional().describe("Default `<state.dir>/<pipeline>/deadletter.<sink>.jsonl`. A relative path starts at the config file's directory."),
     })
     .strict()
     .default({ policy: 'park' }),
@@ -157,10 +228,22 @@ export type SinkBase = z.infer<typeof SinkBase>;
 export const HttpConfig = z
   .object({
     port: z.number().int().min(0).max(65535).default(8083).describe('Port of /healthz, /readyz, /metrics, /status and the snapshot API. 0 turns the HTTP server off.'),
-    host: z.string().default('127.0.0.1').describe('Address to listen on.'),
+    host: z
+      .string()
+      .default('127.0.0.1')
+      .describe('Address to listen on. The default answers only this machine; `0.0.0.0` (a container) needs `auth_token`, or anyone who reaches the port reads /status.'),
+    auth_token: z
+      .string()
+      .refine((s) => s === '' || s.length >= 16, 'use at least 16 characters (e.g. `openssl rand -hex 32`)')
+      .optional()
+      .describe(
+        'Bearer token of the admin API, usually `"${TRIBUTARY_TOKEN}"`. Requests that change anything (POST /snapshot, and any method but GET/HEAD) need it and are refused (TRB6002) while no token is set; with a token, /status needs it too. The CLI sends it from the same config. An empty value means no token.',
+      ),
+    auth_token_file: z.string().optional().describe('A file holding the token (a mounted Secret), instead of `auth_token`. Relative to the config file; surrounding whitespace is ignored.'),
+    open_probes: z.boolean().default(true).describe('Serve /healthz, /readyz and /metrics without the token (for probes and Prometheus). false: they need it too.'),
   })
   .strict()
-  .default({ port: 8083, host: '127.0.0.1' });
+  .default({ port: 8083, host: '127.0.0.1', open_probes: true });
 
 export const LogConfig = z
   .object({

@@ -11,6 +11,11 @@ export const ErrorCodes = {
   CONFIG_ENV: 'TRB1004',
   CONFIG_SINK_TYPE: 'TRB1005',
   USAGE: 'TRB1006',
+  CONFIG_URL: 'TRB1010',
+  CONFIG_SECRET_FILE: 'TRB1011',
+  CONFIG_SECRET_TWICE: 'TRB1012',
+  SINK_CHECK: 'TRB1013',
+  SNAPSHOT_TABLE_PIPELINE: 'TRB1014',
   // Source preflight and connection
   PG_WAL_LEVEL: 'TRB2001',
   PG_REPLICATION_PRIVILEGE: 'TRB2002',
@@ -20,6 +25,12 @@ export const ErrorCodes = {
   PG_CONNECT: 'TRB2006',
   PG_PROTOCOL: 'TRB2007',
   PG_TABLE_MISSING: 'TRB2008',
+  /** A matched table has no replica identity: it is left out of the publication (warning). */
+  PG_KEYLESS_TABLE: 'TRB2020',
+  /** The source role lacks a privilege (preflight), or the server said "permission denied". */
+  PG_PRIVILEGE: 'TRB2021',
+  /** The publication is missing and `source.create_publication` is false. */
+  PG_PUBLICATION: 'TRB2022',
   MYSQL_BINLOG: 'TRB2101',
   MYSQL_CONNECT: 'TRB2102',
   MYSQL_PURGED: 'TRB2103',
@@ -27,12 +38,22 @@ export const ErrorCodes = {
   MYSQL_DECODE: 'TRB2105',
   MYSQL_TRUNCATED: 'TRB2106',
   MYSQL_CHECKSUM: 'TRB2107',
+  // Source connections, either source (src/runtime/source-link.ts)
+  SOURCE_AUTH: 'TRB2200',
+  SOURCE_GAVE_UP: 'TRB2201',
   // Sinks and runtime
   SINK_WRITE: 'TRB3001',
   SINK_POISON: 'TRB3002',
   SINK_CONFIG: 'TRB3003',
   DEAD_LETTER: 'TRB3004',
   STATE_STORE: 'TRB3005',
+  STATE_NOT_DURABLE: 'TRB3010',
+  STATE_LOCKED: 'TRB3011',
+  STATE_LEASE_LOST: 'TRB3012',
+  SINK_FILE_NOT_OURS: 'TRB3013',
+  SINK_STATE_NOT_JSON: 'TRB3014',
+  PLUGIN_ZOD_MAJOR: 'TRB3015',
+  VERSION_RANGE: 'TRB3016',
   SNAPSHOT: 'TRB4001',
   // The log
   LOG_CORRUPT: 'TRB5001',
@@ -40,6 +61,12 @@ export const ErrorCodes = {
   LOG_BEFORE_HISTORY: 'TRB5003',
   LOG_IO: 'TRB5004',
   LOG_POSITION: 'TRB5005',
+  // The admin HTTP API
+  HTTP_UNAUTHORIZED: 'TRB6001',
+  HTTP_TOKEN_REQUIRED: 'TRB6002',
+  SNAPSHOT_FILTER_UNSAFE: 'TRB6003',
+  SNAPSHOT_FILTER_REJECTED: 'TRB6004',
+  HTTP_BAD_REQUEST: 'TRB6005',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
@@ -82,6 +109,12 @@ export class PoisonEventError extends TributaryError {
     super(ErrorCodes.SINK_POISON, message, { ...opts, retryable: false });
     this.name = 'PoisonEventError';
   }
+}
+
+/** One line: the code and message without the fix (for log lines repeated per outage, and `/status`). */
+export function errorSummary(err: unknown): string {
+  if (err instanceof TributaryError) return `${err.code} ${err.message}`;
+  return err instanceof Error ? err.message : String(err);
 }
 
 export function errorMessage(err: unknown): string {

@@ -16,7 +16,7 @@ export function createLogger(opts: { level?: string; destination?: number } = {}
     {
       level: opts.level ?? 'info',
       redact: {
-        paths: ['password', '*.password', 'url', '*.url', '*.*.url', 'config.source.url', 'connectionString', '*.connectionString'],
+        paths: ['password', '*.password', 'url', '*.url', '*.*.url', 'config.source.url', 'connectionString', '*.connectionString', 'auth_token', '*.auth_token', 'authorization', '*.authorization', '*.headers.authorization'],
         censor: (v: unknown) => (typeof v === 'string' ? redactUrl(v).replace(/^(?![a-z]+:\/\/).+$/i, '***') : '***'),
       },
       formatters: {

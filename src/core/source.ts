@@ -18,8 +18,9 @@ export interface Position {
    */
   fence(): string;
   /**
-   * A non-negative integer that orders positions, below 2^47, for targets that need a
-   * numeric version. (Postgres: the LSN; MySQL: file sequence * 2^30 + offset.)
+   * A non-negative integer that orders transaction positions exactly, for targets that need
+   * a numeric version (`SinkEvent.version` is `ordinal << 32 | index`). Postgres: the LSN
+   * (up to 2^64); MySQL: file sequence * 2^30 + offset.
    */
   ordinal(): bigint;
 }
@@ -73,6 +74,25 @@ export interface PreflightProblem {
   severity: 'error' | 'warning';
 }
 
+/**
+ * The engine's side of a source's connection (src/runtime/source-link.ts): the one place
+ * that classifies connection errors, paces reconnects, logs an outage once when it begins and
+ * once when it ends, and keeps `tributary_source_up`. A source calls `lost` when its
+ * connection fails and reconnects on a new connection once it resolves; it calls `up` when a
+ * connection works (data or a keepalive arrived), which ends the outage.
+ */
+export interface SourceLink {
+  /** A connection works. Cheap: call it on every message if that is simplest. */
+  up(): void;
+  /**
+   * A connection failed with `err`. Resolves after the backoff when reconnecting can help
+   * (the server is unreachable, restarting, or refused a login that worked before). Rejects
+   * when it cannot: with `err` itself (bad config, or an unknown error, which makes the
+   * pipeline restart from its checkpoints), or with a coded error (TRB2200, TRB2201).
+   */
+  lost(err: unknown): Promise<void>;
+}
+
 /** Context handed to sources. */
 export interface SourceContext {
   pipeline: string;
@@ -82,11 +102,23 @@ export interface SourceContext {
   metrics: { inc(name: string, value?: number, labels?: Record<string, string>): void; set(name: string, value: number, labels?: Record<string, string>): void };
   /** Durable state (snapshot progress, schema history). */
   store: StateStore;
+  /**
+   * Snapshot tables (`schema.table`) that joined the capture while the stream ran or resumed:
+   * their rows from before they joined were never streamed. Resolves once a snapshot that
+   * covers them has begun and its plan is stored (it may wait for a running snapshot to
+   * finish), or at once when the pipeline's snapshot mode is `never`. Absent outside a
+   * running pipeline (`validate`).
+   */
+  requestSnapshot?(tables: string[]): Promise<void>;
+  /** Reconnect policy and outage bookkeeping; see {@link SourceLink}. */
+  link: SourceLink;
 }
 
 /**
- * A change source. `run` streams until the signal aborts or a fatal error occurs; it
- * reconnects by itself on transient errors. `acknowledge` tells it that every consumer
+ * A change source. `run` streams until the signal aborts or a fatal error occurs; when its
+ * connection fails it asks `ctx.link.lost(err)` whether and when to reconnect, on a new
+ * connection. Failures before `run` (preflight, prepare) are thrown: the engine retries the
+ * whole start with a new source. `acknowledge` tells it that every consumer
  * holds all data up to that resume position durably, so the database may discard it.
  */
 export interface Source {

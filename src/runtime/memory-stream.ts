@@ -44,8 +44,11 @@ export class StreamEvent implements SinkEvent {
     return (this.f ??= this.txn.fence() + this.index.toString(16).padStart(8, '0'));
   }
   get version(): bigint {
-    // 47 bits of position, 16 bits of index: ordered, and within a signed 64-bit integer.
-    return (this.txn.ordinal() << 16n) | BigInt(Math.min(this.index, 0xffff));
+    // Exact, like the fence: the transaction's ordinal above 32 bits of index. (Clamping the
+    // index at 16 bits gave every event past the 65,535th of a transaction one version, and
+    // an index that treats an equal version as old dropped later updates: int64Version in
+    // the SDK is the narrowed form, with ties made explicit.)
+    return (this.txn.ordinal() << 32n) | BigInt(this.index);
   }
 }
 

@@ -83,7 +83,10 @@ export function defineRuntimeMetrics(m: Metrics): void {
   m.define('tributary_dead_letter_total', 'counter', 'Events parked in the dead-letter store.');
   m.define('tributary_stream_buffer_bytes', 'gauge', 'Bytes held in the internal stream.');
   m.define('tributary_source_paused', 'gauge', '1 while reading from the source is paused by backpressure.');
-  m.define('tributary_source_connected', 'gauge', '1 while the source replication connection is up.');
+  m.define('tributary_source_up', 'gauge', '1 while the source database is connected; 0 while it is unreachable, lost or not yet reached.');
+  m.define('tributary_source_down_seconds', 'gauge', 'Seconds since the source database was lost (0 while it is up).');
+  m.define('tributary_source_reconnects_total', 'counter', 'Reconnect attempts to the source database after it was lost or unreachable.');
+  m.define('tributary_pipeline_restarts_total', 'counter', 'Fresh attempts of a pipeline after a failure (start-up waits for the database included).');
   m.define('tributary_source_lag_seconds', 'gauge', 'Seconds between now and the commit time of the last transaction read.');
   m.define('tributary_acknowledged_position', 'gauge', 'Ordinal of the last position acknowledged to the source database.');
   m.define('tributary_snapshot_rows_total', 'counter', 'Rows read by snapshots.');

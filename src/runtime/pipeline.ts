@@ -11,8 +11,13 @@ import type { Metrics } from './metrics.js';
 import { SinkRunner } from './sink-runner.js';
 import { createSource } from './sources.js';
 import { SnapshotCoordinator } from '../snapshot/coordinator.js';
+import { JoinedTableSnapshots } from '../snapshot/joined-tables.js';
+import { SourceLinkMonitor } from './source-link.js';
 
 export type PipelineState = 'created' | 'starting' | 'running' | 'draining' | 'stopped' | 'failed';
+
+/** Which part of a pipeline a failure came from: the database connection, or the rest (sinks, state store, snapshot). */
+export type FailureOrigin = 'source' | 'other';
 
 /**
  * One pipeline: a source, the internal stream, and one runner per sink, plus the checkpoint
@@ -26,7 +31,15 @@ export class Pipeline {
   stream: MemoryStream;
   runners: SinkRunner[] = [];
   error: Error | null = null;
+  /** Where `error` (or the error `start()` threw) came from. */
+  errorOrigin: FailureOrigin = 'other';
   snapshots?: SnapshotCoordinator;
+  /** Snapshots of tables that join the capture while streaming (see JoinedTableSnapshots). */
+  private joined?: JoinedTableSnapshots;
+  /** The link to the database, shared with the pipeline's later attempts (see supervisor.ts). */
+  readonly link: SourceLinkMonitor;
+  /** The link was made for this pipeline alone (no supervisor): close() closes it. */
+  private readonly ownLink: boolean;
   private readonly ac = new AbortController();
   private sourceRun?: Promise<void>;
   private closed?: Promise<void>;
@@ -43,8 +56,11 @@ export class Pipeline {
     readonly resolved: ResolvedPipeline,
     private readonly logger: Logger,
     private readonly metrics: Metrics,
+    opts: { link?: SourceLinkMonitor } = {},
   ) {
     this.name = resolved.config.name;
+    this.ownLink = !opts.link;
+    this.link = opts.link ?? new SourceLinkMonitor({ pipeline: this.name, logger, metrics, maxElapsedMs: resolved.config.source.reconnect.max_elapsed });
     const sc = resolved.config.stream;
     this.stream = new MemoryStream(sc.max_bytes);
     this.done = new Promise((r) => (this.resolveDone = r));
@@ -55,15 +71,53 @@ export class Pipeline {
     return st.type === 'file' ? st.dir : './.tributary';
   }
 
-  /** Connect everything and start streaming. Throws on config or preflight errors. */
+  /**
+   * Connect everything and start streaming. Throws on config or preflight errors, and when
+   * the database or a sink is unreachable: the caller (supervisor.ts) decides from the error
+   * and {@link errorOrigin} whether to try again with a new Pipeline. A pipeline whose start
+   * failed must be closed, and is never started again.
+   */
   async start(): Promise<void> {
     this.state = 'starting';
     const cfg = this.resolved.config;
-    this.store = await openStateStore(cfg.state);
-    this.source = await createSource(cfg, { pipeline: this.name, logger: this.logger.child({ source: cfg.source.type }), signal: this.ac.signal, metrics: this.metrics, store: this.store });
-    const problems = await this.source.preflight();
+    // Which part the next step talks to, so a failure is blamed on the right one.
+    let origin: FailureOrigin = 'other';
+    const step = async <T>(o: FailureOrigin, fn: () => Promise<T>): Promise<T> => {
+      origin = o;
+      if (this.ac.signal.aborted) throw new Error(`pipeline ${this.name} stopped while starting`);
+      return fn();
+    };
+    try {
+      await this.startSteps(cfg, step);
+    } catch (err) {
+      // A failure of the running source (see fail) may have stopped the start: that one counts.
+      if (!this.error) this.errorOrigin = origin;
+      throw this.error ?? err;
+    }
+  }
+
+  private async startSteps(cfg: ResolvedPipeline['config'], step: <T>(o: FailureOrigin, fn: () => Promise<T>) => Promise<T>): Promise<void> {
+    // The pipeline's exclusive lock (file) or lease (Redis): a second `run` of it refuses.
+    this.store = await step('other', () => openStateStore(cfg.state, { pipeline: this.name, logger: this.logger, onLost: (err) => this.fail(err) }));
+    const stored = await step('other', () => this.store.loadSinks(this.name));
+    const fresh = Object.keys(stored).length === 0;
+    // Checkpoints mean the login worked before: a refused password is then a rotation, not a typo.
+    if (!fresh) this.link.noteStoredState();
+    const joined = (this.joined = new JoinedTableSnapshots({ mode: cfg.source.snapshot, logger: this.logger.child({ component: 'snapshot' }) }));
+    this.source = await step('source', () =>
+      createSource(cfg, {
+        pipeline: this.name,
+        logger: this.logger.child({ source: cfg.source.type }),
+        signal: this.ac.signal,
+        metrics: this.metrics,
+        store: this.store,
+        link: this.link.bind(this.ac.signal),
+        requestSnapshot: (tables) => joined.request(tables),
+      }),
+    );
+    const problems = await step('source', () => this.source.preflight());
+    this.link.up();
     reportProblems(problems, this.logger);
-    const stored = await this.store.loadSinks(this.name);
     for (const s of this.resolved.sinks) {
       const runner = new SinkRunner({
         pipeline: this.name,
@@ -76,8 +130,9 @@ export class Pipeline {
         stateDir: this.stateDir,
         onCommit: () => this.coordinate(),
       });
-      await runner.open(stored[s.base.name]);
+      // Listed before it opens, so close() closes a sink whose open() failed half-way.
       this.runners.push(runner);
+      await step('other', () => runner.open(stored[s.base.name]));
     }
     // Resume from the lowest position any sink needs. Sinks that are ahead skip what they
     // already hold. A sink with no checkpoint starts wherever the others are.
@@ -86,9 +141,8 @@ export class Pipeline {
       const p = r.resume ?? r.position;
       if (p && (!from || p.compare(from) < 0)) from = p;
     }
-    const fresh = Object.keys(stored).length === 0;
     if (!from && fresh) this.logger.info('no checkpoint: starting a new pipeline');
-    const prepared = (await this.source.prepare?.(from)) ?? {};
+    const prepared = (await step('source', async () => this.source.prepare?.(from))) ?? {};
     if (prepared.positionLost) from = null;
     const src = cfg.source;
     this.snapshots = new SnapshotCoordinator({
@@ -108,7 +162,7 @@ export class Pipeline {
         void this.drainAndStop().then(() => this.resolveDone());
       },
     });
-    await this.snapshots.init({ freshPipeline: fresh, positionLost: !!prepared.positionLost });
+    await step('source', () => this.snapshots!.init({ freshPipeline: fresh, positionLost: !!prepared.positionLost }));
     for (const r of this.runners) r.start(this.stream.register(r.name));
     this.acked = from;
     const out: SourceOutput = {
@@ -126,10 +180,11 @@ export class Pipeline {
       },
       (err) => {
         if (this.ac.signal.aborted) return;
-        this.fail(err);
+        this.fail(err, 'source');
       },
     );
-    await this.snapshots.start();
+    await step('source', () => this.snapshots!.start());
+    this.joined!.attach(this.snapshots, this.source);
     if (this.snapshots.active) this.snapshots.showProgress();
     if (this.snapshots.initialOnlyComplete && src.snapshot === 'initial_only') {
       this.logger.info('initial_only: the snapshot is already complete; stopping');
@@ -212,18 +267,25 @@ export class Pipeline {
     if (this.lastEvent) this.metrics.set('tributary_source_lag_seconds', Math.max(0, (now - commitTime(this.lastEvent)) / 1000), { pipeline: this.name });
   }
 
-  private fail(err: unknown): void {
+  private fail(err: unknown, origin: FailureOrigin = 'other'): void {
     if (this.state === 'failed' || this.state === 'stopped') return;
     this.error = err instanceof Error ? err : new Error(String(err));
+    this.errorOrigin = origin;
     this.state = 'failed';
     this.logger.error({ err: this.error }, `pipeline ${this.name} failed: ${errorMessage(err)}`);
     void this.close().then(() => this.resolveDone());
+  }
+
+  /** Makes a `start()` in progress stop at its next step (it then throws); a running pipeline stops reading. */
+  abort(): void {
+    this.ac.abort();
   }
 
   /** Stop reading the source, let every sink write what the stream holds, then stop. */
   async drainAndStop(timeoutMs = 30_000): Promise<void> {
     if (this.state === 'running') this.state = 'draining';
     this.ac.abort();
+    await this.joined?.close();
     await this.snapshots?.close();
     await this.source?.close().catch(() => undefined);
     await this.sourceRun?.catch(() => undefined);
@@ -239,6 +301,7 @@ export class Pipeline {
     return (this.closed ??= (async () => {
       this.ac.abort();
       clearInterval(this.timer);
+      await this.joined?.close();
       await this.snapshots?.close();
       for (const r of this.runners) await r.close();
       try {
@@ -248,6 +311,7 @@ export class Pipeline {
       }
       await this.sourceRun?.catch(() => undefined);
       await this.store?.close();
+      if (this.ownLink) this.link.close();
       if (this.state !== 'failed') this.state = 'stopped';
       this.resolveDone();
     })());

@@ -1,7 +1,8 @@
 import { isAbsolute, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import type { z } from 'zod';
+import { z } from 'zod';
 import { ConfigError, ErrorCodes } from '../core/errors.js';
+import { didYouMean } from '../config/suggest.js';
 import type { SinkDefinition } from '../sdk/index.js';
 
 export type LoadedSinkDefinition = SinkDefinition<z.ZodObject>;
@@ -50,15 +51,48 @@ export async function resolveSink(type: string, baseDir: string): Promise<Loaded
       });
     }
   } else {
-    throw new ConfigError(ErrorCodes.CONFIG_SINK_TYPE, `unknown sink type "${type}"`, {
+    const hint = didYouMean(type, builtinSinkTypes());
+    throw new ConfigError(ErrorCodes.CONFIG_SINK_TYPE, `unknown sink type "${type}"${hint ? ` (did you mean "${hint}"?)` : ''}`, {
       fix: `use one of: ${builtinSinkTypes().join(', ')}, or a plugin path such as ./my-sink.js`,
     });
   }
   const def = mod.default as LoadedSinkDefinition | undefined;
+  const major = def && typeof def === 'object' ? zodMajorOf(def.config) : null;
+  if (major !== null && major !== ZOD_MAJOR) {
+    // Caught here, by name: a schema of another zod major fails later inside zod with
+    // "Invalid element at key …: expected a Zod schema", which says nothing about the cause.
+    throw new ConfigError(ErrorCodes.PLUGIN_ZOD_MAJOR, `sink plugin "${type}" was built against zod ${major}: its config schema is a zod ${major} object, and tributary needs zod ${ZOD_MAJOR}`, {
+      fix: `in the plugin project, install zod ${ZOD_MAJOR} (npm install zod@^${ZOD_MAJOR}), import { z } from 'zod', and build the plugin again`,
+    });
+  }
   if (!def || typeof def.create !== 'function' || typeof (def.config as { safeParse?: unknown } | undefined)?.safeParse !== 'function' || !(def.config as { shape?: unknown }).shape) {
     throw new ConfigError(ErrorCodes.CONFIG_SINK_TYPE, `sink plugin "${type}" does not default-export defineSink({ type, config, create })`, {
       fix: 'export default defineSink({...}) from tributary/sdk, with a zod object as config',
     });
   }
   return def;
+}
+
+/** The zod major this build of tributary uses (its schemas carry it in `_zod.version`). */
+const ZOD_MAJOR: number = (z.object({}) as unknown as { _zod: { version: { major: number } } })._zod.version.major;
+
+/**
+ * The zod major a sink's config schema (and each of its fields) was made with: zod 4 stamps
+ * `_zod.version` on every schema, zod 3 has `_def` and no `_zod`. Null when it is no zod
+ * schema at all (reported by the shape check).
+ */
+function zodMajorOf(schema: unknown): number | null {
+  const one = (x: unknown): number | null => {
+    if (!x || typeof x !== 'object') return null;
+    const v = (x as { _zod?: { version?: { major?: unknown } } })._zod?.version?.major;
+    if (typeof v === 'number') return v;
+    return '_def' in x && typeof (x as { safeParse?: unknown }).safeParse === 'function' ? 3 : null;
+  };
+  const top = one(schema);
+  if (top === null || top !== ZOD_MAJOR) return top;
+  for (const field of Object.values((schema as { shape?: Record<string, unknown> }).shape ?? {})) {
+    const m = one(field);
+    if (m !== null && m !== top) return m;
+  }
+  return top;
 }

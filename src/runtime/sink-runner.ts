@@ -11,6 +11,7 @@ import type { Metrics } from './metrics.js';
 import { matchAll, tableMatcher } from './table-filter.js';
 import { sleep, backoffDelay, isRetryableError } from './retry.js';
 import { commitTime } from '../core/event.js';
+import { plainJsonProblem } from '../core/plain-json.js';
 
 export interface SinkRunnerOptions {
   pipeline: string;
@@ -190,6 +191,13 @@ export class SinkRunner {
     if (this.saveError) throw this.saveError;
     const position = commit.txn.serialize();
     const state = await this.instance.checkpoint?.(position);
+    // The store keeps it as JSON: a Map would come back as {}, a BigInt cannot be stored.
+    const problem = state === undefined ? null : plainJsonProblem(state);
+    if (problem) {
+      throw new TributaryError(ErrorCodes.SINK_STATE_NOT_JSON, `sink ${this.name} returned checkpoint state that is not plain JSON: ${problem}`, {
+        fix: 'make the sink\'s checkpoint() return plain objects, arrays, strings, finite numbers, booleans and null (convert a Map to an object or an array of entries, a BigInt to a string); run the conformance kit (tributary/testing) on it',
+      });
+    }
     this.nextSave = { commit, rec: { position, resume: commit.resume.serialize(), state, at: Date.now() } };
     this.saving ??= this.saveLoop();
   }

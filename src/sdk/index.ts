@@ -17,11 +17,14 @@
  * });
  * ```
  */
+import { access, constants, stat } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import type { z } from 'zod';
 import type { ChangeEvent } from '../core/event.js';
 
 export type { ChangeEvent, Row, JsonValue, Op, SourceInfo } from '../core/event.js';
+import { ErrorCodes, TributaryError } from '../core/errors.js';
 export { PoisonEventError, TributaryError, ErrorCodes } from '../core/errors.js';
 /** Resolves after `ms`, or at once when the signal aborts (no listener is left behind). */
 export { sleep, backoffDelay } from '../runtime/retry.js';
@@ -43,9 +46,15 @@ export interface SinkEvent {
    */
   readonly fence: string;
   /**
-   * A monotonic number for targets that need an integer version (Elasticsearch
-   * `version_type=external`, ClickHouse `ReplacingMergeTree(_version)`). It orders events like
-   * `fence` and fits in a signed 64-bit integer.
+   * An integer that orders every event of the pipeline exactly as `fence` does:
+   * `(position ordinal << 32) | index`, where the ordinal is the source's numeric position of
+   * the transaction (Postgres: its commit LSN; MySQL: binlog file sequence × 2^30 + offset).
+   * Strictly increasing over all events, in stream order, whatever the transaction size;
+   * snapshot rows are events of the high watermark's transaction, so they order against
+   * streamed changes of the same key as the snapshot algorithm requires.
+   *
+   * It is wider than 64 bits. A target whose versions are signed 64-bit integers
+   * (Elasticsearch external versions, a ClickHouse `UInt64` column) uses {@link int64Version}.
    */
   readonly version: bigint;
   /** The envelope as a JSON line, serialized once per pipeline and shared by all sinks. */
@@ -130,6 +139,22 @@ export interface SinkInstance {
   close(): Promise<void>;
 }
 
+/** A problem a sink's preflight found: what is wrong, and what fixes it. */
+export interface SinkProblem {
+  message: string;
+  fix: string;
+}
+
+/** What `check` receives besides the validated config. */
+export interface SinkCheckContext {
+  /** A logger; `validate` silences it. */
+  logger: Logger;
+  /** Aborted when `validate` stops waiting for this sink (after 10 s). */
+  signal: AbortSignal;
+  pipeline: string;
+  sinkName: string;
+}
+
 /** A sink plugin: its type name, its config schema (validation, type and docs), its factory. */
 export interface SinkDefinition<S extends z.ZodObject = z.ZodObject> {
   type: string;
@@ -141,7 +166,23 @@ export interface SinkDefinition<S extends z.ZodObject = z.ZodObject> {
    * (a column store wants fewer, larger inserts than a cache does).
    */
   batch?: { max_events?: number; max_bytes?: number; max_wait_ms?: number };
+  /**
+   * Config keys that hold file or directory paths (jsonl's `path`). The runtime makes a
+   * relative one absolute against the config file's directory before `create` sees it, so a
+   * config means the same files whatever directory `tributary` runs in.
+   */
+  paths?: readonly string[];
   create(config: z.infer<S>, ctx: SinkContext): SinkInstance | Promise<SinkInstance>;
+  /**
+   * Optional preflight, run by `tributary validate --check-source` for every sink of every
+   * pipeline before anything runs: is the target reachable, does it accept the credentials,
+   * can the sink write what it will write (a directory it may create files in, privileges,
+   * a schema it can use)? Return every problem found, each with its fix (an empty list when
+   * all is well), so one run reports them all. It must change nothing in the target: no
+   * tables or files created, no data written. A throw counts as one problem with its message;
+   * so does not settling before `ctx.signal` aborts.
+   */
+  check?(config: z.infer<S>, ctx: SinkCheckContext): Promise<SinkProblem[]>;
 }
 
 /** Declare a sink plugin. The default export of a plugin module must be the result. */
@@ -159,6 +200,39 @@ export function defineSink<S extends z.ZodObject>(def: SinkDefinition<S>): SinkD
 export function once(fn: () => Promise<void>): () => Promise<void> {
   let p: Promise<void> | undefined;
   return () => (p ??= fn());
+}
+
+/**
+ * The preflight of a sink that writes a file: the problem, or null when `path` can be written
+ * (an existing writable file, or a writable directory on the way to it, where the missing
+ * directories would be created). Creates nothing.
+ */
+export async function checkWritableFile(path: string): Promise<SinkProblem | null> {
+  const target = resolve(path);
+  try {
+    const st = await stat(target);
+    if (!st.isFile()) return { message: `${target} exists and is not a file`, fix: 'point `path` at a file' };
+    await access(target, constants.W_OK);
+    return null;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EACCES' || code === 'EROFS') return { message: `${target} is not writable (${code})`, fix: 'make it writable for this user, or choose another `path`' };
+    if (code !== 'ENOENT') return { message: `${target} cannot be written: ${code ?? (err as Error).message}`, fix: 'choose a `path` inside a writable directory' };
+  }
+  // The file does not exist yet: the nearest existing ancestor must be a writable directory.
+  for (let dir = dirname(target); ; dir = dirname(dir)) {
+    try {
+      const st = await stat(dir);
+      if (!st.isDirectory()) return { message: `${dir} is not a directory, so ${target} cannot be created`, fix: 'choose a `path` inside a directory' };
+      await access(dir, constants.W_OK | constants.X_OK);
+      return null;
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' && dir !== dirname(dir)) continue;
+      if (code === 'ENOTDIR') return { message: `a part of ${dirname(target)} is a file, so ${target} cannot be created`, fix: 'choose a `path` inside a directory' };
+      return { message: `${target} cannot be created in ${dir} (${code ?? (err as Error).message})`, fix: 'make the directory writable for this user, or choose another `path`' };
+    }
+  }
 }
 
 /** Render a key/table template such as `{schema}.{table}:{key}`. */
@@ -179,4 +253,41 @@ export function renderTemplate(template: string, ev: ChangeEvent, keySeparator =
         return m;
     }
   });
+}
+
+/** Largest position ordinal {@link int64Version} can encode: 2^47 − 1 (Postgres: 128 TiB of WAL). */
+const INT64_MAX_ORDINAL = (1n << 47n) - 1n;
+/** Events of one transaction that get versions of their own in {@link int64Version}. */
+const INT64_INDEX_SLOTS = 0xffff;
+
+/**
+ * {@link SinkEvent.version} narrowed to a signed 64-bit integer, for targets that store a
+ * version as int64 (Elasticsearch `version_type=external`, ClickHouse `ReplacingMergeTree`
+ * with a `UInt64` version): `(ordinal << 16) | min(index, 65535)`.
+ *
+ * Events of different transactions always get different versions, in order. Inside one
+ * transaction the first 65,535 events do too; every later event of that transaction gets the
+ * same version as the 65,535th, and `tie` is true for them. A target must then let an equal
+ * version replace the stored one, and apply them in order: Elasticsearch with
+ * `version_type=external_gte`, ClickHouse by inserting them in order (of equal versions it
+ * keeps the last inserted); within a batch, collapse to the last event per key first.
+ * Why that loses nothing: an equal version only ever comes from the same transaction, a
+ * transaction is delivered in order and, after a crash, again from its start, so the last
+ * event of a key in it is applied last; an older transaction has a lower version and is
+ * refused. (While such a transaction is replayed, a key may show an earlier value of that
+ * same transaction until its last event is applied again.)
+ *
+ * Values for index < 65,535 are the ones earlier versions of tributary wrote, so existing
+ * indexes and tables keep ordering correctly. Throws TRB3016 for a position beyond 2^47
+ * rather than reuse a version.
+ */
+export function int64Version(e: Pick<SinkEvent, 'version' | 'index' | 'position'>): { version: bigint; tie: boolean } {
+  const ordinal = e.version >> 32n;
+  if (ordinal > INT64_MAX_ORDINAL) {
+    throw new TributaryError(ErrorCodes.VERSION_RANGE, `the event at ${e.position} is beyond what a 64-bit version can order (position ordinal ${ordinal} > 2^47)`, {
+      fix: 'use a sink that fences on SinkEvent.fence (postgres, duckdb, redis, manticore) for this source',
+    });
+  }
+  const tie = e.index >= INT64_INDEX_SLOTS;
+  return { version: (ordinal << 16n) | BigInt(tie ? INT64_INDEX_SLOTS : e.index), tie };
 }

@@ -7,6 +7,7 @@ import type { Position, Source, SourceItem } from '../core/source.js';
 import type { StateStore } from '../state/store.js';
 import type { Metrics } from '../runtime/metrics.js';
 import { sleep } from '../runtime/retry.js';
+import { classifyError } from '../runtime/error-class.js';
 import { ByteRows, emptyChunk, keyString, type ChunkBounds, type ChunkPlanner, type ChunkRows, type SnapshotReader, type SnapshotState, type SnapshotSupport, type SnapshotTable } from './types.js';
 import { SnapshotProgress } from './progress.js';
 import { ThreadedSupport } from './thread-reader.js';
@@ -91,6 +92,8 @@ export class SnapshotCoordinator {
   private inflight = new Set<string>();
   private workers: Promise<void>[] = [];
   private readonly ac = new AbortController();
+  /** When a chunk retry after a lost connection may be logged again (see retryWarning). */
+  private quietUntil = 0;
   private wakers: (() => void)[] = [];
   private persisting: Promise<void> = Promise.resolve();
   /** The state write that has not started yet, if any (see `persist`). */
@@ -157,6 +160,9 @@ export class SnapshotCoordinator {
     const support = this.snapshotSupport();
     this.warm();
     const list = await support.tables(tables ?? undefined);
+    // A filter is vetted before anything is planned or persisted: a bad one is answered now
+    // (400 with the database's message), not retried chunk after chunk.
+    if (where !== null) for (const table of list) await support.checkFilter(table, where);
     const state: SnapshotState = { id: randomUUID(), kind, status: 'running', startedAt: Date.now(), tables: [] };
     for (const table of list) {
       if (table.keyKind === 'ctid') {
@@ -245,6 +251,18 @@ export class SnapshotCoordinator {
     return ready < Math.max(1, this.o.workers) ? ti : -1;
   }
 
+  /**
+   * A failed chunk read or probe, retried each second. A lost database (the source link logs
+   * the outage) is logged once a minute, not once per retry and worker; anything else every time.
+   */
+  private retryWarning(err: unknown, fields: Record<string, unknown>, msg: string): void {
+    if (classifyError(err) === 'transient') {
+      if (Date.now() < this.quietUntil) return;
+      this.quietUntil = Date.now() + 60_000;
+    }
+    this.o.logger.warn(fields, msg);
+  }
+
   private async planLoop(): Promise<void> {
     const signal = this.ac.signal;
     for (;;) {
@@ -274,7 +292,7 @@ export class SnapshotCoordinator {
         this.kick();
       } catch (err) {
         if (signal.aborted) return;
-        this.o.logger.warn({ err, table: t.table.name }, `cannot find the next snapshot chunk, retrying: ${errorMessage(err)}`);
+        this.retryWarning(err, { err, table: t.table.name }, `cannot find the next snapshot chunk, retrying: ${errorMessage(err)}`);
         await this.closePlanner();
         if (err instanceof TributaryError && !err.retryable) {
           this.abort(err);
@@ -380,7 +398,7 @@ export class SnapshotCoordinator {
           await this.readChunk(reader, s, next.ti, next.ci);
         } catch (err) {
           if (signal.aborted) break;
-          this.o.logger.warn({ worker: n, err, table: s.tables[next.ti]!.table.name, chunk: next.ci }, `snapshot chunk failed, retrying: ${errorMessage(err)}`);
+          this.retryWarning(err, { worker: n, err, table: s.tables[next.ti]!.table.name, chunk: next.ci }, `snapshot chunk failed, retrying: ${errorMessage(err)}`);
           await reader?.close();
           reader = null;
           if (err instanceof TributaryError && !err.retryable) {
@@ -627,7 +645,8 @@ export class SnapshotCoordinator {
           const st = await this.begin('incremental', table ? [table] : null, where);
           return { status: 202, body: { started: st.id, snapshot: this.summary() } };
         } catch (err) {
-          return { status: 400, body: { error: errorMessage(err) } };
+          const coded = err instanceof TributaryError ? { code: err.code, fix: err.fix } : {};
+          return { status: 400, body: { error: err instanceof TributaryError ? `${err.code} ${err.message}` : errorMessage(err), ...coded } };
         }
       }
       case 'pause':

@@ -111,6 +111,10 @@ export class ThreadedSupport implements SnapshotSupport {
     return this.inner.planner();
   }
 
+  checkFilter(table: SnapshotTable, where: string): Promise<void> {
+    return this.inner.checkFilter(table, where);
+  }
+
   /** Open `n` readers now, for the next `reader()` calls to take. */
   warm(n: number): void {
     while (this.spares.length < n) {

@@ -145,6 +145,14 @@ export interface SnapshotSupport {
   plan(table: SnapshotTable, chunkRows: number, where: string | null): Promise<ChunkBounds[]>;
   /** Open a planner: one connection that finds keyed chunks' bounds one at a time. */
   planner(): Promise<ChunkPlanner>;
+  /**
+   * Vet a snapshot filter (`--where`) before a snapshot with it is accepted: refuse text that
+   * could be more than one condition (`assertSafeFilter`, TRB6003), then have the database
+   * plan `SELECT … WHERE (filter)` with EXPLAIN inside a READ ONLY transaction, so a syntax
+   * error or an unknown column is answered at once with the database's message (TRB6004)
+   * instead of failing every chunk read.
+   */
+  checkFilter(table: SnapshotTable, where: string): Promise<void>;
   /** Open a reader: one connection, used by one worker for its chunks and watermarks. */
   reader(): Promise<SnapshotReader>;
   /**

@@ -1,7 +1,9 @@
 import { mkdir, open, readFile, readdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { Logger } from 'pino';
 import type { SinkCheckpointRecord, StateStore } from './store.js';
 import { ErrorCodes, TributaryError } from '../core/errors.js';
+import { FileLock } from './file-lock.js';
 
 /**
  * State in plain files: `<dir>/<pipeline>/sink.<name>.json` and `<dir>/<pipeline>/<key>.json`.
@@ -10,6 +12,8 @@ import { ErrorCodes, TributaryError } from '../core/errors.js';
  */
 export class FileStateStore implements StateStore {
   private readonly made = new Set<string>();
+  private readonly locks: FileLock[] = [];
+  private closed?: Promise<void>;
 
   constructor(readonly dir: string) {}
 
@@ -80,7 +84,17 @@ export class FileStateStore implements StateStore {
     }
   }
 
-  async close(): Promise<void> {}
+  /** Take the pipeline's exclusive lock (see FileLock); `close()` releases it. */
+  async lock(pipeline: string, logger?: Logger): Promise<void> {
+    this.locks.push(await FileLock.acquire(await this.pdir(pipeline), pipeline, logger));
+  }
+
+  /** Idempotent: releases the locks this store took. */
+  close(): Promise<void> {
+    return (this.closed ??= (async () => {
+      for (const l of this.locks) await l.release();
+    })());
+  }
 }
 
 function safe(s: string): string {

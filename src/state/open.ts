@@ -1,13 +1,43 @@
+import type { Logger } from 'pino';
 import type { PipelineConfig } from '../config/schema.js';
+import type { TributaryError } from '../core/errors.js';
 import { FileStateStore } from './file-store.js';
 import type { StateStore } from './store.js';
+
+/** What a pipeline that will write checkpoints asks of its store (only `tributary run` does). */
+export interface StateLockOptions {
+  pipeline: string;
+  logger?: Logger;
+  /** Called once if the Redis lease is lost while the pipeline runs: the pipeline must stop. */
+  onLost?(err: TributaryError): void;
+}
 
 /**
  * The state store a pipeline's `state:` block names. The Redis store is imported only when
  * it is used: ioredis costs about 40 ms of startup that a file-state pipeline never needs.
+ *
+ * With `lock`, the store is opened for writing by one running pipeline: it takes that
+ * pipeline's exclusive lock (file: `<dir>/<pipeline>/pipeline.lock`; Redis: a renewed lease),
+ * refusing with TRB3011 while another live process holds it, and the Redis store first
+ * checks that it cannot lose an acknowledged checkpoint (TRB3010). `close()` releases it.
+ * Readers (`status`, `validate`) open it without a lock.
  */
-export async function openStateStore(state: PipelineConfig['state']): Promise<StateStore> {
-  if (state.type === 'file') return new FileStateStore(state.dir);
+export async function openStateStore(state: PipelineConfig['state'], lock?: StateLockOptions): Promise<StateStore> {
+  if (state.type === 'file') {
+    const store = new FileStateStore(state.dir);
+    if (lock) await store.lock(lock.pipeline, lock.logger);
+    return store;
+  }
   const { RedisStateStore } = await import('./redis-store.js');
-  return new RedisStateStore(state.url);
+  const store = new RedisStateStore(state.url);
+  if (!lock) return store;
+  try {
+    if (state.check_durability) await store.verifyDurable();
+    else lock.logger?.warn('state.check_durability is off: the Redis state store is trusted to keep every acknowledged checkpoint (AOF with appendfsync always)');
+    await store.lease(lock.pipeline, lock.logger, (err) => (lock.onLost ? lock.onLost(err) : lock.logger?.error({ err }, err.message)));
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
+  return store;
 }

@@ -8,28 +8,47 @@
  *
  * describeSinkConformance({
  *   definition: mySink,
+ *   module: new URL('../src/index.js', import.meta.url),   // loaded in a child process that is SIGKILLed
  *   config: { url: 'http://127.0.0.1:9200' },
  *   kind: 'keyed',
+ *   poison: (base) => ({ ...base, key: null }),             // or noPoison: 'why every event is accepted'
  *   async readState() { ... return Map of key → row },
  *   async reset() { ... empty the target ... },
  * });
  * ```
  *
- * It checks ordering, idempotent redelivery, a crash in the middle of a batch, close()
- * during a write (and close() twice), and that a poison event is rejected with an error.
+ * It checks ordering, idempotent redelivery, a SIGKILL of a process running the sink in the
+ * middle of a batch, close() during a write (and close() twice), that a poison event is
+ * rejected with `PoisonEventError`, that checkpoint state is plain JSON (it is stored as JSON:
+ * the kit hands the sink back what JSON returns, as the runtime does), and that the
+ * `writeJson` fast path gives the same target as `json` (the kit's events carry bytes, as
+ * the built-in sources' events do).
  */
 import assert from 'node:assert/strict';
+import { fork } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
 import { pino } from 'pino';
 import type { ChangeEvent, Row } from '../core/event.js';
+import { PoisonEventError } from '../core/errors.js';
+import { plainJsonProblem } from '../core/plain-json.js';
 import type { SinkCheckpoint, SinkDefinition, SinkEvent, SinkInstance } from '../sdk/index.js';
+import type { CrashPlan } from './crash-child.js';
+import { makeSinkEvent, Workload } from './events.js';
+
+export { CounterPosition, makeSinkEvent, Workload } from './events.js';
 
 export interface ConformanceOptions {
   definition: SinkDefinition;
-  /** The sink's YAML block as an object (without name/type); validated by its schema. */
+  /**
+   * The module that default-exports `definition`, as a file URL or a path: the crash case
+   * loads it in a child process, writes through it, and SIGKILLs that process mid-batch.
+   */
+  module: string | URL;
+  /** The sink's YAML block as an object (without name/type); validated by its schema. Plain JSON. */
   config: Record<string, unknown>;
   /**
    * `keyed`: the target holds the latest row per key (caches, indexes, mirrors).
@@ -40,85 +59,18 @@ export interface ConformanceOptions {
   readState(): Promise<Map<string, Row> | ChangeEvent[]>;
   /** Empty the target before each case. */
   reset(): Promise<void>;
-  /** Build an event this sink must reject (optional: skip the poison case when absent). */
+  /**
+   * Build an event this sink must reject with `PoisonEventError` (the error the runtime
+   * dead-letters at once). The poison case is mandatory: a sink that accepts every event
+   * gives `noPoison` instead.
+   */
   poison?(base: ChangeEvent): ChangeEvent;
+  /** Why this sink has no poison event (it accepts every event). The kit prints it. */
+  noPoison?: string;
   /** Table used by the generated events. Default `public.conformance`. */
   table?: { schema: string; table: string };
   /** The source connector the events claim to come from. */
   connector?: 'postgresql' | 'mysql';
-}
-
-/** A stand-in position for generated events: a plain counter, fixed-width when fenced. */
-export class CounterPosition {
-  constructor(readonly n: number) {}
-  serialize(): string {
-    return String(this.n);
-  }
-  compare(o: CounterPosition): number {
-    return this.n - o.n;
-  }
-  fence(): string {
-    return this.n.toString(16).padStart(16, '0');
-  }
-  ordinal(): bigint {
-    return BigInt(this.n);
-  }
-}
-
-/** Build a SinkEvent as the runtime would, for tests of sinks. */
-export function makeSinkEvent(event: ChangeEvent, txn: number, index: number): SinkEvent {
-  const pos = new CounterPosition(txn);
-  const json = JSON.stringify(event);
-  return {
-    event,
-    table: `${event.source.schema ?? event.source.db}.${event.source.table}`,
-    position: pos.serialize(),
-    index,
-    fence: pos.fence() + index.toString(16).padStart(8, '0'),
-    version: (pos.ordinal() << 16n) | BigInt(index),
-    json,
-  };
-}
-
-/** Generates a deterministic workload: inserts, updates and deletes over a few keys. */
-export class Workload {
-  private txn = 1;
-  readonly events: SinkEvent[] = [];
-  constructor(private readonly o: { schema: string; table: string; connector: 'postgresql' | 'mysql' }) {}
-
-  private ev(op: ChangeEvent['op'], before: Row | null, after: Row | null): ChangeEvent {
-    const row = (after ?? before)!;
-    return {
-      op,
-      before,
-      after,
-      key: { id: row.id! },
-      source: {
-        connector: this.o.connector,
-        name: 'conformance',
-        db: this.o.connector === 'mysql' ? this.o.schema : 'conformance',
-        schema: this.o.connector === 'postgresql' ? this.o.schema : undefined,
-        table: this.o.table,
-        ts_ms: 1_700_000_000_000 + this.txn,
-        snapshot: 'false',
-      },
-      ts_ms: 1_700_000_000_000 + this.txn,
-    };
-  }
-
-  /** One transaction of `ops`; returns its events. */
-  txnOf(ops: Array<['c' | 'u' | 'd', number, string?]>, rows: Map<number, Row>): SinkEvent[] {
-    const t = this.txn++;
-    const out = ops.map(([op, id, name], i) => {
-      const before = rows.get(id) ?? null;
-      const after: Row | null = op === 'd' ? null : { id, name: name ?? `name-${id}-${t}`, amount: `${id}.${String(t % 100).padStart(2, '0')}`, tags: ['a', String(t)] };
-      if (after) rows.set(id, after);
-      else rows.delete(id);
-      return makeSinkEvent(this.ev(op, op === 'c' ? null : before, after), t, i);
-    });
-    this.events.push(...out);
-    return out;
-  }
 }
 
 /** A promise that resolves to `value` after `ms`, without keeping the process alive. */
@@ -144,11 +96,22 @@ async function instantiate(o: ConformanceOptions, dir: string): Promise<{ sink: 
   return { sink, ac };
 }
 
-/** The runtime's commit step: `checkpoint()` then remember position and state. */
+/**
+ * The runtime's commit step: `checkpoint()`, then the state goes through JSON, as it does in
+ * every state store. State that is not plain JSON fails here, naming what is wrong, instead
+ * of coming back different after a restart (a Map as {}) or failing to be stored (a BigInt).
+ */
 async function commit(sink: SinkInstance, events: readonly SinkEvent[]): Promise<SinkCheckpoint> {
   const position = events[events.length - 1]!.position;
-  const state = await sink.checkpoint?.(position);
-  return { position, state };
+  return { position, state: stored(await sink.checkpoint?.(position)) };
+}
+
+/** What a state store returns for checkpoint state: the same value through JSON, or a failure. */
+function stored(state: unknown): unknown {
+  if (state === undefined) return undefined;
+  const problem = plainJsonProblem(state);
+  assert.equal(problem, null, `checkpoint() must return plain JSON (the state store keeps it as JSON; the runtime stops with TRB3014): ${problem}`);
+  return JSON.parse(JSON.stringify(state));
 }
 
 async function write(sink: SinkInstance, events: readonly SinkEvent[], commitPos: string | null): Promise<void> {
@@ -161,8 +124,20 @@ function expectedRows(rows: Map<number, Row>): Map<string, Row> {
   return m;
 }
 
+async function readState(o: ConformanceOptions, what: string): Promise<Map<string, Row> | ChangeEvent[]> {
+  try {
+    return await o.readState();
+  } catch (err) {
+    throw new Error(
+      `${what}: reading the target failed (${(err as Error).message})` +
+        (o.kind === 'append' ? '. Is every event written whole, on a line of its own? The events carry writeJson (the fast path of a real pipeline): a sink must write exactly the bytes it returns, at the offset it is given, and still end each line' : ''),
+      { cause: err },
+    );
+  }
+}
+
 async function assertState(o: ConformanceOptions, rows: Map<number, Row>, all: SinkEvent[], what: string): Promise<void> {
-  const got = await o.readState();
+  const got = await readState(o, what);
   if (o.kind === 'keyed') {
     const want = expectedRows(rows);
     const g = got as Map<string, Row>;
@@ -173,8 +148,40 @@ async function assertState(o: ConformanceOptions, rows: Map<number, Row>, all: S
   }
 }
 
+/** Run `plan` in a child process and SIGKILL it when it starts the step marked `kill`. */
+async function crashChild(plan: CrashPlan): Promise<{ checkpoints: SinkCheckpoint[]; killedMidWrite: boolean }> {
+  const child = fork(fileURLToPath(new URL('./crash-child.js', import.meta.url)), [], { execArgv: [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'json' });
+  const checkpoints: SinkCheckpoint[] = [];
+  let killedMidWrite = false;
+  let failure: string | null = null;
+  const exited = new Promise<void>((res) => child.once('exit', () => res()));
+  const timer = setTimeout(() => {
+    failure = 'the child running the sink did not reach the crash point within 60 s';
+    child.kill('SIGKILL');
+  }, 60_000);
+  child.on('message', (m: { kind: string; position?: string; state?: unknown; message?: string }) => {
+    if (m.kind === 'writing') {
+      killedMidWrite = true;
+      child.kill('SIGKILL');
+    } else if (m.kind === 'checkpoint') checkpoints.push({ position: m.position!, state: m.state });
+    else if (m.kind === 'error') failure = `the sink failed in the child process: ${m.message}`;
+    else if (m.kind === 'done') child.kill('SIGKILL');
+  });
+  child.send(plan);
+  await exited;
+  clearTimeout(timer);
+  if (failure) assert.fail(failure);
+  return { checkpoints, killedMidWrite };
+}
+
+function plain(events: readonly SinkEvent[]): CrashPlan['steps'][number]['events'] {
+  return events.map((e) => ({ event: e.event, txn: Number(e.position), index: e.index }));
+}
+
 export interface ConformanceCase {
   name: string;
+  /** When set, the case does not run, and this says why (the poison opt-out). */
+  skip?: string;
   run(): Promise<void>;
 }
 
@@ -242,38 +249,70 @@ export function conformanceCases(o: ConformanceOptions): ConformanceCase[] {
       },
     },
     {
-      name: 'a crash in the middle of a batch loses and duplicates nothing',
+      name: 'a SIGKILL of the process in the middle of a batch loses and duplicates nothing',
       async run() {
+        if (!o.module) assert.fail('the crash case needs `module`: the URL or path of the module that default-exports the sink, so the kit can run it in a child process and SIGKILL that process');
         await o.reset();
         const d = dir();
         const w = new Workload(t);
         const rows = new Map<number, Row>();
         const b1 = w.txnOf([['c', 1], ['c', 2]], rows);
-        // A large transaction split over two batches, the first written before the crash.
-        const big = w.txnOf(Array.from({ length: 50 }, (_, i) => ['c', 10 + i] as ['c', number]), rows);
-        const a = await instantiate(o, d);
-        let cp: SinkCheckpoint;
-        try {
-          await a.sink.open?.({ position: null, state: undefined });
-          await write(a.sink, b1, b1.at(-1)!.position);
-          cp = await commit(a.sink, b1);
-          await write(a.sink, big.slice(0, 20), null);
-        } finally {
-          a.ac.abort();
-          await a.sink.close();
-        }
+        // A large transaction split over batches with no checkpoint between them; the process
+        // is killed as it starts writing the second piece.
+        const big = w.txnOf(Array.from({ length: 400 }, (_, i) => ['c', 10 + i] as ['c', number]), rows);
+        const { checkpoints, killedMidWrite } = await crashChild({
+          module: o.module instanceof URL ? o.module.href : o.module,
+          config: o.config,
+          stateDir: d,
+          checkpoint: { position: null, state: undefined },
+          steps: [
+            { events: plain(b1), commit: b1.at(-1)!.position },
+            { events: plain(big.slice(0, 100)), commit: null },
+            { events: plain(big.slice(100)), commit: big.at(-1)!.position, kill: true },
+          ],
+        });
+        assert.ok(killedMidWrite, 'the child was killed while writing');
+        assert.equal(checkpoints.length, 1, 'the first transaction was committed before the kill');
+        // The runtime persisted the first checkpoint (as JSON), then the process died.
+        const cp: SinkCheckpoint = { position: checkpoints[0]!.position, state: stored(checkpoints[0]!.state) };
         const b = await instantiate(o, d);
         try {
           const r = await b.sink.open?.(cp);
           const after = r && r.position ? Number(r.position) : Number(cp.position);
           const redo = big.filter((e) => Number(e.position) > after);
-          await write(b.sink, redo.slice(0, 30), null);
-          await write(b.sink, redo.slice(30), big.at(-1)!.position);
+          await write(b.sink, redo.slice(0, 150), null);
+          await write(b.sink, redo.slice(150), big.at(-1)!.position);
           await commit(b.sink, big);
-          await assertState(o, rows, w.events, 'crash mid-batch');
+          await assertState(o, rows, w.events, 'SIGKILL mid-batch');
         } finally {
           await b.sink.close();
         }
+      },
+    },
+    {
+      name: 'the writeJson fast path gives the same target as json',
+      async run() {
+        // Real pipelines hand sinks events that carry their bytes (writeJson); events built by
+        // hand carry only json. Both must end in the same target.
+        const results: (Map<string, Row> | ChangeEvent[])[] = [];
+        for (const bytes of [false, true]) {
+          await o.reset();
+          const w = new Workload({ ...t, bytes });
+          const rows = new Map<number, Row>();
+          const b1 = [...w.txnOf([['c', 1, 'ünïcödé ✓'], ['c', 2], ['c', 3]], rows), ...w.txnOf([['u', 1, 'line\nbreak "quoted"'], ['d', 2]], rows)];
+          const { sink } = await instantiate(o, dir());
+          try {
+            await sink.open?.({ position: null, state: undefined });
+            await write(sink, b1, b1.at(-1)!.position);
+            await commit(sink, b1);
+            results.push(await readState(o, bytes ? 'events with writeJson' : 'events with json only'));
+            await assertState(o, rows, w.events, bytes ? 'events with writeJson (the fast path)' : 'events with json only');
+          } finally {
+            await sink.close();
+          }
+        }
+        const norm = (x: Map<string, Row> | ChangeEvent[]) => (x instanceof Map ? [...x].sort() : x);
+        assert.deepEqual(norm(results[1]!), norm(results[0]!), 'events with writeJson must give the same target as events with json only');
       },
     },
     {
@@ -309,9 +348,10 @@ export function conformanceCases(o: ConformanceOptions): ConformanceCase[] {
       },
     },
   ];
+  const poisonName = 'a poison event is rejected with PoisonEventError, and the rest can still be written';
   if (o.poison) {
     cases.push({
-      name: 'a poison event is rejected with an error, and the rest can still be written',
+      name: poisonName,
       async run() {
         await o.reset();
         const d = dir();
@@ -322,7 +362,17 @@ export function conformanceCases(o: ConformanceOptions): ConformanceCase[] {
         const { sink } = await instantiate(o, d);
         try {
           await sink.open?.({ position: null, state: undefined });
-          await assert.rejects(() => write(sink, [bad], null), (err: unknown) => err instanceof Error && err.message.length > 0, 'a poison event must make write() reject with an Error');
+          let thrown: unknown = null;
+          try {
+            await write(sink, [bad], null);
+          } catch (err) {
+            thrown = err;
+          }
+          assert.ok(thrown !== null, 'a poison event must make write() reject');
+          assert.ok(
+            thrown instanceof PoisonEventError,
+            `a poison event must make write() reject with PoisonEventError (import it from tributary/sdk): the runtime dead-letters that at once, and retries anything else as if the target were at fault. Got: ${thrown instanceof Error ? `${thrown.name}: ${thrown.message}` : String(thrown)}`,
+          );
           await write(sink, good, good.at(-1)!.position);
           await commit(sink, good);
           await assertState(o, rows, w.events, 'after poison');
@@ -331,14 +381,26 @@ export function conformanceCases(o: ConformanceOptions): ConformanceCase[] {
         }
       },
     });
+  } else {
+    const reason = o.noPoison?.trim();
+    cases.push({
+      name: poisonName,
+      skip: reason ? `no poison event for ${o.definition.type}: ${reason}` : undefined,
+      async run() {
+        assert.fail('the poison case is mandatory: give `poison(base)`, building an event this sink must reject with PoisonEventError, or `noPoison: "<why this sink accepts every event>"`');
+      },
+    });
   }
   return cases;
 }
 
-/** Register the conformance cases as node:test subtests. */
+/** Register the conformance cases as node:test subtests (an opted-out case shows as skipped, with its reason). */
 export function describeSinkConformance(o: ConformanceOptions, title = `sink conformance: ${o.definition.type}`): void {
   describe(title, { concurrency: false }, () => {
-    for (const c of conformanceCases(o)) it(c.name, () => c.run());
+    for (const c of conformanceCases(o)) {
+      if (c.skip) console.log(`# ${title}: ${c.skip}`);
+      it(c.name, { skip: c.skip }, () => c.run());
+    }
   });
 }
 

@@ -169,6 +169,37 @@ export class TributaryProcess implements AsyncDisposable {
     }, { timeoutMs, what: `log ${re}` });
   }
 
+  /**
+   * Resolves as soon as the output matches `re`, checked on every chunk as it arrives (no
+   * polling): for a test that must act within milliseconds of a log line.
+   */
+  onLog(re: RegExp, timeoutMs = 60_000): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const streams = [this.child.stdout, this.child.stderr];
+      const check = () => {
+        if (!re.test(this.stdout + this.stderr)) return;
+        done();
+        resolve();
+      };
+      const exit = () => {
+        done();
+        reject(new Error(`process exited before logging ${re}:\n${this.stderr.slice(-2000)}`));
+      };
+      const timer = setTimeout(() => {
+        done();
+        reject(new Error(`timed out waiting for log ${re}`));
+      }, timeoutMs);
+      const done = () => {
+        clearTimeout(timer);
+        for (const s of streams) s?.removeListener('data', check);
+        this.child.removeListener('exit', exit);
+      };
+      for (const s of streams) s?.on('data', check);
+      this.child.once('exit', exit);
+      check();
+    });
+  }
+
   async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<number | null> {
     if (this.running) this.child.kill(signal);
     return this.exited;
@@ -184,5 +215,38 @@ export class TributaryProcess implements AsyncDisposable {
       }
     }
     await this.kill('SIGKILL');
+  }
+}
+
+/**
+ * A login role (cluster-wide) for privilege tests, with REPLICATION by default and nothing
+ * else. On dispose, what it owns in `db` goes back to postgres, its grants there are dropped,
+ * and the role is dropped.
+ */
+export class PgTestRole implements AsyncDisposable {
+  private constructor(
+    readonly name: string,
+    readonly url: string,
+    private readonly db: PgTestDb,
+  ) {}
+
+  static async create(db: PgTestDb, attrs = 'LOGIN REPLICATION'): Promise<PgTestRole> {
+    const name = `trb_role_${process.pid}_${Math.floor(Math.random() * 1e6)}`;
+    await db.query(`CREATE ROLE "${name}" ${attrs}`);
+    const u = new URL(db.url);
+    u.username = name;
+    u.password = '';
+    return new PgTestRole(name, u.toString(), db);
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    const c = new pg.Client({ connectionString: this.db.url });
+    await c.connect();
+    try {
+      await c.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1`, [this.name]);
+      await c.query(`REASSIGN OWNED BY "${this.name}" TO postgres; DROP OWNED BY "${this.name}"; DROP ROLE IF EXISTS "${this.name}"`);
+    } finally {
+      await c.end();
+    }
   }
 }

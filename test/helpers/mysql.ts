@@ -1,12 +1,10 @@
 /**
  * MariaDB/MySQL test context: `await using db = await MysqlTestDb.create('types')` gives a
- * fresh database (dropped on dispose), a connection to it, and helpers for the server-level
- * operations the binlog tests need (restart, flush logs, globals).
+ * fresh database (dropped on dispose) on the shared server, and a connection to it. Tests
+ * that stop or restart their server use a private one (servers/private-mariadb.ts).
  */
-import { execFileSync, spawnSync } from 'node:child_process';
 import mysql from 'mysql2/promise';
 import { MYSQL_URL } from './env.js';
-import { waitFor } from './context.js';
 
 let serverIdSeq = 0;
 
@@ -43,13 +41,6 @@ export class MysqlTestDb implements AsyncDisposable {
     return c;
   }
 
-  /** Reconnect this helper's own connection (after a server restart). */
-  async reconnect(): Promise<void> {
-    await this.conn.end().catch(() => undefined);
-    (this as { conn: mysql.Connection }).conn = await mysql.createConnection({ uri: MYSQL_URL, multipleStatements: true, supportBigNumbers: true, bigNumberStrings: true, dateStrings: true });
-    await this.conn.query(`USE \`${this.name}\``);
-  }
-
   async [Symbol.asyncDispose](): Promise<void> {
     try {
       await this.conn.query(`DROP DATABASE IF EXISTS \`${this.name}\``);
@@ -61,25 +52,6 @@ export class MysqlTestDb implements AsyncDisposable {
     }
     await this.conn.end().catch(() => undefined);
   }
-}
-
-/** Ping the server until it answers. */
-export async function waitForMysql(timeoutMs = 60_000): Promise<void> {
-  await waitFor(async () => {
-    const c = await mysql.createConnection({ uri: MYSQL_URL, connectTimeout: 2000 });
-    await c.query('SELECT 1');
-    await c.end();
-    return true;
-  }, { timeoutMs, intervalMs: 300, what: 'MariaDB to accept connections' });
-}
-
-/** Shut MariaDB down and start it again (the local test server), then wait for it. */
-export async function restartMariadb(downMs = 500): Promise<void> {
-  execFileSync('mariadb-admin', ['-uroot', '-h127.0.0.1', '--protocol=tcp', 'shutdown'], { stdio: 'ignore' });
-  await waitFor(() => spawnSync('mariadb-admin', ['-uroot', '-h127.0.0.1', '--protocol=tcp', 'ping'], { stdio: 'ignore' }).status !== 0, { timeoutMs: 30_000, what: 'MariaDB to stop' });
-  await new Promise((r) => setTimeout(r, downMs));
-  execFileSync('start-stop-daemon', ['--start', '--oknodo', '--background', '--exec', '/usr/sbin/mariadbd'], { stdio: 'ignore' });
-  await waitForMysql();
 }
 
 /** The `source:` block of a test pipeline reading `tables` (default: the whole test database). */

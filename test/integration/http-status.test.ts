@@ -28,11 +28,16 @@ describe('HTTP API and tributary status', { concurrency: false }, () => {
     const metrics = await (await fetch(`${base}/metrics`)).text();
     assert.match(metrics, /# TYPE tributary_sink_lag_seconds gauge/);
     assert.match(metrics, /tributary_sink_lag_events\{pipeline="http",sink="audit"\} 0/);
-    assert.match(metrics, /tributary_source_connected\{pipeline="http"\} 1/);
+    assert.match(metrics, /tributary_source_up\{pipeline="http"\} 1/);
     assert.match(metrics, /tributary_stream_buffer_bytes/);
-    const status = (await (await fetch(`${base}/status`)).json()) as { pipelines: { name: string; state: string; sinks: { name: string; position: string }[] }[] };
+    type Status = { pipelines: { name: string; state: string; sinks: { name: string; position: string | null }[] }[] };
+    // The checkpoint record is written just after the batch is counted: wait for it.
+    const status = (await waitFor(async () => {
+      const s = (await (await fetch(`${base}/status`)).json()) as Status;
+      return s.pipelines[0]!.sinks[0]!.position ? s : null;
+    }, { what: 'the checkpoint in /status' }))!;
     assert.equal(status.pipelines[0]!.state, 'running');
-    assert.match(status.pipelines[0]!.sinks[0]!.position, /^[0-9A-F]+\/[0-9A-F]+$/);
+    assert.match(status.pipelines[0]!.sinks[0]!.position!, /^[0-9A-F]+\/[0-9A-F]+$/);
     const st = await TributaryProcess.run(['status', '--config', cfg]);
     assert.equal(st.code, 0, st.stderr);
     assert.match(st.stdout, /pipeline http: running/);

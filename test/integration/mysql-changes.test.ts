@@ -100,8 +100,8 @@ describe('mysql: inserts, updates, deletes, transactions', { concurrency: false 
     await using dir = new TempDir();
     const mk = (serverId: number) =>
       new MysqlSource(
-        { type: 'mysql', url: db.url, tables: ['*.*'], server_id: serverId, start: 'latest', heartbeat_ms: 1000, snapshot: 'never', snapshot_workers: 1, snapshot_chunk_rows: 1000 },
-        { pipeline: 'pre', logger: pino({ level: 'silent' }), signal: new AbortController().signal, metrics: new Metrics(), store: new FileStateStore(dir.path) },
+        { type: 'mysql', url: db.url, tables: ['*.*'], server_id: serverId, start: 'latest', heartbeat_ms: 1000, snapshot: 'never', snapshot_workers: 1, snapshot_chunk_rows: 1000, reconnect: {} },
+        { pipeline: 'pre', logger: pino({ level: 'silent' }), signal: new AbortController().signal, metrics: new Metrics(), store: new FileStateStore(dir.path), link: { up: () => undefined, lost: (err) => Promise.reject(err) } },
       );
     const ok = mk(uniqueServerId());
     try {

@@ -6,6 +6,9 @@ import { MysqlTestDb, uniqueServerId } from '../helpers/mysql.js';
 import { readJsonl } from '../helpers/pipeline.js';
 import { resumeAfterSigkill, snapshotState, snapshotUnderLoad } from '../helpers/snapshot-run.js';
 
+/** The admin token of these tests' configs (POST /snapshot needs one). */
+const TOKEN = 'snapshot-test-token-0123456789';
+
 /**
  * The MariaDB twin of pg-snapshot: DBLog watermark snapshots through the signal table, while
  * the binlog keeps streaming. Every pipeline uses its own signal table (in its own test
@@ -35,7 +38,7 @@ sinks:
     type: jsonl
     path: ${dir.path}/out.jsonl
 ${o.extraSinks ?? ''}
-http: { port: ${o.port ?? 0} }
+http: { port: ${o.port ?? 0}, auth_token: ${TOKEN} }
 `,
   );
 }
@@ -96,7 +99,7 @@ describe('mysql snapshots (DBLog watermarks via the signal table, chunked, resum
     await db.query('INSERT INTO other VALUES (1)');
     const r = await TributaryProcess.run(['snapshot', '--config', cfg, '--table', `${db.name}.t`, '--where', 'id <= 250 AND id % 2 = 0']);
     assert.equal(r.code, 0, r.stdout + r.stderr);
-    assert.match(r.stdout, /"started"/);
+    assert.match(r.stdout, /started on pipeline/);
     await proc.waitForLog(/snapshot completed: 125 rows/);
     await db.query('INSERT INTO other VALUES (2)');
     await waitFor(() => readJsonl(`${dir.path}/out.jsonl`).filter((e) => e.source.table === 'other').length === 2, { what: 'streaming to go on' });
@@ -106,7 +109,7 @@ describe('mysql snapshots (DBLog watermarks via the signal table, chunked, resum
     assert.deepEqual(reads.map((e) => e.key), Array.from({ length: 125 }, (_, i) => ({ id: 2 * (i + 1) })), 'in key order, keyed by the primary key');
 
     // Start a full snapshot and cancel it at once (through the HTTP API the CLI uses).
-    const api = (body: object) => fetch(`http://127.0.0.1:${port}/snapshot`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ pipeline: name, table: `${db.name}.t`, ...body }) });
+    const api = (body: object) => fetch(`http://127.0.0.1:${port}/snapshot`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}` }, body: JSON.stringify({ pipeline: name, table: `${db.name}.t`, ...body }) });
     assert.equal((await api({ action: 'start' })).status, 202);
     const again = await api({ action: 'start' });
     assert.equal(again.status, 409, 'a second snapshot while one runs is refused');

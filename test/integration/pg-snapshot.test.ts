@@ -6,6 +6,9 @@ import { freePort } from '../helpers/embedded-pg.js';
 import { readJsonl } from '../helpers/pipeline.js';
 import { resumeAfterSigkill, snapshotState, snapshotUnderLoad } from '../helpers/snapshot-run.js';
 
+/** The admin token of these tests' configs (POST /snapshot needs one). */
+const TOKEN = 'snapshot-test-token-0123456789';
+
 function config(dir: TempDir, db: PgTestDb, o: { name: string; tables: string; mode: string; chunk?: number; workers?: number; port?: number; extraSinks?: string; stream?: string }) {
   return dir.file(
     `${o.name}.yaml`,
@@ -24,7 +27,7 @@ sinks:
     type: jsonl
     path: ${dir.path}/out.jsonl
 ${o.extraSinks ?? ''}
-http: { port: ${o.port ?? 0} }
+http: { port: ${o.port ?? 0}, auth_token: ${TOKEN} }
 `,
   );
 }
@@ -73,7 +76,7 @@ describe('postgres snapshots (DBLog watermarks, chunked, resumable)', { concurre
     await db.query('INSERT INTO other VALUES (1)');
     const r = await TributaryProcess.run(['snapshot', '--config', cfg, '--table', 'public.t', '--where', 'id <= 250 AND id % 2 = 0']);
     assert.equal(r.code, 0, r.stdout + r.stderr);
-    assert.match(r.stdout, /"started"/);
+    assert.match(r.stdout, /started on pipeline/);
     await proc.waitForLog(/snapshot completed: 125 rows/);
     await db.query('INSERT INTO other VALUES (2)');
     await waitFor(() => readJsonl(`${dir.path}/out.jsonl`).filter((e) => e.source.table === 'other').length === 2, { what: 'streaming to go on' });
@@ -82,7 +85,7 @@ describe('postgres snapshots (DBLog watermarks, chunked, resumable)', { concurre
     assert.ok(reads.every((e) => e.source.snapshot === 'incremental' && Number(e.after!.id) % 2 === 0 && Number(e.after!.id) <= 250));
 
     // Start a full snapshot and cancel it at once (through the HTTP API the CLI uses).
-    const api = (body: object) => fetch(`http://127.0.0.1:${port}/snapshot`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ pipeline: 'snapd', table: 'public.t', ...body }) });
+    const api = (body: object) => fetch(`http://127.0.0.1:${port}/snapshot`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}` }, body: JSON.stringify({ pipeline: 'snapd', table: 'public.t', ...body }) });
     assert.equal((await api({ action: 'start' })).status, 202);
     const again = await api({ action: 'start' });
     assert.equal(again.status, 409, 'a second snapshot while one runs is refused');

@@ -33,6 +33,7 @@ async function mirror(table: string): Promise<Map<string, Row>> {
 
 describeSinkConformance({
   definition: clickhouse,
+  module: new URL('../../sinks/clickhouse/index.js', import.meta.url),
   kind: 'keyed',
   config: { url: ch.url, database: DB },
   async reset() {

@@ -17,16 +17,19 @@ import { txnWriter } from '../helpers/txn-writer.js';
 const dir = mkdtempSync(join(tmpdir(), 'tributary-duckdb-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-/** The same process-wide instance the sink uses (two instances on one file must not coexist). */
-async function conn(path: string): Promise<DuckDBConnection> {
-  return (await DuckDBInstance.fromCache(path)).connect();
-}
+/**
+ * The same process-wide instance the sink uses (two instances on one file must not coexist).
+ * Released after each query: the kit's crash case runs the sink in a child process, which
+ * needs the file's lock.
+ */
 async function query(path: string, sql: string): Promise<Record<string, unknown>[]> {
-  const c = await conn(path);
+  const db = await DuckDBInstance.fromCache(path);
+  const c = await db.connect();
   try {
     return (await c.runAndReadAll(sql)).getRowObjectsJson() as Record<string, unknown>[];
   } finally {
     c.closeSync();
+    db.closeSync();
   }
 }
 
@@ -49,6 +52,7 @@ for (const mode of ['mirror', 'history'] as const) {
   describeSinkConformance(
     {
       definition: duckdbSink,
+      module: new URL('../../sinks/duckdb/index.js', import.meta.url),
       config: { path, mode },
       kind: mode === 'mirror' ? 'keyed' : 'append',
       reset,

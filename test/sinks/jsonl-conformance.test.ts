@@ -9,8 +9,10 @@ const path = join(dir, 'out.jsonl');
 
 describeSinkConformance({
   definition: jsonl,
+  module: new URL('../../sinks/jsonl/index.js', import.meta.url),
   config: { path },
   kind: 'append',
+  noPoison: 'every event becomes one JSON line, and a file takes any line',
   async reset() {
     rmSync(path, { force: true });
   },

@@ -4,7 +4,7 @@
  * a checkpoint is truncated away on the next open.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,6 +14,7 @@ import jsonl from '../../sinks/jsonl/index.js';
 import type { SinkCheckpoint, SinkEvent, SinkInstance } from '../../src/sdk/index.js';
 import { makeSinkEvent } from '../../src/testing/index.js';
 import type { ChangeEvent } from '../../src/core/event.js';
+import { TributaryError } from '../../src/core/errors.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'tributary-jsonl-sync-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -59,14 +60,15 @@ function withBytes(e: SinkEvent): SinkEvent {
   };
 }
 
-async function sink(path: string, checkpoint: SinkCheckpoint): Promise<SinkInstance> {
-  const s = await jsonl.create(jsonl.config.parse({ path }), {
-    logger: pino({ level: 'silent' }),
+async function sink(path: string, checkpoint: SinkCheckpoint, o: { stateDir?: string; fsync?: boolean; log?: string[] } = {}): Promise<SinkInstance> {
+  const logger = o.log ? pino({ level: 'info' }, { write: (line: string) => void o.log!.push(line) }) : pino({ level: 'silent' });
+  const s = await jsonl.create(jsonl.config.parse({ path, fsync: o.fsync ?? true }), {
+    logger,
     metrics: { inc() {}, set() {} },
     signal: new AbortController().signal,
     pipeline: 'p',
     sinkName: 's',
-    stateDir: dir,
+    stateDir: o.stateDir ?? dir,
   });
   await s.open?.(checkpoint);
   return s;
@@ -93,7 +95,7 @@ describe('jsonl durability', () => {
       assert.equal(c.n, 2, 'checkpoint() synced the batch written inside the transaction');
       const text = readFileSync(path, 'utf8');
       const tenLines = text.split('\n').slice(0, 10).join('\n') + '\n';
-      assert.deepEqual(state, { offset: Buffer.byteLength(tenLines) }, 'the checkpoint offset is the end of the transaction, in bytes');
+      assert.equal((state as { offset: number }).offset, Buffer.byteLength(tenLines), 'the checkpoint offset is the end of the transaction, in bytes');
     } finally {
       c.restore();
       await s.close();
@@ -116,5 +118,53 @@ describe('jsonl durability', () => {
     const s2 = await sink(path, cp);
     await s2.close();
     assert.deepEqual(readFileSync(path, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l).after.id), [1]);
+  });
+
+  it('refuses (TRB3013) a non-empty file it did not write when it has no checkpoint, and leaves it intact', async () => {
+    // Another pipeline's output, as when a copied config changes only `name:`.
+    const path = join(dir, 'theirs.jsonl');
+    const theirs = Array.from({ length: 1012 }, (_, i) => JSON.stringify(ev(i))).join('\n') + '\n';
+    writeFileSync(path, theirs);
+    const fresh = mkdtempSync(join(dir, 'state-'));
+    await assert.rejects(
+      () => sink(path, { position: null, state: undefined }, { stateDir: fresh }),
+      (err: unknown) => err instanceof TributaryError && err.code === 'TRB3013' && /1012 lines|did not write/.test(err.message) && /move .* away/.test(err.fix ?? ''),
+    );
+    assert.equal(readFileSync(path, 'utf8'), theirs, 'not one byte was changed');
+  });
+
+  it('refuses a checkpoint that belongs to another file (another inode), and leaves that file intact', async () => {
+    const path = join(dir, 'replaced.jsonl');
+    const signal = new AbortController().signal;
+    const s1 = await sink(path, { position: null, state: undefined });
+    const t1 = [makeSinkEvent(ev(1), 1, 0)];
+    await s1.write(t1, { signal, commit: t1[0]!.position });
+    const cp: SinkCheckpoint = { position: t1[0]!.position, state: await s1.checkpoint?.(t1[0]!.position) };
+    await s1.close();
+    // Someone puts another (longer) file in its place.
+    rmSync(path);
+    writeFileSync(path, 'a line of someone else\n'.repeat(50));
+    await assert.rejects(() => sink(path, cp), (err: unknown) => err instanceof TributaryError && err.code === 'TRB3013');
+    assert.equal(readFileSync(path, 'utf8').length, 'a line of someone else\n'.length * 50);
+  });
+
+  it('a crash before the first checkpoint truncates its own lines (the claim says the file is its own)', async () => {
+    const path = join(dir, 'mine.jsonl');
+    const signal = new AbortController().signal;
+    const s1 = await sink(path, { position: null, state: undefined });
+    await s1.write([makeSinkEvent(ev(1), 1, 0), makeSinkEvent(ev(2), 1, 1)], { signal, commit: null });
+    await s1.close(); // no checkpoint was ever persisted
+    const s2 = await sink(path, { position: null, state: undefined });
+    await s2.close();
+    assert.equal(readFileSync(path, 'utf8'), '', 'its own uncommitted lines are gone; a redelivery writes them again');
+  });
+
+  it('fsync: false says at open that the file is no longer exactly-once', async () => {
+    const log: string[] = [];
+    const s = await sink(join(dir, 'nosync.jsonl'), { position: null, state: undefined }, { fsync: false, log });
+    await s.close();
+    assert.ok(log.some((l) => /fsync is off/.test(l) && /not exactly-once/.test(l)), log.join(''));
+    // And the configuration reference says so.
+    assert.match(String(jsonl.config.shape.fsync.description), /gives up the exactly-once promise/);
   });
 });

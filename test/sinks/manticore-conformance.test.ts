@@ -27,6 +27,7 @@ after(() => sd[Symbol.asyncDispose]());
 
 describeSinkConformance({
   definition: manticore,
+  module: new URL('../../sinks/manticore/index.js', import.meta.url),
   kind: 'keyed',
   config: { url: sd.url, fields: ['name'], attributes: { name: 'name_s', amount: 'amount', tags: 'tags' } },
   async reset() {

@@ -30,6 +30,7 @@ async function reset(): Promise<void> {
 describeSinkConformance(
   {
     definition: postgresSink,
+    module: new URL('../../sinks/postgres/index.js', import.meta.url),
     config: { url: db.url, mode: 'mirror' },
     kind: 'keyed',
     reset,
@@ -45,6 +46,7 @@ describeSinkConformance(
 describeSinkConformance(
   {
     definition: postgresSink,
+    module: new URL('../../sinks/postgres/index.js', import.meta.url),
     config: { url: db.url, mode: 'history' },
     kind: 'append',
     reset,

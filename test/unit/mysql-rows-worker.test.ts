@@ -8,17 +8,17 @@
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, readdirSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SerializedChangeEvent } from '../../src/core/event.js';
 import { TributaryError } from '../../src/core/errors.js';
 import { BinlogDecoder, type BinlogDecoderOptions, type MysqlSourceItem } from '../../connectors/mysql/decoder.js';
 import { EventType as E } from '../../connectors/mysql/event-header.js';
 import { RowsOffload, type OffloadSink } from '../../connectors/mysql/rows-offload.js';
-import { vectorsDir } from '../helpers/env.js';
+import { vectorFiles, vectorsDir } from '../helpers/env.js';
 
 const VECTORS = vectorsDir();
-const FILES = readdirSync(VECTORS).filter((f) => f !== 'README.md').sort();
+const FILES = vectorFiles();
 
 // shareAbove: Infinity: every rows event goes through the worker.
 const offload = new RowsOffload({ pipeline: 'shop', batchBytes: 4096, shareAbove: Infinity });

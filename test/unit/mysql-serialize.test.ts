@@ -7,7 +7,6 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { type ChangeEvent, SerializedChangeEvent } from '../../src/core/event.js';
 import { JsonBytes } from '../../src/core/json-bytes.js';
@@ -17,7 +16,7 @@ import { encodeDecimal } from '../../connectors/mysql/decimal.js';
 import { RowDecoder } from '../../connectors/mysql/row-decoder.js';
 import { embeddableJson, embeddableJsonBytes, isEmbeddableJson } from '../../connectors/mysql/json-text.js';
 import type { TableMap } from '../../connectors/mysql/table-map.js';
-import { vectorsDir } from '../helpers/env.js';
+import { vectorFiles, vectorsDir } from '../helpers/env.js';
 
 const VECTORS = vectorsDir();
 
@@ -69,7 +68,7 @@ async function compare(file: string, opts: DecodeFileOptions = {}): Promise<numb
   return n;
 }
 
-const FILES = readdirSync(VECTORS).filter((f) => f !== 'README.md').sort();
+const FILES = vectorFiles();
 
 for (const file of FILES) {
   test(`serialized envelopes equal the object envelopes: ${file}`, async () => {

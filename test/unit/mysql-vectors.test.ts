@@ -1,11 +1,11 @@
 /**
- * Decodes every real binlog file in shared/vectors/mysql-binlog and asserts exact values.
+ * Decodes every real binlog file in test/fixtures/mysql-binlog and asserts exact values.
  * Values were cross-checked with `mariadb-binlog -v --base64-output=decode-rows` where it
  * can read the file (it cannot read TRANSACTION_PAYLOAD, PARTIAL_UPDATE_ROWS or GTID_TAGGED).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -15,7 +15,7 @@ import type { ChangeEvent } from '../../src/core/event.js';
 import { decodeBinlogFile, decodeBinlogFilesToJsonl, type DecodeFileOptions } from '../../connectors/mysql/file.js';
 import type { MysqlSourceItem } from '../../connectors/mysql/decoder.js';
 import type { MysqlPosition } from '../../connectors/mysql/position.js';
-import { vectorsDir } from '../helpers/env.js';
+import { vectorFiles, vectorsDir } from '../helpers/env.js';
 
 const VECTORS = vectorsDir();
 const v = (name: string): string => join(VECTORS, name);
@@ -50,7 +50,7 @@ async function decodeError(path: string, opts: DecodeFileOptions = {}): Promise<
 }
 
 test('every vector file is covered by a test below', () => {
-  const files = readdirSync(VECTORS).filter((f) => f !== 'README.md').sort();
+  const files = vectorFiles();
   assert.deepEqual(files, [
     'binlog-invisible-columns.000001', 'binlog_transaction.000001', 'binlog_transaction_with_GTID.000001',
     'binlog_transaction_with_GTID_TAG.000001', 'binlog_truncated_event.000001', 'json-opaque.binlog',

@@ -1,0 +1,131 @@
+import { readFileSync } from 'node:fs';
+
+/**
+ * What `tributary help`, `tributary COMMAND --help` and `tributary --version` print. One
+ * entry per command: its synopsis line (listed by `help`) and its own usage text.
+ */
+export const COMMANDS: Record<string, { synopsis: [args: string, summary: string]; usage: string }> = {
+  run: {
+    synopsis: ['run --config FILE [--config FILE ...]', 'run the pipelines until SIGINT/SIGTERM'],
+    usage: `Usage: tributary run --config FILE [--config FILE ...]
+       tributary run --worker --config FILE [--pipeline NAME ...]
+
+Run every pipeline of the config files until SIGINT or SIGTERM, which drain: reading stops,
+and each sink commits what it holds. The HTTP API (http.port) serves /healthz, /readyz,
+/metrics, /status and snapshot requests.
+
+  -c, --config FILE    a config file (repeatable: their pipelines run side by side)
+  --worker             take snapshot chunk jobs only (pipelines with stream.type: redis)
+  --pipeline NAME      with --worker: serve only this pipeline (repeatable)
+
+Exit codes: 0 after a drain, 1 when a pipeline failed, 2 for a usage or config error.`,
+  },
+  validate: {
+    synopsis: ['validate --config FILE [--check-source]', 'check the config (and the database and sinks)'],
+    usage: `Usage: tributary validate --config FILE [--config FILE ...] [--check-source]
+
+Check the config files: every problem with its file, line and field.
+
+  -c, --config FILE    a config file (repeatable)
+  --check-source       also run the source preflight (server settings, privileges, tables) and
+                       every sink's check (reachable, authorized, writable), each problem with
+                       its fix
+
+Exit codes: 0 when everything passes, 2 when anything does not.`,
+  },
+  status: {
+    synopsis: ['status --config FILE [--json]', 'positions, per-sink lag, snapshot progress'],
+    usage: `Usage: tributary status --config FILE [--json]
+
+Each pipeline's sink positions (from the state store), its lag and snapshot progress (from the
+running process's /status, with http.auth_token from the same config).
+
+  -c, --config FILE    a config file (repeatable)
+  --json               print JSON`,
+  },
+  snapshot: {
+    synopsis: ['snapshot --config FILE --table T [--where SQL]', 'snapshot a table while it streams (see --help)'],
+    usage: `Usage: tributary snapshot --config FILE --table T [--where SQL] [--pipeline P] [--json]
+       tributary snapshot --config FILE --table T --pause | --resume | --cancel
+
+Ask the running process (its HTTP API, with http.auth_token from the same config) to snapshot a
+table while it streams, or to pause, resume or cancel the snapshot that runs.
+
+  -c, --config FILE    the config the process runs
+  --table T            schema.table (Postgres; a bare name means public.T) or db.table (MySQL)
+  --where SQL          only rows matching this condition, in the source's SQL; one condition:
+                       no ";", "--", "/*" (nor "#" on MySQL), balanced parentheses
+  --pipeline P         the pipeline (default: the one whose source.tables capture the table)
+  --json               print the API's reply instead of a summary
+
+Exit codes: 0 when the request was accepted, 1 when it was refused, 2 for a usage error.`,
+  },
+  binlog: {
+    synopsis: ['binlog decode FILE...', 'decode binlog files to JSONL on stdout'],
+    usage: `Usage: tributary binlog decode FILE...
+
+Decode MySQL/MariaDB binlog files offline, in the order given, into change events: one JSON
+line per row change on stdout (the envelope of a running pipeline, with file/pos positions).
+Columns whose names the files do not carry (binlog_row_metadata=MINIMAL) are named _col0, _col1, ...
+
+Exit codes: 0 when every file decoded, 1 when a file is unreadable, truncated or corrupt.`,
+  },
+  demo: {
+    synopsis: ['demo [--duration S] [--rate N] [--out DIR]', 'embedded Postgres, live traffic, events on screen'],
+    usage: `Usage: tributary demo [--duration SECONDS] [--rate N] [--out DIR]
+
+Start an embedded Postgres, write sample orders into it, and stream the changes to the screen
+and to DIR/events.jsonl. Nothing to install or configure. Ctrl-C stops it.
+
+  --duration SECONDS   stop after this long (default: until Ctrl-C)
+  --rate N             sample transactions per second (default 3)
+  --out DIR            where the config, state and events go (default ./demo-out)`,
+  },
+  docs: {
+    synopsis: ['docs config', 'print the configuration reference (Markdown)'],
+    usage: `Usage: tributary docs config
+
+Print the configuration reference, generated from the schemas of the config and of every
+built-in sink (docs/configuration.md is this output).`,
+  },
+  help: {
+    synopsis: ['help [COMMAND]', 'this list, or a command\'s usage'],
+    usage: 'Usage: tributary help [COMMAND]',
+  },
+  version: {
+    synopsis: ['version', 'the version (also --version)'],
+    usage: 'Usage: tributary version | tributary --version',
+  },
+};
+
+/** The overview `tributary help` prints. */
+export function overview(): string {
+  return `tributary: change-data-capture from Postgres and MySQL/MariaDB to your sinks
+
+Usage:
+${Object.values(COMMANDS)
+  .map(({ synopsis: [args, summary] }) => `  tributary ${args.padEnd(47)} ${summary}`)
+  .join('\n')}
+
+\`tributary COMMAND --help\` prints a command's usage.
+Exit codes: 0 success, 1 runtime failure, 2 usage or config error.
+Docs: README.md and docs/ in the repository.`;
+}
+
+/** The package version (package.json beside dist/). */
+export function version(): string {
+  try {
+    return (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+  } catch {
+    return 'unknown';
+  }
+}
+
+/** True when the arguments ask for help (`--help` or `-h` anywhere before a `--`). */
+export function wantsHelp(args: readonly string[]): boolean {
+  for (const a of args) {
+    if (a === '--') return false;
+    if (a === '--help' || a === '-h') return true;
+  }
+  return false;
+}
