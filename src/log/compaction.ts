@@ -151,7 +151,10 @@ export class Compactor {
       if (round.length >= CHUNK) await flush();
     }
     await flush();
-    out.appendCommit(lastTxn || 'compacted', now, '');
+    // The generation ends in one commit at the newest folded transaction: a reader that
+    // checkpoints it holds everything up to the horizon, and its fence is above every row.
+    const lastFolded = [...removed].reverse().find((s) => s.lastCommit)?.lastCommit;
+    out.appendCommit(lastFolded?.txn ?? (lastTxn || '0/0'), now, lastFolded?.resume ?? lastFolded?.txn ?? '0/0');
     await out.sealActive();
     await out.close();
 
