@@ -122,19 +122,31 @@ export function stringMeta(meta: number): { realType: number; maxLen: number } {
   return { realType: b0, maxLen: b1 };
 }
 
-/** True for types whose signedness bit is logged in TABLE_MAP SIGNEDNESS metadata. */
-export function isNumericType(type: number): boolean {
+/**
+ * True for types whose signedness bit is logged in TABLE_MAP SIGNEDNESS metadata. MariaDB
+ * (10.5+, which decides per field) also gives YEAR a bit, as an unsigned number; MySQL does
+ * not. Seen in a MariaDB 10.11 TABLE_MAP of `(id int, y year, a tinyint, b bit(3), c tinyint
+ * unsigned, d tinyint, g point, e float unsigned)`: bits 0101 01 over id, y, a, c, d, e.
+ * Leaving YEAR out there shifted every later column's bit, and signed values after a YEAR
+ * column came out unsigned (-128 as 128).
+ */
+export function isNumericType(type: number, mariadb = false): boolean {
   return (
     type === T.TINY || type === T.SHORT || type === T.INT24 || type === T.LONG || type === T.LONGLONG ||
-    type === T.FLOAT || type === T.DOUBLE || type === T.NEWDECIMAL || type === T.DECIMAL
+    type === T.FLOAT || type === T.DOUBLE || type === T.NEWDECIMAL || type === T.DECIMAL || (mariadb && type === T.YEAR)
   );
 }
 
-/** Text-ish columns that DEFAULT_CHARSET / COLUMN_CHARSET metadata covers (real type). */
+/**
+ * Columns that DEFAULT_CHARSET / COLUMN_CHARSET metadata covers (real type): text and blob
+ * types, and GEOMETRY, which the server stores as a blob and lists with collation 63 (both
+ * MySQL and MariaDB: seen in a MariaDB 10.11 TABLE_MAP, where leaving it out gave every
+ * later text column its left neighbour's charset).
+ */
 export function isCharacterType(realType: number): boolean {
   return (
     realType === T.STRING || realType === T.VAR_STRING || realType === T.VARCHAR || realType === T.BLOB ||
-    realType === T.TINY_BLOB || realType === T.MEDIUM_BLOB || realType === T.LONG_BLOB ||
+    realType === T.TINY_BLOB || realType === T.MEDIUM_BLOB || realType === T.LONG_BLOB || realType === T.GEOMETRY ||
     // MySQL 9 counts VECTOR (a binary string, collation 63) among the character columns.
     realType === T.VECTOR
   );

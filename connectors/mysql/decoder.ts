@@ -548,7 +548,8 @@ export class BinlogDecoder {
     const cached = this.tables.get(tableId);
     const bodyLen = r.end - bodyStart;
     if (cached && cached.sig.length === bodyLen && r.buf.compare(cached.sig, 0, bodyLen, bodyStart, r.end) === 0) return;
-    const map = parseTableMapBody(r, tableId);
+    // MariaDB's SIGNEDNESS metadata covers YEAR too (column-types.ts isNumericType).
+    const map = parseTableMapBody(r, tableId, this.fde?.serverVersion.includes('MariaDB') ?? false);
     const include = !this.opts.includeTable || this.opts.includeTable(map.db, map.table);
     const decoder = include ? this.compile(map) : null;
     this.tables.set(tableId, {

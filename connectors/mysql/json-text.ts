@@ -1,11 +1,11 @@
 /**
  * JSON text columns (MariaDB's JSON is LONGTEXT) on the serialized path.
  *
- * The object path parses such a column with JSON.parse and the envelope later stringifies
- * the result again. When the envelope is written as text, a document that JSON.parse accepts
- * can be embedded as it is: parsing the envelope then yields exactly the value JSON.parse of
- * the column gives. Checking that with a scan is several times cheaper than parsing and
- * re-stringifying, and allocates nothing.
+ * A document that is valid JSON is embedded in the envelope as it is (compacted when it
+ * spans lines): nothing is parsed and printed again, so its numbers keep every digit, also
+ * beyond double range (`1e400`, `123456789012345678901234567890`) and `-0`, as DESIGN.md
+ * asks of json values. Text that is not JSON stays a string. Checking validity with a scan
+ * is several times cheaper than parsing, and allocates nothing.
  *
  * The scan reads the column's UTF-8 bytes straight from the binlog, not a decoded string:
  * every byte that JSON gives a meaning to is ASCII, so bytes of 0x80 and above can only be
@@ -17,9 +17,8 @@
 /** Container kinds on the scan stack. */
 const OBJ = 1;
 const ARR = 2;
-/** Deeper documents are left to JSON.parse (the caller falls back); real ones are shallow. */
-const MAX_DEPTH = 256;
-const stack = new Uint8Array(MAX_DEPTH);
+/** Open containers of the document being scanned; grows for deeply nested documents. */
+let stack = new Uint8Array(256);
 
 /** Set by {@link ws} when it skips a CR or LF (see {@link embeddableJsonBytes}). */
 let lineBreak = false;
@@ -65,12 +64,8 @@ function digits(b: Buffer, i: number, e: number): number {
   return i;
 }
 
-/**
- * The end of the number token at `i`, or -1 when it is invalid or JSON.parse would make it
- * ±Infinity (which JSON.stringify writes as null: embedding it would change the value).
- */
+/** The end of the number token at `i`, or -1 when it is not a JSON number. Any size is valid. */
 function num(b: Buffer, i: number, e: number): number {
-  const start = i;
   if (b[i] === 0x2d) i++;
   const c = at(b, i, e);
   if (c === 0x30) i++;
@@ -81,7 +76,6 @@ function num(b: Buffer, i: number, e: number): number {
     if (j === i + 1) return -1;
     i = j;
   }
-  let exp = false;
   const x = at(b, i, e);
   if (x === 0x65 || x === 0x45) {
     i++;
@@ -90,9 +84,7 @@ function num(b: Buffer, i: number, e: number): number {
     const j = digits(b, i, e);
     if (j === i) return -1;
     i = j;
-    exp = true;
   }
-  if ((exp || i - start > 300) && !Number.isFinite(Number(b.toString('latin1', start, i)))) return -1;
   return i;
 }
 
@@ -112,12 +104,10 @@ function member(b: Buffer, i: number, e: number): number {
 }
 
 /**
- * Whether the UTF-8 bytes `b[s, e)` may stand in an envelope for the value JSON.parse gives
- * for them: -1 when JSON.parse rejects them, a number in them is not finite, or they nest
- * deeper than {@link MAX_DEPTH} (the caller then parses them); 0 when they may be copied as
- * they are; 1 when they may, with each CR and LF (only ever whitespace between tokens in
- * valid JSON, raw ones inside strings are invalid) made a space so an envelope stays on one
- * line.
+ * Whether the UTF-8 bytes `b[s, e)` are one JSON document (what JSON.parse accepts): -1 when
+ * they are not; 0 when they are and may be copied into an envelope as they are; 1 when they
+ * are but hold a CR or LF (only ever whitespace between tokens in valid JSON: raw ones inside
+ * strings are invalid), so they must be compacted to keep an envelope on one line.
  */
 export function embeddableJsonBytes(b: Buffer, s: number, e: number): -1 | 0 | 1 {
   lineBreak = false;
@@ -131,7 +121,11 @@ export function embeddableJsonBytes(b: Buffer, s: number, e: number): -1 | 0 | 1
       const close = c === 0x7b ? 0x7d : 0x5d;
       if (at(b, i, e) === close) i++;
       else {
-        if (depth === MAX_DEPTH) return -1;
+        if (depth === stack.length) {
+          const grown = new Uint8Array(stack.length * 2);
+          grown.set(stack);
+          stack = grown;
+        }
         stack[depth++] = c === 0x7b ? OBJ : ARR;
         if (c === 0x7b && (i = member(b, i, e)) < 0) return -1;
         continue value;
@@ -165,22 +159,8 @@ export function embeddableJsonBytes(b: Buffer, s: number, e: number): -1 | 0 | 1
   }
 }
 
-/**
- * True when JSON.parse accepts `s` and every number in it is finite, so that `s` may stand
- * in an envelope for the value JSON.parse(s). Also false for documents nested deeper than
- * {@link MAX_DEPTH} (the caller then parses them).
- */
+/** True when JSON.parse accepts `s`: it may then stand in an envelope as it is (compacted). */
 export function isEmbeddableJson(s: string): boolean {
   const b = Buffer.from(s, 'utf8');
   return embeddableJsonBytes(b, 0, b.length) >= 0;
-}
-
-/**
- * The JSON text to embed for a JSON text column, or null when the column must be parsed
- * (invalid JSON stays a string, as on the object path); line breaks become spaces.
- */
-export function embeddableJson(s: string): string | null {
-  const b = Buffer.from(s, 'utf8');
-  const r = embeddableJsonBytes(b, 0, b.length);
-  return r < 0 ? null : r === 1 ? s.replace(/[\r\n]/g, ' ') : s;
 }

@@ -100,14 +100,37 @@ function objectOnlyName(name: string): boolean {
 const JSON_DIFF_OPS = ['replace', 'insert', 'remove'];
 const TWO_32 = 4294967296;
 
-/** The shortest decimal that maps back to the same float32. */
+/** Below this a float32 is subnormal: fewer significant bits, so fewer digits may name it. */
+const FLOAT32_MIN_NORMAL = 1.1754943508222875e-38;
+
+/**
+ * The shortest decimal that maps back to the same float32. For a normal float32, a decimal
+ * of fewer than 6 digits that names it is also what its 6-digit rounding reads as (1.5 from
+ * `1.50000`), since float32 steps are finer than that grid, so the search starts at 6. A
+ * subnormal one has fewer significant bits: its 6-digit rounding may read back while a
+ * shorter decimal names it too (1.4e-45 is `1e-45`, not `1.4013e-45`), so it starts at 1.
+ */
 export function float32ToNumber(f: number): number {
-  if (!Number.isFinite(f)) return f;
-  for (let p = 6; p <= 9; p++) {
+  if (!Number.isFinite(f) || f === 0) return f; // a zero keeps its sign
+  for (let p = f > -FLOAT32_MIN_NORMAL && f < FLOAT32_MIN_NORMAL ? 1 : 6; p <= 9; p++) {
     const v = Number(f.toPrecision(p));
     if (Math.fround(v) === f) return v;
   }
   return f;
+}
+
+/**
+ * An ENUM or SET column's labels: the TABLE_MAP's, else the schema history's. MariaDB
+ * writes the TABLE_MAP's labels in utf8mb3, each byte of a 4-byte character as `?` (seen on
+ * 10.11: `'😀'` is logged as `????`), so where the history's labels read the same with their
+ * 4-byte characters so replaced, the history's are the real ones.
+ */
+function labelsOf(logged: string[] | null | undefined, history: string[] | undefined): string[] | null {
+  if (!logged) return history ?? null;
+  if (history && history.length === logged.length && logged.some((l) => l.includes('????'))) {
+    if (history.every((h, k) => h.replace(/[\u{10000}-\u{10ffff}]/gu, '????') === logged[k])) return history;
+  }
+  return logged;
 }
 
 /** Anything with TextDecoder's `decode`. */
@@ -282,9 +305,9 @@ export class RowDecoder {
         case T.STRING: case T.ENUM: case T.SET: {
           const sm = type === T.STRING ? stringMeta(meta) : { realType: type, maxLen: meta & 0xff };
           if (sm.realType === T.ENUM) {
-            kind = K.ENUM; this.p1[i] = sm.maxLen; this.labels[i] = map.enumValues[i] ?? hint?.enumValues?.[names[i]!] ?? null;
+            kind = K.ENUM; this.p1[i] = sm.maxLen; this.labels[i] = labelsOf(map.enumValues[i], hint?.enumValues?.[names[i]!]);
           } else if (sm.realType === T.SET) {
-            kind = K.SET; this.p1[i] = sm.maxLen; this.labels[i] = map.setValues[i] ?? hint?.setValues?.[names[i]!] ?? null;
+            kind = K.SET; this.p1[i] = sm.maxLen; this.labels[i] = labelsOf(map.setValues[i], hint?.setValues?.[names[i]!]);
           } else {
             kind = K.VARSTR; this.p1[i] = sm.maxLen < 256 ? 1 : 2;
             if (tk.kind === TextKind.Binary) this.padTo[i] = sm.maxLen;
@@ -405,8 +428,8 @@ export class RowDecoder {
             p += 8;
             break;
           }
-          case K.FLOAT: w.number(float32ToNumber(buf.readFloatLE(p))); p += 4; break;
-          case K.DOUBLE: w.number(buf.readDoubleLE(p)); p += 8; break;
+          case K.FLOAT: w.float(float32ToNumber(buf.readFloatLE(p))); p += 4; break;
+          case K.DOUBLE: w.float(buf.readDoubleLE(p)); p += 8; break;
           case K.YEAR: { const y = buf[p]!; w.int(y === 0 ? 0 : 1900 + y); p += 1; break; }
           case K.DATE: writeDate(w, buf, p); p += 3; break;
           case K.TIME2: writeTime2(w, buf, p, this.p1[i]!); p += 3 + fracBytes(this.p1[i]!); break;
@@ -724,14 +747,23 @@ function safeKind(kind: K, text: TextKind, jsonText: boolean, labels: string[] |
     case K.LONGLONG: case K.LONGLONG_U: case K.DATE: case K.TIME: case K.TIME2: case K.DATETIME: case K.DATETIME2:
     case K.TIMESTAMP: case K.TIMESTAMP2: case K.NEWDECIMAL: case K.SET: case K.BIT:
       // SET: labels are checked below; without labels it is a number (or a decimal string).
-      return kind !== K.SET || labels === null || labels.every((l) => quoteJson(l).length === l.length + 2);
+      return kind !== K.SET || labels === null || labels.every(plainAscii);
     case K.VARSTR: case K.BLOB:
       return text === TextKind.Binary && !jsonText; // base64
     case K.ENUM:
-      return labels === null || labels.every((l) => quoteJson(l).length === l.length + 2);
+      return labels === null || labels.every(plainAscii);
     default:
       return false;
   }
+}
+
+/**
+ * True for a label that is its own JSON string body: printable ASCII without `"` or `\`.
+ * A safe text is written one byte per UTF-16 unit (JsonBytes.ascii), so a label that merely
+ * needs no escaping is not enough: `é` would become one latin1 byte, and `😀` two broken ones.
+ */
+function plainAscii(label: string): boolean {
+  return /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/.test(label);
 }
 
 /** `null` as bytes. */
@@ -752,25 +784,17 @@ function parseJsonText(text: string): JsonValue {
 }
 
 /**
- * A JSON text column (UTF-8 bytes `buf[s, e)`) as the JSON text of the value the object path
- * gives: a valid document is copied as it is (see json-text.ts), with its line breaks made
- * spaces so the envelope stays on one line; other documents are parsed and stringified,
- * invalid ones written as a string.
+ * A JSON text column (UTF-8 bytes `buf[s, e)`, MariaDB's JSON) as JSON text: a valid
+ * document is copied, never parsed, so its numbers keep every digit (`1e400`,
+ * `123456789012345678901234567890`, `-0`), and compacted when it spans lines so the envelope
+ * stays on one (json-text.ts, JsonBytes.compactJson); text that is not JSON is a string, as
+ * on the object path. The snapshot writes the same (snapshot-rows.ts `jsonText`).
  */
-function writeJsonText(w: JsonBytes, buf: Buffer, s: number, e: number): void {
+export function writeJsonText(w: JsonBytes, buf: Buffer, s: number, e: number): void {
   const r = embeddableJsonBytes(buf, s, e);
-  if (r >= 0) {
-    const from = w.n;
-    w.raw(buf, s, e);
-    if (r === 1) {
-      const b = w.buf;
-      for (let k = from; k < w.n; k++) if (b[k] === 10 || b[k] === 13) b[k] = 32;
-    }
-    return;
-  }
-  const v = parseJsonText(buf.toString('utf8', s, e));
-  if (typeof v === 'string') w.string(buf, s, e);
-  else w.text(JSON.stringify(v));
+  if (r === 0) w.raw(buf, s, e);
+  else if (r === 1) w.compactJson(buf, s, e);
+  else w.string(buf, s, e);
 }
 
 function bigToJson(b: bigint): number | string {

@@ -291,7 +291,7 @@ export class RowsOffload implements RowsOffloadTarget {
       this.known.set(job.dec, desc);
       this.knownCount++;
       const d = job.dec;
-      b.descs.push({ id: desc, tableId: d.map.tableId, sig: d.map.signature, names: d.names, hint: d.hint });
+      b.descs.push({ id: desc, tableId: d.map.tableId, sig: d.map.signature, mariadb: d.map.mariadb, names: d.names, hint: d.hint });
     }
     const k = b.add(job, desc);
     this.q.push(new Job(b, k, job.qualified, job.ts, job.txn));

@@ -12,6 +12,8 @@ export interface TableDesc {
   tableId: number;
   /** TABLE_MAP body from the db name on (TableMap.signature): re-parsed by the worker. */
   sig: Uint8Array;
+  /** The map came from MariaDB (TableMap.mariadb): the signature is parsed the same way. */
+  mariadb: boolean;
   names: string[];
   hint: TableSchemaHint | undefined;
 }

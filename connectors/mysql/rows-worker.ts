@@ -59,7 +59,7 @@ function take(size: number): ArrayBuffer {
 
 function build(d: TableDesc): Table {
   const sig = Buffer.from(d.sig.buffer, d.sig.byteOffset, d.sig.byteLength);
-  const map = parseTableMapBody(new Reader(sig), d.tableId);
+  const map = parseTableMapBody(new Reader(sig), d.tableId, d.mariadb);
   return { dec: new RowDecoder(map, d.names, d.hint), sourceHead: sourceHeadFor(pipeline, map.db, map.table) };
 }
 

@@ -84,7 +84,28 @@ export class SchemaHistory {
   private collations = new Map<string, number>();
   private charsetDefaults = new Map<string, number>();
   private serverCharset = 45;
-  dirty = false;
+  /** Changes made so far (DDL applied, tables snapshotted), and how many of them the store holds. */
+  private revision = 0;
+  private durableRevision = 0;
+
+  /**
+   * True while the store lacks a change: commits after a DDL must wait until it is written.
+   * Cleared only by {@link markDurable} after a write that succeeded, so a failed write leaves
+   * the history dirty and it is written again.
+   */
+  get dirty(): boolean {
+    return this.revision !== this.durableRevision;
+  }
+
+  /** The current revision, to hand to {@link markDurable} once the document taken with it is stored. */
+  get currentRevision(): number {
+    return this.revision;
+  }
+
+  /** A document taken at `revision` is stored; changes made while it was written stay dirty. */
+  markDurable(revision: number): void {
+    if (revision > this.durableRevision) this.durableRevision = revision;
+  }
 
   /** True when the history holds anything (a snapshot was taken or loaded). */
   get size(): number {
@@ -184,7 +205,7 @@ export class SchemaHistory {
     }
     for (const r of pks) defs.get(tableKey(r.db, r.t))?.primaryKey.push(r.n);
     for (const [k, d] of defs) if (!this.tables.has(k)) this.tables.set(k, [{ at: at.serialize(), def: d }]);
-    this.dirty = true;
+    this.revision++;
   }
 
   /** Refreshes one table from information_schema (only used when its binlog names agree). */
@@ -196,7 +217,7 @@ export class SchemaHistory {
     if (vs.length && vs[vs.length - 1]!.at === s) vs[vs.length - 1] = { at: s, def };
     else vs.push({ at: s, def });
     this.tables.set(k, vs);
-    this.dirty = true;
+    this.revision++;
   }
 
   /**

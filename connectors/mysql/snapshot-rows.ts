@@ -23,8 +23,7 @@ import type { JsonValue } from '../../src/core/event.js';
 import { JsonBytes } from '../../src/core/json-bytes.js';
 import type { RowSink } from '../../src/snapshot/types.js';
 import { TextKind, textKindFor } from './column-types.js';
-import { embeddableJsonBytes } from './json-text.js';
-import { float32ToNumber } from './row-decoder.js';
+import { float32ToNumber, writeJsonText } from './row-decoder.js';
 
 /** One column of a result set, from its column definition packet. */
 export interface ResultField {
@@ -71,7 +70,7 @@ const enum W {
   Base64,
   /** BIT: a number, or a decimal string beyond 2^53. */
   Bit,
-  /** MariaDB JSON (LONGTEXT): embedded as it is when JSON.parse accepts it, else parsed. */
+  /** MariaDB JSON (LONGTEXT): copied when it is valid JSON (compacted if on several lines), else a string. */
   JsonText,
   /** The object path's value (a utf8 string) through its converter. */
   ConvString,
@@ -180,10 +179,10 @@ export class RowWriter {
             longLong(w, buf, s, e);
             break;
           case W.Double:
-            number(w, s === e ? 0 : Number.parseFloat(buf.toString('latin1', s, e)));
+            float(w, s === e ? 0 : Number.parseFloat(buf.toString('latin1', s, e)));
             break;
           case W.Float:
-            number(w, s === e ? 0 : float32ToNumber(Math.fround(Number.parseFloat(buf.toString('latin1', s, e)))));
+            float(w, s === e ? 0 : float32ToNumber(Math.fround(Number.parseFloat(buf.toString('latin1', s, e)))));
             break;
           case W.Text:
             w.string(buf, s, e);
@@ -203,7 +202,7 @@ export class RowWriter {
             bit(w, buf, s, e);
             break;
           case W.JsonText:
-            jsonText(w, buf, s, e);
+            writeJsonText(w, buf, s, e);
             break;
           case W.ConvString: {
             const v = buf.toString('utf8', s, e);
@@ -219,7 +218,8 @@ export class RowWriter {
         }
       }
       // Each writer above writes exactly JSON.stringify of the object path's value (JSON text
-      // columns are never key columns), so a key part is the written text.
+      // columns are never key columns), but for a float's -0, so a key part is the written
+      // text, with -0 as 0 (below).
       const k = keyPos[j]!;
       if (k >= 0) {
         this.keySpans[k * 2] = at;
@@ -232,7 +232,12 @@ export class RowWriter {
     // with it, rather than concatenated from a string per part.
     const spans = this.keySpans;
     for (let i = 0; i < spans.length; i += 2) {
-      w.raw(w.buf, spans[i]!, spans[i + 1]!);
+      const s = spans[i]!;
+      const e = spans[i + 1]!;
+      // A float key of -0: the key string is compared with what keyString makes of a
+      // streamed (parsed) row, where JSON.stringify has made it 0.
+      if (e - s === 2 && w.buf[s] === MINUS && w.buf[s + 1] === ZERO) w.byte(ZERO);
+      else w.raw(w.buf, s, e);
       w.byte(0);
     }
     out.bytes(w.buf, 0, rowEnd, w.n);
@@ -290,9 +295,15 @@ function kindFor(f: ResultField, hint: ColumnHint | undefined, isKey: boolean): 
   }
 }
 
-/** A finite number as JSON.stringify writes it. */
+/** A number as JSON.stringify writes it (null when not finite). */
 function number(w: JsonBytes, v: number): void {
   w.ascii(Number.isFinite(v) ? String(v) : 'null');
+}
+
+/** A float as {@link number} writes it, but -0 keeps its sign (DESIGN.md), as the stream's. */
+function float(w: JsonBytes, v: number): void {
+  if (Number.isFinite(v)) w.float(v);
+  else w.ascii('null');
 }
 
 /**
@@ -375,54 +386,6 @@ function bit(w: JsonBytes, buf: Buffer, s: number, e: number): void {
   for (let i = s; i < e; i++) v = (v << 8n) | BigInt(buf[i]!);
   if (v <= BigInt(MAX_SAFE)) w.uint(Number(v));
   else w.ascii(`"${v}"`);
-}
-
-/**
- * True when a number token in the JSON text `buf[s, e)` is a negative zero (`-0`, `-0.0e5`,
- * or an underflow like `-1e-400`). JSON.parse makes it -0 and JSON.stringify writes that as
- * `0`, so embedding the text would hand on a -0 the object path does not have (the
- * embeddable check does not look for it). In valid JSON a number ends at a byte outside
- * `[0-9.eE+-]`; a `-` inside a string only costs a needless check.
- */
-function hasNegativeZero(buf: Buffer, s: number, e: number): boolean {
-  for (let i = s; i < e - 1; i++) {
-    if (buf[i] !== MINUS) continue;
-    const c = buf[i + 1]!;
-    if (c < 48 || c > 57) continue;
-    let j = i + 2;
-    for (; j < e; j++) {
-      const d = buf[j]!;
-      if (!((d >= 48 && d <= 57) || d === 46 || d === 101 || d === 69 || d === 43 || d === 45)) break;
-    }
-    if (Object.is(Number(buf.toString('latin1', i, j)), -0)) return true;
-  }
-  return false;
-}
-
-/**
- * MariaDB JSON text: JSON.parse's value. A document JSON.parse accepts as it is (see
- * json-text.ts) is copied, its line breaks (only ever whitespace there) as spaces so the
- * envelope stays on one line; any other is parsed (or kept as a string) and stringified.
- */
-function jsonText(w: JsonBytes, buf: Buffer, s: number, e: number): void {
-  const r = embeddableJsonBytes(buf, s, e);
-  if (r >= 0 && !hasNegativeZero(buf, s, e)) {
-    const at = w.n;
-    w.raw(buf, s, e);
-    if (r === 1) {
-      const b = w.buf;
-      for (let i = at; i < w.n; i++) if (b[i] === 10 || b[i] === 13) b[i] = SP;
-    }
-    return;
-  }
-  const text = buf.toString('utf8', s, e);
-  let v: JsonValue;
-  try {
-    v = JSON.parse(text) as JsonValue;
-  } catch {
-    v = text;
-  }
-  w.text(JSON.stringify(v));
 }
 
 // ---------------------------------------------------------------------------------------

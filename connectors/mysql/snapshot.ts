@@ -32,7 +32,8 @@ import { snapshotEventBuilder } from '../../src/snapshot/envelope.js';
 import { tableMatcher } from '../../src/runtime/table-filter.js';
 import { mysqlQuery } from './client.js';
 import { TextKind, textKindFor } from './column-types.js';
-import { float32ToNumber } from './row-decoder.js';
+import { float32ToNumber, writeJsonText } from './row-decoder.js';
+import { JsonBytes } from '../../src/core/json-bytes.js';
 import { RowWriter, fieldSig, readChunkRows } from './snapshot-rows.js';
 
 export const DEFAULT_SIGNAL_TABLE = 'tributary.watermarks';
@@ -507,6 +508,44 @@ function readPlan(columns: ColumnInfo[]): TableReadPlan {
 }
 
 /**
+ * A MariaDB JSON value on the object path: its text as the envelope holds it (what the byte
+ * paths write: row-decoder.ts `writeJsonText`), never a parsed value, whose numbers a double
+ * would round. Only {@link rowJson} reads it.
+ */
+class JsonText {
+  constructor(readonly text: string) {}
+}
+
+function jsonText(v: Buffer): JsonValue {
+  const b = Buffer.isBuffer(v) ? v : Buffer.from(v as unknown as string, 'utf8');
+  const w = new JsonBytes(b.length + 2);
+  writeJsonText(w, b, 0, b.length);
+  return new JsonText(w.toString()) as unknown as JsonValue;
+}
+
+/** Set by {@link rowJson}: false when its text is not JSON.stringify's (a JsonText or a -0 in it). */
+let rowJsonPlain = true;
+
+/** A row object as JSON: JSON.stringify's, but with {@link JsonText} values copied and a float's -0 signed. */
+function rowJson(row: Row): string {
+  let s = '';
+  rowJsonPlain = true;
+  for (const k of Object.keys(row)) {
+    const v = row[k] as unknown;
+    let t: string;
+    if (v instanceof JsonText) t = v.text;
+    else if (Object.is(v, -0)) t = '-0';
+    else {
+      s += `${s ? ',' : '{'}${JSON.stringify(k)}:${JSON.stringify(v)}`;
+      continue;
+    }
+    rowJsonPlain = false;
+    s += `${s ? ',' : '{'}${JSON.stringify(k)}:${t}`;
+  }
+  return s ? `${s}}` : '{}';
+}
+
+/**
  * A chunk through mysql2's row objects: the result's converters applied in place, then each
  * row stringified. The reference form, and the path of tables the byte path declines.
  */
@@ -518,7 +557,10 @@ async function objectRows(c: mysql.Connection, sql: string, table: SnapshotTable
     plan.convNames = [];
     plan.convs = [];
     for (const f of fields) {
-      const conv = converterFor(f, plan.byName.get(f.name));
+      const info = plan.byName.get(f.name);
+      // MariaDB JSON, but for a key column (its key string must be what keyString makes of
+      // a streamed, parsed row): kept as text.
+      const conv = info?.json && f.columnType !== F.JSON && !table.key.includes(f.name) ? jsonText : converterFor(f, info);
       if (conv) {
         plan.convNames.push(f.name);
         plan.convs.push(conv);
@@ -540,7 +582,11 @@ async function objectRows(c: mysql.Connection, sql: string, table: SnapshotTable
       }
     }
   }
-  for (let i = 0; i < rows.length; i++) out.strings(JSON.stringify(rows[i]), keyString(table, rows[i]!)!);
+  for (let i = 0; i < rows.length; i++) {
+    const json = rowJson(rows[i]!);
+    // A key-less row is its own key: what keyString makes of the same row streamed (parsed).
+    out.strings(json, table.key.length ? keyString(table, rows[i]!)! : rowJsonPlain ? json : JSON.stringify(JSON.parse(json)));
+  }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -592,12 +638,23 @@ export async function checkSignalTable(c: mysql.Connection, sig: SignalTable): P
 function signalError(err: unknown, sig: SignalTable): unknown {
   const n = errno(err);
   if (n === 1142 || n === 1044 || n === 1227 || n === 1045) {
-    return new TributaryError(ErrorCodes.SNAPSHOT, `cannot write snapshot watermarks into ${sig.db}.${sig.table}: ${errorMessage(err)}`, {
+    return new TributaryError(ErrorCodes.SNAPSHOT_PRIVILEGE, `cannot write snapshot watermarks into ${sig.db}.${sig.table}: ${errorMessage(err)}`, {
       fix: `GRANT CREATE, INSERT, DELETE ON ${ident(sig.db)}.* TO the source user (or point source.signal_table at a table it may write)`,
       cause: err,
     });
   }
   return err;
+}
+
+/** Maps "SELECT command denied" to a coded error naming the grant (retried with backoff by the coordinator). */
+function readError(err: unknown, table: string): unknown {
+  const n = errno(err);
+  if (n !== 1142 && n !== 1143) return err;
+  const { db, table: t } = splitName(table);
+  return new TributaryError(ErrorCodes.SNAPSHOT_PRIVILEGE, `cannot read ${table} for the snapshot: ${errorMessage(err)}`, {
+    fix: `GRANT SELECT ON ${ident(db)}.${ident(t)} TO the source user`,
+    cause: err,
+  });
 }
 
 // ---------------------------------------------------------------------------------------
@@ -973,7 +1030,12 @@ export class MysqlSnapshotSupport implements SnapshotSupport {
     const self = this;
     const select = async (table: SnapshotTable, conds: string[], retry: boolean, out: RowSink): Promise<void> => {
       let plan = plans.get(table.name);
-      if (!plan) plans.set(table.name, (plan = readPlan(await columnInfo(c, table.name))));
+      if (!plan) {
+        const cols = await columnInfo(c, table.name);
+        // information_schema lists no column of a table the user may not read.
+        if (!cols.length) throw readError(Object.assign(new Error(`no column of ${table.name} is visible to the user (missing SELECT, or the table was dropped)`), { errno: 1142 }), table.name);
+        plans.set(table.name, (plan = readPlan(cols)));
+      }
       const order = table.key.map((k) => ident(k)).join(', ');
       const sql = `SELECT ${plan.select} FROM ${qname(table.name)}${conds.length ? ` WHERE ${conds.join(' AND ')}` : ''}${order ? ` ORDER BY ${order}` : ''}`;
       try {
@@ -1000,7 +1062,7 @@ export class MysqlSnapshotSupport implements SnapshotSupport {
           plans.delete(table.name);
           return select(table, conds, false, out);
         }
-        throw err;
+        throw readError(err, table.name);
       }
     };
     const readInto = (table: SnapshotTable, chunk: ChunkBounds, where: string | null, out: RowSink): Promise<void> => {

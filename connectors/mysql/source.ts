@@ -4,6 +4,7 @@ import { ErrorCodes, TributaryError, errorMessage } from '../../src/core/errors.
 import { type Row, SerializedChangeEvent } from '../../src/core/event.js';
 import type { Position, PreflightProblem, Source, SourceContext, SourceItem, SourceOutput } from '../../src/core/source.js';
 import type { SnapshotEventBuilder, SnapshotSupport } from '../../src/snapshot/types.js';
+import { backoffDelay, sleep } from '../../src/runtime/retry.js';
 import { tableMatcher } from '../../src/runtime/table-filter.js';
 import { BinlogConnection, BinlogStreamError, connectMysql, mysqlQuery, wrapConnectError, type DumpStart } from './client.js';
 import { BinlogDecoder, type MysqlSourceItem } from './decoder.js';
@@ -237,8 +238,41 @@ export class MysqlSource implements Source {
 
   private async persistHistory(): Promise<void> {
     if (this.acked) this.history.prune(this.acked);
-    this.history.dirty = false;
+    const revision = this.history.currentRevision;
     await this.ctx.store.put(this.ctx.pipeline, SCHEMA_KEY, this.history.toStored());
+    this.history.markDurable(revision);
+  }
+
+  /** The write in progress of {@link flushHistory}, shared by every caller. */
+  private historyFlush?: Promise<void>;
+
+  /**
+   * Makes the schema history durable, retrying a failed write with backoff for as long as it
+   * takes (reading stops meanwhile), then pushes the commits held for it. A commit after a
+   * DDL never goes out before the DDL is stored: a checkpoint at that commit would make a
+   * restart resume past a DDL its history lacks.
+   */
+  private flushHistory(): Promise<void> {
+    return (this.historyFlush ??= (async () => {
+      try {
+        for (let attempt = 1; this.history.dirty; attempt++) {
+          try {
+            await this.persistHistory();
+          } catch (err) {
+            if (this.ctx.signal.aborted) throw err;
+            const delay = backoffDelay(attempt, 500, 30_000);
+            this.ctx.logger.warn({ code: ErrorCodes.STATE_STORE, attempt, delayMs: delay }, `cannot store the schema history, retrying; commits after the DDL wait for it: ${errorMessage(err)}`);
+            await sleep(delay, this.ctx.signal);
+            if (this.ctx.signal.aborted) throw err;
+          }
+        }
+        const held = this.held;
+        this.held = [];
+        for (const item of held) this.push(item);
+      } finally {
+        this.historyFlush = undefined;
+      }
+    })());
   }
 
   async run(from: Position | null, out: SourceOutput): Promise<void> {
@@ -268,6 +302,8 @@ export class MysqlSource implements Source {
           pos = null;
         }
         try {
+          // A history write that failed before the connection dropped: finish it first.
+          if (this.history.dirty || this.held.length) await this.flushHistory();
           const conn = await BinlogConnection.open({ url: this.cfg.url, serverId: this.serverId, heartbeatMs: this.cfg.heartbeat_ms }, dump);
           this.conn = conn;
           if (signal.aborted) {
@@ -344,7 +380,8 @@ export class MysqlSource implements Source {
           // Re-read the open transaction from its start; skip what was pushed already.
           this.replay = this.openTxn ? { ...this.openTxn } : null;
           this.openTxn = null;
-          this.held = [];
+          // Commits held for the schema history stay held: lastResume is past them, so they
+          // are not read again and go out once the history is stored (flushHistory).
         }
       }
     } finally {
@@ -360,11 +397,7 @@ export class MysqlSource implements Source {
       return this.offload!.idle().then(() => this.afterFeed());
     }
     if (!this.history.dirty) return;
-    return this.persistHistory().then(() => {
-      const held = this.held;
-      this.held = [];
-      for (const item of held) this.push(item);
-    });
+    return this.flushHistory();
   }
 
   /**

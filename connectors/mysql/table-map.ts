@@ -63,6 +63,8 @@ export interface TableMap {
   vectorDimensions: (number | null)[];
   /** A copy of the body from the db name on: equal bytes mean an identical map. */
   signature: Buffer;
+  /** Written by MariaDB, which counts YEAR among the SIGNEDNESS columns (see isNumericType). */
+  mariadb: boolean;
 }
 
 /**
@@ -80,8 +82,12 @@ export function peekTableMap(r: Reader, postHeaderLen: number): { tableId: numbe
   return { tableId, bodyStart: r.pos };
 }
 
-/** Parses a TABLE_MAP body from `r.pos` (just after the post-header) to `r.end`. */
-export function parseTableMapBody(r: Reader, tableId: number): TableMap {
+/**
+ * Parses a TABLE_MAP body from `r.pos` (just after the post-header) to `r.end`. `mariadb`:
+ * the binlog comes from MariaDB (its FORMAT_DESCRIPTION's server version says so), whose
+ * SIGNEDNESS metadata covers one more type than MySQL's.
+ */
+export function parseTableMapBody(r: Reader, tableId: number, mariadb = false): TableMap {
   const sigStart = r.pos;
   const db = r.str(r.u8());
   r.u8();
@@ -116,6 +122,7 @@ export function parseTableMapBody(r: Reader, tableId: number): TableMap {
     visible: null,
     vectorDimensions: new Array(n).fill(null),
     signature: Buffer.from(r.buf.subarray(sigStart, r.end)),
+    mariadb,
   };
 
   const cols = (pred: (rt: number) => boolean): number[] => {
@@ -131,7 +138,7 @@ export function parseTableMapBody(r: Reader, tableId: number): TableMap {
     const v = new Reader(r.buf, r.pos, end);
     switch (type) {
       case OptMeta.SIGNEDNESS: {
-        const numeric = cols(isNumericType);
+        const numeric = cols((t) => isNumericType(t, mariadb));
         tm.unsigned = new Array(n).fill(false);
         numeric.forEach((col, k) => {
           // Bits are MSB-first over the numeric columns only.

@@ -7,7 +7,7 @@ import { AFTER, AFTER_NULL, HEAD_DELETE, HEAD_INSERT, HEAD_UPDATE, KEY, put } fr
 import { RelationDecoder, type RelationColumn } from './relation.js';
 import type { WalStart } from './replication.js';
 import type { PgTypeInfo } from './values.js';
-import { WATERMARK_PREFIX } from './snapshot.js';
+import { WATERMARK_PREFIX, parsePgSnapshot } from './snapshot.js';
 
 /** Microseconds from the Unix epoch to 2000-01-01, Postgres' epoch. */
 const PG_EPOCH_MS = 946_684_800_000;
@@ -179,11 +179,12 @@ export class PgoutputDecoder {
     [prefix, off] = readCString(buf, off);
     if (!transactional || prefix !== WATERMARK_PREFIX || !this.txn) return;
     const len = buf.readUInt32BE(off);
-    const body = JSON.parse(buf.toString('utf8', off + 4, off + 4 + len)) as { id: string; mark: 'low' | 'high' };
+    const body = JSON.parse(buf.toString('utf8', off + 4, off + 4 + len)) as { id: string; mark: 'low' | 'high'; snapshot?: string };
     const t = this.txn;
     const idx = t.idx++;
     if (this.replay && idx < this.replay.count) return;
-    emit({ kind: 'watermark', id: body.id, mark: body.mark, txn: t.final, idx, at: { lsn: String(lsn) } });
+    const visibility = body.snapshot ? parsePgSnapshot(body.snapshot) : undefined;
+    emit({ kind: 'watermark', id: body.id, mark: body.mark, txn: t.final, idx, at: { lsn: String(lsn) }, visibility });
   }
 
   private rel(oid: number): RelationDecoder {
@@ -299,7 +300,7 @@ export class PgoutputDecoder {
     // a sink asks for one.
     const event = SerializedChangeEvent.fromBytes(w.buf, w.mark, w.n - w.mark, rel.qualified, t.tsMs);
     w.seal();
-    emit({ kind: 'event', event, txn: t.final, idx });
+    emit({ kind: 'event', event, txn: t.final, idx, xid: t.xid });
     return true;
   }
 
@@ -335,7 +336,7 @@ export class PgoutputDecoder {
     const json =
       `{"op":"${op}","before":${before},"after":${after},"key":${key},"source":${prefix}${t.tsMs},"snapshot":"false","lsn":"${lsn}","txId":${t.xid}` +
       `${unchanged ? `,"unchanged":${JSON.stringify(unchanged)}` : ''}},"ts_ms":${this.now()}}`;
-    emit({ kind: 'event', event: new SerializedChangeEvent(json, rel.qualified, t.tsMs), txn: t.final, idx });
+    emit({ kind: 'event', event: new SerializedChangeEvent(json, rel.qualified, t.tsMs), txn: t.final, idx, xid: t.xid });
   }
 }
 

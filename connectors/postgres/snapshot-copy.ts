@@ -140,29 +140,39 @@ function keyedSerializer(cols: Column[], key: string[], types: ReadonlyMap<numbe
 const NULL = Buffer.from('null');
 
 /**
- * The serializer of a key-less (ctid) table: the row is its own key, compared with the
- * `JSON.stringify` of streamed rows, so it is built as an object and stringified.
+ * The serializer of a key-less (ctid) table: the row is written like a keyed table's (the
+ * same byte encoders, so json keeps its numbers exact and its text on one line), and its key
+ * string is what {@link keyString} makes of a streamed row: the `JSON.stringify` of the
+ * parsed row, which is how the stream's events are compared with it.
  */
 function keylessSerializer(cols: Column[], types: ReadonlyMap<number, PgTypeInfo>, sig: string): RowSerializer {
-  const decs = cols.map((c) => decoderFor(c.oid, types));
-  let row: Record<string, unknown> = {};
-  const field = (j: number, b: Buffer | null, s: number, e: number): void => {
-    row[cols[j]!.name] = b === null ? null : decs[j]!(b, s, e);
+  const keyed = keyedSerializer(cols, [], types, sig);
+  let row = '';
+  const capture: RowSink = {
+    bytes(buf, s, rowEnd) {
+      row = buf.toString('utf8', s, rowEnd);
+    },
+    strings(r) {
+      row = r;
+    },
   };
   return {
     sig,
     add(buf, start, end, out) {
-      row = {};
-      eachField(buf, start, end, field);
-      const json = JSON.stringify(row);
-      out.strings(json, json);
+      keyed.add(buf, start, end, capture);
+      out.strings(row, JSON.stringify(JSON.parse(row)));
     },
   };
 }
 
-/** The catalog query in front of every COPY: the table's live columns, in `SELECT *` order. */
+/**
+ * The catalog query in front of every COPY: the table's live columns, in `SELECT *` order,
+ * each with the transaction's snapshot (the first statement after the lock takes it, and the
+ * COPY reads in it: REPEATABLE READ).
+ */
 function columnsSql(client: pg.Client, table: string): string {
-  return `SELECT attname, atttypid FROM pg_attribute WHERE attrelid = ${client.escapeLiteral(table)}::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum`;
+  // One row even for a table without columns: the snapshot is needed all the same.
+  return `SELECT a.attname, a.atttypid, s.snapshot FROM (SELECT pg_current_snapshot()::text AS snapshot) s LEFT JOIN pg_attribute a ON a.attrelid = ${client.escapeLiteral(table)}::regclass AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum`;
 }
 
 /** The parts of pg's Connection a submittable drives the extended protocol with. */
@@ -216,8 +226,12 @@ class CopyChunk {
     }
   }
   handleRowDescription(): void {}
+  /** The snapshot the rows were read in (`pg_current_snapshot()` text). */
+  snapshot: string | null = null;
+
   handleDataRow(msg: { fields: (string | null)[] }): void {
-    this.cols.push({ name: msg.fields[0]!, oid: Number(msg.fields[1]) });
+    if (msg.fields[0] !== null) this.cols.push({ name: msg.fields[0]!, oid: Number(msg.fields[1]) });
+    this.snapshot = msg.fields[2] ?? null;
   }
   handleCopyData(msg: { chunk: Buffer }): void {
     if (this.failure) return;
@@ -252,6 +266,15 @@ class CopyChunk {
 /** Per reader: the serializer of each table, rebuilt when the table's columns change. */
 export class CopyReader {
   private readonly serializers = new Map<string, RowSerializer>();
+  /** The snapshot of the last chunk read, until {@link takeSnapshot}. */
+  private snapshot: string | null = null;
+
+  /** The `pg_current_snapshot()` text of the last chunk read (once; null when none was read since). */
+  takeSnapshot(): string | null {
+    const s = this.snapshot;
+    this.snapshot = null;
+    return s;
+  }
 
   constructor(
     private readonly client: pg.Client,
@@ -267,11 +290,16 @@ export class CopyReader {
     const order = table.keyKind === 'ctid' ? '' : ` ORDER BY ${table.key.map(ident).join(', ')}`;
     const select = (cols: string) => `SELECT ${cols} FROM ${qtable}${conds.length ? ` WHERE ${conds.join(' AND ')}` : ''}${order}`;
     // `SELECT *` lists exactly the catalog query's columns (live ones, by attnum), and the
-    // lock keeps them so until COMMIT.
-    const statements = ['BEGIN READ ONLY', `LOCK TABLE ${qtable} IN ACCESS SHARE MODE`, columnsSql(c, qtable), `COPY (${select('*')}) TO STDOUT`, 'COMMIT'];
+    // lock keeps them so until COMMIT. REPEATABLE READ: the catalog query and the COPY share
+    // one snapshot, taken after the lock (LOCK takes none), and the catalog query reports it,
+    // for the high watermark (src/snapshot/visibility.ts). Each statement goes through the
+    // extended protocol on its own, so a filter can never start a second statement.
+    const statements = ['BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY', `LOCK TABLE ${qtable} IN ACCESS SHARE MODE`, columnsSql(c, qtable), `COPY (${select('*')}) TO STDOUT`, 'COMMIT'];
     const q = new CopyChunk(statements, (cols) => this.serializerFor(table, cols), out);
+    this.snapshot = null;
     try {
       await (c.query(q as unknown as pg.QueryConfig) as unknown as CopyChunk).done;
+      this.snapshot = q.snapshot;
     } catch (err) {
       // An error inside BEGIN leaves the session in an aborted transaction.
       await c.query('ROLLBACK').catch(() => undefined);

@@ -9,9 +9,21 @@ import { privilegeError } from './privileges.js';
 import { SESSION_OPTIONS } from './replication.js';
 import { CopyReader } from './snapshot-copy.js';
 import type { PgTypeInfo } from './values.js';
+import type { TxnSnapshot } from '../../src/snapshot/visibility.js';
 
 /** The logical-message prefix of snapshot watermarks. */
 export const WATERMARK_PREFIX = 'tributary_wm';
+
+/**
+ * `pg_current_snapshot()` text (`xmin:xmax:xip,…`, 64-bit xids with their epoch) as the
+ * 32-bit xids pgoutput's Begin carries (src/snapshot/visibility.ts compares them modulo 2^32).
+ */
+export function parsePgSnapshot(text: string): TxnSnapshot {
+  const [xmin, xmax, xip] = text.split(':');
+  const x32 = (s: string) => Number(BigInt(s) & 0xffffffffn);
+  if (xmin === undefined || xmax === undefined) throw new TributaryError(ErrorCodes.PG_PROTOCOL, `unexpected snapshot text "${text}" in a watermark`, { fix: 'this is a bug; report it with the server version' });
+  return { xmin: x32(xmin), xmax: x32(xmax), xip: xip ? xip.split(',').map(x32) : [] };
+}
 
 /** Raw text for every type: values are decoded by our own decoders, as in streaming. */
 const RAW_TEXT = { getTypeParser: () => (v: string) => v } as unknown as pg.CustomTypesConfig;
@@ -115,7 +127,9 @@ export class PgSnapshotSupport implements SnapshotSupport {
       const out: SnapshotTable[] = [];
       for (const t of all) {
         const name = `${t.schema}.${t.table}`;
-        const est = await c.query<{ n: string }>('SELECT GREATEST(reltuples, 0)::bigint::text AS n FROM pg_class WHERE oid = $1', [t.oid]);
+        // reltuples is -1 until the table is first VACUUMed or ANALYZEd: no estimate then.
+        const est = await c.query<{ n: string | null }>('SELECT CASE WHEN reltuples < 0 THEN NULL ELSE reltuples::bigint::text END AS n FROM pg_class WHERE oid = $1', [t.oid]);
+        const estimate = est.rows[0]?.n == null ? null : Number(est.rows[0].n);
         const configured = this.o.keyColumns?.[name];
         const key = configured ?? t.primaryKey;
         const keyKind = configured ? 'configured' : t.primaryKey.length ? 'pk' : 'ctid';
@@ -129,8 +143,8 @@ export class PgSnapshotSupport implements SnapshotSupport {
           if (missing.length) {
             throw new TributaryError(ErrorCodes.SNAPSHOT, `key_columns for ${name} name missing columns: ${missing.join(', ')}`, { fix: `use existing columns of ${name}` });
           }
-          out.push({ name, key, keyKind, keyTypes: key.map((k) => byName.get(k)!), estimate: Number(est.rows[0]?.n ?? 0) });
-        } else out.push({ name, key: [], keyKind, estimate: Number(est.rows[0]?.n ?? 0) });
+          out.push({ name, key, keyKind, keyTypes: key.map((k) => byName.get(k)!), estimate });
+        } else out.push({ name, key: [], keyKind, estimate });
       }
       return out;
     } finally {
@@ -182,34 +196,38 @@ export class PgSnapshotSupport implements SnapshotSupport {
 
   async planner(): Promise<ChunkPlanner> {
     const c = await this.client();
+    const url = this.o.url;
     let closed: Promise<void> | undefined;
     return {
       async next(table, lo, chunkRows, where) {
-        const cols = table.key.map(ident).join(', ');
-        const kt = table.keyTypes!;
-        const conds: string[] = [];
-        if (lo) conds.push(`(${cols}) > (${lo.map((_, i) => `$${i + 1}::${kt[i]}`).join(', ')})`);
-        if (where) conds.push(`(${where})`);
-        // An index probe: the chunkRows-th key after lo, and whether any row follows it (a
-        // chunk ending at the very last row takes the open end instead, so no empty chunk
-        // trails behind it).
-        const r = await coded(c, `cannot plan the snapshot of ${table.name}`, table.name, () =>
-          filtered(c, where, () =>
-            c.query({
-              text: `SELECT ${cols} FROM ${qname(table.name)}${conds.length ? ` WHERE ${conds.join(' AND ')}` : ''} ORDER BY ${cols} LIMIT 2 OFFSET ${Math.floor(chunkRows) - 1}`,
-              values: lo ? lo.map((v) => String(v)) : [],
-              rowMode: 'array',
-              types: RAW_TEXT,
-              ...EXTENDED,
-            }),
-          ),
-        );
-        return r.rows.length === 2 ? (r.rows[0] as string[]) : null;
+        return nextBound(table, lo, chunkRows, where).catch((err: unknown) => {
+          throw readError(err, table.name, url);
+        });
       },
       close() {
         return (closed ??= c.end().catch(() => undefined));
       },
     };
+    async function nextBound(table: SnapshotTable, lo: JsonValue[] | null, chunkRows: number, where: string | null): Promise<JsonValue[] | null> {
+      const cols = table.key.map(ident).join(', ');
+      const kt = table.keyTypes!;
+      const conds: string[] = [];
+      if (lo) conds.push(`(${cols}) > (${lo.map((_, i) => `$${i + 1}::${kt[i]}`).join(', ')})`);
+      if (where) conds.push(`(${where})`);
+      // An index probe: the chunkRows-th key after lo, and whether any row follows it (a
+      // chunk ending at the very last row takes the open end instead, so no empty chunk
+      // trails behind it). A filter runs inside READ ONLY, as one extended-protocol statement.
+      const r = await filtered(c, where, () =>
+        c.query({
+          text: `SELECT ${cols} FROM ${qname(table.name)}${conds.length ? ` WHERE ${conds.join(' AND ')}` : ''} ORDER BY ${cols} LIMIT 2 OFFSET ${Math.floor(chunkRows) - 1}`,
+          values: lo ? lo.map((v) => String(v)) : [],
+          rowMode: 'array',
+          types: RAW_TEXT,
+          ...EXTENDED,
+        }),
+      );
+      return r.rows.length === 2 ? (r.rows[0] as string[]) : null;
+    }
   }
 
   /** How a worker thread builds this support (the source's type catalog goes along). */
@@ -223,21 +241,33 @@ export class PgSnapshotSupport implements SnapshotSupport {
 
   async reader(): Promise<SnapshotReader> {
     const c = await this.client();
+    const url = this.o.url;
     let typeMap = this.o.types();
     if (!typeMap.size) typeMap = await (this.ownTypes ??= loadTypes(c));
     const copy = new CopyReader(c, () => typeMap);
     let closed: Promise<void> | undefined;
     return {
       async watermark(id, mark) {
-        await coded(c, 'cannot write a snapshot watermark', undefined, () => c.query('SELECT pg_logical_emit_message(true, $1, $2)', [WATERMARK_PREFIX, JSON.stringify({ id, mark })]));
+        // Each watermark says which transactions were visible before it committed (see
+        // src/snapshot/visibility.ts): the low one a snapshot taken in its own transaction,
+        // the high one the snapshot the chunk was just read in.
+        const read = mark === 'high' ? copy.takeSnapshot() : null;
+        await c.query(
+          `SELECT pg_logical_emit_message(true, $1, json_build_object('id', $2::text, 'mark', $3::text, 'snapshot', ${mark === 'low' ? 'pg_current_snapshot()::text' : '$4::text'})::text)`,
+          mark === 'low' ? [WATERMARK_PREFIX, id, mark] : [WATERMARK_PREFIX, id, mark, read],
+        );
       },
       async read(table, chunk, where) {
         const out = new StringRows();
-        await coded(c, `cannot read a snapshot chunk of ${table.name}`, table.name, () => copy.read(table, qname(table.name), chunkConditions(c, table, chunk, where), out));
+        await copy.read(table, qname(table.name), chunkConditions(c, table, chunk, where), out).catch((err: unknown) => {
+          throw readError(err, table.name, url);
+        });
         return out.out;
       },
       readInto(table, chunk, where, out) {
-        return coded(c, `cannot read a snapshot chunk of ${table.name}`, table.name, () => copy.read(table, qname(table.name), chunkConditions(c, table, chunk, where), out));
+        return copy.read(table, qname(table.name), chunkConditions(c, table, chunk, where), out).catch((err: unknown) => {
+          throw readError(err, table.name, url);
+        });
       },
       close() {
         return (closed ??= c.end().catch(() => undefined));
@@ -277,6 +307,25 @@ async function keyedPlan(c: pg.Client, table: SnapshotTable, chunkRows: number, 
   }
   chunks.push({ lo, hi: null });
   return chunks;
+}
+
+/**
+ * "permission denied" (42501) on a captured table as a coded error naming the grant; the
+ * coordinator marks the snapshot failed and tries again with backoff until it is granted.
+ */
+function readError(err: unknown, table: string, url: string): unknown {
+  if ((err as { code?: unknown }).code !== '42501') return err;
+  let user = 'the source user';
+  try {
+    const u = decodeURIComponent(new URL(url).username);
+    if (u) user = ident(u);
+  } catch {
+    /* a URL we cannot parse here: name no user */
+  }
+  return new TributaryError(ErrorCodes.SNAPSHOT_PRIVILEGE, `cannot read ${table} for the snapshot: ${(err as Error).message}`, {
+    fix: `GRANT SELECT ON ${qname(table)} TO ${user};`,
+    cause: err,
+  });
 }
 
 /** The support a worker thread runs (see `threadSpec`). */

@@ -1,5 +1,5 @@
 import type { JsonValue } from '../../src/core/event.js';
-import type { JsonBytes } from '../../src/core/json-bytes.js';
+import { hasLineBreak, oneLineJson, type JsonBytes } from '../../src/core/json-bytes.js';
 
 /**
  * Text-format value decoders: one per Postgres type, turning the bytes pgoutput sends into
@@ -80,21 +80,50 @@ function unescapeBytea(t: string): string {
   return t.replace(/\\(\\|[0-7]{3})/g, (_m, g: string) => (g === '\\' ? '\\' : String.fromCharCode(parseInt(g, 8))));
 }
 
-/** `2024-01-15 10:30:00.123456` → `2024-01-15T10:30:00.123456` (no zone: no Z). */
-const timestamp: ValueDecoder = (b, s, e) => {
-  const t = b.toString('latin1', s, e);
-  return t.length >= 19 && t.charCodeAt(10) === 32 ? `${t.slice(0, 10)}T${t.slice(11)}` : t;
-};
+/**
+ * A year as ISO 8601 writes it and JavaScript's Date prints it: four digits from 0 to 9999,
+ * else a sign and at least six digits (`+012345`, `-004712`; Postgres dates reach year
+ * 5874897, which takes seven).
+ */
+function isoYear(y: number): string {
+  if (y >= 0 && y <= 9999) return String(y).padStart(4, '0');
+  return (y < 0 ? '-' : '+') + String(Math.abs(y)).padStart(6, '0');
+}
 
 /**
- * `2024-01-15 10:30:00.123456+00` → `2024-01-15T10:30:00.123456Z`. The session runs in UTC,
- * so the offset is always +00; anything else (BC dates, infinity) is kept as printed.
+ * Postgres' ISO text of a date or timestamp (`Y-MM-DD[ HH:MM:SS[.f][+00]][ BC]`, the year
+ * of four or more digits) in the documented shape: the date's year as {@link isoYear}, a
+ * BC year in astronomical numbering (1 BC is year 0, 4713 BC is -4712, as JavaScript
+ * counts), `T` between date and time, and with `zone` the `+00` offset (the session runs in
+ * UTC) as `Z`. `infinity` and `-infinity` stay as they are.
  */
-const timestamptz: ValueDecoder = (b, s, e) => {
-  const t = b.toString('latin1', s, e);
-  if (t.length >= 22 && t.charCodeAt(10) === 32 && t.endsWith('+00')) return `${t.slice(0, 10)}T${t.slice(11, -3)}Z`;
-  return t;
-};
+function isoDateTime(t: string, zone: boolean): string {
+  const bc = t.endsWith(' BC');
+  if (bc) t = t.slice(0, -3);
+  const dash = t.indexOf('-', 1);
+  if (dash < 4) return t; // infinity, -infinity
+  let year = Number(t.slice(0, dash));
+  if (bc) year = 1 - year;
+  let rest = t.slice(dash);
+  if (rest.length > 6) {
+    // A time follows the date (`-MM-DD HH:…`).
+    if (zone) {
+      if (!rest.endsWith('+00')) return t; // not a UTC session: keep the text
+      rest = rest.slice(0, -3) + 'Z';
+    }
+    rest = rest.slice(0, 6) + 'T' + rest.slice(7);
+  }
+  return isoYear(year) + rest;
+}
+
+/** `2024-01-15` → as is; `12345-06-07` → `+012345-06-07`; `4713-01-01 BC` → `-004712-01-01`. */
+const date: ValueDecoder = (b, s, e) => (e - s === 10 ? b.toString('latin1', s, e) : isoDateTime(b.toString('latin1', s, e), false));
+
+/** `2024-01-15 10:30:00.123456` → `2024-01-15T10:30:00.123456` (no zone: no Z); see {@link isoDateTime}. */
+const timestamp: ValueDecoder = (b, s, e) => isoDateTime(b.toString('latin1', s, e), false);
+
+/** `2024-01-15 10:30:00.123456+00` → `2024-01-15T10:30:00.123456Z`; see {@link isoDateTime}. */
+const timestamptz: ValueDecoder = (b, s, e) => isoDateTime(b.toString('latin1', s, e), true);
 
 const builtin = new Map<number, ValueDecoder>([
   [OID.bool, bool],
@@ -109,29 +138,32 @@ const builtin = new Map<number, ValueDecoder>([
   [OID.json, json],
   [OID.jsonb, json],
   [OID.bytea, bytea],
+  [OID.date, date],
   [OID.timestamp, timestamp],
   [OID.timestamptz, timestamptz],
 ]);
 
 /**
- * Parse an array literal (`{1,2,NULL}`, `{"a b","c\"d"}`, `{{1,2},{3,4}}`) into nested
- * arrays, decoding each element with `elem`.
+ * Walks an array literal (`{1,2,NULL}`, `{"a b","c\"d"}`, `{{1,2},{3,4}}`), calling
+ * `open`/`close` around each (sub)array and `item` with each element's text (quotes and
+ * backslashes undone; null for NULL). Explicit bounds (`[0:1]={7,8}`) are dropped: a JSON
+ * array starts at 0 whatever the Postgres lower bound.
  */
-export function parseArrayLiteral(text: string, elem: ValueDecoder, delim = ','): JsonValue {
+function walkArrayLiteral(text: string, delim: string, open: () => void, close: () => void, item: (raw: string | null) => void): void {
   let i = 0;
-  // Arrays with explicit bounds print as `[1:2]={...}`.
   if (text[0] === '[') i = text.indexOf('=') + 1;
   const d = delim.charCodeAt(0);
-  function parse(): JsonValue[] {
-    const out: JsonValue[] = [];
+  function walk(): void {
+    open();
     i++; // '{'
     if (text[i] === '}') {
       i++;
-      return out;
+      close();
+      return;
     }
     for (;;) {
       const c = text.charCodeAt(i);
-      if (c === 123 /* { */) out.push(parse());
+      if (c === 123 /* { */) walk();
       else if (c === 34 /* " */) {
         let v = '';
         i++;
@@ -141,25 +173,85 @@ export function parseArrayLiteral(text: string, elem: ValueDecoder, delim = ',')
           else if (ch === '"' || ch === undefined) break;
           else v += ch;
         }
-        const bytes = Buffer.from(v, 'utf8');
-        out.push(elem(bytes, 0, bytes.length));
+        item(v);
       } else {
         let j = i;
         while (j < text.length && text.charCodeAt(j) !== d && text[j] !== '}') j++;
         const raw = text.slice(i, j);
         i = j;
-        if (raw === 'NULL') out.push(null);
-        else {
-          const bytes = Buffer.from(raw, 'utf8');
-          out.push(elem(bytes, 0, bytes.length));
-        }
+        item(raw === 'NULL' ? null : raw);
       }
       const sep = text.charCodeAt(i++);
       if (sep !== d) break; // '}'
     }
-    return out;
+    close();
   }
-  return parse();
+  walk();
+}
+
+/**
+ * Parse an array literal into nested arrays, decoding each element with `elem` (see
+ * {@link walkArrayLiteral}).
+ */
+export function parseArrayLiteral(text: string, elem: ValueDecoder, delim = ','): JsonValue {
+  const stack: JsonValue[][] = [];
+  let top: JsonValue[] = [];
+  let result: JsonValue[] = top;
+  walkArrayLiteral(
+    text,
+    delim,
+    () => {
+      const a: JsonValue[] = [];
+      if (stack.length) top.push(a);
+      else result = a;
+      stack.push(a);
+      top = a;
+    },
+    () => {
+      stack.pop();
+      top = stack[stack.length - 1]!;
+    },
+    (raw) => {
+      if (raw === null) top.push(null);
+      else {
+        const bytes = Buffer.from(raw, 'utf8');
+        top.push(elem(bytes, 0, bytes.length));
+      }
+    },
+  );
+  return result;
+}
+
+/**
+ * An array literal as JSON text, each element written by its type's JSON encoder: the
+ * elements are never parsed into values, so `jsonb[]` and `json[]` elements keep their
+ * numbers exact, as a plain jsonb column does.
+ */
+export function arrayLiteralJson(text: string, elem: JsonEncoder, delim = ','): string {
+  let out = '';
+  let first = true;
+  walkArrayLiteral(
+    text,
+    delim,
+    () => {
+      out += first ? '[' : ',[';
+      first = true;
+    },
+    () => {
+      out += ']';
+      first = false;
+    },
+    (raw) => {
+      if (!first) out += ',';
+      first = false;
+      if (raw === null) out += 'null';
+      else {
+        const bytes = Buffer.from(raw, 'utf8');
+        out += elem(bytes, 0, bytes.length);
+      }
+    },
+  );
+  return out;
 }
 
 /**
@@ -199,11 +291,17 @@ const jInt8: JsonEncoder = (b, s, e) => {
 const jFloat: JsonEncoder = (b, s, e) => {
   const t = b.toString('latin1', s, e);
   const n = Number(t);
-  return Number.isFinite(n) ? JSON.stringify(n) : `"${t}"`;
+  // A zero is printed `0` or `-0`: the text keeps the sign JSON.stringify would drop.
+  return n === 0 ? t : Number.isFinite(n) ? JSON.stringify(n) : `"${t}"`;
 };
 const jBool: JsonEncoder = (b, s) => (b[s] === 116 ? 'true' : 'false');
-/** json/jsonb: Postgres prints valid JSON; it is copied, not parsed and printed again. */
-const jJson: JsonEncoder = (b, s, e) => b.toString('utf8', s, e);
+/**
+ * jsonb: Postgres prints it normalized, valid and on one line (a newline inside a string is
+ * escaped), so it is copied, not parsed and printed again: numbers keep every digit.
+ */
+const jJsonb: JsonEncoder = (b, s, e) => b.toString('utf8', s, e);
+/** json: the text as written, which may span lines: copied, and compacted when it does. */
+const jJson: JsonEncoder = (b, s, e) => (hasLineBreak(b, s, e) ? oneLineJson(b.toString('utf8', s, e)) : b.toString('utf8', s, e));
 
 function viaDecoder(d: ValueDecoder): JsonEncoder {
   return (b, s, e) => JSON.stringify(d(b, s, e));
@@ -220,11 +318,11 @@ const builtinJson = new Map<number, JsonEncoder>([
   [OID.float8, jFloat],
   [OID.numeric, jQuoted],
   [OID.json, jJson],
-  [OID.jsonb, jJson],
+  [OID.jsonb, jJsonb],
   [OID.bytea, viaDecoder(bytea)],
   [OID.timestamp, viaDecoder(timestamp)],
   [OID.timestamptz, viaDecoder(timestamptz)],
-  [OID.date, jQuoted],
+  [OID.date, viaDecoder(date)],
   [OID.uuid, jQuoted],
 ]);
 
@@ -236,7 +334,11 @@ export function jsonEncoderFor(oid: number, types: ReadonlyMap<number, PgTypeInf
   const info = types.get(oid);
   if (!info || depth > 8) return jStr;
   if (info.type === 'd' && info.base) return jsonEncoderFor(info.base, types, depth + 1);
-  if (info.category === 'A' && info.elem) return viaDecoder(decoderFor(oid, types));
+  if (info.category === 'A' && info.elem) {
+    const elem = jsonEncoderFor(info.elem, types, depth + 1);
+    const delim = types.get(info.elem)?.delim ?? ',';
+    return (b, s, e) => arrayLiteralJson(b.toString('utf8', s, e), elem, delim);
+  }
   return jStr;
 }
 
@@ -252,12 +354,20 @@ const bQuoted: JsonByteEncoder = (w, b, s, e) => w.quoted(b, s, e);
 const bStr: JsonByteEncoder = (w, b, s, e) => w.string(b, s, e);
 const bInt8: JsonByteEncoder = (w, b, s, e) => (e - s <= 15 ? w.raw(b, s, e) : w.ascii(jInt8(b, s, e)));
 const bBool: JsonByteEncoder = (w, b, s) => w.ascii(b[s] === 116 ? 'true' : 'false');
+const bJson: JsonByteEncoder = (w, b, s, e) => w.json(b, s, e);
+/** A four-digit AD year (`YYYY-MM-DD`, the usual) is quoted as it is; other dates are rewritten. */
+const slowDate = viaDecoder(date);
+const bDate: JsonByteEncoder = (w, b, s, e) => (e - s === 10 ? w.quoted(b, s, e) : w.text(slowDate(b, s, e)));
 
-/** `2024-01-15 10:30:00.123456[+00]` → `"2024-01-15T10:30:00.123456[Z]"`, as the decoders above. */
+/**
+ * `2024-01-15 10:30:00.123456[+00]` → `"2024-01-15T10:30:00.123456[Z]"`, rewritten in place
+ * for a four-digit AD year (the usual); other years, BC and infinity take the decoder's path.
+ */
 function bTime(zone: boolean): JsonByteEncoder {
   const slow = viaDecoder(zone ? timestamptz : timestamp);
   return (w, b, s, e) => {
-    const ok = zone ? e - s >= 22 && b[s + 10] === 32 && b[e - 3] === 43 && b[e - 2] === 48 && b[e - 1] === 48 : e - s >= 19 && b[s + 10] === 32;
+    // A four-digit year has its date's last dash at 7 and the space at 10; BC ends in `C`.
+    const ok = b[s + 7] === 45 && b[s + 10] === 32 && (zone ? e - s >= 22 && b[e - 3] === 43 && b[e - 2] === 48 && b[e - 1] === 48 : e - s >= 19 && b[e - 1] !== 67);
     if (!ok) {
       w.text(slow(b, s, e));
       return;
@@ -283,11 +393,11 @@ const builtinBytes = new Map<number, JsonByteEncoder>([
   [OID.xid, bRaw],
   [OID.int8, bInt8],
   [OID.numeric, bQuoted],
-  [OID.json, bRaw],
+  [OID.json, bJson],
   [OID.jsonb, bRaw],
   [OID.timestamp, bTime(false)],
   [OID.timestamptz, bTime(true)],
-  [OID.date, bQuoted],
+  [OID.date, bDate],
   [OID.uuid, bQuoted],
   [OID.text, bStr],
   [OID.varchar, bStr],

@@ -217,6 +217,7 @@ async function cmdStatus(rest: string[]): Promise<void> {
         id: snap.id,
         kind: snap.kind,
         status: snap.status,
+        error: snap.error ?? null,
         tables: snap.tables.map((t) => ({ table: t.table.name, chunksDone: t.done.filter(Boolean).length, chunks: t.chunks.length, rows: t.rows, estimate: t.table.estimate })),
       };
       out.push({
@@ -242,10 +243,11 @@ async function cmdStatus(rest: string[]): Promise<void> {
       const lag = running?.sinks.find((x) => x.name === name);
       process.stdout.write(`  sink ${name}: ${s ? `position ${s.position} (committed ${s.committedAt})` : 'no checkpoint yet'}${lag ? `, lag ${lag.lagEvents} events / ${lag.lagSeconds.toFixed(1)} s` : ''}\n`);
     }
-    const snap = p.snapshot as { id: string; kind: string; status: string; tables: { table: string; chunksDone: number; chunks: number; rows: number; estimate: number }[] } | null;
+    const snap = p.snapshot as { id: string; kind: string; status: string; error: { code: string; message: string; fix?: string } | null; tables: { table: string; chunksDone: number; chunks: number; rows: number; estimate: number | null }[] } | null;
     if (snap) {
-      process.stdout.write(`  snapshot ${snap.id} (${snap.kind}): ${snap.status}\n`);
-      for (const t of snap.tables) process.stdout.write(`    ${t.table}: ${t.chunksDone}/${t.chunks} chunks, ${t.rows} rows of ~${t.estimate}\n`);
+      const why = snap.status === 'failed' && snap.error ? `: ${snap.error.code} ${snap.error.message}${snap.error.fix ? ` (fix: ${snap.error.fix}; it is retried until it succeeds)` : ''}` : '';
+      process.stdout.write(`  snapshot ${snap.id} (${snap.kind}): ${snap.status}${why}\n`);
+      for (const t of snap.tables) process.stdout.write(`    ${t.table}: ${t.chunksDone}/${t.chunks} chunks, ${t.rows} rows ${t.estimate === null ? '(no estimate)' : `of ~${t.estimate}`}\n`);
     }
   }
 }

@@ -312,7 +312,7 @@ export const HttpConfig = z
 
 export const LogConfig = z
   .object({
-    level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info').describe('Pino log level (JSON lines on stderr). TRIBUTARY_LOG_LEVEL overrides it.'),
+    level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info').describe('Pino log level (JSON lines on stderr; readable lines when stderr is a terminal, unless TRIBUTARY_LOG_FORMAT=json). TRIBUTARY_LOG_LEVEL overrides it.'),
   })
   .strict()
   .default({ level: 'info' });

@@ -215,10 +215,98 @@ export class JsonBytes {
     else this.ascii('null');
   }
 
+  /**
+   * A valid JSON text (a json value as the database holds it) copied so that an envelope
+   * stays on one line and every number keeps its digits: as it is when it holds no line
+   * break (the usual case, found with one scan), else compacted by {@link compactJson}.
+   */
+  json(src: Buffer, s: number, e: number): void {
+    if (e - s < 256) {
+      // Short texts: copied and checked in one pass (the check costs a compare per byte).
+      this.ensure(e - s);
+      const b = this.buf;
+      let n = this.n;
+      let lineBreak = false;
+      for (let i = s; i < e; i++) {
+        const c = src[i]!;
+        b[n++] = c;
+        if (c <= 13 && (c === 10 || c === 13)) lineBreak = true;
+      }
+      if (!lineBreak) this.n = n;
+      else this.compactJson(src, s, e);
+      return;
+    }
+    if (hasLineBreak(src, s, e)) this.compactJson(src, s, e);
+    else this.raw(src, s, e);
+  }
+
+  /**
+   * A valid JSON text without its insignificant whitespace (spaces, tabs, CR and LF between
+   * tokens): the text is only copied, never parsed, so numbers keep every digit (`1e400`,
+   * `-0`, 30-digit integers) and keys their order and duplicates.
+   */
+  compactJson(src: Buffer, s: number, e: number): void {
+    this.ensure(e - s);
+    const b = this.buf;
+    let n = this.n;
+    let inString = false;
+    for (let i = s; i < e; i++) {
+      const c = src[i]!;
+      if (inString) {
+        b[n++] = c;
+        if (c === 92 /* \ */) b[n++] = src[++i]!;
+        else if (c === 34) inString = false;
+      } else if (c !== 32 && c !== 10 && c !== 13 && c !== 9) {
+        b[n++] = c;
+        if (c === 34) inString = true;
+      }
+    }
+    this.n = n;
+  }
+
+  /**
+   * A float as JSON: as {@link number} writes it, but a negative zero keeps its sign (`-0`,
+   * which JSON.parse reads back as -0; JSON.stringify would write `0`).
+   */
+  float(v: number): void {
+    if (v === 0 && 1 / v < 0) this.ascii('-0');
+    else this.number(v);
+  }
+
   /** The bytes from `start` as one flat string. */
   toString(start = 0, end = this.n): string {
     return this.buf.toString('utf8', start, end);
   }
+}
+
+/**
+ * True when `b[s, e)` holds a CR or LF byte. In valid JSON text those are only ever
+ * whitespace between tokens (a raw one inside a string is invalid), so a text without one
+ * can be copied into a JSON line as it is. Long texts are searched natively.
+ */
+export function hasLineBreak(b: Buffer, s: number, e: number): boolean {
+  if (e - s < 128) {
+    for (let i = s; i < e; i++) {
+      const c = b[i]!;
+      if (c <= 13 && (c === 10 || c === 13)) return true;
+    }
+    return false;
+  }
+  // Natively, from `s` on (a view of the range would cost an allocation): a hit past `e` is
+  // none in the range. The buffer is one message or row, so the scan stays short.
+  const lf = b.indexOf(10, s);
+  if (lf >= 0 && lf < e) return true;
+  const cr = b.indexOf(13, s);
+  return cr >= 0 && cr < e;
+}
+
+/** {@link JsonBytes.json} for a JSON text held as a string: the text, on one line. */
+export function oneLineJson(text: string): string {
+  if (text.indexOf('\n') < 0 && text.indexOf('\r') < 0) return text;
+  const b = Buffer.from(text, 'utf8');
+  const w = new JsonBytes(b.length);
+  w.compactJson(b, 0, b.length);
+  return w.toString();
 }
 
 const HEX = Buffer.from('0123456789abcdef', 'latin1');

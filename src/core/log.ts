@@ -1,4 +1,5 @@
 import { pino, type Logger } from 'pino';
+import { stderrTerminal } from './terminal-log.js';
 
 /** Replace the password of every URL in a string with `***`. */
 export function redactUrl(s: string): string {
@@ -7,9 +8,11 @@ export function redactUrl(s: string): string {
 
 
 /**
- * The process logger. Secrets never reach the output: known secret paths are censored by
- * pino's redaction, and every string passes through the URL-password scrubber in a
- * formatter (errors carry connection strings in their messages more often than not).
+ * The process logger: JSON lines on stderr, or readable lines when stderr is a terminal
+ * (`TRIBUTARY_LOG_FORMAT=json` keeps JSON there too). Secrets never reach the output: known
+ * secret paths are censored by pino's redaction, and every string passes through the
+ * URL-password scrubber in a formatter (errors carry connection strings in their messages
+ * more often than not).
  */
 export function createLogger(opts: { level?: string; destination?: number } = {}): Logger {
   return pino(
@@ -40,6 +43,8 @@ export function createLogger(opts: { level?: string; destination?: number } = {}
         },
       },
     },
-    pino.destination({ dest: opts.destination ?? 2, sync: false }),
+    // On a terminal: short human lines, printed above any progress bars (terminal-log.ts);
+    // elsewhere JSON lines.
+    ((opts.destination ?? 2) === 2 && stderrTerminal()) || pino.destination({ dest: opts.destination ?? 2, sync: false }),
   );
 }

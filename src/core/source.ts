@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { ChangeEvent } from './event.js';
 import type { StateStore } from '../state/store.js';
 import type { SnapshotEventBuilder, SnapshotSupport } from '../snapshot/types.js';
+import type { TxnSnapshot } from '../snapshot/visibility.js';
 
 /**
  * A source position as a value object. The engine stores only `serialize()` strings; the
@@ -34,6 +35,12 @@ export type SourceItem =
       txn: Position;
       /** Index of the event inside its transaction, from 0. */
       idx: number;
+      /**
+       * The transaction's id in the database, where snapshot reads can tell whether they saw
+       * it (Postgres: the 32-bit xid). Snapshots use it to reconcile chunks with changes that
+       * precede the low watermark but were not yet visible to the chunk's read (visibility.ts).
+       */
+      xid?: number;
     }
   | {
       /**
@@ -47,6 +54,12 @@ export type SourceItem =
       idx: number;
       /** Where it sits in the log, for the `source` block of snapshot rows. */
       at: { lsn?: string; file?: string; pos?: number };
+      /**
+       * Which transactions the database showed as finished before the watermark committed
+       * (Postgres: a low watermark carries a snapshot taken in its own transaction, a high one
+       * the snapshot the chunk's rows were read in). Absent where the source has none.
+       */
+      visibility?: TxnSnapshot;
     }
   | {
       kind: 'commit';

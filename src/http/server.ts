@@ -68,8 +68,9 @@ export async function startHttp(opts: { host: string; port: number; auth: HttpAu
       case '/healthz':
         return send(200, { ok: true });
       case '/readyz': {
+        // A failed initial snapshot keeps a pipeline unready too: the sinks lack the tables' rows.
         const ready = opts.pipelines.every((p) => p.ready());
-        return send(ready ? 200 : 503, { ready, pipelines: opts.pipelines.map((p) => ({ name: p.name, state: p.state })) });
+        return send(ready ? 200 : 503, { ready, pipelines: opts.pipelines.map((p) => ({ name: p.name, state: p.state, ...(p.problem() ? { problem: p.problem() } : {}) })) });
       }
       case '/metrics':
         return send(200, opts.metrics.render(), 'text/plain; version=0.0.4');

@@ -31,6 +31,8 @@ export interface PipelineView {
   readonly name: string;
   readonly state: string;
   ready(): boolean;
+  /** Why a running pipeline is not ready (a failed initial snapshot), or null. */
+  problem(): string | null;
   status(): Record<string, unknown>;
 }
 
@@ -186,7 +188,11 @@ export class PipelineSupervisor implements PipelineView {
 
   /** Streaming with the database connected, and no sink failed. */
   ready(): boolean {
-    return this.state === 'running' && this.link.isUp && !!this.pipeline && this.pipeline.state === 'running' && this.pipeline.runners.every((r) => !r.failed);
+    return this.state === 'running' && this.link.isUp && !!this.pipeline && this.pipeline.state === 'running' && this.pipeline.runners.every((r) => !r.failed) && !this.problem();
+  }
+
+  problem(): string | null {
+    return this.pipeline?.snapshots?.readinessProblem ?? null;
   }
 
   /** For `/status` and `tributary status`: the attempt's positions and lag, and why it is not running. */

@@ -11,6 +11,8 @@ import { classifyError } from '../runtime/error-class.js';
 import { ByteRows, emptyChunk, keyString, type ChunkBounds, type ChunkPlanner, type ChunkRows, type SnapshotReader, type SnapshotState, type SnapshotSupport, type SnapshotTable } from './types.js';
 import { SnapshotProgress } from './progress.js';
 import { ThreadedSupport } from './thread-reader.js';
+import { RecentTransactions, type Captured } from './visibility.js';
+import { SnapshotFailures } from './failures.js';
 // distributed.ts (BullMQ, ioredis) is imported only with `stream.type: redis`: loading it
 // costs about 150 ms of startup that every other pipeline would pay for nothing.
 import type { ChunkQueue, ChunkJob } from './distributed.js';
@@ -27,6 +29,12 @@ interface Window {
   dirty: Set<string> | null;
   /** The rows read; set before the high watermark is written. */
   rows: ChunkRows | null;
+  /** A truncate of the table was streamed in the window, or came before it unseen by the read: no row of the chunk is current. */
+  truncated?: boolean;
+  /** Transactions before the low watermark the read may not have seen (visibility.ts); set at the low watermark. */
+  captured?: Captured | null;
+  /** The chunk cannot be reconciled (visibility.ts): read it again instead of emitting it. */
+  reread?: boolean;
   closed: () => void;
 }
 
@@ -112,11 +120,33 @@ export class SnapshotCoordinator {
   private planning: Promise<void> | null = null;
   private planner: ChunkPlanner | null = null;
   private started = false;
+  /** Tables of the current snapshot with chunks still to come: their changes are remembered by transaction. */
+  private readonly watched = new Map<string, SnapshotTable>();
+  /** Streamed changes a chunk's read may not have seen although they precede its low watermark. */
+  private readonly recent = new RecentTransactions();
+  /** Errors retrying cannot fix, per table, while they last (the snapshot is `failed`). */
+  private readonly failures = new SnapshotFailures();
 
   constructor(private readonly o: SnapshotOptions) {}
 
+  /** A snapshot is reading (running, or failed and being tried again). */
   get active(): boolean {
-    return this.state?.status === 'running';
+    return SnapshotCoordinator.live(this.state);
+  }
+
+  /** Whether chunks of `s` are read: it runs, or it failed and is tried again with backoff. */
+  private static live(s: SnapshotState | null): s is SnapshotState {
+    return s?.status === 'running' || s?.status === 'failed';
+  }
+
+  /**
+   * Why the pipeline is not ready, from the snapshot's side: an initial snapshot that failed
+   * (the sinks do not hold the tables, and will not until the cause is fixed). Null when ready.
+   */
+  get readinessProblem(): string | null {
+    const s = this.state;
+    if (s?.kind !== 'initial' || s.status !== 'failed' || !s.error) return null;
+    return `initial snapshot failed: ${s.error.code} ${s.error.message}`;
   }
 
   /**
@@ -133,8 +163,15 @@ export class SnapshotCoordinator {
     const lost = mode === 'when_needed' && opts.positionLost;
     if (wantInitial || lost) {
       await this.begin('initial', null, null);
-    } else if (this.state?.status === 'running' || this.state?.status === 'paused') {
+    } else if (this.state?.status === 'running' || this.state?.status === 'paused' || this.state?.status === 'failed') {
+      if (this.state.status === 'failed') {
+        // Tried again at once: the cause may have been fixed while it was stopped.
+        this.o.logger.info({ snapshot: this.state.id, error: this.state.error }, 'the snapshot failed before the restart; trying again');
+        this.state.status = 'running';
+        delete this.state.error;
+      }
       this.warm();
+      this.refreshWatched();
       this.o.logger.info({ snapshot: this.state.id, remaining: this.remainingChunks() }, 'resuming snapshot from its last durable chunk');
       this.toEmit = this.remainingChunks();
     }
@@ -153,6 +190,16 @@ export class SnapshotCoordinator {
   /** Whether the chunks of a table are all found and all done. */
   private static tableDone(t: SnapshotState['tables'][number]): boolean {
     return !t.open && t.done.every(Boolean);
+  }
+
+  /** The tables whose changes are remembered by transaction: those of a live snapshot with chunks to come. */
+  private refreshWatched(): void {
+    this.watched.clear();
+    const s = this.state;
+    if (s && s.status !== 'done' && s.status !== 'cancelled') {
+      for (const t of s.tables) if (!SnapshotCoordinator.tableDone(t)) this.watched.set(t.table.name, t.table);
+    }
+    if (!this.watched.size) this.recent.clear();
   }
 
   /** Plan and persist a snapshot of `tables` (all captured tables when null). */
@@ -177,6 +224,8 @@ export class SnapshotCoordinator {
     }
     this.state = state;
     this.pending = [];
+    this.failures.clear();
+    this.refreshWatched();
     this.toEmit = this.remainingChunks();
     await this.persist();
     this.o.logger.info({ snapshot: state.id, kind, tables: list.map((t) => t.name), where }, `snapshot started: ${list.length} table(s)`);
@@ -267,7 +316,7 @@ export class SnapshotCoordinator {
     const signal = this.ac.signal;
     for (;;) {
       const s = this.state;
-      if (signal.aborted || !s || s.status !== 'running') return;
+      if (signal.aborted || !SnapshotCoordinator.live(s)) return;
       const ti = this.tableToPlan(s);
       if (ti < 0) {
         if (!s.tables.some((t) => t.open)) await this.closePlanner();
@@ -288,17 +337,13 @@ export class SnapshotCoordinator {
         t.done.push(false);
         if (hi === null) t.open = false;
         this.toEmit++;
+        this.succeeded(`plan ${t.table.name}`);
         if (this.queue) await this.queue.enqueue([this.registerRemote(s, ti, t.chunks.length - 1)]);
         this.kick();
       } catch (err) {
         if (signal.aborted) return;
-        this.retryWarning(err, { err, table: t.table.name }, `cannot find the next snapshot chunk, retrying: ${errorMessage(err)}`);
         await this.closePlanner();
-        if (err instanceof TributaryError && !err.retryable) {
-          this.abort(err);
-          return;
-        }
-        await sleep(1000, signal).catch(() => undefined);
+        await sleep(this.failed(err, `plan ${t.table.name}`, 'cannot find the next snapshot chunk'), signal);
       }
     }
   }
@@ -346,7 +391,7 @@ export class SnapshotCoordinator {
   /** The next chunk no worker has and that is not done, or null. */
   private nextChunk(): { ti: number; ci: number } | null {
     const s = this.state;
-    if (!s || s.status !== 'running') return null;
+    if (!SnapshotCoordinator.live(s)) return null;
     // A chunk stays at stake (read again after a crash) from its read until its done flag
     // is stored. Keeping at most one such chunk per worker bounds the rows a crash makes
     // us read twice, however far reading runs ahead of the sinks.
@@ -363,7 +408,7 @@ export class SnapshotCoordinator {
   /** Whether any chunk of a running snapshot is neither done nor taken. */
   private hasWork(): boolean {
     const s = this.state;
-    if (!s || s.status !== 'running') return false;
+    if (!SnapshotCoordinator.live(s)) return false;
     return s.tables.some((t, ti) => t.open || t.done.some((d, ci) => !d && !this.inflight.has(`${s.id}:${ti}:${ci}`)));
   }
 
@@ -393,19 +438,19 @@ export class SnapshotCoordinator {
         const tag = `${s.id}:${next.ti}:${next.ci}`;
         this.inflight.add(tag);
         this.ensurePlanning();
+        // Failures and successes count per table and per step: finding bounds succeeding
+        // says nothing about reading the rows.
+        const table = `read ${s.tables[next.ti]!.table.name}`;
         try {
           reader ??= await this.support!.reader();
           await this.readChunk(reader, s, next.ti, next.ci);
+          this.succeeded(table);
         } catch (err) {
           if (signal.aborted) break;
-          this.retryWarning(err, { worker: n, err, table: s.tables[next.ti]!.table.name, chunk: next.ci }, `snapshot chunk failed, retrying: ${errorMessage(err)}`);
+          // A new connection for the next try (a grant on a database reaches new sessions).
           await reader?.close();
           reader = null;
-          if (err instanceof TributaryError && !err.retryable) {
-            this.abort(err);
-            break;
-          }
-          await sleep(1000, signal);
+          await sleep(this.failed(err, table, `snapshot chunk ${next.ci} failed`, n), signal);
         } finally {
           this.inflight.delete(tag);
         }
@@ -416,6 +461,16 @@ export class SnapshotCoordinator {
   }
 
   private async readChunk(reader: SnapshotReader, s: SnapshotState, ti: number, ci: number): Promise<void> {
+    // A chunk that cannot be reconciled with the stream is read again, with new watermarks,
+    // after a growing pause: the transaction it missed may still be in flight.
+    for (let n = 0; (await this.readWindow(reader, s, ti, ci)).reread && !this.ac.signal.aborted && this.state === s && SnapshotCoordinator.live(s); n++) {
+      this.o.logger.debug({ table: s.tables[ti]!.table.name, chunk: ci }, 'snapshot chunk read again: a transaction it did not see is no longer remembered');
+      await sleep(Math.min(5000, 50 * 2 ** n), this.ac.signal);
+    }
+  }
+
+  /** One chunk between its watermarks; resolves once the high watermark has been handled. */
+  private async readWindow(reader: SnapshotReader, s: SnapshotState, ti: number, ci: number): Promise<Window> {
     const t = s.tables[ti]!;
     const id = `${s.id}/${ti}/${ci}/${randomUUID().slice(0, 8)}`;
     let closed!: () => void;
@@ -441,6 +496,7 @@ export class SnapshotCoordinator {
     } finally {
       if (this.windows.get(id) === win) this.closeWindow(win);
     }
+    return win;
   }
 
   private closeWindow(win: Window): void {
@@ -464,36 +520,62 @@ export class SnapshotCoordinator {
       return false;
     }
     if (item.kind === 'watermark') return this.onWatermark(item);
-    if (item.kind === 'event' && this.openByTable.size) {
-      const ev = item.event;
-      const wins = this.openByTable.get(ev instanceof SerializedChangeEvent ? ev.table : qualifiedTable(ev));
-      if (wins) {
-        for (const w of wins) {
-          if (ev.op === 't') {
-            // A truncate makes the whole chunk stale.
-            w.rows = emptyChunk();
-            continue;
-          }
-          const k1 = w.table.key.length ? keyString(w.table, ev.key ?? ev.after ?? ev.before) : keyString(w.table, ev.after);
-          if (k1) w.dirty!.add(k1);
-          const k2 = keyString(w.table, ev.before);
-          if (k2) w.dirty!.add(k2);
-        }
+    if (item.kind === 'event' && (this.openByTable.size || this.watched.size)) this.noteChange(item);
+    return this.o.push(item);
+  }
+
+  /**
+   * A streamed change of a table with an open window or chunks to come: its keys become dirty
+   * in every open window of the table, and are remembered by transaction (visibility.ts).
+   */
+  private noteChange(item: Extract<SourceItem, { kind: 'event' }>): void {
+    const ev = item.event;
+    const name = ev instanceof SerializedChangeEvent ? ev.table : qualifiedTable(ev);
+    const wins = this.openByTable.get(name);
+    const watched = item.xid === undefined ? undefined : this.watched.get(name);
+    if (!wins && !watched) return;
+    if (ev.op === 't') {
+      // A truncate makes the whole chunk stale.
+      if (wins) for (const w of wins) w.truncated = true;
+      if (watched) this.recent.note(item.xid!, name, null, null, true);
+      return;
+    }
+    const table = wins ? wins[0]!.table : watched!;
+    const k1 = table.key.length ? keyString(table, ev.key ?? ev.after ?? ev.before) : keyString(table, ev.after);
+    const k2 = keyString(table, ev.before);
+    if (wins) {
+      for (const w of wins) {
+        if (k1) w.dirty!.add(k1);
+        if (k2) w.dirty!.add(k2);
       }
     }
-    return this.o.push(item);
+    if (watched) this.recent.note(item.xid!, name, k1, k2);
   }
 
   private onWatermark(item: Extract<SourceItem, { kind: 'watermark' }>): boolean {
     const win = this.windows.get(item.id);
-    if (!win) return true; // from an earlier run, or cancelled: nothing to do
+    const vis = item.visibility;
     if (item.mark === 'low') {
+      // Transactions the low watermark's snapshot saw are seen by every later read: forget
+      // them, then give the window the ones still in flight (visibility.ts).
+      if (vis) this.recent.prune(vis);
+      if (!win) return true; // from an earlier run, another pipeline, or cancelled: nothing to do
       win.dirty = new Set();
+      win.captured = vis ? this.recent.capture(win.table.name) : null;
       const list = this.openByTable.get(win.table.name);
       if (list) list.push(win);
       else this.openByTable.set(win.table.name, [win]);
       return true;
     }
+    if (win?.captured && win.dirty && vis) {
+      // Changes before the low watermark that the chunk's read did not see win over its rows.
+      const r = RecentTransactions.resolve(win.captured, vis);
+      for (const k of r.keys) win.dirty.add(k);
+      if (r.truncate) win.truncated = true;
+      if (r.reread) win.reread = true;
+    }
+    if (vis) this.recent.prune(vis);
+    if (!win) return true;
     const s = this.state;
     if (s && win.dirty && !win.rows && this.queue) {
       // A worker elsewhere read this chunk and left the rows in Redis: fetch them, holding
@@ -530,6 +612,13 @@ export class SnapshotCoordinator {
   }
 
   private emitChunk(s: SnapshotState, win: Window, item: Extract<SourceItem, { kind: 'watermark' }>): boolean {
+    if (win.reread) {
+      this.closeWindow(win);
+      // Its worker reads it again (readChunk); a remote chunk becomes a job again.
+      if (this.queue) void this.queue.enqueue([this.registerRemote(s, win.ti, win.ci)]);
+      return true;
+    }
+    if (win.truncated) win.rows = emptyChunk();
     const t = s.tables[win.ti]!;
     const flag = s.kind === 'incremental' ? 'incremental' : 'true';
     const last = s.kind === 'initial' && this.toEmit === 1 && !s.tables.some((x) => x.open);
@@ -583,10 +672,13 @@ export class SnapshotCoordinator {
     }
     this.pending = stillPending;
     if (!changed) return;
+    this.refreshWatched();
     const remainingTables = s.tables.filter((t) => !SnapshotCoordinator.tableDone(t)).length;
     this.o.metrics.set('tributary_snapshot_remaining_tables', remainingTables, { pipeline: this.o.pipeline });
-    if (remainingTables === 0 && s.status === 'running') {
+    if (remainingTables === 0 && SnapshotCoordinator.live(s)) {
       s.status = 'done';
+      delete s.error;
+      this.failures.clear();
       s.finishedAt = Date.now();
       const rows = s.tables.reduce((n, t) => n + t.rows, 0);
       this.o.logger.info({ snapshot: s.id, rows, seconds: (s.finishedAt - s.startedAt) / 1000 }, `snapshot completed: ${rows} rows in ${s.tables.length} table(s)`);
@@ -638,7 +730,7 @@ export class SnapshotCoordinator {
     const s = this.state;
     switch (action) {
       case 'start': {
-        if (s && (s.status === 'running' || s.status === 'paused')) {
+        if (s && s.status !== 'done' && s.status !== 'cancelled') {
           return { status: 409, body: { error: `snapshot ${s.id} is ${s.status}; cancel it or wait for it to finish`, snapshot: this.summary() } };
         }
         try {
@@ -654,6 +746,9 @@ export class SnapshotCoordinator {
       case 'cancel': {
         if (!s || s.status === 'done' || s.status === 'cancelled') return { status: 404, body: { error: 'no snapshot is running' } };
         s.status = action === 'pause' ? 'paused' : action === 'resume' ? 'running' : 'cancelled';
+        // The failure is tried again on resume; a pause or cancel ends the report of it.
+        delete s.error;
+        this.failures.clear();
         if (this.queue) {
           if (action === 'pause') await this.queue.pause();
           else if (action === 'resume') await this.queue.resume();
@@ -665,6 +760,7 @@ export class SnapshotCoordinator {
           this.o.logger.warn({ snapshot: s.id }, 'snapshot cancelled');
           this.progress?.stop();
         } else this.o.logger.info({ snapshot: s.id }, `snapshot ${action}d`);
+        this.refreshWatched();
         await this.persist();
         this.kick();
         return { status: 200, body: { snapshot: this.summary() } };
@@ -682,6 +778,7 @@ export class SnapshotCoordinator {
       status: s.status,
       startedAt: new Date(s.startedAt).toISOString(),
       finishedAt: s.finishedAt ? new Date(s.finishedAt).toISOString() : null,
+      error: s.error ?? null,
       tables: s.tables.map((t) => ({
         table: t.table.name,
         where: t.where,
@@ -698,14 +795,41 @@ export class SnapshotCoordinator {
     this.progress ??= new SnapshotProgress(this.o.logger);
   }
 
-  private abort(err: TributaryError): void {
+  /**
+   * A chunk or bound of `table` failed: returns how long to wait before trying again. An error
+   * retrying cannot fix by itself (not retryable) marks the snapshot `failed`, with the error
+   * stored and logged once, but it is not given up: it is tried again with growing delays
+   * (up to a minute) and goes on once the cause is fixed. Other errors are retried in a second.
+   */
+  private failed(err: unknown, step: string, what: string, worker?: number): number {
     const s = this.state;
-    if (s) {
-      s.status = 'cancelled';
-      void this.persist();
+    if (!(err instanceof TributaryError) || err.retryable || !SnapshotCoordinator.live(s)) {
+      // A lost database is logged once a minute, not per worker per second.
+      this.retryWarning(err, { worker, err, step }, `${what}, retrying: ${errorMessage(err)}`);
+      return 1000;
     }
-    this.o.logger.error({ err, code: err.code }, `snapshot aborted: ${err.format()}`);
-    this.progress?.stop();
+    const { first, delayMs } = this.failures.fail(step, err);
+    if (first) {
+      this.o.logger.error({ err, code: err.code, step }, `snapshot failed, retrying with backoff until it succeeds: ${err.format()}`);
+    } else {
+      this.o.logger.warn({ code: err.code, step, attempt: this.failures.failedAttempts, delayMs }, `snapshot still failing: ${err.code} ${err.message}`);
+    }
+    if (s.status !== 'failed' || s.error?.code !== err.code || s.error.message !== err.message) {
+      s.status = 'failed';
+      s.error = { code: err.code, message: err.message, fix: err.fix, since: s.error?.since ?? Date.now() };
+      void this.persist().catch(() => undefined);
+    }
+    return delayMs;
+  }
+
+  /** `step` (reading or cutting a table's chunks) succeeded: a failed snapshot whose last failing step this was runs again. */
+  private succeeded(step: string): void {
+    const s = this.state;
+    if (!this.failures.succeed(step) || s?.status !== 'failed') return;
+    this.o.logger.info({ snapshot: s.id, error: s.error?.code }, 'snapshot recovered: reading again');
+    s.status = 'running';
+    delete s.error;
+    void this.persist().catch(() => undefined);
   }
 
   close(): Promise<void> {

@@ -120,8 +120,8 @@ export interface SnapshotTable {
   keyKind: ChunkKeyKind;
   /** SQL types of the key columns, to cast boundary values back (persisted with the plan). */
   keyTypes?: string[];
-  /** Estimated rows (statistics), for progress only. */
-  estimate: number;
+  /** Estimated rows (statistics), for progress only; null when the database has none (a table never ANALYZEd). */
+  estimate: number | null;
 }
 
 /**
@@ -255,9 +255,15 @@ export interface SnapshotEventBuilder {
 export interface SnapshotState {
   id: string;
   kind: 'initial' | 'incremental';
-  status: 'running' | 'paused' | 'done' | 'cancelled';
+  /**
+   * `failed`: an error retrying cannot fix by itself stops it (see `error`); it is still tried
+   * again with backoff, and resumed after a restart, until it is done or cancelled.
+   */
+  status: 'running' | 'paused' | 'done' | 'cancelled' | 'failed';
   startedAt: number;
   finishedAt?: number;
+  /** While `failed`: the coded error, and since when (epoch ms). */
+  error?: { code: string; message: string; fix?: string; since: number };
   tables: SnapshotTableState[];
 }
 

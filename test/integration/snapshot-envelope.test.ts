@@ -32,7 +32,9 @@ function assertEnvelopes(build: SnapshotEventBuilder, table: SnapshotTable, got:
   for (let i = 0; i < reference.length; i++) {
     const row = reference[i]!;
     assert.equal(got.keys[i], keyString(table, row), `${table.name} row ${i}: key string`);
-    if (!table.key.length) assert.equal(got.rows[i], JSON.stringify(row), `${table.name} row ${i}: a key-less row is its own key`);
+    // A key-less row is its own key: the key string is the row as the coordinator prints a
+    // parsed streamed row; the row's text may differ in form (json text is copied as stored).
+    if (!table.key.length) assert.equal(got.keys[i], JSON.stringify(JSON.parse(got.rows[i]!)), `${table.name} row ${i}: a key-less row is its own key`);
     for (const flag of FLAGS) {
       const ser = serialize(got.rows[i]!, got.keys[i]!, flag);
       // The byte path (rows read into a ByteRows, envelope written as bytes) gives the same text.

@@ -11,6 +11,15 @@ describe('docs match the code', () => {
     assert.equal(committed, await renderConfigReference(), 'regenerate with `npm run docs`');
   });
 
+  it('docs/mysql.md and docs/snapshots.md say the same of source.pos: where the rows event starts', () => {
+    const mysql = readFileSync(join(REPO, 'docs', 'mysql.md'), 'utf8');
+    const snapshots = readFileSync(join(REPO, 'docs', 'snapshots.md'), 'utf8');
+    // The property test (mysql-values-property) checks the code against mariadb-binlog.
+    assert.match(mysql, /`file` and `pos`, the offset where the rows event that\s+holds the change starts/);
+    assert.doesNotMatch(mysql, /`pos` \(where its transaction starts\)/);
+    assert.match(snapshots, /`file`\/`pos` of the rows event that inserted the chunk's high\s+watermark/);
+  });
+
   it('every error code in the catalogue is documented in docs/errors.md', async () => {
     const { ErrorCodes } = await import('../../src/core/errors.js');
     const doc = readFileSync(join(REPO, 'docs', 'errors.md'), 'utf8');

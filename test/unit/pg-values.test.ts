@@ -33,7 +33,7 @@ describe('postgres text-format value decoders', () => {
     assert.equal(dec(OID.timestamp, '2024-01-15 10:30:00.123456'), '2024-01-15T10:30:00.123456');
     assert.equal(dec(OID.timestamptz, '2024-01-15 10:30:00.5+00'), '2024-01-15T10:30:00.5Z');
     assert.equal(dec(OID.timestamptz, 'infinity'), 'infinity');
-    assert.equal(dec(OID.timestamptz, '0044-03-15 12:00:00+00 BC'), '0044-03-15 12:00:00+00 BC');
+    assert.equal(dec(OID.timestamptz, '0044-03-15 12:00:00+00 BC'), '-000043-03-15T12:00:00Z');
   });
   it('bytea hex → base64; json parsed; bool', () => {
     assert.equal(dec(OID.bytea, '\\xdeadbeef'), Buffer.from('deadbeef', 'hex').toString('base64'));
@@ -109,4 +109,79 @@ describe('postgres byte encoders write the same JSON text as the string encoders
       assert.equal(w.toString(), `[${jsonEncoderFor(oid, types)(b, 0, b.length)}]`);
     });
   }
+});
+
+/**
+ * Issue 12 §10: values that broke the documented rules. Each case is the exact text
+ * Postgres sends (session: DateStyle=ISO, TimeZone=UTC) and the JSON text the envelope must
+ * hold, on the byte path and the string path alike.
+ */
+describe('postgres values that used to break the documented rules', () => {
+  const arrays = new Map<number, PgTypeInfo>([
+    ...types,
+    [3807, { oid: 3807, name: '_jsonb', type: 'b', category: 'A', elem: OID.jsonb, base: 0, delim: ',' }],
+    [199, { oid: 199, name: '_json', type: 'b', category: 'A', elem: OID.json, base: 0, delim: ',' }],
+    [1182, { oid: 1182, name: '_date', type: 'b', category: 'A', elem: OID.date, base: 0, delim: ',' }],
+    [1021, { oid: 1021, name: '_float4', type: 'b', category: 'A', elem: OID.float4, base: 0, delim: ',' }],
+  ]);
+  const both = (oid: number, text: string): [string, string] => {
+    const b = Buffer.from(text, 'utf8');
+    const w = new JsonBytes(4);
+    jsonByteEncoderFor(oid, arrays)(w, b, 0, b.length);
+    return [w.toString(), jsonEncoderFor(oid, arrays)(b, 0, b.length)];
+  };
+  const cases: [string, number, string, string][] = [
+    ['json with newlines is compacted', OID.json, '{\n"a": 1,\r\n "s": "x\\ny \\" z"}', '{"a":1,"s":"x\\ny \\" z"}'],
+    ['json keeps numbers beyond double range exact', OID.json, '{"big":\n 12345678901234567890123, "inf": 1e400, "z": -0}', '{"big":12345678901234567890123,"inf":1e400,"z":-0}'],
+    ['json on one line is copied as written', OID.json, '{"a": 1.50}', '{"a": 1.50}'],
+    ['jsonb[] elements keep every digit', 3807, '{"{\\"a\\": 12345678901234567890}","1e400",NULL,"null"}', '[{"a": 12345678901234567890},1e400,null,null]'],
+    ['json[] elements are compacted', 199, '{"{\\"a\\":\\n 1}"}'.replace('\\n', '\n'), '[{"a":1}]'],
+    ['timestamptz after 9999', OID.timestamptz, '12345-06-07 08:09:10+00', '"+012345-06-07T08:09:10Z"'],
+    ['timestamp after 9999 with a fraction', OID.timestamp, '12345-06-07 08:09:10.5', '"+012345-06-07T08:09:10.5"'],
+    ['the last date', OID.date, '5874897-12-31', '"+5874897-12-31"'],
+    ['a date after 9999', OID.date, '12345-06-07', '"+012345-06-07"'],
+    ['a BC date', OID.date, '4713-01-01 BC', '"-004712-01-01"'],
+    ['a BC timestamptz', OID.timestamptz, '4713-01-01 00:00:00+00 BC', '"-004712-01-01T00:00:00Z"'],
+    ['a BC timestamp, like timestamptz', OID.timestamp, '4713-01-01 00:00:00 BC', '"-004712-01-01T00:00:00"'],
+    ['1 BC is year 0', OID.timestamp, '0001-12-31 23:59:59.999999 BC', '"0000-12-31T23:59:59.999999"'],
+    ['date[] with an expanded year', 1182, '{12345-06-07,"4713-01-01 BC",infinity}', '["+012345-06-07","-004712-01-01","infinity"]'],
+    ['infinity stays a string', OID.timestamptz, '-infinity', '"-infinity"'],
+    ['-0 in double keeps its sign', OID.float8, '-0', '-0'],
+    ['-0 in real keeps its sign', OID.float4, '-0', '-0'],
+    ['real[] with -0', 1021, '{-0,0,1e-45}', '[-0,0,1e-45]'],
+  ];
+  for (const [what, oid, text, want] of cases) {
+    it(what, () => {
+      const [bytes, str] = both(oid, text);
+      assert.equal(bytes, want, 'byte path');
+      assert.equal(str, want, 'string path');
+      assert.ok(!/[\r\n]/.test(bytes), 'one line');
+    });
+  }
+  it('dates print their year as JavaScript does', () => {
+    for (const y of [0, -1, -4712, 10000, 12345, 275760]) {
+      const iso = new Date(Date.UTC(2000, 5, 7, 8, 9, 10)).setUTCFullYear(y);
+      const js = new Date(iso).toISOString().replace('.000Z', 'Z');
+      const pg = y <= 0 ? `${String(1 - y).padStart(4, '0')}-06-07 08:09:10+00 BC` : `${String(y).padStart(4, '0')}-06-07 08:09:10+00`;
+      assert.equal(both(OID.timestamptz, pg)[0], JSON.stringify(js), pg);
+    }
+  });
+});
+
+describe('JsonBytes.json: a JSON text on one line, copied or compacted', () => {
+  it('looks for line breaks only inside the value, short and long', () => {
+    const cases: [string, number, number, string][] = [
+      ['{"a": 1}\n', 0, 8, '{"a": 1}'],
+      ['{"a":\n1}', 0, 8, '{"a":1}'],
+      [`[${' 1,'.repeat(100)} 2]\r\n`, 0, 304, `[${' 1,'.repeat(100)} 2]`],
+      [`[${' 1,'.repeat(100)}\r2]tail\n`, 0, 304, `[${'1,'.repeat(100)}2]`],
+      ['{"s": "a\\nb \\" c",\t"t" :\r\n[ ]}', 0, 30, '{"s":"a\\nb \\" c","t":[]}'],
+    ];
+    for (const [text, s, e, want] of cases) {
+      const b = Buffer.from(text);
+      const w = new JsonBytes(4);
+      w.json(b, s, e);
+      assert.equal(w.toString(), want, JSON.stringify(text));
+    }
+  });
 });
