@@ -55,7 +55,7 @@ const snapshotCommon = {
     .min(0)
     .max(64)
     .default(2)
-    .describe('Chunks read in parallel by this process. With stream.type: redis, `tributary run --worker` processes read chunks too, and 0 leaves all reading to them.'),
+    .describe('Chunks read in parallel by this process. With snapshot.queue.redis, `tributary run --worker` processes read chunks too, and 0 leaves all reading to them.'),
   snapshot_chunk_rows: z.number().int().min(100).default(10000).describe('Rows per snapshot chunk (keyset pagination by primary key).'),
   snapshot_threads: z
     .boolean()
@@ -167,11 +167,11 @@ const LogStreamConfig = z
     type: z.literal('log'),
     retention: z
       .object({
-        max_age: duration.optional().describe('Segments whose newest transaction is older than this are removed once every sink has read past them. Default 7d.'),
+        max_age: duration.default(604_800_000 as never).describe('Segments whose newest transaction is older than this are removed once every sink has read past them. Default 7d.'),
         max_bytes: size.optional().describe('Above this size the oldest segments are removed even if a sink has not read them (that sink then follows its `on_gap`). Default: no cap.'),
       })
       .strict()
-      .default({})
+      .prefault({})
       .describe('Whichever limit comes first trims the oldest whole segments; the active segment is never removed.'),
     compaction: z
       .object({
@@ -179,7 +179,7 @@ const LogStreamConfig = z
         tombstones: duration.default(86_400_000 as never).describe('How long a delete (or a truncate) is kept in the compacted state, so that a sink reading it soon after still sees the delete.'),
       })
       .strict()
-      .default({ enabled: true, tombstones: 86_400_000 } as never),
+      .prefault({}),
     partitions: z.literal(1).default(1).describe('Events are kept in one partition, in commit order. (Partitioning by key comes with the distributed backends.)'),
     segment_bytes: size.default(64 << 20).describe('A segment file rolls once it holds this many bytes. Retention removes whole segments.'),
     compression: z.enum(['none', 'zstd']).default('none').describe('Compress record batches with zstd: about a fifth of the disk for a little CPU.'),
@@ -209,7 +209,7 @@ export const StreamConfig = z
       })
       .strict(),
   ])
-  .default({ type: 'log' } as never)
+  .prefault({ type: 'log' })
   .describe('The stream between the source and the sinks: `log` (default), the durable retained log under state.dir; `memory`, nothing kept, the database acknowledged at the slowest sink.');
 
 /** Pipeline-wide snapshot settings. */
