@@ -94,6 +94,7 @@ async function cmdRun(rest: string[]): Promise<void> {
   const { values } = args(rest, { config: { type: 'string', multiple: true, short: 'c' }, worker: { type: 'boolean' }, pipeline: { type: 'string', multiple: true } });
   if (values.pipeline && !values.worker) throw new ConfigError(ErrorCodes.USAGE, '--pipeline is an option of run --worker', { fix: 'put pipelines to run in their own config file' });
   const cfg = await loadConfig(configFiles(values.config));
+  for (const w of cfg.warnings) process.stderr.write(`warning: ${w}\n`);
   if (values.worker) return (await import('./worker.js')).runWorker(cfg, values.pipeline ?? []);
   const logger = createLogger({ level: process.env.TRIBUTARY_LOG_LEVEL ?? cfg.log.level });
   const metrics = new Metrics();
@@ -147,6 +148,7 @@ async function cmdRun(rest: string[]): Promise<void> {
 async function cmdValidate(rest: string[]): Promise<void> {
   const { values } = args(rest, { config: { type: 'string', multiple: true, short: 'c' }, 'check-source': { type: 'boolean' } });
   const cfg = await loadConfig(configFiles(values.config));
+  for (const w of cfg.warnings) process.stderr.write(`warning: ${w}\n`);
   for (const p of cfg.pipelines) {
     process.stdout.write(`${p.origin}: pipeline ${p.config.name}: ${p.config.source.type} source, ${p.sinks.length} sink(s): ok\n`);
   }
@@ -194,6 +196,7 @@ async function cmdValidate(rest: string[]): Promise<void> {
 async function cmdStatus(rest: string[]): Promise<void> {
   const { values } = args(rest, { config: { type: 'string', multiple: true, short: 'c' }, json: { type: 'boolean' } });
   const cfg = await loadConfig(configFiles(values.config));
+  for (const w of cfg.warnings) process.stderr.write(`warning: ${w}\n`);
   type Live = { pipelines: { name: string }[] };
   let live = null as Live | null;
   let refused: string | null = null;
@@ -287,6 +290,7 @@ async function cmdSnapshot(rest: string[]): Promise<void> {
     json: { type: 'boolean' },
   });
   const cfg = await loadConfig(configFiles(values.config));
+  for (const w of cfg.warnings) process.stderr.write(`warning: ${w}\n`);
   if (!values.table) throw new ConfigError(ErrorCodes.USAGE, 'missing --table', { fix: 'pass --table schema.table' });
   if (!cfg.http.port) throw new ConfigError(ErrorCodes.USAGE, 'the config turns the HTTP API off (http.port: 0)', { fix: 'set http.port so the running pipeline can take snapshot requests' });
   const action = values.cancel ? 'cancel' : values.pause ? 'pause' : values.resume ? 'resume' : 'start';

@@ -15,7 +15,7 @@ and each sink commits what it holds. The HTTP API (http.port) serves /healthz, /
 /metrics, /status and snapshot requests.
 
   -c, --config FILE    a config file (repeatable: their pipelines run side by side)
-  --worker             take snapshot chunk jobs only (pipelines with stream.type: redis)
+  --worker             take snapshot chunk jobs only (pipelines with snapshot.queue.redis)
   --pipeline NAME      with --worker: serve only this pipeline (repeatable)
 
 Exit codes: 0 after a drain, 1 when a pipeline failed, 2 for a usage or config error.`,

@@ -8,13 +8,13 @@ import { openStateStore } from '../state/open.js';
 
 /** Why `pipeline` cannot take snapshot chunk jobs, or null when it can. */
 function whyNoJobs(p: ResolvedPipeline): string | null {
-  if (p.config.stream.type !== 'redis') return `stream.type is ${p.config.stream.type}, and chunk jobs are shared only through stream.type: redis`;
+  if (!p.config.snapshot.queue) return 'it has no snapshot.queue.redis, and chunk jobs are shared only through that queue';
   return null;
 }
 
 /**
  * `tributary run --worker [--pipeline P ...]`: no streaming, only snapshot chunk jobs from the
- * BullMQ queues of pipelines with `stream.type: redis`, so several machines share one big
+ * BullMQ queues of pipelines with `snapshot.queue.redis`, so several machines share one big
  * table.
  *
  * Every chosen pipeline is vetted before anything starts, and a pipeline that cannot take
@@ -38,7 +38,7 @@ export async function runWorker(cfg: LoadedConfig, only: readonly string[] = [])
     throw new ConfigError(ErrorCodes.CONFIG_INVALID, refused.join('\n'), {
       fix: able.length
         ? `serve only the pipelines that can: ${able.map((n) => `--pipeline ${n}`).join(' ')}`
-        : 'set stream: { type: redis, url: redis://... } in the pipeline (the running pipeline and its workers share it)',
+        : 'set snapshot: { queue: { redis: redis://... } } in the pipeline (the running pipeline and its workers share it)',
     });
   }
   const logger = createLogger({ level: process.env.TRIBUTARY_LOG_LEVEL ?? cfg.log.level });
@@ -49,8 +49,7 @@ export async function runWorker(cfg: LoadedConfig, only: readonly string[] = [])
   };
   try {
     for (const p of chosen) {
-      const st = p.config.stream;
-      if (st.type !== 'redis') continue; // vetted above
+      const queue = p.config.snapshot.queue!;
       const store = await openStateStore(p.config.state);
       cleanup.push(() => store.close());
       const ac = new AbortController();
@@ -59,7 +58,7 @@ export async function runWorker(cfg: LoadedConfig, only: readonly string[] = [])
       if (!source.snapshots) {
         throw new ConfigError(ErrorCodes.CONFIG_INVALID, `${p.origin}: pipeline ${p.config.name}: the ${p.config.source.type} source cannot snapshot, so it has no chunk jobs`, { fix: 'remove --worker, or pass --pipeline for the others' });
       }
-      const q = new ChunkQueue(st.url, p.config.name);
+      const q = new ChunkQueue(queue.redis, p.config.name);
       cleanup.push(() => q.close());
       let chunks = 0;
       q.work(source.snapshots(), p.config.source.snapshot_workers || 1, logger, (job, rows) => {

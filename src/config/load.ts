@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
 import { Document, isMap, isScalar, isSeq, LineCounter, parseDocument, visit, type Node } from 'yaml';
 import { z } from 'zod';
+import { redactUrl } from '../core/log.js';
 import { ConfigError, ErrorCodes } from '../core/errors.js';
 import { HttpConfig, LogConfig, PipelineConfig, SinkBaseShape } from './schema.js';
 import { resolveSink, type LoadedSinkDefinition } from '../runtime/sink-registry.js';
@@ -33,6 +34,8 @@ export interface LoadedConfig {
   http: HttpConfig;
   log: LogConfig;
   files: string[];
+  /** Things that work but should change (deprecated forms), each with what to write instead. */
+  warnings: string[];
 }
 
 /** Where a field sits in the YAML source. */
@@ -219,6 +222,7 @@ export async function loadConfigFile(file: string, env: NodeJS.ProcessEnv = proc
   const pipelineList: PipelineConfig[] = isMulti ? value.pipelines! : [value];
   const baseDir = dirname(resolve(file));
   const pipelines: ResolvedPipeline[] = [];
+  const warnings: string[] = [];
   const names = new Set<string>();
   for (let pi = 0; pi < pipelineList.length; pi++) {
     const p = pipelineList[pi]!;
@@ -229,7 +233,7 @@ export async function loadConfigFile(file: string, env: NodeJS.ProcessEnv = proc
       });
     }
     names.add(p.name);
-    resolvePipelineFiles(p, baseDir, prefix, loc);
+    resolvePipelineFiles(p, baseDir, prefix, loc, warnings);
     const sinks: ResolvedSink[] = [];
     const sinkNames = new Set<string>();
     for (let si = 0; si < p.sinks.length; si++) {
@@ -251,7 +255,8 @@ export async function loadConfigFile(file: string, env: NodeJS.ProcessEnv = proc
       const schema = z.object({ ...SinkBaseShape, ...definition.config.shape }).strict();
       const r = schema.safeParse(block);
       if (!r.success) throw issuesToError(r.error.issues, loc, schema, block, path);
-      const { name: _n, type: _t, tables: _tb, exclude: _ex, batch: _b, retry: _r, dead_letter: _d, ...own } = r.data as Record<string, unknown>;
+      // The plugin's own keys: everything that is not a runtime key.
+      const own = Object.fromEntries(Object.entries(r.data as Record<string, unknown>).filter(([k]) => !(k in SinkBaseShape)));
       const base = r.data as ResolvedSink['base'];
       resolveSinkFiles(base, own, definition, baseDir, path, loc);
       // Whether the user wrote `batch` (the parsed block always has the schema default).
@@ -262,7 +267,7 @@ export async function loadConfigFile(file: string, env: NodeJS.ProcessEnv = proc
     }
     pipelines.push({ config: p, sinks, origin: loc.at(prefix) });
   }
-  return { pipelines, http: resolveHttp(value.http, baseDir, loc), log: value.log, files: [file] };
+  return { pipelines, http: resolveHttp(value.http, baseDir, loc), log: value.log, files: [file], warnings };
 }
 
 /** `p` made absolute against `baseDir` (the config file's directory), as plugin paths are. */
@@ -275,10 +280,20 @@ function fromConfigDir(baseDir: string, p: string): string {
  * config file's directory; the source's `password`/`password_file` goes into its URL
  * (percent-encoded); every URL is checked without being echoed.
  */
-function resolvePipelineFiles(p: PipelineConfig, baseDir: string, prefix: PropertyKey[], loc: Locator): void {
+function resolvePipelineFiles(p: PipelineConfig, baseDir: string, prefix: PropertyKey[], loc: Locator, warnings: string[]): void {
   if (p.state.type === 'file') p.state.dir = fromConfigDir(baseDir, p.state.dir);
   else checkUrl(p.state.url, formatPath([...prefix, 'state', 'url']), loc.at([...prefix, 'state', 'url']));
-  if (p.stream.type === 'redis') checkUrl(p.stream.url, formatPath([...prefix, 'stream', 'url']), loc.at([...prefix, 'stream', 'url']));
+  if (p.stream.type === 'redis') {
+    // The old form: it shared snapshot chunk jobs and kept the in-memory stream. It still
+    // does, with a note showing the new form.
+    checkUrl(p.stream.url, formatPath([...prefix, 'stream', 'url']), loc.at([...prefix, 'stream', 'url']));
+    warnings.push(
+      `${loc.at([...prefix, 'stream'])}: stream: { type: redis } is deprecated: it only shares snapshot chunk jobs. Write \`snapshot: { queue: { redis: ${JSON.stringify(redactUrl(p.stream.url))} } }\` instead (the stream is then the durable log; add \`stream: { type: memory }\` to keep the in-memory one)`,
+    );
+    p.snapshot = { ...p.snapshot, queue: { redis: p.stream.url } };
+    p.stream = { type: 'memory', max_bytes: p.stream.max_bytes };
+  }
+  if (p.snapshot.queue) checkUrl(p.snapshot.queue.redis, formatPath([...prefix, 'snapshot', 'queue', 'redis']), loc.at([...prefix, 'snapshot', 'queue', 'redis']));
   const src = p.source;
   const at = loc.at([...prefix, 'source']);
   if (src.password_file) src.password_file = fromConfigDir(baseDir, src.password_file);
@@ -347,6 +362,7 @@ export async function loadConfig(files: string[], env: NodeJS.ProcessEnv = proce
     http: loaded[0]!.http,
     log: loaded[0]!.log,
     files,
+    warnings: loaded.flatMap((l) => l.warnings),
   };
 }
 

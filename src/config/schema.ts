@@ -55,7 +55,7 @@ const snapshotCommon = {
     .min(0)
     .max(64)
     .default(2)
-    .describe('Chunks read in parallel by this process. With stream.type: redis, `tributary run --worker` processes read chunks too, and 0 leaves all reading to them.'),
+    .describe('Chunks read in parallel by this process. With snapshot.queue.redis, `tributary run --worker` processes read chunks too, and 0 leaves all reading to them.'),
   snapshot_chunk_rows: z.number().int().min(100).default(10000).describe('Rows per snapshot chunk (keyset pagination by primary key).'),
   snapshot_threads: z
     .boolean()
@@ -148,8 +148,53 @@ export const MysqlSourceConfig = z
 
 export const SourceConfig = z.discriminatedUnion('type', [PostgresSourceConfig, MysqlSourceConfig]);
 
+const SIZE_UNITS: Record<string, number> = { B: 1, KB: 1e3, MB: 1e6, GB: 1e9, TB: 1e12, KIB: 1024, MIB: 1024 ** 2, GIB: 1024 ** 3, TIB: 1024 ** 4 };
+
+/** A size such as `512MiB`, `10GiB` or `1GB`, or a plain number of bytes. */
+const size = z.union([
+  z.number().int().min(0),
+  z
+    .string()
+    .regex(/^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$/i, 'a size such as 512MiB or 10GiB')
+    .transform((v) => {
+      const [, n, unit] = /^(\d+(?:\.\d+)?)\s*(\w+)$/.exec(v)!;
+      return Math.round(Number(n) * SIZE_UNITS[unit!.toUpperCase()]!);
+    }),
+]);
+
+const LogStreamConfig = z
+  .object({
+    type: z.literal('log'),
+    retention: z
+      .object({
+        max_age: duration.default(604_800_000 as never).describe('Segments whose newest transaction is older than this are removed once every sink has read past them. Default 7d.'),
+        max_bytes: size.optional().describe('Above this size the oldest segments are removed even if a sink has not read them (that sink then follows its `on_gap`). Default: no cap.'),
+      })
+      .strict()
+      .prefault({})
+      .describe('Whichever limit comes first trims the oldest whole segments; the active segment is never removed.'),
+    compaction: z
+      .object({
+        enabled: z.boolean().default(true).describe('Before retention removes segments, fold them into the compacted state: the latest row of every key, which a late sink reads first (as `r` events) and time travel uses beyond retention.'),
+        tombstones: duration.default(86_400_000 as never).describe('How long a delete (or a truncate) is kept in the compacted state, so that a sink reading it soon after still sees the delete.'),
+      })
+      .strict()
+      .prefault({}),
+    partitions: z.literal(1).default(1).describe('Events are kept in one partition, in commit order. (Partitioning by key comes with the distributed backends.)'),
+    segment_bytes: size.default(64 << 20).describe('A segment file rolls once it holds this many bytes. Retention removes whole segments.'),
+    compression: z.enum(['none', 'zstd']).default('none').describe('Compress record batches with zstd: about a fifth of the disk for a little CPU.'),
+    max_bytes: z
+      .number()
+      .int()
+      .min(1 << 20)
+      .default(32 << 20)
+      .describe('Recent events kept in memory for sinks that keep up (they then read no disk). Older ones are read back from the log.'),
+  })
+  .strict();
+
 export const StreamConfig = z
   .discriminatedUnion('type', [
+    LogStreamConfig,
     z
       .object({
         type: z.literal('memory'),
@@ -159,12 +204,24 @@ export const StreamConfig = z
     z
       .object({
         type: z.literal('redis'),
-        url: z.string().describe('Redis URL. Snapshot chunk jobs are shared through BullMQ queues on it, so `tributary run --worker` processes can help read big tables.'),
+        url: z.string().describe('Deprecated: write `snapshot: { queue: { redis: URL } }` instead (this form keeps the in-memory stream).'),
         max_bytes: z.number().int().min(1 << 20).default(8 << 20).describe('Byte budget of the in-process buffer in front of the sinks.'),
       })
       .strict(),
   ])
-  .default({ type: 'memory', max_bytes: 8 << 20 });
+  .prefault({ type: 'log' })
+  .describe('The stream between the source and the sinks: `log` (default), the durable retained log under state.dir; `memory`, nothing kept, the database acknowledged at the slowest sink.');
+
+/** Pipeline-wide snapshot settings. */
+export const PipelineSnapshotConfig = z
+  .object({
+    queue: z
+      .object({ redis: z.string().describe('Redis URL: snapshot chunk jobs are BullMQ jobs there, so `tributary run --worker` processes help read big tables.') })
+      .strict()
+      .optional(),
+  })
+  .strict()
+  .default({});
 
 export const StateConfig = z
   .discriminatedUnion('type', [
@@ -213,6 +270,14 @@ export const SinkBaseShape = {
     })
     .strict()
     .default({ attempts: 3, backoff_ms: 200, max_backoff_ms: 30000 }),
+  start: z
+    .enum(['earliest', 'latest'])
+    .default('earliest')
+    .describe('Where a sink with no committed offset begins reading the log: `earliest` backfills from the retained history (the compacted state first if retention trimmed it), `latest` takes only what comes next. With `stream: memory` every sink starts where the stream is.'),
+  on_gap: z
+    .enum(['fail', 'rebuild'])
+    .default('fail')
+    .describe('A sink whose committed offset fell off the start of the log (retention removed what it had not read; TRB5002): `fail` stops the pipeline with that error; `rebuild` reads the compacted state (each key\'s latest row), then the log.'),
   dead_letter: z
     .object({
       policy: z.enum(['park', 'stop']).default('park').describe('park: write the rejected event and its error to the dead-letter file and go on. stop: stop the pipeline (exit 1).'),
@@ -260,6 +325,7 @@ export const PipelineConfig = z
       .describe('Pipeline name; slot, publication and checkpoint keys derive from it.'),
     source: SourceConfig,
     stream: StreamConfig,
+    snapshot: PipelineSnapshotConfig,
     state: StateConfig,
     sinks: z.array(SinkBase).min(1),
   })
@@ -276,3 +342,5 @@ export type SourceConfig = z.infer<typeof SourceConfig>;
 export type PipelineConfig = z.infer<typeof PipelineConfig>;
 export type HttpConfig = z.infer<typeof HttpConfig>;
 export type LogConfig = z.infer<typeof LogConfig>;
+export type StreamConfig = z.infer<typeof StreamConfig>;
+export type LogStreamConfig = z.infer<typeof LogStreamConfig>;

@@ -6,7 +6,9 @@ import type { ResolvedPipeline } from '../config/load.js';
 import type { SinkEvent } from '../sdk/index.js';
 import type { StateStore } from '../state/store.js';
 import { openStateStore } from '../state/open.js';
-import { MemoryStream, StreamEvent, type StreamEntry } from './memory-stream.js';
+import { StreamEvent, type DurableCommit, type EventStream, type StreamConsumer, type StreamEntry } from '../stream/types.js';
+import { openStream } from '../stream/open.js';
+import { LogStream } from '../stream/log-stream.js';
 import type { Metrics } from './metrics.js';
 import { SinkRunner } from './sink-runner.js';
 import { createSource } from './sources.js';
@@ -20,15 +22,17 @@ export type PipelineState = 'created' | 'starting' | 'running' | 'draining' | 's
 export type FailureOrigin = 'source' | 'other';
 
 /**
- * One pipeline: a source, the internal stream, and one runner per sink, plus the checkpoint
- * coordinator that acknowledges to the source the lowest position every sink holds.
+ * One pipeline: a source, the internal stream, and one runner per sink (a consumer group of
+ * the stream). What the source is acknowledged for depends on the stream: with the log,
+ * every transaction the log holds durably; with the memory stream, the lowest position every
+ * sink holds.
  */
 export class Pipeline {
   readonly name: string;
   state: PipelineState = 'created';
   source!: Source;
   store!: StateStore;
-  stream: MemoryStream;
+  stream!: EventStream;
   runners: SinkRunner[] = [];
   error: Error | null = null;
   /** Where `error` (or the error `start()` threw) came from. */
@@ -61,8 +65,6 @@ export class Pipeline {
     this.name = resolved.config.name;
     this.ownLink = !opts.link;
     this.link = opts.link ?? new SourceLinkMonitor({ pipeline: this.name, logger, metrics, maxElapsedMs: resolved.config.source.reconnect.max_elapsed });
-    const sc = resolved.config.stream;
-    this.stream = new MemoryStream(sc.max_bytes);
     this.done = new Promise((r) => (this.resolveDone = r));
   }
 
@@ -118,6 +120,9 @@ export class Pipeline {
     const problems = await step('source', () => this.source.preflight());
     this.link.up();
     reportProblems(problems, this.logger);
+    // The log is recovered now (a torn tail cut, an unfinished transaction dropped), before
+    // anything reads it: the source resumes after its last durable commit.
+    this.stream = await step('other', () => openStream(cfg, this.stateDir, (s) => this.source.parsePosition(s), this.logger.child({ component: 'log' })));
     for (const s of this.resolved.sinks) {
       const runner = new SinkRunner({
         pipeline: this.name,
@@ -134,12 +139,18 @@ export class Pipeline {
       this.runners.push(runner);
       await step('other', () => runner.open(stored[s.base.name]));
     }
-    // Resume from the lowest position any sink needs. Sinks that are ahead skip what they
-    // already hold. A sink with no checkpoint starts wherever the others are.
+    // With the log, the source resumes after the log's last durable commit: the sinks read
+    // the rest from the log. Otherwise (the memory stream, or a log still empty beside older
+    // checkpoints), from the lowest position any sink needs; sinks that are ahead skip what
+    // they already hold.
     let from: Position | null = null;
-    for (const r of this.runners) {
-      const p = r.resume ?? r.position;
-      if (p && (!from || p.compare(from) < 0)) from = p;
+    const logged = this.stream instanceof LogStream ? this.stream.lastCommit : null;
+    if (logged) from = this.source.parsePosition(logged.resume);
+    else {
+      for (const r of this.runners) {
+        const p = r.resume ?? r.position;
+        if (p && (!from || p.compare(from) < 0)) from = p;
+      }
     }
     if (!from && fresh) this.logger.info('no checkpoint: starting a new pipeline');
     const prepared = (await step('source', async () => this.source.prepare?.(from))) ?? {};
@@ -156,15 +167,17 @@ export class Pipeline {
       logger: this.logger.child({ component: 'snapshot' }),
       metrics: this.metrics,
       push: (item) => this.pushToStream(item),
-      distributed: cfg.stream.type === 'redis' ? { url: cfg.stream.url } : undefined,
+      distributed: cfg.snapshot.queue?.redis ? { url: cfg.snapshot.queue.redis } : undefined,
       onInitialOnlyDone: () => {
         this.logger.info('initial_only: snapshot complete and durable; stopping');
         void this.drainAndStop().then(() => this.resolveDone());
       },
     });
     await step('source', () => this.snapshots!.init({ freshPipeline: fresh, positionLost: !!prepared.positionLost }));
-    for (const r of this.runners) r.start(this.stream.register(r.name));
+    for (const r of this.runners) r.start(await step('other', () => this.consumerFor(r)));
     this.acked = from;
+    // With the log, acknowledge what it holds durably; snapshot chunks count as done then too.
+    this.stream.onDurable((c) => this.durable(c));
     const out: SourceOutput = {
       push: (item) => this.push(item),
       drained: async () => {
@@ -193,6 +206,35 @@ export class Pipeline {
     this.timer = setInterval(() => this.updateGauges(), 1000);
     this.timer.unref();
     this.logger.info({ from: from?.serialize() ?? null, sinks: this.runners.map((r) => r.name) }, `pipeline ${this.name} running`);
+  }
+
+  /**
+   * The stream reader of a sink: from its committed offset; a sink that has only a position
+   * (checkpointed before the log existed) from the start of the log, skipping what it holds;
+   * a new sink from its `start`. A sink that fell off the start of the log follows `on_gap`.
+   */
+  private async consumerFor(r: SinkRunner): Promise<StreamConsumer> {
+    const base = r.sink.base;
+    const s = this.stream;
+    const from = r.offset ?? (r.position && s instanceof LogStream ? s.start : null);
+    try {
+      return await s.consumer(r.name, from, base.start);
+    } catch (err) {
+      if (!(s instanceof LogStream) || base.on_gap !== 'rebuild' || (err as { code?: string }).code !== ErrorCodes.LOG_GAP) throw err;
+      this.logger.warn({ sink: r.name, code: ErrorCodes.LOG_GAP }, `${errorMessage(err)}; rebuilding it from the compacted state (on_gap: rebuild)`);
+      return s.rebuild(r.name);
+    }
+  }
+
+  /** The log holds a commit durably: acknowledge it to the source. */
+  private durable(c: DurableCommit): void {
+    const resume = this.source.parsePosition(c.resume);
+    this.snapshots?.onDurable(this.source.parsePosition(c.txn));
+    if (!this.acked || resume.compare(this.acked) > 0) {
+      this.acked = resume;
+      this.source.acknowledge(resume);
+      this.metrics.set('tributary_acknowledged_position', Number(resume.ordinal()), { pipeline: this.name });
+    }
   }
 
   private push(item: SourceItem): boolean {
@@ -226,19 +268,23 @@ export class Pipeline {
       this.eventsIn++;
       this.lastEvent = item.event;
     } else if (item.kind === 'commit') {
-      entry = { kind: 'commit', txn: item.txn, resume: item.resume, bytes: 64 };
+      entry = { kind: 'commit', txn: item.txn, resume: item.resume, bytes: 64, offset: -1 };
       this.txnsIn++;
     } else return true; // watermarks are consumed by the snapshot coordinator
-    return this.stream.push(entry);
+    return this.stream.append(entry);
   }
 
-  /** Acknowledge to the source the lowest resume position that every sink holds. */
+  /**
+   * A sink committed (or failed). A failed sink fails the pipeline. With the memory stream,
+   * acknowledge to the source the lowest resume position that every sink holds.
+   */
   private coordinate(): void {
     const failed = this.runners.find((r) => r.failed);
     if (failed) {
       this.fail(failed.failed!);
       return;
     }
+    if (this.stream.kind === 'log') return;
     let min: Position | null = null;
     let minTxn: Position | null = null;
     for (const r of this.runners) {
@@ -260,7 +306,7 @@ export class Pipeline {
     this.metrics.set('tributary_stream_buffer_bytes', this.stream.bytes, { pipeline: this.name });
     for (const r of this.runners) {
       this.metrics.set('tributary_sink_lag_seconds', r.lagSeconds(now), { pipeline: this.name, sink: r.name });
-      this.metrics.set('tributary_sink_lag_events', this.stream.end - r.cursor, { pipeline: this.name, sink: r.name });
+      this.metrics.set('tributary_sink_lag_events', r.lagEvents, { pipeline: this.name, sink: r.name });
     }
     this.metrics.set('tributary_events_in_total', this.eventsIn, { pipeline: this.name });
     this.metrics.set('tributary_transactions_in_total', this.txnsIn, { pipeline: this.name });
@@ -290,7 +336,7 @@ export class Pipeline {
     await this.source?.close().catch(() => undefined);
     await this.sourceRun?.catch(() => undefined);
     const deadline = Date.now() + timeoutMs;
-    while (Date.now() < deadline && this.runners.some((r) => !r.failed && r.cursor < this.stream.end)) {
+    while (Date.now() < deadline && this.runners.some((r) => !r.failed && r.lagEvents > 0)) {
       await new Promise((r) => setTimeout(r, 20));
     }
     await this.close();
@@ -310,6 +356,11 @@ export class Pipeline {
         this.logger.warn({ err }, 'source close failed');
       }
       await this.sourceRun?.catch(() => undefined);
+      try {
+        await this.stream?.close();
+      } catch (err) {
+        this.logger.warn({ err }, 'stream close failed');
+      }
       await this.store?.close();
       if (this.ownLink) this.link.close();
       if (this.state !== 'failed') this.state = 'stopped';
@@ -324,12 +375,14 @@ export class Pipeline {
       state: this.state,
       error: this.error ? errorMessage(this.error) : null,
       acknowledged: this.acked?.serialize() ?? null,
-      bufferBytes: this.stream.bytes,
+      bufferBytes: this.stream?.bytes ?? 0,
+      stream: this.stream?.kind ?? null,
       snapshot: this.snapshots?.summary() ?? null,
       sinks: this.runners.map((r) => ({
         name: r.name,
         position: r.position?.serialize() ?? null,
-        lagEvents: this.stream.end - r.cursor,
+        offset: r.offset,
+        lagEvents: r.lagEvents,
         lagSeconds: r.lagSeconds(),
         failed: r.failed ? errorMessage(r.failed) : null,
       })),

@@ -6,7 +6,7 @@ import type { Position, Source } from '../core/source.js';
 import type { SinkEvent, SinkInstance, WriteContext } from '../sdk/index.js';
 import type { ResolvedSink } from '../config/load.js';
 import type { SinkCheckpointRecord, StateStore } from '../state/store.js';
-import type { MemoryStream, StreamCommit, StreamEntry } from './memory-stream.js';
+import type { EventStream, StreamCommit, StreamConsumer, StreamEntry } from '../stream/types.js';
 import type { Metrics } from './metrics.js';
 import { matchAll, tableMatcher } from './table-filter.js';
 import { sleep, backoffDelay, isRetryableError } from './retry.js';
@@ -16,7 +16,7 @@ import { plainJsonProblem } from '../core/plain-json.js';
 export interface SinkRunnerOptions {
   pipeline: string;
   sink: ResolvedSink;
-  stream: MemoryStream;
+  stream: EventStream;
   store: StateStore;
   source: Pick<Source, 'parsePosition'>;
   logger: Logger;
@@ -43,12 +43,14 @@ export class SinkRunner {
   position: Position | null = null;
   /** Where the source must resume for this sink. */
   resume: Position | null = null;
-  /** Stream offset below which every entry is written to the sink (and its checkpoint queued). */
-  cursor = 0;
-  /** Stream offset of the next entry to read (ahead of `cursor` while a batch is written). */
-  private readAt = 0;
+  /** The stream offset this sink resumes from after a restart (log stream): after its last commit. */
+  offset: number | null = null;
+  /** The reader of this sink's consumer group. */
+  private consumer: StreamConsumer | null = null;
   /** The first entry of the batch being written, for `lagSeconds`. */
   private inflight: StreamEntry | null = null;
+  /** The last event written, for `lagSeconds` while reading from disk. */
+  private lastWritten: SinkEvent | null = null;
   instance!: SinkInstance;
   failed: Error | null = null;
   private readonly matches: (table: string) => boolean;
@@ -69,12 +71,17 @@ export class SinkRunner {
     this.labels = { pipeline: o.pipeline, sink: this.name };
   }
 
+  /** The sink's resolved configuration. */
+  get sink(): ResolvedSink {
+    return this.o.sink;
+  }
+
   get signal(): AbortSignal {
     return this.ac.signal;
   }
 
   /** Create and open the sink; returns the position it is durable at. */
-  async open(stored: { position: string; resume: string; state?: unknown } | undefined): Promise<void> {
+  async open(stored: SinkCheckpointRecord | undefined): Promise<void> {
     const { sink, pipeline, logger, metrics } = this.o;
     const log = logger.child({ sink: this.name });
     this.instance = await sink.definition.create(sink.config as never, {
@@ -87,6 +94,7 @@ export class SinkRunner {
     });
     this.position = stored ? this.o.source.parsePosition(stored.position) : null;
     this.resume = stored ? this.o.source.parsePosition(stored.resume) : null;
+    this.offset = stored?.offset ?? null;
     const r = await this.instance.open?.({ position: stored?.position ?? null, state: stored?.state });
     if (r && r.position) {
       // The target holds its own position (written in the same transaction as the data):
@@ -101,10 +109,9 @@ export class SinkRunner {
     }
   }
 
-  /** Start consuming at `cursor` (the stream offset registered for this sink). */
-  start(cursor: number): void {
-    this.cursor = cursor;
-    this.readAt = cursor;
+  /** Start consuming with this sink's consumer-group reader. */
+  start(consumer: StreamConsumer): void {
+    this.consumer = consumer;
     this.loop = this.run().catch((err) => {
       if (this.saveError) return; // reported by saveLoop, which stopped the loop
       this.failed = err as Error;
@@ -113,32 +120,54 @@ export class SinkRunner {
     });
   }
 
-  /** Seconds the sink is behind: age of the oldest entry it has not written, or 0. */
-  lagSeconds(now = Date.now()): number {
-    const e = this.inflight ?? this.o.stream.read(this.readAt, 1, 1)[0];
-    if (!e || e.kind !== 'event') return 0;
-    return Math.max(0, (now - commitTime(e.event)) / 1000);
+  /** Events (and commit markers) in the stream that this sink has not taken yet. */
+  get lagEvents(): number {
+    return (this.consumer?.behind ?? 0) + this.pending.length;
   }
 
+  /**
+   * Seconds the sink is behind: age of the oldest entry it has not written, or 0. Reading
+   * from disk (far behind), the next entry's time is not at hand: the last one written is
+   * a lower bound.
+   */
+  lagSeconds(now = Date.now()): number {
+    const e = this.inflight ?? this.pending[0];
+    let t: number | null = e && e.kind === 'event' ? commitTime(e.event) : null;
+    if (t === null && this.consumer && this.consumer.behind > 0) t = this.consumer.nextTime() ?? (this.lastWritten ? commitTime(this.lastWritten.event) : null);
+    return t === null || t === 0 ? 0 : Math.max(0, (now - t) / 1000);
+  }
+
+  /** Entries taken from the stream but not yet part of a batch (after a batch's last commit). */
+  private pending: StreamEntry[] = [];
+
   private async run(): Promise<void> {
-    const { stream, sink } = this.o;
+    const { sink } = this.o;
+    const consumer = this.consumer!;
     const { max_events, max_bytes, max_wait_ms } = sink.base.batch;
     const signal = this.ac.signal;
     while (!signal.aborted) {
-      await stream.wait(this.readAt, signal);
-      if (signal.aborted) break;
-      let entries = stream.read(this.readAt, max_events, max_bytes);
+      // Entries left over after the last batch's commit come first; top them up.
+      let entries = this.pending;
+      this.pending = [];
+      const room = () => max_events - countEvents(entries);
+      if (room() > 0) {
+        const more = await consumer.next(room(), max_bytes, signal, entries.length === 0);
+        entries = entries.length ? entries.concat(more) : more;
+      }
       if (!entries.length) continue;
-      if (max_wait_ms > 0 && entries.length < max_events) {
+      if (max_wait_ms > 0 && room() > 0) {
         // Linger for a fuller batch (fewer, larger writes), then take what is there.
         await sleep(max_wait_ms, signal);
-        entries = stream.read(this.readAt, max_events, max_bytes);
+        const more = await consumer.next(room(), max_bytes, signal, false);
+        if (more.length) entries = entries.concat(more);
       }
+      // Cut right after the last commit: what follows waits for the next batch.
       let commit: StreamCommit | null = null;
       for (let i = entries.length - 1; i >= 0; i--) {
         const e = entries[i]!;
         if (e.kind === 'commit') {
           commit = e;
+          this.pending = entries.slice(i + 1);
           entries = entries.slice(0, i + 1);
           break;
         }
@@ -153,22 +182,18 @@ export class SinkRunner {
         events.push(e);
       }
       const fresh = commit && (!pos || commit.txn.compare(pos) > 0);
-      // The batch leaves the stream as it is taken, not once written: the source fills the
-      // stream again while the sink writes and fsyncs, instead of waiting behind a write that
-      // holds part of the budget. Nothing is lost by it: a failed write is retried from
-      // `events`, and after a crash everything after the checkpoint is read from the source
-      // again, never from this in-memory stream. Memory is bounded by the stream budget plus
-      // one batch per sink (`batch.max_bytes`).
-      this.readAt += entries.length;
-      stream.release(this.name, this.readAt);
+      // Entries were taken from the stream as they were read, not once written: the source
+      // fills the stream again while the sink writes and fsyncs. Nothing is lost by it: a
+      // failed write is retried from `events`; after a crash the sink reads again from its
+      // checkpoint (the log) or the source sends again what no sink committed (memory).
       this.inflight = entries[0]!;
       if (events.length) {
         this.lastWriteOkBefore = this.lastWriteOk;
         await this.deliver(events, { signal, commit: fresh ? commit!.txn.serialize() : null });
+        this.lastWritten = events[events.length - 1]!;
       }
       this.inflight = null;
-      this.cursor = this.readAt;
-      this.o.metrics.set('tributary_sink_lag_events', stream.end - this.cursor, this.labels);
+      this.o.metrics.set('tributary_sink_lag_events', this.lagEvents, this.labels);
       if (fresh) await this.persist(commit!);
     }
     await this.saving;
@@ -198,7 +223,9 @@ export class SinkRunner {
         fix: 'make the sink\'s checkpoint() return plain objects, arrays, strings, finite numbers, booleans and null (convert a Map to an object or an array of entries, a BigInt to a string); run the conformance kit (tributary/testing) on it',
       });
     }
-    this.nextSave = { commit, rec: { position, resume: commit.resume.serialize(), state, at: Date.now() } };
+    // With the log, the consumer group's offset: after this commit marker.
+    const offset = this.o.stream.kind === 'log' && commit.offset >= 0 ? commit.offset + 1 : undefined;
+    this.nextSave = { commit, rec: { position, resume: commit.resume.serialize(), state, at: Date.now(), ...(offset !== undefined ? { offset } : {}) } };
     this.saving ??= this.saveLoop();
   }
 
@@ -210,6 +237,7 @@ export class SinkRunner {
         await this.o.store.saveSink(this.o.pipeline, this.name, next.rec);
         this.position = next.commit.txn;
         this.resume = next.commit.resume;
+        if (next.rec.offset !== undefined) this.offset = next.rec.offset;
         this.o.onCommit();
       }
     } catch (err) {
@@ -370,6 +398,7 @@ export class SinkRunner {
       try {
         await this.stop();
       } finally {
+        this.consumer?.close();
         try {
           await this.instance?.close();
         } catch (err) {
@@ -379,4 +408,10 @@ export class SinkRunner {
     })());
   }
 
+}
+
+function countEvents(entries: StreamEntry[]): number {
+  let n = 0;
+  for (const e of entries) if (e.kind === 'event') n++;
+  return n;
 }

@@ -13,7 +13,7 @@ import { SnapshotProgress } from './progress.js';
 import { ThreadedSupport } from './thread-reader.js';
 import { RecentTransactions, type Captured } from './visibility.js';
 import { SnapshotFailures } from './failures.js';
-// distributed.ts (BullMQ, ioredis) is imported only with `stream.type: redis`: loading it
+// distributed.ts (BullMQ, ioredis) is imported only with `snapshot.queue.redis`: loading it
 // costs about 150 ms of startup that every other pipeline would pay for nothing.
 import type { ChunkQueue, ChunkJob } from './distributed.js';
 
@@ -60,7 +60,7 @@ export interface SnapshotOptions {
   push(item: SourceItem): boolean;
   /** Called when an `initial_only` snapshot is complete and durable. */
   onInitialOnlyDone(): void;
-  /** With `stream.type: redis`: chunks are BullMQ jobs that `--worker` processes share. */
+  /** With `snapshot.queue.redis`: chunks are BullMQ jobs that `--worker` processes share. */
   distributed?: { url: string };
   /**
    * Read and serialize chunks in worker threads (one per worker, up to the CPUs), when the

@@ -67,7 +67,7 @@ export async function takeChunkRows(redis: Redis, pipeline: string, windowId: st
 }
 
 /**
- * BullMQ plumbing for snapshot chunks shared across processes (`stream.type: redis`): the
+ * BullMQ plumbing for snapshot chunks shared across processes (`snapshot.queue.redis`): the
  * coordinator enqueues, any number of `tributary run --worker` processes (and the
  * coordinator's own workers) take jobs.
  */

@@ -11,6 +11,11 @@ export interface SinkCheckpointRecord {
   state?: unknown;
   /** Wall-clock time of the commit, epoch ms. */
   at: number;
+  /**
+   * With the log stream: the consumer group's offset, the log offset after the commit marker
+   * of `position` (where the sink reads on after a restart).
+   */
+  offset?: number;
 }
 
 /** Durable key/value storage for checkpoints and snapshot progress, per pipeline. */

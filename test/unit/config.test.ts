@@ -19,7 +19,15 @@ describe('config loading', () => {
     const p = cfg.pipelines[0]!;
     assert.equal(p.config.source.url, 'postgres://u@localhost/db');
     assert.equal(p.config.source.type === 'postgres' && p.config.source.snapshot, 'initial');
-    assert.deepEqual(p.config.stream, { type: 'memory', max_bytes: 8 << 20 });
+    assert.deepEqual(p.config.stream, {
+      type: 'log',
+      retention: { max_age: 7 * 86_400_000 },
+      compaction: { enabled: true, tombstones: 86_400_000 },
+      partitions: 1,
+      segment_bytes: 64 << 20,
+      compression: 'none',
+      max_bytes: 32 << 20,
+    });
     assert.equal(cfg.http.port, 8083);
     assert.equal(p.sinks[0]!.base.batch.max_events, 2000);
     assert.deepEqual(p.sinks[0]!.config, { format: 'pretty' });

@@ -1,45 +1,54 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { MemoryStream, type StreamEntry } from '../../src/runtime/memory-stream.js';
+import { MemoryStream } from '../../src/stream/memory-stream.js';
+import type { StreamEntry, StreamConsumer } from '../../src/stream/types.js';
 import { tableMatcher } from '../../src/runtime/table-filter.js';
 import { backoffDelay, isRetryableError } from '../../src/runtime/retry.js';
 import { redactUrl } from '../../src/core/log.js';
 import { PgPosition } from '../../connectors/postgres/position.js';
 import { PoisonEventError } from '../../src/core/errors.js';
 
-const commit = (n: number, bytes = 100): StreamEntry => ({ kind: 'commit', txn: new PgPosition(BigInt(n)), resume: new PgPosition(BigInt(n + 1)), bytes });
+const commit = (n: number, bytes = 100): StreamEntry => ({ kind: 'commit', txn: new PgPosition(BigInt(n)), resume: new PgPosition(BigInt(n + 1)), bytes, offset: -1 });
+
+/** Take `n` entries for consumer `c` (what a sink runner does), without waiting. */
+async function take(c: StreamConsumer, n: number): Promise<void> {
+  const ac = new AbortController();
+  let got = 0;
+  while (got < n) got += (await c.next(1, 1, ac.signal, false)).length;
+}
 
 describe('memory stream', () => {
-  it('refuses more once over its byte budget and drains when consumers release', async () => {
+  it('refuses more once over its byte budget and drains when consumers take entries', async () => {
     const s = new MemoryStream(1000);
-    const at = s.register('a');
-    s.register('b');
+    const a = await s.consumer('a', null, 'latest');
+    const b = await s.consumer('b', null, 'latest');
+    const at = a.position;
     let ok = true;
     let n = 0;
-    while (ok) ok = s.push(commit(n++));
-    assert.equal(n, 10, 'push returns false at the budget');
+    while (ok) ok = s.append(commit(n++));
+    assert.equal(n, 10, 'append returns false at the budget');
     assert.equal(s.bytes, 1000);
     let drained = false;
     const d = s.drained().then(() => (drained = true));
-    s.release('a', at + 10);
+    await take(a, 10);
     await new Promise((r) => setImmediate(r));
     assert.equal(drained, false, 'one slow consumer keeps the data');
-    s.release('b', at + 5);
+    await take(b, 5);
     await d;
     assert.equal(s.bytes, 500);
     assert.equal(s.read(at + 5, 100, 1 << 20).length, 5);
     assert.equal(s.read(at + 5, 100, 150).length, 2, 'reads stop at the byte limit (at least one entry)');
   });
-  it('wait() resolves on push and on abort', async () => {
+  it('next() waits for an append, and resolves to nothing on abort', async () => {
     const s = new MemoryStream(1 << 20);
-    const at = s.register('a');
+    const c = await s.consumer('a', null, 'latest');
     const ac = new AbortController();
-    const w = s.wait(at, ac.signal);
-    s.push(commit(1));
-    await w;
-    const w2 = s.wait(at + 1, ac.signal);
+    const w = c.next(10, 1 << 20, ac.signal);
+    s.append(commit(1));
+    assert.equal((await w).length, 1);
+    const w2 = c.next(10, 1 << 20, ac.signal);
     ac.abort();
-    await w2;
+    assert.deepEqual(await w2, []);
   });
 });
 
@@ -72,7 +81,7 @@ describe('secret redaction', () => {
   });
 });
 
-import { StreamEvent } from '../../src/runtime/memory-stream.js';
+import { StreamEvent } from '../../src/stream/entries.js';
 import { SinkRunner } from '../../src/runtime/sink-runner.js';
 import { SinkBase } from '../../src/config/schema.js';
 import { Metrics } from '../../src/runtime/metrics.js';
@@ -86,14 +95,14 @@ const ev = (txn: number, index: number): StreamEvent =>
   new StreamEvent({} as ChangeEvent, 'public.t', new PgPosition(BigInt(txn)), index, `{"n":${txn}}`, 100);
 
 describe('memory stream reads', () => {
-  it('counts events, not commit markers, against max_events', () => {
+  it('counts events, not commit markers, against max_events', async () => {
     const s = new MemoryStream(1 << 20);
-    const at = s.register('a');
+    const c = await s.consumer('a', null, 'latest');
     for (let t = 1; t <= 3; t++) {
-      for (let i = 0; i < 2; i++) s.push(ev(t, i));
-      s.push(commit(t));
+      for (let i = 0; i < 2; i++) s.append(ev(t, i));
+      s.append(commit(t));
     }
-    const got = s.read(at, 4, 1 << 20);
+    const got = await c.next(4, 1 << 20, new AbortController().signal);
     assert.deepEqual(got.map((e) => e.kind), ['event', 'event', 'commit', 'event', 'event', 'commit'], 'two whole transactions, not one and a half');
   });
 });
@@ -145,19 +154,19 @@ describe('sink runner', () => {
     let commits = 0;
     const runner = probeRunner(definition, stream, store, () => commits++);
     await runner.open(undefined);
-    runner.start(stream.register('s'));
+    runner.start(await stream.consumer('s', null, 'latest'));
     for (let t = 1; t <= 20; t++) {
-      stream.push(ev(t, 0));
-      stream.push(ev(t, 1));
-      stream.push(commit(t));
+      stream.append(ev(t, 0));
+      stream.append(ev(t, 1));
+      stream.append(commit(t));
     }
     await new Promise((r) => setTimeout(r, 20));
     // The first batch (transaction 1) is being written and has already left the stream.
     assert.equal(stream.bytes, 19 * 300, 'a batch leaves the stream when it is taken');
-    assert.equal(runner.cursor, 0, 'but it is not counted as written');
+    assert.equal(runner.position === null, true, 'but it is not counted as written');
     release();
     const deadline = Date.now() + 5000;
-    while (runner.position?.serialize() !== new PgPosition(20n).serialize() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    while ((runner.position as PgPosition | null)?.serialize() !== new PgPosition(20n).serialize() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
     await runner.close();
     assert.equal(written.length, 40, 'every event written once');
     assert.equal(saves.at(-1)!.position, new PgPosition(20n).serialize(), 'the last commit is checkpointed');
@@ -175,9 +184,9 @@ describe('sink runner, failing state store', () => {
     let commits = 0;
     const runner = probeRunner(definition, stream, store, () => commits++);
     await runner.open(undefined);
-    runner.start(stream.register('s'));
-    stream.push(ev(1, 0));
-    stream.push(commit(1));
+    runner.start(await stream.consumer('s', null, 'latest'));
+    stream.append(ev(1, 0));
+    stream.append(commit(1));
     const deadline = Date.now() + 5000;
     while (!runner.failed && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
     assert.match(String(runner.failed), /disk full/, 'the sink is marked failed without waiting for another commit');

@@ -8,7 +8,7 @@ import { MysqlPosition } from '../../connectors/mysql/position.js';
 import { PgPosition } from '../../connectors/postgres/position.js';
 import { SerializedChangeEvent } from '../../src/core/event.js';
 import { TributaryError } from '../../src/core/errors.js';
-import { StreamEvent } from '../../src/runtime/memory-stream.js';
+import { StreamEvent } from '../../src/stream/entries.js';
 import { int64Version } from '../../src/sdk/index.js';
 import type { Position } from '../../src/core/source.js';
 

@@ -1,0 +1,235 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync, readdirSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { SegmentLog } from '../../src/log/segment-log.js';
+import type { DecodedEvent, DecodedRecord } from '../../src/log/format.js';
+import { TempDir } from '../helpers/context.js';
+import { TributaryError } from '../../src/core/errors.js';
+
+/** Append one transaction of `n` events on table t (ids from `first`), committed at `ts`. */
+function txn(log: SegmentLog, pos: number, first: number, n: number, ts: number, op = 'c'): void {
+  const txn = `0/${pos.toString(16).toUpperCase()}`;
+  for (let i = 0; i < n; i++) {
+    const id = first + i;
+    const key = Buffer.from(`{"id":${id}}`);
+    const env = Buffer.from(`{"op":"${op}","before":null,"after":${op === 'd' ? 'null' : `{"id":${id},"v":"${'x'.repeat(40)}${pos}"}`},"key":{"id":${id}},"source":{"ts_ms":${ts}},"ts_ms":${ts}}`);
+    log.appendEvent(txn, i, 'public.t', ts, env[7]!, key, 0, key.length, env, 0, env.length);
+  }
+  log.appendCommit(txn, ts, `0/${(pos + 1).toString(16).toUpperCase()}`);
+}
+
+async function readAll(log: SegmentLog, from = log.start): Promise<DecodedRecord[]> {
+  const out: DecodedRecord[] = [];
+  let at = from;
+  for (;;) {
+    const r = await log.read(at, 1000, 1 << 20);
+    if (!r.records.length) return out;
+    out.push(...r.records);
+    at = r.next;
+  }
+}
+
+function envText(r: DecodedRecord): string {
+  const e = r as DecodedEvent;
+  return e.buf.toString('utf8', e.envStart, e.envEnd);
+}
+
+describe('log storage: segments, recovery, indexes', () => {
+  it('appends, syncs, and reads back every record in order across segment rolls', async () => {
+    await using dir = new TempDir();
+    const log = await SegmentLog.open(dir.path, { segmentBytes: 16 << 10 });
+    for (let t = 0; t < 200; t++) txn(log, 100 + t * 10, t * 5, 5, 1_000_000 + t);
+    await log.flush();
+    assert.equal(log.durableEnd, 200 * 6);
+    assert.ok(log.segmentList.length > 5, `rolled into ${log.segmentList.length} segments`);
+    const all = await readAll(log);
+    assert.equal(all.length, 1200);
+    all.forEach((r, i) => assert.equal(r.offset, i));
+    assert.equal(all.filter((r) => r.kind === 'commit').length, 200);
+    assert.match(envText(all[7]!), /"id":6/);
+    // Small reads stop inside a batch and resume exactly there.
+    const pieces: DecodedRecord[] = [];
+    for (let at = 0; ; ) {
+      const r = await log.read(at, 4, 1 << 20);
+      if (!r.records.length) break;
+      pieces.push(...r.records);
+      at = r.next;
+    }
+    assert.deepEqual(pieces.map((r) => r.offset), all.map((r) => r.offset));
+    await log.close();
+    // Reopened: the same records, the sealed segments' sidecars used.
+    const again = await SegmentLog.open(dir.path, { segmentBytes: 16 << 10 });
+    assert.equal(again.durableEnd, 1200);
+    assert.equal(again.lastCommit?.resume, `0/${(100 + 199 * 10 + 1).toString(16).toUpperCase()}`);
+    assert.equal((await readAll(again)).length, 1200);
+    await again.close();
+  });
+
+  it('drops a transaction whose commit never reached the log, even one spanning segments', async () => {
+    await using dir = new TempDir();
+    const repairs: string[] = [];
+    let log = await SegmentLog.open(dir.path, { segmentBytes: 8 << 10, batchBytes: 2 << 10 });
+    txn(log, 10, 0, 3, 1000);
+    // A big transaction, cut into many batches and segments, whose commit never comes.
+    const key = Buffer.from('{"id":1}');
+    for (let i = 0; i < 400; i++) {
+      const env = Buffer.from(`{"op":"u","before":null,"after":{"id":1,"i":${i},"pad":"${'y'.repeat(60)}"},"key":{"id":1},"source":{},"ts_ms":1}`);
+      log.appendEvent('0/20', i, 'public.t', 2000, env[7]!, key, 0, key.length, env, 0, env.length);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+    await log.flush();
+    assert.ok(log.durableEnd > 100, 'the unfinished transaction was written');
+    assert.ok(log.segmentList.length > 2, 'and spans segments');
+    // A crash now: no close. Reopen.
+    log = await SegmentLog.open(dir.path, { segmentBytes: 8 << 10, batchBytes: 2 << 10, onRepair: (m) => repairs.push(m) });
+    assert.equal(log.durableEnd, 4, 'only the committed transaction is left');
+    assert.equal(log.lastCommit?.offset, 3);
+    assert.equal(repairs.length >= 1, true);
+    // The source sends the transaction again; it lands once.
+    txn(log, 20, 1, 2, 2000);
+    await log.flush();
+    const all = await readAll(log);
+    assert.equal(all.length, 7);
+    await log.close();
+  });
+
+  it('cuts a torn tail (a write cut short) and keeps everything acknowledged', async () => {
+    await using dir = new TempDir();
+    let log = await SegmentLog.open(dir.path);
+    for (let t = 0; t < 10; t++) txn(log, 10 + t, t, 1, 1000 + t);
+    await log.flush();
+    const durable = log.lastCommit!.offset;
+    await log.close();
+    const seg = join(dir.path, readdirSync(dir.path).find((f) => f.endsWith('.log'))!);
+    // The next transaction's batch, written halfway when the process died.
+    const tail = readFileSync(seg).subarray(0, 60);
+    writeFileSync(seg, Buffer.concat([readFileSync(seg), tail]));
+    const repairs: string[] = [];
+    log = await SegmentLog.open(dir.path, { onRepair: (m) => repairs.push(m) });
+    assert.equal(log.lastCommit!.offset, durable);
+    assert.equal((await readAll(log)).length, 20);
+    assert.ok(repairs.some((m) => /torn tail/.test(m)), repairs.join('; '));
+    await log.close();
+    // Cut mid-record inside the last batch itself: that transaction was not acknowledged
+    // (the head file says what was), so it goes; the earlier ones stay.
+    const size = statSync(seg).size;
+    truncateSync(seg, size - 5);
+    writeFileSync(join(dir.path, 'head'), Buffer.alloc(0));
+    log = await SegmentLog.open(dir.path);
+    assert.equal(log.lastCommit!.offset, durable - 2);
+    await log.close();
+  });
+
+  it('a flipped byte in the middle of a segment is a coded error naming the segment and offset', async () => {
+    await using dir = new TempDir();
+    let log = await SegmentLog.open(dir.path);
+    for (let t = 0; t < 50; t++) txn(log, 10 + t, t, 2, 1000 + t);
+    await log.flush();
+    await log.close();
+    const seg = join(dir.path, readdirSync(dir.path).find((f) => f.endsWith('.log'))!);
+    const b = readFileSync(seg);
+    b[Math.floor(b.length / 2)] ^= 0x40;
+    writeFileSync(seg, b);
+    await assert.rejects(SegmentLog.open(dir.path), (err: unknown) => {
+      assert.ok(err instanceof TributaryError);
+      assert.equal(err.code, 'TRB5001');
+      assert.match(err.message, /segment .*00000000000000000000\.log, at offset \d+ \(file position \d+\)/);
+      return true;
+    });
+  });
+
+  it('refuses to open when acknowledged data is missing (head says more was durable)', async () => {
+    await using dir = new TempDir();
+    let log = await SegmentLog.open(dir.path);
+    for (let t = 0; t < 5; t++) txn(log, 10 + t, t, 1, 1000 + t);
+    await log.flush();
+    await log.close();
+    const seg = join(dir.path, readdirSync(dir.path).find((f) => f.endsWith('.log'))!);
+    truncateSync(seg, statSync(seg).size - 3);
+    await assert.rejects(SegmentLog.open(dir.path), /committed data is missing/);
+  });
+
+  it('finds the first transaction committed after a time, with the time index', async () => {
+    await using dir = new TempDir();
+    const log = await SegmentLog.open(dir.path, { segmentBytes: 8 << 10 });
+    for (let t = 0; t < 300; t++) txn(log, 10 + t, t, 2, 10_000 + t * 10);
+    await log.flush();
+    assert.equal(await log.offsetAfterTime(0), 0);
+    assert.equal(await log.offsetAfterTime(10_000), 3, 'txn 0 (offsets 0-2) committed at 10000');
+    assert.equal(await log.offsetAfterTime(10_005), 3);
+    assert.equal(await log.offsetAfterTime(10_000 + 150 * 10), 151 * 3);
+    assert.equal(await log.offsetAfterTime(99_999_999), 900);
+    await log.close();
+  });
+
+  it('finds the first transaction at or after a source position', async () => {
+    await using dir = new TempDir();
+    const log = await SegmentLog.open(dir.path, { segmentBytes: 8 << 10 });
+    for (let t = 0; t < 100; t++) txn(log, 16 + t * 16, t, 1, 1000 + t);
+    await log.flush();
+    const lsn = (s: string) => BigInt('0x' + s.split('/')[1]);
+    const cmp = (a: string, b: string) => (lsn(a) < lsn(b) ? -1 : lsn(a) > lsn(b) ? 1 : 0);
+    assert.equal(await log.offsetAtPosition('0/10', cmp), 0);
+    assert.equal(await log.offsetAtPosition('0/11', cmp), 2);
+    assert.equal(await log.offsetAtPosition(`0/${(16 + 50 * 16).toString(16)}`, cmp), 100);
+    assert.equal(await log.offsetAtPosition('0/FFFFF', cmp), 200);
+    await log.close();
+  });
+
+  it('retention removes whole old segments, keeps what consumers need, and obeys the size cap', async () => {
+    await using dir = new TempDir();
+    const log = await SegmentLog.open(dir.path, { segmentBytes: 4 << 10 });
+    for (let t = 0; t < 200; t++) txn(log, 10 + t, t, 2, 1000 + t);
+    await log.flush();
+    const n = log.segmentList.length;
+    // Everything is old, but a consumer is still at offset 100.
+    let removed = await log.retain({ now: 1_000_000, maxAgeMs: 1000, keepFrom: 100 });
+    assert.ok(removed.length > 0);
+    assert.ok(log.start <= 100, `start ${log.start} keeps offset 100`);
+    assert.ok(removed.every((s) => s.next <= 100));
+    await assert.rejects(log.read(0, 10, 1 << 20), (e: unknown) => (e as TributaryError).code === 'TRB5002');
+    // The size cap wins over consumers.
+    removed = await log.retain({ now: 1_000_000, maxBytes: 8 << 10, keepFrom: 0 });
+    assert.ok(log.bytes <= (8 << 10) + (4 << 10), `bytes ${log.bytes}`);
+    assert.ok(log.segmentList.length < n);
+    const rest = await readAll(log);
+    assert.equal(rest[rest.length - 1]!.offset, 599);
+    await log.close();
+  });
+
+  it('a reader in another process sees only what is durable, and new segments as they come', async () => {
+    await using dir = new TempDir();
+    const writer = await SegmentLog.open(dir.path, { segmentBytes: 4 << 10 });
+    const reader = await SegmentLog.open(dir.path, { readOnly: true });
+    assert.equal(reader.durableEnd, 0);
+    for (let t = 0; t < 50; t++) txn(writer, 10 + t, t, 2, 1000 + t);
+    await writer.flush();
+    await reader.refresh();
+    assert.equal(reader.durableEnd, 150);
+    const got = await readAll(reader);
+    assert.equal(got.length, 150);
+    for (let t = 50; t < 100; t++) txn(writer, 10 + t, t, 2, 1000 + t);
+    await writer.flush();
+    await reader.refresh();
+    assert.equal((await readAll(reader, 150)).length, 150);
+    await reader.close();
+    await writer.close();
+  });
+
+  it('compresses batches with zstd and reads them back', async () => {
+    await using dir = new TempDir();
+    const log = await SegmentLog.open(dir.path, { compression: 'zstd', batchBytes: 8 << 10 });
+    for (let t = 0; t < 20; t++) txn(log, 10 + t, t * 50, 50, 1000 + t);
+    await log.flush();
+    const plain = 20 * 50 * 140;
+    assert.ok(log.bytes < plain / 3, `compressed to ${log.bytes} bytes`);
+    const all = await readAll(log);
+    assert.equal(all.length, 20 * 51);
+    assert.match(envText(all[0]!), /^\{"op":"c"/);
+    await log.close();
+    const again = await SegmentLog.open(dir.path, { compression: 'zstd' });
+    assert.equal((await readAll(again)).length, 20 * 51);
+    await again.close();
+  });
+});
