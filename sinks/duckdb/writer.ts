@@ -1,8 +1,19 @@
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { renderTemplate, type JsonValue, type Row, type SinkEvent } from '../../src/sdk/index.js';
-import { bySignature, groupByTable, inferKinds, planMirror, type KeyedChange, type TableChanges } from '../postgres/plan.js';
+import {
+  bySignature,
+  chunks,
+  FENCE_COL,
+  groupByTable,
+  quoteIdent as ident,
+  inferKinds,
+  planMirror,
+  type KeyedChange,
+  type TableChanges,
+  type TargetTable,
+  type WarehouseWriterOptions,
+} from '../../src/sdk/warehouse/index.js';
 import { DUCK_DIALECT, type DuckCatalog } from './catalog.js';
-import { chunks, FENCE_COL, ident, type TargetTable, type WriterOptions } from '../postgres/warehouse-tables.js';
 import { Stager, type StageColumn } from './stage.js';
 
 /**
@@ -19,7 +30,7 @@ export class DuckBatchWriter {
   private readonly stager = new Stager();
 
   constructor(
-    private readonly o: WriterOptions,
+    private readonly o: WarehouseWriterOptions,
     private readonly catalog: DuckCatalog,
   ) {}
 

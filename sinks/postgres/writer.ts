@@ -1,9 +1,21 @@
 import type pg from 'pg';
 import { renderTemplate, type JsonValue, type Row, type SinkEvent } from '../../src/sdk/index.js';
 import { PG_DIALECT, type PgCatalog } from './catalog.js';
-import { chunks, FENCE_COL, ident, type TargetTable, type WriterOptions } from './warehouse-tables.js';
 import { copyLines, copySafe, PgStager, type StageColumn } from './copy.js';
-import { bySignature, groupByTable, inferKinds, planMirror, rowJson, type KeyedChange, type TableChanges } from './plan.js';
+import {
+  bySignature,
+  chunks,
+  FENCE_COL,
+  groupByTable,
+  quoteIdent as ident,
+  inferKinds,
+  planMirror,
+  rowJson,
+  type KeyedChange,
+  type TableChanges,
+  type TargetTable,
+  type WarehouseWriterOptions,
+} from '../../src/sdk/warehouse/index.js';
 
 /** The rows of one bulk statement as a relation `s`, and the statement's parameters so far. */
 interface Source {
@@ -34,7 +46,7 @@ export class PgBatchWriter {
   private readonly stager = new PgStager();
 
   constructor(
-    private readonly o: WriterOptions,
+    private readonly o: WarehouseWriterOptions,
     private readonly catalog: PgCatalog,
   ) {}
 

@@ -7,11 +7,26 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { ChangeEvent, Row } from '../../src/core/event.js';
 import { PoisonEventError } from '../../src/core/errors.js';
-import type { SinkEvent } from '../../src/sdk/index.js';
+import { fillUnchanged, requireAfter, requireKey, type SinkEvent } from '../../src/sdk/index.js';
 import { makeSinkEvent } from '../../src/testing/events.js';
-import { bySignature, groupByTable, inferKinds, kindOf, mergeKind, planMirror, rowJson, type Segment, type TableChanges } from '../../sinks/postgres/plan.js';
-import { chunks, ident, TableCache, type WarehouseDialect } from '../../sinks/postgres/warehouse-tables.js';
-import { literal } from '../../sinks/duckdb/catalog.js';
+import * as warehouse from '../../src/sdk/warehouse/index.js';
+import {
+  bySignature,
+  chunks,
+  groupByTable,
+  inferKinds,
+  kindOf,
+  mergeKind,
+  planMirror,
+  quoteBackslashLiteral,
+  quoteIdent,
+  quoteLiteral,
+  rowJson,
+  TableCache,
+  type Segment,
+  type TableChanges,
+  type WarehouseDialect,
+} from '../../src/sdk/warehouse/index.js';
 
 let txn = 1;
 
@@ -162,6 +177,40 @@ describe('planMirror: a batch to the last change per key, cut at truncates', () 
   });
 });
 
+describe('keyed-sink rules (tributary/sdk)', () => {
+  it('requireKey returns the key, and makes a keyless event (null or empty key) a poison event naming the table, the event and the fixes', () => {
+    const keyed = ev('c', { after: { id: 1 } });
+    assert.equal(requireKey(keyed, 'x'), keyed.event.key);
+    for (const key of [null, {}]) {
+      const e = ev('c', { after: { v: 1 }, key });
+      assert.throws(
+        () => requireKey(e, 'index documents are keyed by it'),
+        (err: unknown) =>
+          err instanceof PoisonEventError &&
+          err.message === `s.t has no primary key, and index documents are keyed by it (event at ${e.position}#0); add a primary key to the source table or set the source's key_columns for it`,
+      );
+    }
+    const e = ev('d', { before: { v: 1 }, key: null });
+    assert.throws(() => requireKey(e, 'a mirror keeps rows by key', ['use mode: history']), /key_columns for it, or use mode: history$/);
+  });
+
+  it('requireAfter returns the after image, and makes its absence a poison event', () => {
+    const e = ev('u', { after: { id: 1 } });
+    assert.equal(requireAfter(e), e.event.after);
+    assert.throws(() => requireAfter(ev('u', { after: null, key: { id: 1 } })), (err: unknown) => err instanceof PoisonEventError && /a "u" event without an "after" row image/.test(err.message));
+  });
+
+  it('fillUnchanged takes only the named columns the row lacks from the previous state, in a copy', () => {
+    const row = { id: 1, a: 'new' };
+    assert.equal(fillUnchanged(row, undefined, { big: 'B' }), row, 'nothing unchanged: the row itself');
+    assert.equal(fillUnchanged(row, [], { big: 'B' }), row);
+    const filled = fillUnchanged(row, ['big', 'a', 'gone'], { id: 1, a: 'old', big: 'B', other: 'O' });
+    assert.deepEqual(filled, { id: 1, a: 'new', big: 'B' }, 'a sent column wins; a column prev lacks stays out; other columns are not copied');
+    assert.deepEqual(row, { id: 1, a: 'new' }, 'the event row is not modified');
+    assert.deepEqual(fillUnchanged(row, ['big'], null), { id: 1, a: 'new' }, 'no previous state: the columns stay out');
+  });
+});
+
 describe('groupByTable (history mode)', () => {
   it('keeps every event, in order, per table', () => {
     const es = [ev('c', { after: { id: 1 }, table: 's.a' }), ev('c', { after: { id: 1 }, table: 's.b' }), ev('d', { before: { id: 1 }, table: 's.a' })];
@@ -293,9 +342,27 @@ describe('rows and statements', () => {
   });
 
   it('identifiers and string literals are quoted the standard SQL way, doubling the quote', () => {
-    assert.equal(ident('plain'), '"plain"');
-    assert.equal(ident('we"ird'), '"we""ird"');
-    assert.equal(literal("it's"), "'it''s'");
-    assert.equal(literal('back\\slash'), "'back\\slash'", 'a backslash is an ordinary character');
+    assert.equal(quoteIdent('plain'), '"plain"');
+    assert.equal(quoteIdent('we"ird'), '"we""ird"');
+    assert.equal(quoteLiteral("it's"), "'it''s'");
+    assert.equal(quoteLiteral('back\\slash'), "'back\\slash'", 'a backslash is an ordinary character');
+  });
+
+  it('quoteBackslashLiteral escapes backslash and quote with a backslash (ClickHouse, SphinxQL)', () => {
+    assert.equal(quoteBackslashLiteral("it's"), "'it\\'s'");
+    assert.equal(quoteBackslashLiteral('a\\b'), "'a\\\\b'");
+    assert.equal(quoteBackslashLiteral("\\'"), "'\\\\\\''", 'an escaped backslash cannot swallow the quote escape');
+  });
+});
+
+describe('package exports', () => {
+  it('a plugin imports these helpers as tributary/sdk/warehouse, and the keyed-sink rules from tributary/sdk', async () => {
+    // A variable specifier: TypeScript would otherwise resolve it against a dist/ not built yet.
+    const load = (spec: string) => import(spec) as Promise<Record<string, unknown>>;
+    const pub = await load('tributary/sdk/warehouse');
+    assert.equal(pub.planMirror, warehouse.planMirror, 'the same module as the built-in sinks use');
+    assert.deepEqual(Object.keys(pub).sort(), Object.keys(warehouse).sort());
+    const sdk = await load('tributary/sdk');
+    for (const name of ['requireKey', 'requireAfter', 'fillUnchanged', 'settledWithin']) assert.equal(typeof sdk[name], 'function', name);
   });
 });
