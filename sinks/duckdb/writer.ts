@@ -1,5 +1,5 @@
 import type { DuckDBConnection } from '@duckdb/node-api';
-import { renderTemplate, type JsonValue, type Row, type SinkEvent } from '../../src/sdk/index.js';
+import type { JsonValue, Row, SinkEvent } from '../../src/sdk/index.js';
 import {
   bySignature,
   chunks,
@@ -8,6 +8,7 @@ import {
   quoteIdent as ident,
   inferKinds,
   planMirror,
+  splitChanges,
   type KeyedChange,
   type TableChanges,
   type TargetTable,
@@ -26,7 +27,6 @@ import { Stager, type StageColumn } from './stage.js';
  * 2,000 rows where `INSERT ... ON CONFLICT` from the same staging table took about 10 ms.
  */
 export class DuckBatchWriter {
-  private readonly names = new Map<string, TargetTable>();
   private readonly stager = new Stager();
 
   constructor(
@@ -34,17 +34,12 @@ export class DuckBatchWriter {
     private readonly catalog: DuckCatalog,
   ) {}
 
-  target(e: SinkEvent): TargetTable {
-    let t = this.names.get(e.table);
-    if (!t || !t.loaded) {
-      t = this.catalog.table(renderTemplate(this.o.schema ?? '{schema}', e.event), renderTemplate(this.o.table, e.event));
-      this.names.set(e.table, t);
-    }
-    return t;
+  private target(e: SinkEvent): TargetTable {
+    return this.catalog.tableFor(e, this.o);
   }
 
+  /** Forget the staging tables (the transaction that made them may have rolled back). */
   reset(): void {
-    this.names.clear();
     this.stager.reset();
   }
 
@@ -78,12 +73,8 @@ export class DuckBatchWriter {
 
   private async mirror(c: DuckDBConnection, tc: TableChanges): Promise<void> {
     const t = this.target(tc.sample);
-    const ups: KeyedChange[] = [];
-    const dels: KeyedChange[] = [];
-    for (const ch of tc.changes.values()) (ch.op === 'upsert' ? ups : dels).push(ch);
-    const all: Row[] = ups.map((u) => u.row!);
-    for (const d of dels) all.push(d.key);
-    await this.catalog.ensure(c, t, inferKinds(all), tc.keyCols);
+    const { upserts: ups, deletes: dels, kinds } = splitChanges(tc);
+    await this.catalog.ensure(c, t, kinds, tc.keyCols);
     const keyCols = tc.keyCols;
     const rowCol = (k: string, type: string): StageColumn<KeyedChange> => ({ name: k, type, get: (ch) => ch.row![k] });
     const fenceCol: StageColumn<KeyedChange> = { name: '_tributary_fence', type: 'VARCHAR', get: (ch) => ch.fence };

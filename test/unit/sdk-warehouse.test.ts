@@ -22,6 +22,7 @@ import {
   quoteIdent,
   quoteLiteral,
   rowJson,
+  splitChanges,
   TableCache,
   type Segment,
   type TableChanges,
@@ -177,6 +178,18 @@ describe('planMirror: a batch to the last change per key, cut at truncates', () 
   });
 });
 
+describe('splitChanges', () => {
+  it('separates upserts from deletes and types the columns of both (a delete-only batch types the key)', () => {
+    const es = [ev('c', { after: { id: 1, v: 1.5 } }), ev('d', { before: { id: 2 }, key: { id: 2 } }), ev('c', { after: { id: 3, v: 2, doc: null } })];
+    const { upserts, deletes, kinds } = splitChanges(changesOf(planMirror(es)[0]));
+    assert.deepEqual(upserts.map((u) => u.keyId), ['1', '3']);
+    assert.deepEqual(deletes.map((d) => d.keyId), ['2']);
+    assert.deepEqual(Object.fromEntries(kinds), { id: 'int', v: 'float' });
+    const onlyDeletes = splitChanges(changesOf(planMirror([ev('d', { before: { id: 'k' }, key: { id: 'k' } })])[0]));
+    assert.deepEqual(Object.fromEntries(onlyDeletes.kinds), { id: 'text' });
+  });
+});
+
 describe('keyed-sink rules (tributary/sdk)', () => {
   it('requireKey returns the key, and makes a keyless event (null or empty key) a poison event naming the table, the event and the fixes', () => {
     const keyed = ev('c', { after: { id: 1 } });
@@ -311,6 +324,18 @@ describe('the DDL a table gets from the values it sees (TableCache)', () => {
     assert.deepEqual(c.alterActions(t, new Map([['id', 'int'], ['name', 'int']])), [], 'nothing to do; a kind that does not match is left to the database');
     c.reset();
     assert.notEqual(c.table('s', 'x'), t, 'reset() forgets every table');
+  });
+
+  it('tableFor renders the schema and table templates once per source table; reset() renders them again', () => {
+    const c = new TableCache('mirror', 'meta', DIALECT);
+    const e = ev('c', { after: { id: 1 }, table: 'src.items' });
+    const t = c.tableFor(e, { table: 'copy_{table}' });
+    assert.deepEqual([t.schema, t.name, t.q], ['src', 'copy_items', '"src"."copy_items"'], 'the schema defaults to the source schema');
+    assert.equal(c.tableFor(e, { table: 'ignored once cached' }), t);
+    c.reset();
+    const again = c.tableFor(e, { schema: 'wh_{pipeline}', table: '{schema}_{table}' });
+    assert.notEqual(again, t);
+    assert.deepEqual([again.schema, again.name], ['wh_p', 'src_items']);
   });
 });
 

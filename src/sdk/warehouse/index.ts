@@ -14,7 +14,7 @@
  *
  * docs/sink-sdk.md ("Warehouse sinks") shows a plugin built from them.
  */
-export { planMirror, groupByTable, keyIdOf, type KeyedChange, type TableChanges, type Segment } from './plan.js';
+export { planMirror, splitChanges, groupByTable, keyIdOf, type KeyedChange, type TableChanges, type Segment } from './plan.js';
 export { kindOf, mergeKind, inferKinds, type ValueKind } from './infer.js';
 export { TableCache, FENCE_COL, type TargetTable, type WarehouseDialect, type WarehouseMode, type WarehouseWriterOptions } from './tables.js';
 export { bySignature, chunks, rowJson } from './rows.js';

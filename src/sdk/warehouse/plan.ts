@@ -5,6 +5,7 @@
 import type { Row } from '../../core/event.js';
 import type { SinkEvent } from '../index.js';
 import { fillUnchanged, requireAfter, requireKey } from '../keyed.js';
+import { inferKinds, type ValueKind } from './infer.js';
 
 /** One key's net change inside a batch, after collapsing. */
 export interface KeyedChange {
@@ -100,6 +101,20 @@ export function planMirror(events: readonly SinkEvent[]): Segment[] {
   }
   if (cur.size) out.push({ kind: 'changes', tables: cur });
   return out;
+}
+
+/**
+ * The upserts and deletes of one table's changes, and the column kinds the target table needs
+ * for them: those of the upserted rows and of the deleted keys (a delete-only batch can create
+ * the table, key columns typed).
+ */
+export function splitChanges(tc: TableChanges): { upserts: KeyedChange[]; deletes: KeyedChange[]; kinds: Map<string, ValueKind> } {
+  const upserts: KeyedChange[] = [];
+  const deletes: KeyedChange[] = [];
+  for (const ch of tc.changes.values()) (ch.op === 'upsert' ? upserts : deletes).push(ch);
+  const rows: Row[] = upserts.map((u) => u.row!);
+  for (const d of deletes) rows.push(d.key);
+  return { upserts, deletes, kinds: inferKinds(rows) };
 }
 
 /** Group events by source table, keeping order inside each group (history mode). */

@@ -4,6 +4,7 @@
  * widen an integer column when a fraction shows up). Each sink supplies its
  * {@link WarehouseDialect} and runs the statements its own way (postgres and duckdb do).
  */
+import { renderTemplate, type SinkEvent } from '../index.js';
 import type { ValueKind } from './infer.js';
 import { quoteIdent as ident } from './quote.js';
 
@@ -61,6 +62,8 @@ export interface WarehouseDialect {
 /** Cached {@link TargetTable} entries and the meta tables' names. */
 export class TableCache {
   private tables = new Map<string, TargetTable>();
+  /** Source table (`SinkEvent.table`) → its target: the templates are rendered once per source table. */
+  private bySource = new Map<string, TargetTable>();
 
   constructor(
     readonly mode: WarehouseMode,
@@ -87,9 +90,24 @@ export class TableCache {
     return t;
   }
 
+  /**
+   * The cached entry for the target table of `e`'s source table: the `schema` template (by
+   * default `{schema}`, the source schema or MySQL database) and the `table` template of the
+   * sink's config, rendered with `renderTemplate`.
+   */
+  tableFor(e: SinkEvent, names: { schema?: string; table: string }): TargetTable {
+    let t = this.bySource.get(e.table);
+    if (!t) {
+      t = this.table(renderTemplate(names.schema ?? '{schema}', e.event), renderTemplate(names.table, e.event));
+      this.bySource.set(e.table, t);
+    }
+    return t;
+  }
+
   /** Forget everything (after a rollback, the cache may describe DDL that never happened). */
   reset(): void {
     this.tables.clear();
+    this.bySource.clear();
   }
 
   /**
