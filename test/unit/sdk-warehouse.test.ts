@@ -4,11 +4,14 @@
  * every edge case is tested here directly, without a database.
  */
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import type { ChangeEvent, Row } from '../../src/core/event.js';
 import { PoisonEventError } from '../../src/core/errors.js';
 import { fillUnchanged, requireAfter, requireKey, type SinkEvent } from '../../src/sdk/index.js';
 import { makeSinkEvent } from '../../src/testing/events.js';
+import { REPO } from '../helpers/context.js';
 import * as warehouse from '../../src/sdk/warehouse/index.js';
 import {
   bySignature,
@@ -389,5 +392,18 @@ describe('package exports', () => {
     assert.deepEqual(Object.keys(pub).sort(), Object.keys(warehouse).sort());
     const sdk = await load('tributary/sdk');
     for (const name of ['requireKey', 'requireAfter', 'fillUnchanged', 'settledWithin']) assert.equal(typeof sdk[name], 'function', name);
+  });
+});
+
+describe('docs/sink-sdk.md', () => {
+  it('the warehouse example is test/fixtures/warehouse-sink-example.ts (which the conformance kit runs), with the package imports', () => {
+    const doc = readFileSync(join(REPO, 'docs', 'sink-sdk.md'), 'utf8');
+    const at = doc.indexOf('### Example: a mirror in a Postgres-compatible database');
+    assert.ok(at > 0, 'the example section is there');
+    const block = /```ts\n([\s\S]*?)```/.exec(doc.slice(at))?.[1];
+    const fixture = readFileSync(join(REPO, 'test', 'fixtures', 'warehouse-sink-example.ts'), 'utf8')
+      .replace("'../../src/sdk/index.js'", "'tributary/sdk'")
+      .replace("'../../src/sdk/warehouse/index.js'", "'tributary/sdk/warehouse'");
+    assert.equal(block, fixture, 'copy test/fixtures/warehouse-sink-example.ts into the doc (imports from tributary/sdk and tributary/sdk/warehouse)');
   });
 });
