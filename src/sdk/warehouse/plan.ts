@@ -47,6 +47,9 @@ export function keyIdOf(key: Row, cols: readonly string[]): string {
   return JSON.stringify(cols.map((c) => key[c] ?? null));
 }
 
+/** What a table without a key can do instead, besides getting one (a constant: no array per event). */
+const KEYLESS_FIXES = ['use mode: history'];
+
 /**
  * Collapse an ordered batch to the last change per key, for a mirror.
  *
@@ -73,7 +76,7 @@ export function planMirror(events: readonly SinkEvent[]): Segment[] {
       out.push({ kind: 'truncate', event: e });
       continue;
     }
-    const key = requireKey(e, 'a mirror keeps rows by key', ['use mode: history']);
+    const key = requireKey(e, 'a mirror keeps rows by key', KEYLESS_FIXES);
     let t = cur.get(e.table);
     if (!t) {
       t = { table: e.table, sample: e, keyCols: Object.keys(key), changes: new Map() };
