@@ -64,7 +64,6 @@ export class DuckCatalog extends TableCache {
       t.tombMax = undefined;
     }
     // DuckDB takes one action per ALTER TABLE.
-    // DuckDB takes one action per ALTER TABLE.
     const alters = this.alterActions(t, kinds);
     for (const a of alters) await c.run(`ALTER TABLE ${t.q} ${a}`);
     if (alters.length) await this.load(c, t);
