@@ -19,11 +19,12 @@
  * ClickHouse and it is not sent again.
  */
 import { z } from 'zod';
-import { defineSink, ErrorCodes, int64Version, once, PoisonEventError, renderTemplate, TributaryError, type Row, type SinkEvent } from '../../src/sdk/index.js';
+import { defineSink, ErrorCodes, fillUnchanged, int64Version, once, PoisonEventError, renderTemplate, requireAfter, requireKey, TributaryError, type Row, type SinkEvent } from '../../src/sdk/index.js';
+import { keyIdOf, kindOf, quoteBackslashLiteral as literal } from '../../src/sdk/warehouse/index.js';
 import { asPoison, ClickHouseClient, ClickHouseError } from './client.js';
 import { BackgroundPosition } from './positions.js';
 import { columnInfo, tsvInserts, type TsvRow } from './rows.js';
-import { fits, ident, initialColumns, kindOf, literal, typeFor, widen } from './schema.js';
+import { fits, ident, initialColumns, typeFor, widen } from './schema.js';
 import { checkClickHouse } from './check.js';
 
 /** How long `close()` waits for the last position INSERT before aborting it. */
@@ -152,7 +153,7 @@ export default defineSink({
           if (cur === undefined) {
             const prev = add.get(c);
             const k = kindOf(v);
-            if (prev === undefined || (prev === 'Nullable(String)' && k !== undefined)) add.set(c, typeFor(k, false));
+            if (prev === undefined || (prev === 'Nullable(String)' && k !== null)) add.set(c, typeFor(k, false));
             else if (!fits(v, prev)) add.set(c, widen(prev, v));
             continue;
           }
@@ -185,10 +186,10 @@ export default defineSink({
      * Fill columns a Postgres update left out (`source.unchanged`: TOASTed values not sent)
      * from the newest row this batch or the mirror holds, so the new row version keeps them.
      */
-    async function fillUnchanged(t: TableState, rows: PendingRow[], signal: AbortSignal): Promise<void> {
+    async function fillUnchangedColumns(t: TableState, rows: PendingRow[], signal: AbortSignal): Promise<void> {
       // The common case, a batch without such updates, costs one pass and no key strings.
       if (!rows.some((p) => !p.deleted && p.e.event.source.unchanged?.length)) return;
-      const keyOf = (r: Row) => JSON.stringify(t.keyCols.map((k) => r[k]));
+      const keyOf = (r: Row) => keyIdOf(r, t.keyCols);
       const latest = new Map<string, Row>();
       const need: PendingRow[] = [];
       for (const p of rows) {
@@ -213,13 +214,7 @@ export default defineSink({
           running.set(k, {});
           continue;
         }
-        const unchanged = p.e.event.source.unchanged;
-        if (unchanged?.length) {
-          const prev = running.get(k) ?? stored.get(k);
-          const filled: Row = { ...p.row };
-          for (const c of unchanged) if (!(c in filled) && prev && c in prev) filled[c] = prev[c]!;
-          p.row = filled;
-        }
+        p.row = fillUnchanged(p.row, p.e.event.source.unchanged, running.get(k) ?? stored.get(k));
         running.set(k, p.row);
       }
     }
@@ -227,7 +222,7 @@ export default defineSink({
     /** Write all rows of one table with one INSERT. */
     async function insert(t: TableState, rows: PendingRow[], signal: AbortSignal): Promise<void> {
       await evolve(t, rows, signal);
-      await fillUnchanged(t, rows, signal);
+      await fillUnchangedColumns(t, rows, signal);
       const cols = columnInfo(t.cols);
       // The last event per key only: of equal versions (a tie inside one big transaction)
       // ReplacingMergeTree keeps the last inserted, and one INSERT lists tombstones after
@@ -240,7 +235,7 @@ export default defineSink({
           r = {};
           for (const k of t.keyCols) r[k] = row[k] ?? null;
         }
-        const key = JSON.stringify(t.keyCols.map((k) => row[k] ?? null));
+        const key = keyIdOf(row, t.keyCols);
         lastByKey.delete(key); // keep the order of last writes
         lastByKey.set(key, { row: r, version: int64Version(e).version.toString(), deleted });
       }
@@ -301,12 +296,9 @@ export default defineSink({
             await truncate(e, signal);
             continue;
           }
-          if (!ev.key || !Object.keys(ev.key).length) {
-            throw new PoisonEventError(`event at ${e.position}#${e.index} of ${e.table} has no key; the ClickHouse mirror needs one (set source.key_columns for tables without a primary key)`);
-          }
+          const key = requireKey(e, 'the ClickHouse mirror keeps rows by key');
           const deleted = ev.op === 'd';
-          const row = deleted ? { ...(ev.before ?? {}), ...ev.key } : ev.after;
-          if (!row) throw new PoisonEventError(`event at ${e.position}#${e.index} of ${e.table} (op ${ev.op}) has no after image`);
+          const row = deleted ? { ...(ev.before ?? {}), ...key } : requireAfter(e);
           const t = await tableFor(e, row, signal);
           let g = groups.get(t.name);
           if (!g) groups.set(t.name, (g = { t, rows: [] }));

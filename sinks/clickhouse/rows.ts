@@ -12,11 +12,12 @@
  * Nullable).
  */
 import type { JsonValue, Row } from '../../src/sdk/index.js';
-import { kindOfType, type Kind } from './schema.js';
+import type { ValueKind } from '../../src/sdk/warehouse/index.js';
+import { kindOfType } from './schema.js';
 
 /** What serialization needs to know about one column. */
 export interface ColumnInfo {
-  kind: Kind;
+  kind: ValueKind;
   nullable: boolean;
 }
 
@@ -44,12 +45,12 @@ export function field(v: JsonValue | undefined, c: ColumnInfo): string {
     case 'number':
       return String(v);
     case 'boolean':
-      return c.kind === 'string' ? String(v) : v ? '1' : '0';
+      return c.kind === 'text' ? String(v) : v ? '1' : '0';
     case 'object':
       if (v !== null) return escapeField(JSON.stringify(v));
-      return c.nullable ? '\\N' : c.kind === 'string' ? '' : '0';
+      return c.nullable ? '\\N' : c.kind === 'text' ? '' : '0';
     default:
-      return c.nullable ? '\\N' : c.kind === 'string' ? '' : '0';
+      return c.nullable ? '\\N' : c.kind === 'text' ? '' : '0';
   }
 }
 

@@ -2,7 +2,8 @@
  * Mirror-table schema: ClickHouse column types inferred from JSON values, the DDL that
  * creates and widens tables (values are converted for INSERT bodies in rows.ts).
  *
- * Type inference (the event carries values, not column types):
+ * Type inference (the event carries values, not column types; a value's kind is the SDK's
+ * `kindOf`, shared with the other warehouse sinks):
  *
  * | JSON value                         | key column | other column        |
  * |------------------------------------|------------|---------------------|
@@ -18,17 +19,11 @@
  * are the sorting key), so a key value that does not fit is a poison event.
  */
 import type { JsonValue, Row } from '../../src/sdk/index.js';
-
-export type Kind = 'int' | 'float' | 'bool' | 'string' | 'json';
+import { kindOf, type ValueKind } from '../../src/sdk/warehouse/index.js';
 
 /** Quote an identifier with backticks (accepted by every ClickHouse version). */
 export function ident(name: string): string {
   return '`' + name.replace(/\\/g, '\\\\').replace(/`/g, '\\`') + '`';
-}
-
-/** Quote a string literal. */
-export function literal(s: string): string {
-  return "'" + s.replace(/\\/g, '\\\\').replace(/'/g, "\\'") + "'";
 }
 
 const INT64_MIN = -(2n ** 63n);
@@ -40,23 +35,8 @@ function isInt64String(s: string): boolean {
   return n >= INT64_MIN && n <= INT64_MAX;
 }
 
-/** The narrowest kind a value needs (null: undefined, it fits anything nullable). */
-export function kindOf(v: JsonValue | undefined): Kind | undefined {
-  if (v === null || v === undefined) return undefined;
-  switch (typeof v) {
-    case 'number':
-      return Number.isInteger(v) ? 'int' : 'float';
-    case 'boolean':
-      return 'bool';
-    case 'string':
-      return 'string';
-    default:
-      return 'json';
-  }
-}
-
-/** The ClickHouse type for a newly seen column. */
-export function typeFor(kind: Kind | undefined, isKey: boolean): string {
+/** The ClickHouse type for a newly seen column, from the kind of its value (`kindOf`, SDK; null: a null). */
+export function typeFor(kind: ValueKind | null, isKey: boolean): string {
   switch (kind) {
     case 'int':
       return isKey ? 'Int64' : 'Nullable(Int64)';
@@ -71,20 +51,20 @@ export function typeFor(kind: Kind | undefined, isKey: boolean): string {
   }
 }
 
-const kindCache = new Map<string, Kind>();
+const kindCache = new Map<string, ValueKind>();
 
 /** The kind a ClickHouse column type accepts (types created by someone else map sensibly). Memoized: it is on the hot path. */
-export function kindOfType(type: string): Kind {
+export function kindOfType(type: string): ValueKind {
   let k = kindCache.get(type);
   if (k === undefined) kindCache.set(type, (k = parseKind(type)));
   return k;
 }
 
-function parseKind(type: string): Kind {
+function parseKind(type: string): ValueKind {
   const t = type.replace(/^Nullable\((.*)\)$/, '$1').replace(/^LowCardinality\((.*)\)$/, '$1');
   if (/^U?Int\d+$/.test(t)) return 'int';
   if (/^(Float\d+|Decimal)/.test(t)) return 'float';
-  return 'string';
+  return 'text';
 }
 
 /**
@@ -95,7 +75,7 @@ function parseKind(type: string): Kind {
 export function fits(v: JsonValue | undefined, type: string): boolean {
   if (v === null || v === undefined) return true;
   const k = kindOfType(type);
-  if (k === 'string') return true;
+  if (k === 'text') return true;
   if (typeof v === 'boolean') return true;
   if (typeof v === 'number') return k === 'float' || Number.isInteger(v);
   if (typeof v === 'string') return k === 'int' ? isInt64String(v) : /^-?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/.test(v);
@@ -107,11 +87,6 @@ export function widen(type: string, v: JsonValue): string {
   const k = kindOfType(type);
   if (k === 'int' && typeof v === 'number') return 'Nullable(Float64)';
   return 'Nullable(String)';
-}
-
-/** The value of a row column back from the mirror, for filling an unchanged TOAST column. */
-export function fromCell(v: unknown): JsonValue {
-  return v as JsonValue;
 }
 
 /** Columns of the first row seen for a table, key columns first, in the row's order. */

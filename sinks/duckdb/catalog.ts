@@ -1,11 +1,5 @@
 import type { DuckDBConnection } from '@duckdb/node-api';
-import type { ValueKind } from '../postgres/plan.js';
-import { ident, TableCache, type Mode, type TargetTable, type WarehouseDialect } from '../postgres/warehouse-tables.js';
-
-/** Quote an SQL string literal. */
-export function literal(s: string): string {
-  return "'" + s.replace(/'/g, "''") + "'";
-}
+import { quoteIdent as ident, TableCache, type TargetTable, type ValueKind, type WarehouseDialect, type WarehouseMode } from '../../src/sdk/warehouse/index.js';
 
 /** DuckDB column types (docs/sinks/duckdb.md). VARCHAR compares bytewise, as fences need. */
 export const DUCK_DIALECT: WarehouseDialect = {
@@ -36,7 +30,7 @@ export async function rows<T>(c: DuckDBConnection, sql: string, params?: string[
  * batch's transaction so a failed batch leaves no half-made table; `reset()` after a rollback.
  */
 export class DuckCatalog extends TableCache {
-  constructor(mode: Mode, meta: string) {
+  constructor(mode: WarehouseMode, meta: string) {
     super(mode, meta, DUCK_DIALECT);
   }
 
@@ -69,7 +63,6 @@ export class DuckCatalog extends TableCache {
       await this.load(c, t);
       t.tombMax = undefined;
     }
-    // DuckDB takes one action per ALTER TABLE.
     // DuckDB takes one action per ALTER TABLE.
     const alters = this.alterActions(t, kinds);
     for (const a of alters) await c.run(`ALTER TABLE ${t.q} ${a}`);

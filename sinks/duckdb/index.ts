@@ -12,12 +12,12 @@
 import { mkdir } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
-import { defineSink, ErrorCodes, once, TributaryError, type SinkEvent, type WriteContext } from '../../src/sdk/index.js';
-import { DuckCatalog, literal, rows } from './catalog.js';
+import { defineSink, ErrorCodes, once, settledWithin, TributaryError, type SinkEvent, type WriteContext } from '../../src/sdk/index.js';
+import { quoteLiteral as literal } from '../../src/sdk/warehouse/index.js';
+import { DuckCatalog, rows } from './catalog.js';
 import { DuckdbSinkConfig } from './config.js';
 import { classifyDuckError } from './errors.js';
 import { DuckBatchWriter } from './writer.js';
-import { settledWithin } from '../postgres/warehouse-tables.js';
 import { checkDuckdb } from './check.js';
 
 export { DuckdbSinkConfig } from './config.js';

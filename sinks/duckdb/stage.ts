@@ -1,7 +1,6 @@
 import type { DuckDBConnection } from '@duckdb/node-api';
 import type { JsonValue } from '../../src/sdk/index.js';
-import { literal } from './catalog.js';
-import { ident } from '../postgres/warehouse-tables.js';
+import { quoteIdent as ident, quoteLiteral as literal } from '../../src/sdk/warehouse/index.js';
 
 /** A staging column: its name, DuckDB type, and how to read its value from an item. */
 export interface StageColumn<T> {

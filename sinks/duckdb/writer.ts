@@ -1,8 +1,20 @@
 import type { DuckDBConnection } from '@duckdb/node-api';
-import { renderTemplate, type JsonValue, type Row, type SinkEvent } from '../../src/sdk/index.js';
-import { bySignature, groupByTable, inferKinds, planMirror, type KeyedChange, type TableChanges } from '../postgres/plan.js';
+import type { JsonValue, Row, SinkEvent } from '../../src/sdk/index.js';
+import {
+  bySignature,
+  chunks,
+  FENCE_COL,
+  groupByTable,
+  quoteIdent as ident,
+  inferKinds,
+  planMirror,
+  splitChanges,
+  type KeyedChange,
+  type TableChanges,
+  type TargetTable,
+  type WarehouseWriterOptions,
+} from '../../src/sdk/warehouse/index.js';
 import { DUCK_DIALECT, type DuckCatalog } from './catalog.js';
-import { chunks, FENCE_COL, ident, type TargetTable, type WriterOptions } from '../postgres/warehouse-tables.js';
 import { Stager, type StageColumn } from './stage.js';
 
 /**
@@ -15,25 +27,19 @@ import { Stager, type StageColumn } from './stage.js';
  * 2,000 rows where `INSERT ... ON CONFLICT` from the same staging table took about 10 ms.
  */
 export class DuckBatchWriter {
-  private readonly names = new Map<string, TargetTable>();
   private readonly stager = new Stager();
 
   constructor(
-    private readonly o: WriterOptions,
+    private readonly o: WarehouseWriterOptions,
     private readonly catalog: DuckCatalog,
   ) {}
 
-  target(e: SinkEvent): TargetTable {
-    let t = this.names.get(e.table);
-    if (!t || !t.loaded) {
-      t = this.catalog.table(renderTemplate(this.o.schema ?? '{schema}', e.event), renderTemplate(this.o.table, e.event));
-      this.names.set(e.table, t);
-    }
-    return t;
+  private target(e: SinkEvent): TargetTable {
+    return this.catalog.tableFor(e, this.o);
   }
 
+  /** Forget the staging tables (the transaction that made them may have rolled back). */
   reset(): void {
-    this.names.clear();
     this.stager.reset();
   }
 
@@ -67,12 +73,8 @@ export class DuckBatchWriter {
 
   private async mirror(c: DuckDBConnection, tc: TableChanges): Promise<void> {
     const t = this.target(tc.sample);
-    const ups: KeyedChange[] = [];
-    const dels: KeyedChange[] = [];
-    for (const ch of tc.changes.values()) (ch.op === 'upsert' ? ups : dels).push(ch);
-    const all: Row[] = ups.map((u) => u.row!);
-    for (const d of dels) all.push(d.key);
-    await this.catalog.ensure(c, t, inferKinds(all), tc.keyCols);
+    const { upserts: ups, deletes: dels, kinds } = splitChanges(tc);
+    await this.catalog.ensure(c, t, kinds, tc.keyCols);
     const keyCols = tc.keyCols;
     const rowCol = (k: string, type: string): StageColumn<KeyedChange> => ({ name: k, type, get: (ch) => ch.row![k] });
     const fenceCol: StageColumn<KeyedChange> = { name: '_tributary_fence', type: 'VARCHAR', get: (ch) => ch.fence };

@@ -18,7 +18,7 @@
  *   the runtime bisects the batch down to that event and dead-letters it.
  */
 import { z } from 'zod';
-import { defineSink, int64Version, once, PoisonEventError, renderTemplate, sleep, type Row, type SinkEvent } from '../../src/sdk/index.js';
+import { defineSink, fillUnchanged, int64Version, once, PoisonEventError, renderTemplate, requireAfter, requireKey, sleep, type Row, type SinkEvent } from '../../src/sdk/index.js';
 import { EsClient, EsRequestError } from './client.js';
 import { checkElasticsearch } from './check.js';
 
@@ -80,7 +80,7 @@ export default defineSink({
      * Columns a Postgres update left out (`source.unchanged`, TOASTed and not sent) are taken
      * from the newest earlier event of this batch, or from the stored document (`_mget`).
      */
-    async function fillUnchanged(events: readonly SinkEvent[], signal: AbortSignal): Promise<Map<SinkEvent, Row>> {
+    async function fillUnchangedColumns(events: readonly SinkEvent[], signal: AbortSignal): Promise<Map<SinkEvent, Row>> {
       const filled = new Map<SinkEvent, Row>();
       const need = events.filter((e) => e.event.op !== 'd' && e.event.source.unchanged?.length);
       if (!need.length) return filled;
@@ -101,9 +101,7 @@ export default defineSink({
         let row = e.event.after!;
         const unchanged = e.event.source.unchanged;
         if (unchanged?.length) {
-          const prev = running.has(k) ? running.get(k) : stored.get(k);
-          row = { ...row };
-          for (const c of unchanged) if (!(c in row) && prev && c in prev) row[c] = prev[c]!;
+          row = fillUnchanged(row, unchanged, running.has(k) ? running.get(k) : stored.get(k));
           filled.set(e, row);
         }
         running.set(k, row);
@@ -151,7 +149,7 @@ export default defineSink({
 
       async write(events, wctx) {
         const signal = AbortSignal.any([closing.signal, ctx.signal, wctx.signal]);
-        const filled = await fillUnchanged(events, signal);
+        const filled = await fillUnchangedColumns(events, signal);
         // Collapse to the last event per document: with external versions the earlier ones
         // would be overwritten anyway, and a batch of 2,000 updates to one row is one item.
         const last = new Map<string, Action>();
@@ -176,11 +174,8 @@ export default defineSink({
             await client.request('POST', `/${encodeURIComponent(indexOf(e))}/_delete_by_query?conflicts=proceed&refresh=true`, '{"query":{"match_all":{}}}', signal, 'application/json', [404]);
             continue;
           }
-          if (!ev.key || !Object.keys(ev.key).length) {
-            throw new PoisonEventError(`event at ${e.position}#${e.index} of ${e.table} has no key; Elasticsearch documents are keyed by primary key (set source.key_columns for tables without one)`);
-          }
-          const source = ev.op === 'd' ? null : (filled.get(e) ?? ev.after);
-          if (ev.op !== 'd' && !source) throw new PoisonEventError(`event at ${e.position}#${e.index} of ${e.table} (op ${ev.op}) has no after image`);
+          requireKey(e, 'Elasticsearch documents are keyed by it');
+          const source = ev.op === 'd' ? null : (filled.get(e) ?? requireAfter(e));
           const a = action(e, source);
           const k = `${a.index}\u0000${a.id}`;
           last.delete(k); // re-insert so the map's order stays the order of last writes

@@ -15,7 +15,7 @@
  */
 import { join } from 'node:path';
 import { z } from 'zod';
-import { defineSink, ErrorCodes, once, PoisonEventError, renderTemplate, TributaryError, type JsonValue, type Row, type SinkEvent } from '../../src/sdk/index.js';
+import { defineSink, ErrorCodes, once, PoisonEventError, renderTemplate, requireAfter, requireKey, TributaryError, type JsonValue, type Row, type SinkEvent } from '../../src/sdk/index.js';
 import { docId } from './docid.js';
 import { readMark, writeMark, type Mark } from './position.js';
 import { attrType, connect, literal, name, ValueError, type AttrType, type Conn } from './sphinxql.js';
@@ -225,17 +225,14 @@ export default defineSink({
             await exec(`TRUNCATE RTINDEX ${index}`, signal);
             continue;
           }
-          if (!ev.key || !Object.keys(ev.key).length) {
-            throw new PoisonEventError(`event at ${e.position}#${e.index} of ${e.table} has no key; index documents need one (set source.key_columns for tables without a primary key)`);
-          }
-          const row = ev.op === 'd' ? null : ev.after;
-          if (ev.op !== 'd' && !row) throw new PoisonEventError(`event at ${e.position}#${e.index} of ${e.table} (op ${ev.op}) has no after image`);
+          const key = requireKey(e, 'index documents are keyed by it');
+          const row = ev.op === 'd' ? null : requireAfter(e);
           if (ev.source.unchanged?.length && !warnedUnchanged.has(e.table)) {
             warnedUnchanged.add(e.table);
             ctx.logger.warn({ table: e.table, columns: ev.source.unchanged }, 'manticore: updates without unchanged TOAST values; those columns are written empty. Set REPLICA IDENTITY FULL on the table.');
           }
           const p = await planFor(e, row, signal);
-          const id = docId(ev.key, config.id);
+          const id = docId(key, config.id);
           const k = `${p.index}\u0000${id}`;
           docs.delete(k); // keep insertion order = order of last writes
           docs.set(k, { p, d: { e, id, row } });

@@ -5,11 +5,8 @@
  */
 import mysql from 'mysql2/promise';
 import type { JsonValue } from '../../src/sdk/index.js';
-
-/** A SphinxQL string literal. searchd unescapes backslash sequences, so escape both. */
-export function str(s: string): string {
-  return "'" + s.replace(/\\/g, '\\\\').replace(/'/g, "\\'") + "'";
-}
+// searchd unescapes backslash sequences inside a string literal, so both are escaped.
+import { quoteBackslashLiteral as str } from '../../src/sdk/warehouse/index.js';
 
 /** An identifier. SphinxQL has no quoting for index and column names: accept only safe ones. */
 export function name(n: string, what: string): string {

@@ -1,6 +1,5 @@
 import type pg from 'pg';
-import type { ValueKind } from './plan.js';
-import { ident, TableCache, type Mode, type TargetTable, type WarehouseDialect } from './warehouse-tables.js';
+import { quoteIdent as ident, TableCache, type TargetTable, type ValueKind, type WarehouseDialect, type WarehouseMode } from '../../src/sdk/warehouse/index.js';
 
 /** Postgres column types (docs/sinks/postgres.md). */
 export const PG_DIALECT: WarehouseDialect = {
@@ -29,7 +28,7 @@ const DDL_LOCK = 0x7472_6962; // "trib"
  * the caches are then dropped with `reset()` and reloaded.
  */
 export class PgCatalog extends TableCache {
-  constructor(mode: Mode, meta: string) {
+  constructor(mode: WarehouseMode, meta: string) {
     super(mode, meta, PG_DIALECT);
   }
 

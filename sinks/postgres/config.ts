@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { warehouseFields } from './warehouse-config.js';
+import { warehouseFields } from '../../src/sdk/warehouse/index.js';
 
 /**
  * The `postgres` sink block. This schema is the reference: validation, the TypeScript type and

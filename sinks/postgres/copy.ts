@@ -9,7 +9,7 @@
  */
 import type pg from 'pg';
 import type { JsonValue, Row } from '../../src/sdk/index.js';
-import { ident } from './warehouse-tables.js';
+import { quoteIdent as ident } from '../../src/sdk/warehouse/index.js';
 
 /**
  * A `pg` submittable that runs one COPY FROM STDIN and sends `data` (complete COPY text) as

@@ -14,12 +14,11 @@
  * happened to the runtime's checkpoint. See docs/sinks/postgres.md.
  */
 import pg from 'pg';
-import { defineSink, ErrorCodes, once, TributaryError, type SinkEvent, type WriteContext } from '../../src/sdk/index.js';
+import { defineSink, ErrorCodes, once, settledWithin, TributaryError, type SinkEvent, type WriteContext } from '../../src/sdk/index.js';
 import { PgCatalog } from './catalog.js';
 import { PostgresSinkConfig, connectionString } from './config.js';
 import { classifyPgError } from './errors.js';
 import { PgBatchWriter } from './writer.js';
-import { settledWithin } from './warehouse-tables.js';
 import { checkPostgresSink } from './check.js';
 
 export { PostgresSinkConfig } from './config.js';

@@ -1,9 +1,22 @@
 import type pg from 'pg';
-import { renderTemplate, type JsonValue, type Row, type SinkEvent } from '../../src/sdk/index.js';
+import type { JsonValue, Row, SinkEvent } from '../../src/sdk/index.js';
 import { PG_DIALECT, type PgCatalog } from './catalog.js';
-import { chunks, FENCE_COL, ident, type TargetTable, type WriterOptions } from './warehouse-tables.js';
 import { copyLines, copySafe, PgStager, type StageColumn } from './copy.js';
-import { bySignature, groupByTable, inferKinds, planMirror, rowJson, type KeyedChange, type TableChanges } from './plan.js';
+import {
+  bySignature,
+  chunks,
+  FENCE_COL,
+  groupByTable,
+  quoteIdent as ident,
+  inferKinds,
+  planMirror,
+  splitChanges,
+  rowJson,
+  type KeyedChange,
+  type TableChanges,
+  type TargetTable,
+  type WarehouseWriterOptions,
+} from '../../src/sdk/warehouse/index.js';
 
 /** The rows of one bulk statement as a relation `s`, and the statement's parameters so far. */
 interface Source {
@@ -30,29 +43,20 @@ const isJsonType = (type: string) => type === 'json' || type === 'jsonb';
  * `json_to_recordset`, which builds those types from JSON structure.
  */
 export class PgBatchWriter {
-  private readonly names = new Map<string, TargetTable>();
   private readonly stager = new PgStager();
 
   constructor(
-    private readonly o: WriterOptions,
+    private readonly o: WarehouseWriterOptions,
     private readonly catalog: PgCatalog,
   ) {}
 
   /** The target table of a source table (templates rendered once per source table). */
-  target(e: SinkEvent): TargetTable {
-    let t = this.names.get(e.table);
-    if (!t || !t.loaded) {
-      const schema = renderTemplate(this.o.schema ?? '{schema}', e.event);
-      const name = renderTemplate(this.o.table, e.event);
-      t = this.catalog.table(schema, name);
-      this.names.set(e.table, t);
-    }
-    return t;
+  private target(e: SinkEvent): TargetTable {
+    return this.catalog.tableFor(e, this.o);
   }
 
-  /** Forget cached names (the catalog was reset). */
+  /** Forget the staging tables (the transaction that made them may have rolled back). */
   reset(): void {
-    this.names.clear();
     this.stager.reset();
   }
 
@@ -104,12 +108,8 @@ export class PgBatchWriter {
 
   private async mirror(c: pg.ClientBase, tc: TableChanges): Promise<void> {
     const t = this.target(tc.sample);
-    const ups: KeyedChange[] = [];
-    const dels: KeyedChange[] = [];
-    for (const ch of tc.changes.values()) (ch.op === 'upsert' ? ups : dels).push(ch);
-    const rows: Row[] = ups.map((u) => u.row!);
-    for (const d of dels) rows.push(d.key);
-    await this.catalog.ensure(c, t, inferKinds(rows), tc.keyCols);
+    const { upserts: ups, deletes: dels, kinds } = splitChanges(tc);
+    await this.catalog.ensure(c, t, kinds, tc.keyCols);
     const keyCols = tc.keyCols;
     const col = (k: string, type = t.cols.get(k) ?? 'text'): StageColumn => ({ name: k, type, json: isJsonType(type) });
     const meta = (ch: KeyedChange) => ({ _tributary_fence: ch.fence, _tributary_key: ch.keyId });

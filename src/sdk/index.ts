@@ -28,6 +28,7 @@ import { ErrorCodes, TributaryError } from '../core/errors.js';
 export { PoisonEventError, TributaryError, ErrorCodes } from '../core/errors.js';
 /** Resolves after `ms`, or at once when the signal aborts (no listener is left behind). */
 export { sleep, backoffDelay } from '../runtime/retry.js';
+export { requireKey, requireAfter, fillUnchanged } from './keyed.js';
 
 /** One change event as a sink receives it, with the data a sink needs to be idempotent. */
 export interface SinkEvent {
@@ -200,6 +201,17 @@ export function defineSink<S extends z.ZodObject>(def: SinkDefinition<S>): SinkD
 export function once(fn: () => Promise<void>): () => Promise<void> {
   let p: Promise<void> | undefined;
   return () => (p ??= fn());
+}
+
+/**
+ * Wait for `inflight` at most `ms`; true when it settled (resolved or rejected) in time. For a
+ * `close()` that lets the write in flight finish for a grace period before cutting it off.
+ */
+export async function settledWithin(inflight: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const done = await Promise.race([inflight.then(() => true, () => true), new Promise<boolean>((r) => (timer = setTimeout(() => r(false), ms)))]);
+  clearTimeout(timer);
+  return done;
 }
 
 /**

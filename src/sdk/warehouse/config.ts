@@ -1,8 +1,11 @@
 import { z } from 'zod';
 
 /**
- * The keys the SQL warehouse sinks (postgres, duckdb) share: where rows go, how, and the bulk
- * statement size. Each sink adds its connection keys and its own defaults.
+ * The config keys of a SQL warehouse sink, for its zod schema: where rows go (`schema`,
+ * `table` templates), how (`mode`), where its bookkeeping lives (`meta_schema`) and the bulk
+ * statement size (`max_rows_per_statement`). Spread them into the sink's `z.object({...})` next
+ * to its connection keys; `defaults` are the sink's own. The postgres and duckdb sinks use it,
+ * so a plugin that does too reads like them in the configuration reference.
  */
 export function warehouseFields(defaults: { metaSchema: string; maxRowsPerStatement: number }) {
   return {

@@ -1,18 +1,15 @@
-import type { ValueKind } from './plan.js';
-
 /**
- * What the SQL warehouse sinks (postgres, duckdb) share about target tables: the table cache,
- * the options of a batch writer, and the DDL that keeps a table in step with the source
- * (create when missing, add new columns, widen an integer column when a fraction shows up).
- * Each sink supplies its {@link WarehouseDialect} and runs the statements its own way.
+ * Target tables of a SQL warehouse sink: the table cache, the options of a batch writer, and
+ * the DDL that keeps a table in step with the source (create when missing, add new columns,
+ * widen an integer column when a fraction shows up). Each sink supplies its
+ * {@link WarehouseDialect} and runs the statements its own way (postgres and duckdb do).
  */
+import { renderTemplate, type SinkEvent } from '../index.js';
+import type { ValueKind } from './infer.js';
+import { quoteIdent as ident } from './quote.js';
 
-/** Quote an SQL identifier. */
-export function ident(s: string): string {
-  return '"' + s.replace(/"/g, '""') + '"';
-}
-
-export type Mode = 'mirror' | 'history';
+/** `mirror`: the current row per key. `history`: every event appended as a row. */
+export type WarehouseMode = 'mirror' | 'history';
 
 /** Hidden mirror column: the fence of the event that wrote the row. */
 export const FENCE_COL = '_tributary_fence';
@@ -36,22 +33,14 @@ export interface TargetTable {
   tombMax: string | null | undefined;
 }
 
-/** Options of a warehouse batch writer (from the sink's config). */
-export interface WriterOptions {
-  mode: Mode;
+/** Options of a warehouse batch writer (from the sink's config, see `warehouseFields`). */
+export interface WarehouseWriterOptions {
+  mode: WarehouseMode;
   schema: string | undefined;
   table: string;
   pipeline: string;
   sink: string;
   maxRows: number;
-}
-
-/** Split `xs` into chunks of at most `n`. */
-export function chunks<T>(xs: T[], n: number): T[][] {
-  if (xs.length <= n) return [xs];
-  const out: T[][] = [];
-  for (let i = 0; i < xs.length; i += n) out.push(xs.slice(i, i + n));
-  return out;
 }
 
 /** The column types of one database. */
@@ -73,9 +62,11 @@ export interface WarehouseDialect {
 /** Cached {@link TargetTable} entries and the meta tables' names. */
 export class TableCache {
   private tables = new Map<string, TargetTable>();
+  /** Source table (`SinkEvent.table`) → its target: the templates are rendered once per source table. */
+  private bySource = new Map<string, TargetTable>();
 
   constructor(
-    readonly mode: Mode,
+    readonly mode: WarehouseMode,
     readonly meta: string,
     private readonly dialect: WarehouseDialect,
   ) {}
@@ -99,9 +90,24 @@ export class TableCache {
     return t;
   }
 
+  /**
+   * The cached entry for the target table of `e`'s source table: the `schema` template (by
+   * default `{schema}`, the source schema or MySQL database) and the `table` template of the
+   * sink's config, rendered with `renderTemplate`.
+   */
+  tableFor(e: SinkEvent, names: { schema?: string; table: string }): TargetTable {
+    let t = this.bySource.get(e.table);
+    if (!t) {
+      t = this.table(renderTemplate(names.schema ?? '{schema}', e.event), renderTemplate(names.table, e.event));
+      this.bySource.set(e.table, t);
+    }
+    return t;
+  }
+
   /** Forget everything (after a rollback, the cache may describe DDL that never happened). */
   reset(): void {
     this.tables.clear();
+    this.bySource.clear();
   }
 
   /**
@@ -136,12 +142,4 @@ export class TableCache {
     }
     return alters;
   }
-}
-
-/** Wait for `inflight` at most `ms`; true when it settled in time. */
-export async function settledWithin(inflight: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const done = await Promise.race([inflight.then(() => true, () => true), new Promise<boolean>((r) => (timer = setTimeout(() => r(false), ms)))]);
-  clearTimeout(timer);
-  return done;
 }
