@@ -1,5 +1,5 @@
 import type mysql from 'mysql2';
-import type { MysqlSourceConfig } from '../../src/config/schema.js';
+import type { MysqlSourceConfig } from './config.js';
 import { ErrorCodes, TributaryError, errorMessage } from '../../src/core/errors.js';
 import { type Row, SerializedChangeEvent } from '../../src/core/event.js';
 import type { Position, PreflightProblem, Source, SourceContext, SourceItem, SourceOutput } from '../../src/core/source.js';

@@ -1,5 +1,5 @@
 import pg from 'pg';
-import type { PostgresSourceConfig } from '../../src/config/schema.js';
+import type { PostgresSourceConfig } from './config.js';
 import { ErrorCodes, TributaryError, errorMessage } from '../../src/core/errors.js';
 import type { Position, PreflightProblem, Source, SourceContext, SourceItem, SourceOutput } from '../../src/core/source.js';
 import { isRetryableError } from '../../src/runtime/retry.js';

@@ -9,7 +9,7 @@ import { standaloneLink } from '../runtime/source-link.js';
 import { startHttp } from '../http/server.js';
 import { snapshotRoute } from '../http/snapshot-route.js';
 import { COMMANDS, overview, version, wantsHelp } from './usage.js';
-import { createSource } from '../runtime/sources.js';
+import { createSource } from '../runtime/source-registry.js';
 import { checkSinks } from '../runtime/sink-check.js';
 import { openStateStore } from '../state/open.js';
 import type { SnapshotState } from '../snapshot/types.js';

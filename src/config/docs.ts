@@ -1,6 +1,7 @@
 import { z } from 'zod';
-import { HttpConfig, LogConfig, MysqlSourceConfig, PostgresSourceConfig, SinkBaseShape, StateConfig, StreamConfig } from './schema.js';
+import { HttpConfig, LogConfig, SinkBaseShape, StateConfig, StreamConfig } from './schema.js';
 import { builtinSinkTypes, resolveSink } from '../runtime/sink-registry.js';
+import { sourceConnectors } from '../runtime/source-registry.js';
 
 type JsonSchema = {
   type?: string | string[];
@@ -56,6 +57,12 @@ function table(schema: z.ZodType, prefix = ''): string {
   return rows.join('\n');
 }
 
+/** `[Postgres source](#source-type-postgres) and [MySQL source](#source-type-mysql)`, from the registry. */
+function sourceLinks(): string {
+  const links = sourceConnectors().map((c) => `[${c.title}](#source-type-${c.type})`);
+  return links.length > 1 ? `${links.slice(0, -1).join(', ')} and ${links[links.length - 1]}` : links.join('');
+}
+
 /**
  * The configuration reference (docs/configuration.md), generated from the zod schemas so the
  * docs always match the code. A unit test fails when the committed file is out of date.
@@ -73,7 +80,7 @@ export async function renderConfigReference(): Promise<string> {
     '| key | type | default | description |',
     '|---|---|---|---|',
     '| `name` (required) | string | | Pipeline name (lowercase, digits, `_`); slot, publication and checkpoint keys derive from it. |',
-    '| `source` (required) | map | | See [Postgres source](#source-type-postgres) and [MySQL source](#source-type-mysql). |',
+    `| \`source\` (required) | map | | See ${sourceLinks()}. |`,
     '| `stream` | map | `{"type":"memory"}` | See [stream](#stream). |',
     '| `state` | map | `{"type":"file","dir":"./.tributary"}` | See [state](#state). |',
     '| `sinks` (required) | list | | See [sinks](#sinks). |',
@@ -81,16 +88,7 @@ export async function renderConfigReference(): Promise<string> {
     '| `log` | map | `{"level":"info"}` | See [log](#log). |',
     '| `pipelines` | list | | Several pipelines in one process, each with `name`, `source`, `stream`, `state`, `sinks`. |',
     '',
-    '## source (type: postgres)',
-    '',
-    table(PostgresSourceConfig),
-    '',
-    '## source (type: mysql)',
-    '',
-    'Serves MySQL and MariaDB.',
-    '',
-    table(MysqlSourceConfig),
-    '',
+    ...sourceConnectors().flatMap((c) => [`## source (type: ${c.type})`, '', ...(c.note ? [c.note, ''] : []), table(c.config), '']),
     '## stream',
     '',
     table(StreamConfig),

@@ -9,7 +9,7 @@ import { openStateStore } from '../state/open.js';
 import { MemoryStream, StreamEvent, type StreamEntry } from './memory-stream.js';
 import type { Metrics } from './metrics.js';
 import { SinkRunner } from './sink-runner.js';
-import { createSource } from './sources.js';
+import { createSource } from './source-registry.js';
 import { SnapshotCoordinator } from '../snapshot/coordinator.js';
 import { JoinedTableSnapshots } from '../snapshot/joined-tables.js';
 import { SourceLinkMonitor } from './source-link.js';
