@@ -16,6 +16,8 @@ export const ErrorCodes = {
   CONFIG_SECRET_TWICE: 'TRB1012',
   SINK_CHECK: 'TRB1013',
   SNAPSHOT_TABLE_PIPELINE: 'TRB1014',
+  /** `source.type` names no registered connector (src/runtime/source-registry.ts). */
+  CONFIG_SOURCE_TYPE: 'TRB1015',
   // Source preflight and connection
   PG_WAL_LEVEL: 'TRB2001',
   PG_REPLICATION_PRIVILEGE: 'TRB2002',
