@@ -4,7 +4,7 @@
  * attribute type `DESCRIBE` reports.
  */
 import mysql from 'mysql2/promise';
-import type { JsonValue } from '../../src/sdk/index.js';
+import { ErrorCodes, TributaryError, type JsonValue } from '../../src/sdk/index.js';
 
 /** A SphinxQL string literal. searchd unescapes backslash sequences, so escape both. */
 export function str(s: string): string {
@@ -13,7 +13,7 @@ export function str(s: string): string {
 
 /** An identifier. SphinxQL has no quoting for index and column names: accept only safe ones. */
 export function name(n: string, what: string): string {
-  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(n)) throw new Error(`${what} ${JSON.stringify(n)} is not a valid Sphinx/Manticore identifier (letters, digits, _)`);
+  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(n)) throw new TributaryError(ErrorCodes.SINK_CONFIG, `${what} ${JSON.stringify(n)} is not a valid Sphinx/Manticore identifier (letters, digits, _)`, { fix: `make the sink's ${what} (or the template that renders it) a name of letters, digits and _` });
   return n;
 }
 

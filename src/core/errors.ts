@@ -4,7 +4,7 @@
  * to them (docs/errors.md lists them all).
  */
 export const ErrorCodes = {
-  // Configuration (exit 2)
+  // Configuration and usage (exit 2)
   CONFIG_READ: 'TRB1001',
   CONFIG_SYNTAX: 'TRB1002',
   CONFIG_INVALID: 'TRB1003',
@@ -18,13 +18,14 @@ export const ErrorCodes = {
   SNAPSHOT_TABLE_PIPELINE: 'TRB1014',
   /** `source.type` names no registered connector (src/runtime/source-registry.ts). */
   CONFIG_SOURCE_TYPE: 'TRB1015',
-  // Source preflight and connection
+  // Postgres source
   PG_WAL_LEVEL: 'TRB2001',
   PG_REPLICATION_PRIVILEGE: 'TRB2002',
   PG_SLOT_HEADROOM: 'TRB2003',
   PG_REPLICA_IDENTITY: 'TRB2004',
   PG_SLOT_LOST: 'TRB2005',
   PG_CONNECT: 'TRB2006',
+  /** Unexpected pgoutput protocol data (a bug or an unsupported server). */
   PG_PROTOCOL: 'TRB2007',
   PG_TABLE_MISSING: 'TRB2008',
   /** A matched table has no replica identity: it is left out of the publication (warning). */
@@ -33,6 +34,7 @@ export const ErrorCodes = {
   PG_PRIVILEGE: 'TRB2021',
   /** The publication is missing and `source.create_publication` is false. */
   PG_PUBLICATION: 'TRB2022',
+  // MySQL/MariaDB source
   MYSQL_BINLOG: 'TRB2101',
   MYSQL_CONNECT: 'TRB2102',
   MYSQL_PURGED: 'TRB2103',
@@ -40,12 +42,14 @@ export const ErrorCodes = {
   MYSQL_DECODE: 'TRB2105',
   MYSQL_TRUNCATED: 'TRB2106',
   MYSQL_CHECKSUM: 'TRB2107',
-  // Source connections, either source (src/runtime/source-link.ts)
+  // Source connections and positions, either source (src/runtime/source-link.ts)
   SOURCE_AUTH: 'TRB2200',
   SOURCE_GAVE_UP: 'TRB2201',
   // Sinks and runtime
-  SINK_WRITE: 'TRB3001',
+  /** A sink rejected an event and `dead_letter.policy` is `stop`. */
+  DEAD_LETTER_STOP: 'TRB3001',
   SINK_POISON: 'TRB3002',
+  /** The sink's config does not fit its target or data: a missing table or index, columns, an invalid rendered name. */
   SINK_CONFIG: 'TRB3003',
   DEAD_LETTER: 'TRB3004',
   STATE_STORE: 'TRB3005',
@@ -56,6 +60,12 @@ export const ErrorCodes = {
   SINK_STATE_NOT_JSON: 'TRB3014',
   PLUGIN_ZOD_MAJOR: 'TRB3015',
   VERSION_RANGE: 'TRB3016',
+  /** The target cannot take writes, through no event's fault: unreachable, busy, locked, a refused login or grant. Retried. */
+  SINK_TARGET: 'TRB3017',
+  /** The target refused a statement (not the connection): retried `retry.attempts` times, then bisected and dead-lettered. */
+  SINK_REJECTED: 'TRB3018',
+  /** A sink was used after close() (while the pipeline stops). */
+  SINK_CLOSED: 'TRB3019',
   SNAPSHOT: 'TRB4001',
   // The admin HTTP API
   HTTP_UNAUTHORIZED: 'TRB6001',
