@@ -297,7 +297,7 @@ async function cmdSnapshot(rest: string[]): Promise<void> {
       body: JSON.stringify({ pipeline: values.pipeline, table: values.table, where: values.where ?? null, action }),
     });
   } catch (err) {
-    throw new TributaryError(ErrorCodes.SNAPSHOT, `no running pipeline answers on ${cfg.http.host}:${cfg.http.port}: ${errorMessage(err)}`, {
+    throw new TributaryError(ErrorCodes.SNAPSHOT_NOT_RUNNING, `no running pipeline answers on ${cfg.http.host}:${cfg.http.port}: ${errorMessage(err)}`, {
       fix: 'start it with `tributary run --config FILE` first',
     });
   }

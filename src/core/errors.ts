@@ -42,6 +42,8 @@ export const ErrorCodes = {
   MYSQL_DECODE: 'TRB2105',
   MYSQL_TRUNCATED: 'TRB2106',
   MYSQL_CHECKSUM: 'TRB2107',
+  /** The snapshot signal table (`source.signal_table`) cannot be created or written. */
+  MYSQL_SIGNAL_TABLE: 'TRB2119',
   // Source connections and positions, either source (src/runtime/source-link.ts)
   SOURCE_AUTH: 'TRB2200',
   SOURCE_GAVE_UP: 'TRB2201',
@@ -66,7 +68,25 @@ export const ErrorCodes = {
   SINK_REJECTED: 'TRB3018',
   /** A sink was used after close() (while the pipeline stops). */
   SINK_CLOSED: 'TRB3019',
-  SNAPSHOT: 'TRB4001',
+  // Snapshots
+  /** A snapshot request reached no running pipeline. */
+  SNAPSHOT_NOT_RUNNING: 'TRB4001',
+  /** A snapshot request names a table the pipeline does not capture (or not as db.table / schema.table). */
+  SNAPSHOT_TABLE_UNKNOWN: 'TRB4002',
+  /** A stored chunk boundary does not fit the table's key any more. */
+  SNAPSHOT_BOUND: 'TRB4003',
+  /** A table was dropped while it was being snapshotted. */
+  SNAPSHOT_TABLE_GONE: 'TRB4004',
+  /** `source.key_columns` names columns the table lacks, or nullable ones. */
+  SNAPSHOT_KEY_COLUMNS: 'TRB4005',
+  /** A table has no key to page by: no primary key or NOT NULL unique key, or its key holds NULLs. */
+  SNAPSHOT_NO_KEY: 'TRB4006',
+  /** A snapshot request while another snapshot of the pipeline is running. */
+  SNAPSHOT_BUSY: 'TRB4007',
+  /** A cancel, pause or resume request while no snapshot is running. */
+  SNAPSHOT_NONE: 'TRB4008',
+  /** A snapshot request to a pipeline whose source cannot snapshot. */
+  SNAPSHOT_UNSUPPORTED: 'TRB4009',
   // The admin HTTP API
   HTTP_UNAUTHORIZED: 'TRB6001',
   HTTP_TOKEN_REQUIRED: 'TRB6002',
