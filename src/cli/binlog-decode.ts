@@ -20,7 +20,7 @@ export async function runBinlogDecode(files: string[]): Promise<void> {
     }
     const e = err as NodeJS.ErrnoException;
     if (e && (e.code === 'ENOENT' || e.code === 'EACCES' || e.code === 'EISDIR')) {
-      throw new TributaryError(ErrorCodes.MYSQL_DECODE, `cannot read ${e.path ?? 'file'}: ${e.code}`, { cause: err });
+      throw new TributaryError(ErrorCodes.MYSQL_BINLOG_FILE, `cannot read ${e.path ?? 'file'}: ${e.code}`, { cause: err });
     }
     throw new TributaryError(ErrorCodes.MYSQL_DECODE, `binlog decode failed: ${(err as Error)?.message ?? String(err)}`.replace(/\s*\n\s*/g, ' '), { cause: err });
   }

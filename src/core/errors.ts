@@ -35,15 +35,40 @@ export const ErrorCodes = {
   /** The publication is missing and `source.create_publication` is false. */
   PG_PUBLICATION: 'TRB2022',
   // MySQL/MariaDB source
-  MYSQL_BINLOG: 'TRB2101',
+  /** The binary log is off (log_bin=OFF, or SHOW MASTER STATUS / SHOW BINARY LOGS return nothing). */
+  MYSQL_BINLOG_OFF: 'TRB2101',
   MYSQL_CONNECT: 'TRB2102',
   MYSQL_PURGED: 'TRB2103',
   MYSQL_SCHEMA_UNKNOWN: 'TRB2104',
   MYSQL_DECODE: 'TRB2105',
   MYSQL_TRUNCATED: 'TRB2106',
   MYSQL_CHECKSUM: 'TRB2107',
+  /** binlog_format is not ROW. */
+  MYSQL_BINLOG_FORMAT: 'TRB2108',
+  /** binlog_row_image is not FULL. */
+  MYSQL_ROW_IMAGE: 'TRB2109',
+  /** binlog_row_metadata is missing or not FULL (warning). */
+  MYSQL_ROW_METADATA: 'TRB2110',
+  /** The server's own server_id is 0: it cannot serve replicas. */
+  MYSQL_SERVER_ID_ZERO: 'TRB2111',
+  /** `source.server_id` is the server's own, or another replica's. */
+  MYSQL_SERVER_ID_TAKEN: 'TRB2112',
+  /** binlog_checksum is neither NONE nor CRC32. */
+  MYSQL_CHECKSUM_ALGORITHM: 'TRB2113',
+  /** MySQL gtid_mode is not ON (warning). */
+  MYSQL_GTID_MODE: 'TRB2114',
+  /** Partial JSON updates (binlog_row_value_options=PARTIAL_JSON) without a full before image. */
+  MYSQL_PARTIAL_JSON: 'TRB2115',
+  /** The source user lacks REPLICATION SLAVE, REPLICATION CLIENT or SELECT. */
+  MYSQL_PRIVILEGE: 'TRB2116',
+  /** The server refused the binlog dump (error 1236) for a reason other than a purged file or a server_id clash. */
+  MYSQL_DUMP_REFUSED: 'TRB2117',
+  /** A start GTID set with tagged GTIDs, which COM_BINLOG_DUMP_GTID cannot carry. */
+  MYSQL_GTID_TAGGED: 'TRB2118',
   /** The snapshot signal table (`source.signal_table`) cannot be created or written. */
   MYSQL_SIGNAL_TABLE: 'TRB2119',
+  /** `tributary binlog decode`: a binlog file cannot be read. */
+  MYSQL_BINLOG_FILE: 'TRB2120',
   // Source connections and positions, either source (src/runtime/source-link.ts)
   SOURCE_AUTH: 'TRB2200',
   SOURCE_GAVE_UP: 'TRB2201',
