@@ -270,7 +270,7 @@ export class PostgresSource implements Source {
         if (code && FATAL_SQLSTATES.has(code)) {
           const denied = privilegeError(err, { role: this.role, doing: 'replication failed' });
           if (denied) throw denied;
-          throw new TributaryError(code === '55000' ? ErrorCodes.PG_SLOT_LOST : ErrorCodes.PG_CONNECT, `replication failed: ${errorMessage(err)}`, {
+          throw new TributaryError(code === '55000' ? ErrorCodes.PG_SLOT_LOST : ErrorCodes.PG_REPLICATION, `replication failed: ${errorMessage(err)}`, {
             fix: code === '55000' ? `the slot was invalidated; drop it and re-snapshot (source.snapshot: when_needed)` : 'check that the slot, publication and privileges exist (tributary validate --check-source)',
             cause: err,
           });

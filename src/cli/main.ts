@@ -187,7 +187,7 @@ async function cmdValidate(rest: string[]): Promise<void> {
   }
   if (sourceErrors + sinkErrors) {
     const parts = [sourceErrors && `${sourceErrors} in sources`, sinkErrors && `${sinkErrors} in sinks`].filter(Boolean).join(', ');
-    throw new ConfigError(sourceErrors ? ErrorCodes.CONFIG_INVALID : ErrorCodes.SINK_CHECK, `preflight found ${sourceErrors + sinkErrors} problem(s): ${parts}`, { fix: 'apply the fixes listed above' });
+    throw new ConfigError(sourceErrors ? ErrorCodes.SOURCE_CHECK : ErrorCodes.SINK_CHECK, `preflight found ${sourceErrors + sinkErrors} problem(s): ${parts}`, { fix: 'apply the fixes listed above' });
   }
 }
 

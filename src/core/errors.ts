@@ -18,6 +18,8 @@ export const ErrorCodes = {
   SNAPSHOT_TABLE_PIPELINE: 'TRB1014',
   /** `source.type` names no registered connector (src/runtime/source-registry.ts). */
   CONFIG_SOURCE_TYPE: 'TRB1015',
+  /** `validate --check-source`: the source's preflight found problems (each listed with its own code). */
+  SOURCE_CHECK: 'TRB1016',
   // Postgres source
   PG_WAL_LEVEL: 'TRB2001',
   PG_REPLICATION_PRIVILEGE: 'TRB2002',
@@ -28,6 +30,10 @@ export const ErrorCodes = {
   /** Unexpected pgoutput protocol data (a bug or an unsupported server). */
   PG_PROTOCOL: 'TRB2007',
   PG_TABLE_MISSING: 'TRB2008',
+  /** The replication slot exists but was made with another output plugin than pgoutput. */
+  PG_SLOT_PLUGIN: 'TRB2009',
+  /** START_REPLICATION or the stream failed with a server error retrying cannot fix (a missing slot or publication, database). */
+  PG_REPLICATION: 'TRB2010',
   /** A matched table has no replica identity: it is left out of the publication (warning). */
   PG_KEYLESS_TABLE: 'TRB2020',
   /** The source role lacks a privilege (preflight), or the server said "permission denied". */
@@ -72,6 +78,8 @@ export const ErrorCodes = {
   // Source connections and positions, either source (src/runtime/source-link.ts)
   SOURCE_AUTH: 'TRB2200',
   SOURCE_GAVE_UP: 'TRB2201',
+  /** A stored position (checkpoint) the source cannot read: another source type's, or edited by hand. */
+  SOURCE_POSITION: 'TRB2202',
   // Sinks and runtime
   /** A sink rejected an event and `dead_letter.policy` is `stop`. */
   DEAD_LETTER_STOP: 'TRB3001',

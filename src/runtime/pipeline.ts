@@ -343,7 +343,7 @@ export function reportProblems(problems: PreflightProblem[], logger: Logger): vo
   const errors = problems.filter((x) => x.severity === 'error');
   if (errors.length) {
     throw new TributaryError(
-      (errors[0]!.code as typeof ErrorCodes[keyof typeof ErrorCodes]) ?? ErrorCodes.PG_WAL_LEVEL,
+      errors[0]!.code,
       'source preflight failed:\n' + errors.map((e) => `  ${e.code} ${e.message}\n    fix: ${e.fix}`).join('\n'),
       { fix: 'apply the fixes above, then run `tributary validate --check-source`' },
     );

@@ -33,7 +33,7 @@ sinks:
   - name: audit
     type: jsonl
     path: ${dir.path}/out.jsonl
-http: { port: ${port} }
+http: { port: ${port}, auth_token: pg-publication-test-token }
 `,
   );
 }
