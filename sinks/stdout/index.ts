@@ -1,6 +1,5 @@
 import { z } from 'zod';
-import { defineSink, once, type SinkEvent } from '../../src/sdk/index.js';
-import type { Row } from '../../src/core/event.js';
+import { defineSink, once, type Row, type SinkEvent } from '../../src/sdk/index.js';
 
 export const StdoutConfig = z.object({
   format: z.enum(['pretty', 'json']).default('pretty').describe('pretty: one readable line per event, coloured on a terminal. json: the envelope.'),
