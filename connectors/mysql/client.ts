@@ -202,7 +202,7 @@ export function encodeBinlogDumpGtid(serverId: number, gtidSet: string, file = '
     for (const f of fields.slice(1)) {
       const m = /^(\d+)(?:-(\d+))?$/.exec(f);
       if (!m) {
-        throw new TributaryError(ErrorCodes.MYSQL_BINLOG, `tagged GTIDs (${sid}) cannot be sent in COM_BINLOG_DUMP_GTID`, {
+        throw new TributaryError(ErrorCodes.MYSQL_GTID_TAGGED, `tagged GTIDs (${sid}) cannot be sent in COM_BINLOG_DUMP_GTID`, {
           fix: 'start from a file/pos position instead (source.start: {file, pos})',
         });
       }

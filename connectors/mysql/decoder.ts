@@ -693,7 +693,7 @@ export class BinlogDecoder {
           p = dec.decode(buf, p, end, cols2, after, partial, before, missing);
           if (missing.length > 0 && this.opts.partialJson !== 'diff') {
             throw new TributaryError(
-              ErrorCodes.MYSQL_DECODE,
+              ErrorCodes.MYSQL_PARTIAL_JSON,
               `${this.file} at ${start}: ${map.db}.${map.table}: partial JSON update of ${missing.join(', ')} cannot be applied: the before image does not hold the old document (binlog_row_image=MINIMAL)`,
               { fix: "SET GLOBAL binlog_row_value_options = '' (log whole JSON documents) or SET GLOBAL binlog_row_image = 'FULL'" },
             );

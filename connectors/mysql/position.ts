@@ -13,6 +13,9 @@
 import type { Position } from '../../src/core/source.js';
 import { ErrorCodes, TributaryError } from '../../src/core/errors.js';
 
+const NOT_OURS_FIX =
+  'the stored checkpoint is not a MySQL position (state written by another source type, or edited): give the pipeline its own state (name or state.dir), or remove its checkpoints to start afresh';
+
 /** Numeric suffix of a binlog file name: `mysql-bin.000123` → 123; -1 when there is none. */
 export function fileSequence(file: string): number {
   const dot = file.lastIndexOf('.');
@@ -47,7 +50,7 @@ export class MysqlPosition implements Position {
     try {
       o = JSON.parse(s);
     } catch (err) {
-      throw new TributaryError(ErrorCodes.MYSQL_DECODE, `not a MySQL position: ${JSON.stringify(s)}`, { cause: err });
+      throw new TributaryError(ErrorCodes.SOURCE_POSITION, `not a MySQL position: ${JSON.stringify(s)}`, { fix: NOT_OURS_FIX, cause: err });
     }
     if (
       typeof o !== 'object' || o === null ||
@@ -55,7 +58,7 @@ export class MysqlPosition implements Position {
       typeof (o as { pos?: unknown }).pos !== 'number' ||
       !Number.isInteger((o as { pos: number }).pos) || (o as { pos: number }).pos < 0
     ) {
-      throw new TributaryError(ErrorCodes.MYSQL_DECODE, `not a MySQL position: ${JSON.stringify(s)}`);
+      throw new TributaryError(ErrorCodes.SOURCE_POSITION, `not a MySQL position: ${JSON.stringify(s)}`, { fix: NOT_OURS_FIX });
     }
     const g = (o as { gtid?: unknown }).gtid;
     return new MysqlPosition((o as { file: string }).file, (o as { pos: number }).pos, typeof g === 'string' ? g : null);

@@ -27,7 +27,7 @@ export async function checkMysql(c: mysql.Connection, opts: { serverId: number }
 
   if ((v.log_bin ?? 'OFF').toUpperCase() !== 'ON' && v.log_bin !== '1') {
     problems.push({
-      code: ErrorCodes.MYSQL_BINLOG,
+      code: ErrorCodes.MYSQL_BINLOG_OFF,
       severity: 'error',
       message: 'the binary log is off (log_bin=OFF)',
       fix: `add to my.cnf under [mysqld]: log_bin = ${mariadb ? 'mariadb-bin' : 'mysql-bin'} (and server_id = 1), then restart the server`,
@@ -35,7 +35,7 @@ export async function checkMysql(c: mysql.Connection, opts: { serverId: number }
   }
   if ((v.binlog_format ?? '').toUpperCase() !== 'ROW') {
     problems.push({
-      code: ErrorCodes.MYSQL_BINLOG,
+      code: ErrorCodes.MYSQL_BINLOG_FORMAT,
       severity: 'error',
       message: `binlog_format is ${v.binlog_format ?? 'unknown'}; row changes need ROW`,
       fix: setGlobal('binlog_format', 'ROW', 'binlog_format = ROW'),
@@ -43,7 +43,7 @@ export async function checkMysql(c: mysql.Connection, opts: { serverId: number }
   }
   if ((v.binlog_row_image ?? '').toUpperCase() !== 'FULL') {
     problems.push({
-      code: ErrorCodes.MYSQL_BINLOG,
+      code: ErrorCodes.MYSQL_ROW_IMAGE,
       severity: 'error',
       message: `binlog_row_image is ${v.binlog_row_image ?? 'unknown'}; updates and deletes need FULL before images`,
       fix: setGlobal('binlog_row_image', 'FULL', 'binlog_row_image = FULL'),
@@ -51,14 +51,14 @@ export async function checkMysql(c: mysql.Connection, opts: { serverId: number }
   }
   if (v.binlog_row_metadata === undefined) {
     problems.push({
-      code: ErrorCodes.MYSQL_BINLOG,
+      code: ErrorCodes.MYSQL_ROW_METADATA,
       severity: 'warning',
       message: 'this server has no binlog_row_metadata (MySQL < 8.0.1, MariaDB < 10.5): column names come from the schema history only',
       fix: 'upgrade to MySQL 8.0.1+ or MariaDB 10.5+ and set binlog_row_metadata = FULL',
     });
   } else if (v.binlog_row_metadata.toUpperCase() !== 'FULL') {
     problems.push({
-      code: ErrorCodes.MYSQL_BINLOG,
+      code: ErrorCodes.MYSQL_ROW_METADATA,
       severity: 'warning',
       message: `binlog_row_metadata is ${v.binlog_row_metadata}: the binlog does not name columns, so events are decoded with the schema history (FULL is recommended)`,
       fix: setGlobal('binlog_row_metadata', 'FULL', 'binlog_row_metadata = FULL'),
@@ -66,14 +66,14 @@ export async function checkMysql(c: mysql.Connection, opts: { serverId: number }
   }
   if (!v.server_id || v.server_id === '0') {
     problems.push({
-      code: ErrorCodes.MYSQL_BINLOG,
+      code: ErrorCodes.MYSQL_SERVER_ID_ZERO,
       severity: 'error',
       message: 'server_id is 0: the server cannot serve replicas',
       fix: 'SET GLOBAL server_id = 1; and in my.cnf under [mysqld]: server_id = 1',
     });
   } else if (Number(v.server_id) === opts.serverId) {
     problems.push({
-      code: ErrorCodes.MYSQL_BINLOG,
+      code: ErrorCodes.MYSQL_SERVER_ID_TAKEN,
       severity: 'error',
       message: `source.server_id ${opts.serverId} equals the server's own server_id`,
       fix: 'set source.server_id to a number no other server or replica uses',
@@ -82,7 +82,7 @@ export async function checkMysql(c: mysql.Connection, opts: { serverId: number }
   const cs = (v.binlog_checksum ?? 'NONE').toUpperCase();
   if (cs !== 'NONE' && cs !== 'CRC32') {
     problems.push({
-      code: ErrorCodes.MYSQL_BINLOG,
+      code: ErrorCodes.MYSQL_CHECKSUM_ALGORITHM,
       severity: 'error',
       message: `binlog_checksum ${cs} is not supported`,
       fix: setGlobal('binlog_checksum', 'CRC32', 'binlog_checksum = CRC32'),
@@ -90,7 +90,7 @@ export async function checkMysql(c: mysql.Connection, opts: { serverId: number }
   }
   if (!mariadb && v.gtid_mode !== undefined && v.gtid_mode.toUpperCase() !== 'ON') {
     problems.push({
-      code: ErrorCodes.MYSQL_BINLOG,
+      code: ErrorCodes.MYSQL_GTID_MODE,
       severity: 'warning',
       message: `gtid_mode is ${v.gtid_mode}: positions are file/offset only, and cannot follow a failover to another server`,
       fix: "SET GLOBAL enforce_gtid_consistency = ON; then SET GLOBAL gtid_mode step by step OFF_PERMISSIVE → ON_PERMISSIVE → ON; my.cnf: gtid_mode = ON and enforce_gtid_consistency = ON",
@@ -98,7 +98,7 @@ export async function checkMysql(c: mysql.Connection, opts: { serverId: number }
   }
   if (!mariadb && v.binlog_row_value_options && /PARTIAL_JSON/i.test(v.binlog_row_value_options) && (v.binlog_row_image ?? '').toUpperCase() !== 'FULL') {
     problems.push({
-      code: ErrorCodes.MYSQL_BINLOG,
+      code: ErrorCodes.MYSQL_PARTIAL_JSON,
       severity: 'error',
       message: 'binlog_row_value_options=PARTIAL_JSON with a non-FULL row image logs JSON diffs that cannot be applied',
       fix: "SET GLOBAL binlog_row_value_options = ''; my.cnf: binlog_row_value_options = ''",
@@ -128,7 +128,7 @@ export async function checkMysql(c: mysql.Connection, opts: { serverId: number }
     if (!has('SELECT') && !/GRANT .*SELECT.* ON /.test(grants)) missing.push('SELECT');
     if (missing.length) {
       problems.push({
-        code: ErrorCodes.MYSQL_BINLOG,
+        code: ErrorCodes.MYSQL_PRIVILEGE,
         severity: 'error',
         message: `user ${who} lacks ${missing.join(', ')}`,
         fix: `GRANT ${missing.join(', ')} ON *.* TO ${who};`,

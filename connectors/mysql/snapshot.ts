@@ -44,7 +44,7 @@ const SYSTEM_DBS = ['mysql', 'information_schema', 'performance_schema', 'sys'];
 export function splitName(name: string): { db: string; table: string } {
   const i = name.indexOf('.');
   if (i <= 0 || i === name.length - 1) {
-    throw new TributaryError(ErrorCodes.SNAPSHOT, `"${name}" is not a db.table name`, { fix: 'name tables as db.table' });
+    throw new TributaryError(ErrorCodes.SNAPSHOT_TABLE_UNKNOWN, `"${name}" is not a db.table name`, { fix: 'name tables as db.table' });
   }
   return { db: name.slice(0, i), table: name.slice(i + 1) };
 }
@@ -111,7 +111,7 @@ const WORD_RE = /^\w+$/;
 function keyLiteral(v: JsonValue, kt: string): string {
   const s = String(v);
   const bad = (): never => {
-    throw new TributaryError(ErrorCodes.SNAPSHOT, `snapshot boundary ${JSON.stringify(v)} does not fit key type ${kt}`, { fix: 'cancel the snapshot and start it again' });
+    throw new TributaryError(ErrorCodes.SNAPSHOT_BOUND, `snapshot boundary ${JSON.stringify(v)} does not fit key type ${kt}`, { fix: 'cancel the snapshot and start it again' });
   };
   switch (kt) {
     case 'int':
@@ -473,7 +473,7 @@ async function columnInfo(c: mysql.Connection, name: string): Promise<ColumnInfo
       WHERE c.TABLE_SCHEMA = ${quoteString(db)} AND c.TABLE_NAME = ${quoteString(table)} ORDER BY c.ORDINAL_POSITION`,
   );
   if (!cols.length) {
-    throw new TributaryError(ErrorCodes.SNAPSHOT, `table ${name} does not exist (any more)`, { fix: 'cancel the snapshot, or recreate the table', retryable: true });
+    throw new TributaryError(ErrorCodes.SNAPSHOT_TABLE_GONE, `table ${name} does not exist (any more)`, { fix: 'cancel the snapshot, or recreate the table', retryable: true });
   }
   // The schema history's JSON detection: MariaDB JSON is LONGTEXT with CHECK (json_valid(`col`)).
   const json = new Set<string>();
@@ -626,7 +626,7 @@ export async function checkSignalTable(c: mysql.Connection, sig: SignalTable): P
   const who = String(u).replace(/^(.*)@(.*)$/, "'$1'@'$2'");
   return [
     {
-      code: ErrorCodes.SNAPSHOT,
+      code: ErrorCodes.MYSQL_SIGNAL_TABLE,
       severity: 'warning',
       message: `user ${who} lacks ${missing.join(', ')} on ${sig.db}.*: snapshots write their watermarks into the signal table ${sig.db}.${sig.table}`,
       fix: `GRANT CREATE, INSERT, DELETE ON ${ident(sig.db)}.* TO ${who}; (or create the table yourself and grant INSERT, DELETE on it; source.signal_table names it)`,
@@ -778,7 +778,7 @@ export class MysqlSnapshotSupport implements SnapshotSupport {
           const hits = t.includes('.') ? all.filter((x) => x.name === t) : all.filter((x) => x.table === t);
           if (hits.length !== 1) {
             throw new TributaryError(
-              ErrorCodes.SNAPSHOT,
+              ErrorCodes.SNAPSHOT_TABLE_UNKNOWN,
               hits.length ? `table name ${t} is ambiguous: ${hits.map((h) => h.name).join(', ')}` : `table ${t} is not captured by this pipeline`,
               { fix: 'name a base table that source.tables includes, as db.table' },
             );
@@ -817,12 +817,12 @@ export class MysqlSnapshotSupport implements SnapshotSupport {
         } else if (configured?.length) {
           const missing = configured.filter((k) => !tcols.has(k));
           if (missing.length) {
-            throw new TributaryError(ErrorCodes.SNAPSHOT, `key_columns for ${t.name} name missing columns: ${missing.join(', ')}`, { fix: `use existing columns of ${t.name}` });
+            throw new TributaryError(ErrorCodes.SNAPSHOT_KEY_COLUMNS, `key_columns for ${t.name} name missing columns: ${missing.join(', ')}`, { fix: `use existing columns of ${t.name}` });
           }
           const nullable = configured.filter((k) => tcols.get(k)!.nullable);
           if (nullable.length) {
             throw new TributaryError(
-              ErrorCodes.SNAPSHOT,
+              ErrorCodes.SNAPSHOT_KEY_COLUMNS,
               `key_columns for ${t.name} include nullable column(s) ${nullable.join(', ')}: rows where they are NULL cannot be paged by key`,
               { fix: `name NOT NULL columns that identify a row of ${t.name}, or make ${nullable.join(', ')} NOT NULL` },
             );
@@ -836,7 +836,7 @@ export class MysqlSnapshotSupport implements SnapshotSupport {
             .sort((a, b) => a.cols.length - b.cols.length || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))[0];
           if (!u) {
             throw new TributaryError(
-              ErrorCodes.SNAPSHOT,
+              ErrorCodes.SNAPSHOT_NO_KEY,
               `table ${t.name} has no primary key or unique key whose columns are all NOT NULL, so it cannot be read in key chunks`,
               { fix: `set source.key_columns: { "${t.name}": [col, ...] } to NOT NULL columns that identify a row (or add a primary key)` },
             );
@@ -945,7 +945,7 @@ export class MysqlSnapshotSupport implements SnapshotSupport {
       }
     }
     if (bounds.some((b) => b.some((v) => v === null))) {
-      throw new TributaryError(ErrorCodes.SNAPSHOT, `key of ${table.name} (${table.key.join(', ')}) holds NULLs: it cannot be paged`, {
+      throw new TributaryError(ErrorCodes.SNAPSHOT_NO_KEY, `key of ${table.name} (${table.key.join(', ')}) holds NULLs: it cannot be paged`, {
         fix: `set source.key_columns for ${table.name} to NOT NULL columns`,
       });
     }
@@ -985,7 +985,7 @@ export class MysqlSnapshotSupport implements SnapshotSupport {
         if (r.rows.length < 2) return null;
         const hi = r.rows[0]!.map((b) => (b === null ? null : b.toString('latin1')));
         if (hi.some((v) => v === null)) {
-          throw new TributaryError(ErrorCodes.SNAPSHOT, `key of ${table.name} (${table.key.join(', ')}) holds NULLs: it cannot be paged`, {
+          throw new TributaryError(ErrorCodes.SNAPSHOT_NO_KEY, `key of ${table.name} (${table.key.join(', ')}) holds NULLs: it cannot be paged`, {
             fix: `set source.key_columns for ${table.name} to NOT NULL columns`,
           });
         }

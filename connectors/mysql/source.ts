@@ -1,5 +1,5 @@
 import type mysql from 'mysql2';
-import type { MysqlSourceConfig } from '../../src/config/schema.js';
+import type { MysqlSourceConfig } from './config.js';
 import { ErrorCodes, TributaryError, errorMessage } from '../../src/core/errors.js';
 import { type Row, SerializedChangeEvent } from '../../src/core/event.js';
 import type { Position, PreflightProblem, Source, SourceContext, SourceItem, SourceOutput } from '../../src/core/source.js';
@@ -194,14 +194,14 @@ export class MysqlSource implements Source {
       if (s === 'latest') {
         const [st] = await mysqlQuery<{ File: string; Position: number }>(c, 'SHOW MASTER STATUS');
         if (!st) {
-          throw new TributaryError(ErrorCodes.MYSQL_BINLOG, 'SHOW MASTER STATUS returned nothing: the binary log is off', {
+          throw new TributaryError(ErrorCodes.MYSQL_BINLOG_OFF, 'SHOW MASTER STATUS returned nothing: the binary log is off', {
             fix: 'add log_bin = mysql-bin and server_id = 1 under [mysqld] in my.cnf and restart the server',
           });
         }
         rec = { file: st.File, pos: Number(st.Position), gtid: await this.gtidNow(c) };
       } else if (s === 'earliest') {
         const logs = await mysqlQuery<{ Log_name: string }>(c, 'SHOW BINARY LOGS');
-        if (!logs.length) throw new TributaryError(ErrorCodes.MYSQL_BINLOG, 'SHOW BINARY LOGS lists no file', { fix: 'turn the binary log on (log_bin)' });
+        if (!logs.length) throw new TributaryError(ErrorCodes.MYSQL_BINLOG_OFF, 'SHOW BINARY LOGS lists no file', { fix: 'turn the binary log on (log_bin)' });
         rec = { file: logs[0]!.Log_name, pos: 4, gtid: null };
       } else if ('gtid' in s) rec = { gtid: s.gtid };
       else rec = { file: s.file, pos: s.pos, gtid: null };
@@ -531,15 +531,15 @@ function explain(err: unknown, at: MysqlPosition | null): Error | null {
       );
     }
     if (/same server_uuid|same server_id|same server id/i.test(msg)) {
-      return new TributaryError(ErrorCodes.MYSQL_BINLOG, `another replica uses server_id: ${msg}`, { fix: 'give each pipeline a unique source.server_id', cause: err });
+      return new TributaryError(ErrorCodes.MYSQL_SERVER_ID_TAKEN, `another replica uses server_id: ${msg}`, { fix: 'give each pipeline a unique source.server_id', cause: err });
     }
-    return new TributaryError(ErrorCodes.MYSQL_BINLOG, `the server refused the binlog dump: ${msg}`, {
+    return new TributaryError(ErrorCodes.MYSQL_DUMP_REFUSED, `the server refused the binlog dump: ${msg}`, {
       fix: 'check the stored position with `tributary status` and the server log; the checkpoint may point past the end of a file',
       cause: err,
     });
   }
   if (errno === 1227 || errno === 1044) {
-    return new TributaryError(ErrorCodes.MYSQL_CONNECT, `access denied: ${msg}`, {
+    return new TributaryError(ErrorCodes.MYSQL_PRIVILEGE, `access denied: ${msg}`, {
       fix: 'GRANT REPLICATION SLAVE, REPLICATION CLIENT, SELECT ON *.* TO the source user (see `tributary validate --check-source`)',
       cause: err,
     });

@@ -1,3 +1,4 @@
+import { ErrorCodes, TributaryError } from '../../src/core/errors.js';
 import type { Position } from '../../src/core/source.js';
 
 /**
@@ -16,7 +17,11 @@ export class PgPosition implements Position {
 
   static parse(s: string): PgPosition {
     const m = /^([0-9A-Fa-f]{1,8})\/([0-9A-Fa-f]{1,8})$/.exec(s.trim());
-    if (!m) throw new Error(`not a Postgres LSN: "${s}" (expected the form 0/16B3748)`);
+    if (!m) {
+      throw new TributaryError(ErrorCodes.SOURCE_POSITION, `not a Postgres LSN: "${s}" (expected the form 0/16B3748)`, {
+        fix: 'the stored checkpoint is not a Postgres position (state written by another source type, or edited): give the pipeline its own state (name or state.dir), or remove its checkpoints to start afresh',
+      });
+    }
     return new PgPosition((BigInt(`0x${m[1]}`) << 32n) | BigInt(`0x${m[2]}`));
   }
 

@@ -69,7 +69,7 @@ export async function checkPostgres(
     });
   } else if (slot.plugin && slot.plugin !== 'pgoutput') {
     problems.push({
-      code: ErrorCodes.PG_PROTOCOL,
+      code: ErrorCodes.PG_SLOT_PLUGIN,
       severity: 'error',
       message: `replication slot "${opts.slot}" uses the plugin ${slot.plugin}, not pgoutput`,
       fix: `drop it (SELECT pg_drop_replication_slot('${opts.slot}')) or set source.slot to another name`,

@@ -1,3 +1,4 @@
+import { ErrorCodes, TributaryError } from '../../src/core/errors.js';
 import type { JsonBytes } from '../../src/core/json-bytes.js';
 import { jsonByteEncoderFor, jsonEncoderFor, type JsonByteEncoder, type JsonEncoder, type PgTypeInfo } from './values.js';
 
@@ -100,7 +101,7 @@ export class RelationDecoder {
         texts[i] = `"${buf.toString('base64', off, off + len)}"`;
         off += len;
       } else {
-        throw new Error(`pgoutput: unknown tuple column kind 0x${(kind ?? 0).toString(16)} in ${this.qualified}`);
+        throw unknownKind(kind, this.qualified);
       }
     }
     return { texts, unchanged, end: off };
@@ -138,7 +139,7 @@ export class RelationDecoder {
       } else if (kind === 117 /* u */) {
         return -1;
       } else {
-        throw new Error(`pgoutput: unknown tuple column kind 0x${(kind ?? 0).toString(16)} in ${this.qualified}`);
+        throw unknownKind(kind, this.qualified);
       }
       spans[2 * i + 1] = w.n - w.mark;
     }
@@ -206,3 +207,10 @@ export class RelationDecoder {
 }
 
 const NULL = Buffer.from('null');
+
+/** A TupleData column kind pgoutput v1 does not define (n, u, t, b). */
+function unknownKind(kind: number | undefined, table: string): TributaryError {
+  return new TributaryError(ErrorCodes.PG_PROTOCOL, `pgoutput: unknown tuple column kind 0x${(kind ?? 0).toString(16)} in ${table}`, {
+    fix: 'this is a bug or an unsupported server; report it with the server version',
+  });
+}

@@ -117,7 +117,7 @@ export class PgSnapshotSupport implements SnapshotSupport {
         const want = new Set(only.map((t) => (t.includes('.') ? t : `public.${t}`)));
         for (const t of want) {
           if (!all.some((x) => `${x.schema}.${x.table}` === t)) {
-            throw new TributaryError(ErrorCodes.SNAPSHOT, `table ${t} is not captured by this pipeline`, {
+            throw new TributaryError(ErrorCodes.SNAPSHOT_TABLE_UNKNOWN, `table ${t} is not captured by this pipeline`, {
               fix: 'name a table the pipeline captures (schema.table, matched by source.tables; a table without a replica identity is left out, TRB2020; a partition is read through its partitioned table)',
             });
           }
@@ -141,7 +141,7 @@ export class PgSnapshotSupport implements SnapshotSupport {
           const byName = new Map(types.rows.map((r) => [r.attname, r.t]));
           const missing = key.filter((k) => !byName.has(k));
           if (missing.length) {
-            throw new TributaryError(ErrorCodes.SNAPSHOT, `key_columns for ${name} name missing columns: ${missing.join(', ')}`, { fix: `use existing columns of ${name}` });
+            throw new TributaryError(ErrorCodes.SNAPSHOT_KEY_COLUMNS, `key_columns for ${name} name missing columns: ${missing.join(', ')}`, { fix: `use existing columns of ${name}` });
           }
           out.push({ name, key, keyKind, keyTypes: key.map((k) => byName.get(k)!), estimate });
         } else out.push({ name, key: [], keyKind, estimate });
@@ -350,7 +350,7 @@ function chunkConditions(c: pg.Client, table: SnapshotTable, chunk: ChunkBounds,
   const conds: string[] = [];
   if (table.keyKind === 'ctid') {
     const block = (v: JsonValue | undefined) => {
-      if (!Number.isSafeInteger(v)) throw new TributaryError(ErrorCodes.SNAPSHOT, `ctid chunk bound ${JSON.stringify(v)} is not a block number`, { fix: 'cancel the snapshot and start it again' });
+      if (!Number.isSafeInteger(v)) throw new TributaryError(ErrorCodes.SNAPSHOT_BOUND, `ctid chunk bound ${JSON.stringify(v)} is not a block number`, { fix: 'cancel the snapshot and start it again' });
       return `'(${v as number},0)'::tid`;
     };
     conds.push(`ctid >= ${block(chunk.lo![0])}`);

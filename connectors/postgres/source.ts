@@ -1,5 +1,5 @@
 import pg from 'pg';
-import type { PostgresSourceConfig } from '../../src/config/schema.js';
+import type { PostgresSourceConfig } from './config.js';
 import { ErrorCodes, TributaryError, errorMessage } from '../../src/core/errors.js';
 import type { Position, PreflightProblem, Source, SourceContext, SourceItem, SourceOutput } from '../../src/core/source.js';
 import { isRetryableError } from '../../src/runtime/retry.js';
@@ -270,7 +270,7 @@ export class PostgresSource implements Source {
         if (code && FATAL_SQLSTATES.has(code)) {
           const denied = privilegeError(err, { role: this.role, doing: 'replication failed' });
           if (denied) throw denied;
-          throw new TributaryError(code === '55000' ? ErrorCodes.PG_SLOT_LOST : ErrorCodes.PG_CONNECT, `replication failed: ${errorMessage(err)}`, {
+          throw new TributaryError(code === '55000' ? ErrorCodes.PG_SLOT_LOST : ErrorCodes.PG_REPLICATION, `replication failed: ${errorMessage(err)}`, {
             fix: code === '55000' ? `the slot was invalidated; drop it and re-snapshot (source.snapshot: when_needed)` : 'check that the slot, publication and privileges exist (tributary validate --check-source)',
             cause: err,
           });

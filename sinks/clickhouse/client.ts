@@ -28,7 +28,7 @@ export class ClickHouseError extends TributaryError {
     retryable: boolean,
     cause?: unknown,
   ) {
-    super(ErrorCodes.SINK_WRITE, message, {
+    super(retryable ? ErrorCodes.SINK_TARGET : ErrorCodes.SINK_REJECTED, message, {
       retryable,
       cause,
       fix: retryable ? 'check that ClickHouse is up and reachable at the configured url, and that the user may write' : 'see the ClickHouse message; the event is dead-lettered',

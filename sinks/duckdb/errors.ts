@@ -18,5 +18,5 @@ export function classifyDuckError(err: unknown, what: string, sinkName: string):
   let fix = 'check the DuckDB file and the sink config; the batch is retried';
   if (/Could not set lock|Conflicting lock/i.test(msg)) fix = 'another process has the DuckDB file open for writing; stop it (DuckDB allows one writer per file)';
   else if (/^IO Error/.test(first)) fix = 'check that the directory of the DuckDB file exists, is writable and has free space';
-  return new TributaryError(ErrorCodes.SINK_WRITE, `duckdb sink ${sinkName}: cannot write ${what}: ${first}`, { cause: err, fix, retryable: true });
+  return new TributaryError(ErrorCodes.SINK_TARGET, `duckdb sink ${sinkName}: cannot write ${what}: ${first}`, { cause: err, fix, retryable: true });
 }

@@ -56,7 +56,7 @@ export default defineSink({
     let inflight: Promise<void> | null = null;
 
     async function connect(): Promise<DuckDBConnection> {
-      if (closed) throw new TributaryError(ErrorCodes.SINK_WRITE, `duckdb sink ${ctx.sinkName} is closed`);
+      if (closed) throw new TributaryError(ErrorCodes.SINK_CLOSED, `duckdb sink ${ctx.sinkName} is closed`);
       if (conn) return conn;
       await mkdir(dirname(path), { recursive: true });
       const options: Record<string, string> = {};

@@ -20,7 +20,7 @@ export class EsRequestError extends TributaryError {
     retryable: boolean,
     cause?: unknown,
   ) {
-    super(ErrorCodes.SINK_WRITE, message, {
+    super(retryable ? ErrorCodes.SINK_TARGET : ErrorCodes.SINK_REJECTED, message, {
       retryable,
       cause,
       fix:

@@ -75,12 +75,12 @@ export default defineSink({
     })();
 
     async function connection(): Promise<Conn> {
-      if (closed) throw new TributaryError(ErrorCodes.SINK_WRITE, 'manticore sink is closed', { retryable: true });
+      if (closed) throw new TributaryError(ErrorCodes.SINK_CLOSED, 'manticore sink is closed', { retryable: true });
       if (conn) return conn;
       try {
         conn = await connect(config.url, config.timeout_ms);
       } catch (err) {
-        throw new TributaryError(ErrorCodes.SINK_WRITE, `cannot connect to searchd at ${safeUrl}: ${(err as Error).message}`, {
+        throw new TributaryError(ErrorCodes.SINK_TARGET, `cannot connect to searchd at ${safeUrl}: ${(err as Error).message}`, {
           retryable: true,
           cause: err,
           fix: 'check that searchd runs with a mysql41 listener at the configured url',
@@ -95,7 +95,7 @@ export default defineSink({
 
     /** Run one statement; a broken connection is dropped (the next attempt reconnects). */
     async function exec(sql: string, signal: AbortSignal): Promise<unknown> {
-      if (signal.aborted) throw new TributaryError(ErrorCodes.SINK_WRITE, 'write aborted', { retryable: true });
+      if (signal.aborted) throw new TributaryError(ErrorCodes.SINK_CLOSED, 'write aborted', { retryable: true });
       const c = await connection();
       const onAbort = () => c.destroy();
       signal.addEventListener('abort', onAbort, { once: true });
@@ -107,11 +107,11 @@ export default defineSink({
         if (e.fatal || signal.aborted) {
           if (conn === c) conn = undefined;
           c.destroy();
-          throw new TributaryError(ErrorCodes.SINK_WRITE, `searchd connection failed: ${e.message}`, { retryable: true, cause: err });
+          throw new TributaryError(ErrorCodes.SINK_TARGET, `searchd connection failed: ${e.message}`, { retryable: true, cause: err });
         }
         // A statement searchd refused (the connection is fine). Not retryable as such: the
         // runtime retries a few times, then bisects and dead-letters the event that still fails.
-        throw new TributaryError(ErrorCodes.SINK_WRITE, `searchd refused "${sql.slice(0, 60)}...": ${e.message}`, { cause: err, fix: 'check the index schema against the mapping (fields, attributes)' });
+        throw new TributaryError(ErrorCodes.SINK_REJECTED, `searchd refused "${sql.slice(0, 60)}...": ${e.message}`, { cause: err, fix: 'check the index schema against the mapping (fields, attributes)' });
       } finally {
         signal.removeEventListener('abort', onAbort);
       }

@@ -4,13 +4,13 @@
  * attribute type `DESCRIBE` reports.
  */
 import mysql from 'mysql2/promise';
-import type { JsonValue } from '../../src/sdk/index.js';
+import { ErrorCodes, TributaryError, type JsonValue } from '../../src/sdk/index.js';
 // searchd unescapes backslash sequences inside a string literal, so both are escaped.
 import { quoteBackslashLiteral as str } from '../../src/sdk/warehouse/index.js';
 
 /** An identifier. SphinxQL has no quoting for index and column names: accept only safe ones. */
 export function name(n: string, what: string): string {
-  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(n)) throw new Error(`${what} ${JSON.stringify(n)} is not a valid Sphinx/Manticore identifier (letters, digits, _)`);
+  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(n)) throw new TributaryError(ErrorCodes.SINK_CONFIG, `${what} ${JSON.stringify(n)} is not a valid Sphinx/Manticore identifier (letters, digits, _)`, { fix: `make the sink's ${what} (or the template that renders it) a name of letters, digits and _` });
   return n;
 }
 

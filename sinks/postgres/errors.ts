@@ -36,12 +36,12 @@ export function classifyPgError(err: unknown, what: string, sinkName: string): E
     return new PoisonEventError(`postgres sink ${sinkName}: the target rejected ${what}: ${msg} (SQLSTATE ${code})`, { cause: err });
   }
   if (isTransient(code)) {
-    return new TributaryError(ErrorCodes.SINK_WRITE, `postgres sink ${sinkName}: transient error while writing ${what}: ${msg} (SQLSTATE ${code})`, { cause: err, retryable: true });
+    return new TributaryError(ErrorCodes.SINK_TARGET, `postgres sink ${sinkName}: transient error while writing ${what}: ${msg} (SQLSTATE ${code})`, { cause: err, retryable: true });
   }
   let fix = 'check the target database and the sink config; the batch is retried';
   if (code === '42P10') fix = 'the target table needs a PRIMARY KEY (or unique index) on the source key columns; add it or drop the table so the sink recreates it';
   else if (code === '42501') fix = 'grant the sink user CREATE on the target schema and INSERT/UPDATE/DELETE/TRUNCATE on its tables';
   else if (code.startsWith('28')) fix = 'check the user and password in the sink url';
   else if (code === '3D000') fix = 'create the target database named in the sink url';
-  return new TributaryError(ErrorCodes.SINK_WRITE, `postgres sink ${sinkName}: cannot write ${what}: ${msg} (SQLSTATE ${code})`, { cause: err, fix, retryable: true });
+  return new TributaryError(ErrorCodes.SINK_TARGET, `postgres sink ${sinkName}: cannot write ${what}: ${msg} (SQLSTATE ${code})`, { cause: err, fix, retryable: true });
 }

@@ -47,7 +47,7 @@ export default defineSink({
     let inflight: Promise<void> | null = null;
 
     function assertOpen(): void {
-      if (closed) throw new TributaryError(ErrorCodes.SINK_WRITE, `postgres sink ${ctx.sinkName} is closed`, { retryable: false });
+      if (closed) throw new TributaryError(ErrorCodes.SINK_CLOSED, `postgres sink ${ctx.sinkName} is closed`, { retryable: false });
     }
 
     async function writeBatch(events: readonly SinkEvent[], wctx: WriteContext): Promise<void> {

@@ -1,4 +1,3 @@
-import { decodeBinlogFilesToJsonl } from '../../connectors/mysql/index.js';
 import { ConfigError, ErrorCodes, TributaryError } from '../core/errors.js';
 
 /**
@@ -12,6 +11,9 @@ export async function runBinlogDecode(files: string[]): Promise<void> {
     throw new ConfigError(ErrorCodes.USAGE, 'binlog decode needs at least one binlog file', { fix: 'tributary binlog decode mariadb-bin.000001 [more files in order]' });
   }
   try {
+    // The MySQL connector's offline decoder, loaded only for this command (src/ reaches a
+    // connector through import() only: docs/architecture.md, "Code map").
+    const { decodeBinlogFilesToJsonl } = await import('../../connectors/mysql/index.js');
     await decodeBinlogFilesToJsonl(files, process.stdout, { fallbackColumnNames: true, partialJson: 'diff' });
   } catch (err) {
     // One line on stderr, for scripts: fold the fix into the message.
@@ -20,7 +22,7 @@ export async function runBinlogDecode(files: string[]): Promise<void> {
     }
     const e = err as NodeJS.ErrnoException;
     if (e && (e.code === 'ENOENT' || e.code === 'EACCES' || e.code === 'EISDIR')) {
-      throw new TributaryError(ErrorCodes.MYSQL_DECODE, `cannot read ${e.path ?? 'file'}: ${e.code}`, { cause: err });
+      throw new TributaryError(ErrorCodes.MYSQL_BINLOG_FILE, `cannot read ${e.path ?? 'file'}: ${e.code}`, { cause: err });
     }
     throw new TributaryError(ErrorCodes.MYSQL_DECODE, `binlog decode failed: ${(err as Error)?.message ?? String(err)}`.replace(/\s*\n\s*/g, ' '), { cause: err });
   }

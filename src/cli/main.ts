@@ -9,7 +9,7 @@ import { standaloneLink } from '../runtime/source-link.js';
 import { startHttp } from '../http/server.js';
 import { snapshotRoute } from '../http/snapshot-route.js';
 import { COMMANDS, overview, version, wantsHelp } from './usage.js';
-import { createSource } from '../runtime/sources.js';
+import { createSource } from '../runtime/source-registry.js';
 import { checkSinks } from '../runtime/sink-check.js';
 import { openStateStore } from '../state/open.js';
 import type { SnapshotState } from '../snapshot/types.js';
@@ -189,7 +189,7 @@ async function cmdValidate(rest: string[]): Promise<void> {
   }
   if (sourceErrors + sinkErrors) {
     const parts = [sourceErrors && `${sourceErrors} in sources`, sinkErrors && `${sinkErrors} in sinks`].filter(Boolean).join(', ');
-    throw new ConfigError(sourceErrors ? ErrorCodes.CONFIG_INVALID : ErrorCodes.SINK_CHECK, `preflight found ${sourceErrors + sinkErrors} problem(s): ${parts}`, { fix: 'apply the fixes listed above' });
+    throw new ConfigError(sourceErrors ? ErrorCodes.SOURCE_CHECK : ErrorCodes.SINK_CHECK, `preflight found ${sourceErrors + sinkErrors} problem(s): ${parts}`, { fix: 'apply the fixes listed above' });
   }
 }
 
@@ -303,7 +303,7 @@ async function cmdSnapshot(rest: string[]): Promise<void> {
       body: JSON.stringify({ pipeline: values.pipeline, table: values.table, where: values.where ?? null, action }),
     });
   } catch (err) {
-    throw new TributaryError(ErrorCodes.SNAPSHOT, `no running pipeline answers on ${cfg.http.host}:${cfg.http.port}: ${errorMessage(err)}`, {
+    throw new TributaryError(ErrorCodes.SNAPSHOT_NOT_RUNNING, `no running pipeline answers on ${cfg.http.host}:${cfg.http.port}: ${errorMessage(err)}`, {
       fix: 'start it with `tributary run --config FILE` first',
     });
   }

@@ -2,7 +2,7 @@ import { ConfigError, ErrorCodes } from '../core/errors.js';
 import { createLogger } from '../core/log.js';
 import type { LoadedConfig, ResolvedPipeline } from '../config/load.js';
 import { Metrics } from '../runtime/metrics.js';
-import { createSource } from '../runtime/sources.js';
+import { createSource } from '../runtime/source-registry.js';
 import { standaloneLink } from '../runtime/source-link.js';
 import { openStateStore } from '../state/open.js';
 

@@ -6,6 +6,7 @@ import { redactUrl } from '../core/log.js';
 import { ConfigError, ErrorCodes } from '../core/errors.js';
 import { HttpConfig, LogConfig, PipelineConfig, SinkBaseShape } from './schema.js';
 import { resolveSink, type LoadedSinkDefinition } from '../runtime/sink-registry.js';
+import { sourceConnector, sourceTypes } from '../runtime/source-registry.js';
 import { blockPassword, checkUrl, readSecretFile, urlWithPassword } from './secrets.js';
 import { didYouMean } from './suggest.js';
 
@@ -213,6 +214,7 @@ export async function loadConfigFile(file: string, env: NodeJS.ProcessEnv = proc
     });
   }
   const isMulti = 'pipelines' in (raw as object);
+  checkSourceTypes(raw as Record<string, unknown>, isMulti, loc);
   const top = isMulti
     ? z.object({ pipelines: z.array(PipelineConfig).min(1), http: HttpConfig, log: LogConfig }).strict()
     : PipelineConfig.extend({ http: HttpConfig, log: LogConfig }).strict();
@@ -268,6 +270,26 @@ export async function loadConfigFile(file: string, env: NodeJS.ProcessEnv = proc
     pipelines.push({ config: p, sinks, origin: loc.at(prefix) });
   }
   return { pipelines, http: resolveHttp(value.http, baseDir, loc), log: value.log, files: [file], warnings };
+}
+
+/**
+ * Each pipeline's `source.type` names a registered connector, checked before the schema runs:
+ * an unknown type fails with the known ones and the nearest name, where zod would only say
+ * that the discriminator is invalid (and report the other keys against no schema).
+ */
+function checkSourceTypes(raw: Record<string, unknown>, isMulti: boolean, loc: Locator): void {
+  const list: unknown[] = isMulti ? (Array.isArray(raw.pipelines) ? raw.pipelines : []) : [raw];
+  list.forEach((p, i) => {
+    const src = p && typeof p === 'object' ? (p as Record<string, unknown>).source : undefined;
+    if (!src || typeof src !== 'object' || Array.isArray(src)) return; // the schema reports it
+    const type = (src as Record<string, unknown>).type;
+    if (typeof type === 'string' && sourceConnector(type)) return;
+    const path: PropertyKey[] = [...(isMulti ? ['pipelines', i] : []), 'source', 'type'];
+    const known = sourceTypes();
+    const hint = typeof type === 'string' ? didYouMean(type, known) : undefined;
+    const what = type === undefined || type === null ? 'no source type given' : `unknown source type ${JSON.stringify(type)}${hint ? ` (did you mean "${hint}"?)` : ''}`;
+    throw new ConfigError(ErrorCodes.CONFIG_SOURCE_TYPE, `${loc.at(path)}: ${formatPath(path)}: ${what}`, { fix: `use one of: ${known.join(', ')}` });
+  });
 }
 
 /** `p` made absolute against `baseDir` (the config file's directory), as plugin paths are. */

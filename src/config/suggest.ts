@@ -1,6 +1,6 @@
 /**
- * Did-you-mean hints for names a user typed: unknown config keys (load.ts) and unknown sink
- * types (sink-registry.ts).
+ * Did-you-mean hints for names a user typed: unknown config keys and source types (load.ts),
+ * and unknown sink types (sink-registry.ts).
  */
 
 /** Edit distance between two strings (insertions, deletions, substitutions). */

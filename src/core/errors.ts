@@ -4,7 +4,7 @@
  * to them (docs/errors.md lists them all).
  */
 export const ErrorCodes = {
-  // Configuration (exit 2)
+  // Configuration and usage (exit 2)
   CONFIG_READ: 'TRB1001',
   CONFIG_SYNTAX: 'TRB1002',
   CONFIG_INVALID: 'TRB1003',
@@ -16,34 +16,75 @@ export const ErrorCodes = {
   CONFIG_SECRET_TWICE: 'TRB1012',
   SINK_CHECK: 'TRB1013',
   SNAPSHOT_TABLE_PIPELINE: 'TRB1014',
-  // Source preflight and connection
+  /** `source.type` names no registered connector (src/runtime/source-registry.ts). */
+  CONFIG_SOURCE_TYPE: 'TRB1015',
+  /** `validate --check-source`: the source's preflight found problems (each listed with its own code). */
+  SOURCE_CHECK: 'TRB1016',
+  // Postgres source
   PG_WAL_LEVEL: 'TRB2001',
   PG_REPLICATION_PRIVILEGE: 'TRB2002',
   PG_SLOT_HEADROOM: 'TRB2003',
   PG_REPLICA_IDENTITY: 'TRB2004',
   PG_SLOT_LOST: 'TRB2005',
   PG_CONNECT: 'TRB2006',
+  /** Unexpected pgoutput protocol data (a bug or an unsupported server). */
   PG_PROTOCOL: 'TRB2007',
   PG_TABLE_MISSING: 'TRB2008',
+  /** The replication slot exists but was made with another output plugin than pgoutput. */
+  PG_SLOT_PLUGIN: 'TRB2009',
+  /** START_REPLICATION or the stream failed with a server error retrying cannot fix (a missing slot or publication, database). */
+  PG_REPLICATION: 'TRB2010',
   /** A matched table has no replica identity: it is left out of the publication (warning). */
   PG_KEYLESS_TABLE: 'TRB2020',
   /** The source role lacks a privilege (preflight), or the server said "permission denied". */
   PG_PRIVILEGE: 'TRB2021',
   /** The publication is missing and `source.create_publication` is false. */
   PG_PUBLICATION: 'TRB2022',
-  MYSQL_BINLOG: 'TRB2101',
+  // MySQL/MariaDB source
+  /** The binary log is off (log_bin=OFF, or SHOW MASTER STATUS / SHOW BINARY LOGS return nothing). */
+  MYSQL_BINLOG_OFF: 'TRB2101',
   MYSQL_CONNECT: 'TRB2102',
   MYSQL_PURGED: 'TRB2103',
   MYSQL_SCHEMA_UNKNOWN: 'TRB2104',
   MYSQL_DECODE: 'TRB2105',
   MYSQL_TRUNCATED: 'TRB2106',
   MYSQL_CHECKSUM: 'TRB2107',
-  // Source connections, either source (src/runtime/source-link.ts)
+  /** binlog_format is not ROW. */
+  MYSQL_BINLOG_FORMAT: 'TRB2108',
+  /** binlog_row_image is not FULL. */
+  MYSQL_ROW_IMAGE: 'TRB2109',
+  /** binlog_row_metadata is missing or not FULL (warning). */
+  MYSQL_ROW_METADATA: 'TRB2110',
+  /** The server's own server_id is 0: it cannot serve replicas. */
+  MYSQL_SERVER_ID_ZERO: 'TRB2111',
+  /** `source.server_id` is the server's own, or another replica's. */
+  MYSQL_SERVER_ID_TAKEN: 'TRB2112',
+  /** binlog_checksum is neither NONE nor CRC32. */
+  MYSQL_CHECKSUM_ALGORITHM: 'TRB2113',
+  /** MySQL gtid_mode is not ON (warning). */
+  MYSQL_GTID_MODE: 'TRB2114',
+  /** Partial JSON updates (binlog_row_value_options=PARTIAL_JSON) without a full before image. */
+  MYSQL_PARTIAL_JSON: 'TRB2115',
+  /** The source user lacks REPLICATION SLAVE, REPLICATION CLIENT or SELECT. */
+  MYSQL_PRIVILEGE: 'TRB2116',
+  /** The server refused the binlog dump (error 1236) for a reason other than a purged file or a server_id clash. */
+  MYSQL_DUMP_REFUSED: 'TRB2117',
+  /** A start GTID set with tagged GTIDs, which COM_BINLOG_DUMP_GTID cannot carry. */
+  MYSQL_GTID_TAGGED: 'TRB2118',
+  /** The snapshot signal table (`source.signal_table`) cannot be created or written. */
+  MYSQL_SIGNAL_TABLE: 'TRB2119',
+  /** `tributary binlog decode`: a binlog file cannot be read. */
+  MYSQL_BINLOG_FILE: 'TRB2120',
+  // Source connections and positions, either source (src/runtime/source-link.ts)
   SOURCE_AUTH: 'TRB2200',
   SOURCE_GAVE_UP: 'TRB2201',
+  /** A stored position (checkpoint) the source cannot read: another source type's, or edited by hand. */
+  SOURCE_POSITION: 'TRB2202',
   // Sinks and runtime
-  SINK_WRITE: 'TRB3001',
+  /** A sink rejected an event and `dead_letter.policy` is `stop`. */
+  DEAD_LETTER_STOP: 'TRB3001',
   SINK_POISON: 'TRB3002',
+  /** The sink's config does not fit its target or data: a missing table or index, columns, an invalid rendered name. */
   SINK_CONFIG: 'TRB3003',
   DEAD_LETTER: 'TRB3004',
   STATE_STORE: 'TRB3005',
@@ -54,7 +95,31 @@ export const ErrorCodes = {
   SINK_STATE_NOT_JSON: 'TRB3014',
   PLUGIN_ZOD_MAJOR: 'TRB3015',
   VERSION_RANGE: 'TRB3016',
-  SNAPSHOT: 'TRB4001',
+  /** The target cannot take writes, through no event's fault: unreachable, busy, locked, a refused login or grant. Retried. */
+  SINK_TARGET: 'TRB3017',
+  /** The target refused a statement (not the connection): retried `retry.attempts` times, then bisected and dead-lettered. */
+  SINK_REJECTED: 'TRB3018',
+  /** A sink was used after close() (while the pipeline stops). */
+  SINK_CLOSED: 'TRB3019',
+  // Snapshots
+  /** A snapshot request reached no running pipeline. */
+  SNAPSHOT_NOT_RUNNING: 'TRB4001',
+  /** A snapshot request names a table the pipeline does not capture (or not as db.table / schema.table). */
+  SNAPSHOT_TABLE_UNKNOWN: 'TRB4002',
+  /** A stored chunk boundary does not fit the table's key any more. */
+  SNAPSHOT_BOUND: 'TRB4003',
+  /** A table was dropped while it was being snapshotted. */
+  SNAPSHOT_TABLE_GONE: 'TRB4004',
+  /** `source.key_columns` names columns the table lacks, or nullable ones. */
+  SNAPSHOT_KEY_COLUMNS: 'TRB4005',
+  /** A table has no key to page by: no primary key or NOT NULL unique key, or its key holds NULLs. */
+  SNAPSHOT_NO_KEY: 'TRB4006',
+  /** A snapshot request while another snapshot of the pipeline is running. */
+  SNAPSHOT_BUSY: 'TRB4007',
+  /** A cancel, pause or resume request while no snapshot is running. */
+  SNAPSHOT_NONE: 'TRB4008',
+  /** A snapshot request to a pipeline whose source cannot snapshot. */
+  SNAPSHOT_UNSUPPORTED: 'TRB4009',
   // The log
   LOG_CORRUPT: 'TRB5001',
   LOG_GAP: 'TRB5002',

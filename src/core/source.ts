@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { ChangeEvent } from './event.js';
+import type { ErrorCode } from './errors.js';
 import type { StateStore } from '../state/store.js';
 import type { SnapshotEventBuilder, SnapshotSupport } from '../snapshot/types.js';
 import type { TxnSnapshot } from '../snapshot/visibility.js';
@@ -80,7 +81,8 @@ export interface SourceOutput {
 
 /** A problem found by preflight, with the statement or setting that fixes it. */
 export interface PreflightProblem {
-  code: string;
+  /** The problem's own code (each cause has one; the run refuses with the first error's). */
+  code: ErrorCode;
   message: string;
   fix: string;
   /** Warnings do not stop a pipeline; errors do. */

@@ -67,7 +67,7 @@ export function snapshotRoute(pipelines: readonly SnapshotTarget[]): (body: unkn
       p = capturing[0];
     }
     if (!p?.snapshots) {
-      return coded(409, new TributaryError(ErrorCodes.SNAPSHOT, `pipeline ${p?.name ?? '?'} is not running (${p?.state ?? 'unknown'}), so it cannot take snapshot requests`, { fix: 'wait until `tributary status` shows it running' }));
+      return coded(409, new TributaryError(ErrorCodes.SNAPSHOT_NOT_RUNNING, `pipeline ${p?.name ?? '?'} is not running (${p?.state ?? 'unknown'}), so it cannot take snapshot requests`, { fix: 'wait until `tributary status` shows it running' }));
     }
     const r = await p.snapshots.control(b.action ?? 'start', b.table ?? null, b.where ?? null);
     return { status: r.status, body: { pipeline: p.name, ...(r.body as object) } };

@@ -11,7 +11,7 @@ import { openStream } from '../stream/open.js';
 import { LogStream } from '../stream/log-stream.js';
 import type { Metrics } from './metrics.js';
 import { SinkRunner } from './sink-runner.js';
-import { createSource } from './sources.js';
+import { createSource } from './source-registry.js';
 import { SnapshotCoordinator } from '../snapshot/coordinator.js';
 import { JoinedTableSnapshots } from '../snapshot/joined-tables.js';
 import { SourceLinkMonitor } from './source-link.js';
@@ -396,7 +396,7 @@ export function reportProblems(problems: PreflightProblem[], logger: Logger): vo
   const errors = problems.filter((x) => x.severity === 'error');
   if (errors.length) {
     throw new TributaryError(
-      (errors[0]!.code as typeof ErrorCodes[keyof typeof ErrorCodes]) ?? ErrorCodes.PG_WAL_LEVEL,
+      errors[0]!.code,
       'source preflight failed:\n' + errors.map((e) => `  ${e.code} ${e.message}\n    fix: ${e.fix}`).join('\n'),
       { fix: 'apply the fixes above, then run `tributary validate --check-source`' },
     );

@@ -1,22 +1,7 @@
-/** Resolves after `ms`, or at once when the signal aborts. */
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal?.aborted) return resolve();
-    const t = setTimeout(done, ms);
-    function done() {
-      signal?.removeEventListener('abort', done);
-      clearTimeout(t);
-      resolve();
-    }
-    signal?.addEventListener('abort', done, { once: true });
-  });
-}
-
-/** Exponential backoff with full jitter: a random delay in [base·2^(n-1)/2, base·2^(n-1)], capped. */
-export function backoffDelay(attempt: number, baseMs: number, maxMs: number): number {
-  const exp = Math.min(maxMs, baseMs * 2 ** Math.min(20, attempt - 1));
-  return Math.round(exp / 2 + Math.random() * (exp / 2));
-}
-
-/** Kept here too, for callers that import it with `sleep` and `backoffDelay`. */
+/**
+ * What the runtime's retry loops use, in one import: the backoff helpers (src/core/backoff.ts,
+ * where the SDK can re-export them without importing the runtime) and the error
+ * classification that decides whether to retry (./error-class.ts).
+ */
+export { sleep, backoffDelay } from '../core/backoff.js';
 export { isRetryableError } from './error-class.js';

@@ -350,7 +350,7 @@ export class SinkRunner {
   private async park(ev: SinkEvent, err: unknown): Promise<void> {
     const { dead_letter } = this.o.sink.base;
     if (dead_letter.policy === 'stop') {
-      throw new TributaryError(ErrorCodes.SINK_WRITE, `sink ${this.name} rejected an event of ${ev.table} at ${ev.position}: ${errorMessage(err)}`, {
+      throw new TributaryError(ErrorCodes.DEAD_LETTER_STOP, `sink ${this.name} rejected an event of ${ev.table} at ${ev.position}: ${errorMessage(err)}`, {
         fix: 'fix the event or the target, or set dead_letter.policy: park to set such events aside',
         cause: err,
       });

@@ -27,7 +27,7 @@ export type { ChangeEvent, Row, JsonValue, Op, SourceInfo } from '../core/event.
 import { ErrorCodes, TributaryError } from '../core/errors.js';
 export { PoisonEventError, TributaryError, ErrorCodes } from '../core/errors.js';
 /** Resolves after `ms`, or at once when the signal aborts (no listener is left behind). */
-export { sleep, backoffDelay } from '../runtime/retry.js';
+export { sleep, backoffDelay } from '../core/backoff.js';
 export { requireKey, requireAfter, fillUnchanged } from './keyed.js';
 
 /** One change event as a sink receives it, with the data a sink needs to be idempotent. */

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import type { Logger } from 'pino';
 import { SerializedChangeEvent, qualifiedTable } from '../core/event.js';
-import { TributaryError, errorMessage } from '../core/errors.js';
+import { ErrorCodes, TributaryError, errorMessage, type ErrorCode } from '../core/errors.js';
 import type { Position, Source, SourceItem } from '../core/source.js';
 import type { StateStore } from '../state/store.js';
 import type { Metrics } from '../runtime/metrics.js';
@@ -68,6 +68,11 @@ export interface SnapshotOptions {
    * snapshot (the database needs the second core too) and cost ~0.4 s more CPU.
    */
   threads?: boolean;
+}
+
+/** A refused control request, shaped as the admin API's coded replies: `{ error, code, fix }`. */
+function refuse(status: number, code: ErrorCode, message: string, fix: string, extra: object = {}): { status: number; body: unknown } {
+  return { status, body: { error: `${code} ${message}`, code, fix, ...extra } };
 }
 
 /**
@@ -726,12 +731,12 @@ export class SnapshotCoordinator {
 
   /** `tributary snapshot`: start, pause, resume or cancel. */
   async control(action: 'start' | 'pause' | 'resume' | 'cancel', table: string | null, where: string | null): Promise<{ status: number; body: unknown }> {
-    if (!this.o.source.snapshots) return { status: 400, body: { error: 'this source cannot snapshot' } };
+    if (!this.o.source.snapshots) return refuse(400, ErrorCodes.SNAPSHOT_UNSUPPORTED, 'this source cannot snapshot', 'snapshot a table of a pipeline whose source supports snapshots');
     const s = this.state;
     switch (action) {
       case 'start': {
         if (s && s.status !== 'done' && s.status !== 'cancelled') {
-          return { status: 409, body: { error: `snapshot ${s.id} is ${s.status}; cancel it or wait for it to finish`, snapshot: this.summary() } };
+          return refuse(409, ErrorCodes.SNAPSHOT_BUSY, `snapshot ${s.id} is ${s.status}; cancel it or wait for it to finish`, '`tributary snapshot --cancel`, or wait until `tributary status` shows it done', { snapshot: this.summary() });
         }
         try {
           const st = await this.begin('incremental', table ? [table] : null, where);
@@ -744,7 +749,7 @@ export class SnapshotCoordinator {
       case 'pause':
       case 'resume':
       case 'cancel': {
-        if (!s || s.status === 'done' || s.status === 'cancelled') return { status: 404, body: { error: 'no snapshot is running' } };
+        if (!s || s.status === 'done' || s.status === 'cancelled') return refuse(404, ErrorCodes.SNAPSHOT_NONE, 'no snapshot is running', 'start one first (`tributary snapshot --table …`)');
         s.status = action === 'pause' ? 'paused' : action === 'resume' ? 'running' : 'cancelled';
         // The failure is tried again on resume; a pause or cancel ends the report of it.
         delete s.error;

@@ -294,7 +294,17 @@ export class LogStream implements EventStream {
   /** Parsed positions, cached: the events of a transaction share one. */
   private position(s: string): Position {
     for (const c of this.positions) if (c.s === s) return c.p;
-    const p = this.o.parse(s);
+    let p: Position;
+    try {
+      p = this.o.parse(s);
+    } catch (err) {
+      // A log written by another source type (the config's source changed under an existing
+      // state directory): its positions mean nothing to this one.
+      throw new TributaryError(ErrorCodes.LOG_POSITION, `the log in ${this.o.dir} holds position "${s}", which this pipeline's source cannot read: ${(err as Error).message}`, {
+        fix: 'point state.dir at the log of this source, or move this log aside to start a new one (its sinks then start over)',
+        cause: err,
+      });
+    }
     if (this.positions.length >= 4) this.positions.shift();
     this.positions.push({ s, p });
     return p;

@@ -11,6 +11,7 @@ import { isAbsolute, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { pino } from 'pino';
 import type { ChangeEvent } from '../core/event.js';
+import { ErrorCodes, TributaryError } from '../core/errors.js';
 import { plainJsonProblem } from '../core/plain-json.js';
 import type { SinkCheckpoint, SinkDefinition } from '../sdk/index.js';
 import { makeSinkEvent } from './events.js';
@@ -54,7 +55,7 @@ async function run(plan: CrashPlan): Promise<void> {
     if (step.commit !== null) {
       const state = await sink.checkpoint?.(step.commit);
       const problem = state === undefined ? null : plainJsonProblem(state);
-      if (problem) throw new Error(`checkpoint() returned state that is not plain JSON: ${problem}`);
+      if (problem) throw new TributaryError(ErrorCodes.SINK_STATE_NOT_JSON, `checkpoint() returned state that is not plain JSON: ${problem}`, { fix: 'make checkpoint() return plain objects, arrays, strings, finite numbers, booleans and null' });
       await send({ kind: 'checkpoint', position: step.commit, state });
     }
   }

@@ -42,6 +42,6 @@ describe('mysql: tributary binlog decode', { concurrency: false }, () => {
     const r = await TributaryProcess.run(['binlog', 'decode', `${VECTORS}/does-not-exist.000001`]);
     assert.equal(r.code, 1);
     assert.equal(r.stderr.trimEnd().split('\n').length, 1);
-    assert.match(r.stderr, /^error: TRB2105 cannot read .*ENOENT/);
+    assert.match(r.stderr, /^error: TRB2120 cannot read .*ENOENT/);
   });
 });

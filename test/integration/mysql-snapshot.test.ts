@@ -153,20 +153,22 @@ describe('mysql snapshots (DBLog watermarks via the signal table, chunked, resum
     assert.equal(s.tables[0]!.table.keyKind, 'unique');
     assert.ok(s.tables[0]!.done.length >= 10, `unique-key chunks: ${s.tables[0]!.done.length}`);
 
-    // No usable key: a nullable unique key does not count.
+    // No usable key: a nullable unique key does not count. These pipelines get their own
+    // directory: a jsonl file written by another pipeline is refused (TRB3013).
+    await using dir2 = new TempDir();
     await db.query('CREATE TABLE nk (a int NOT NULL, b varchar(10), UNIQUE KEY (b))');
     await db.query("INSERT INTO nk SELECT seq, CONCAT('b', seq) FROM seq_1_to_3000");
-    // Pipelines of their own, each with its own file (a jsonl sink refuses a file another wrote).
-    const bad = config(dir, db, { name: unique('msnapnk'), tables: `${db.name}.nk`, mode: 'initial_only', chunk: 1000, out: 'nk-bad.jsonl' });
+    const bad = config(dir2, db, { name: unique('msnapnk'), tables: `${db.name}.nk`, mode: 'initial_only', chunk: 1000 });
     const r1 = await TributaryProcess.run(['run', '--config', bad]);
     assert.equal(r1.code, 1, r1.stderr.slice(-2000));
-    assert.match(r1.stderr, new RegExp(`table ${db.name}\\.nk has no primary key or unique key`));
+    assert.match(r1.stderr, new RegExp(`TRB4006 table ${db.name}\\.nk has no primary key or unique key`));
     assert.match(r1.stderr, new RegExp(`key_columns: \\{ \\\\?"${db.name}\\.nk\\\\?": \\[col, \\.\\.\\.\\] \\}`));
 
-    const good = config(dir, db, { name: unique('msnapkc'), tables: `${db.name}.nk`, mode: 'initial_only', chunk: 1000, extraSource: `key_columns: { "${db.name}.nk": [a] }`, out: 'nk-good.jsonl' });
+    await using dir3 = new TempDir();
+    const good = config(dir3, db, { name: unique('msnapkc'), tables: `${db.name}.nk`, mode: 'initial_only', chunk: 1000, extraSource: `key_columns: { "${db.name}.nk": [a] }` });
     const r2 = await TributaryProcess.run(['run', '--config', good]);
     assert.equal(r2.code, 0, r2.stderr.slice(-2000));
-    const nk = readJsonl(`${dir.path}/nk-good.jsonl`).filter((e) => e.source.table === 'nk');
+    const nk = readJsonl(`${dir3.path}/out.jsonl`).filter((e) => e.source.table === 'nk');
     assert.equal(nk.length, 3000);
     assert.equal(new Set(nk.map((e) => e.key!.a)).size, 3000);
   });

@@ -146,7 +146,7 @@ describe('lazily cut chunks and reader threads', { concurrency: false }, () => {
     // A coded error raised by the reader in the thread, and a server error with its SQLSTATE.
     await assertSameError(support, t.get('nokey')!, { lo: ['x'], hi: null }, (e) => {
       assert.ok(e instanceof TributaryError);
-      assert.equal(e.code, ErrorCodes.SNAPSHOT);
+      assert.equal(e.code, ErrorCodes.SNAPSHOT_BOUND);
       assert.match(e.message, /is not a block number/);
     });
     await db.query('CREATE TABLE gone (id int PRIMARY KEY)');
@@ -179,13 +179,13 @@ describe('lazily cut chunks and reader threads', { concurrency: false }, () => {
 
     await assertSameError(support, t.get('gaps')!, { lo: ['not a number'], hi: null }, (e) => {
       assert.ok(e instanceof TributaryError);
-      assert.equal(e.code, ErrorCodes.SNAPSHOT);
+      assert.equal(e.code, ErrorCodes.SNAPSHOT_BOUND);
       assert.match(e.message, /does not fit key type int/);
     });
     await db.query('CREATE TABLE gone (id int PRIMARY KEY)');
     const gone = (await support.tables(['gone']))[0]!;
     await db.query('DROP TABLE gone');
-    await assertSameError(support, gone, { lo: null, hi: null }, (e) => assert.equal(e.code, ErrorCodes.SNAPSHOT));
+    await assertSameError(support, gone, { lo: null, hi: null }, (e) => assert.equal(e.code, ErrorCodes.SNAPSHOT_TABLE_GONE));
   });
 
   it('a snapshot state stored before lazy chunks (full chunk list, no `open`) resumes', { timeout: 120_000 }, async () => {

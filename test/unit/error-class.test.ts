@@ -52,7 +52,7 @@ describe('error classification (src/runtime/error-class.ts)', () => {
       // the connectors' coded wrappers are classified by what they wrap
       new TributaryError(ErrorCodes.PG_CONNECT, 'cannot connect to Postgres: connect ECONNREFUSED', { cause: await refused(), retryable: true }),
       wrapConnectError(myError(2003, 'ECONNREFUSED', 'connect ECONNREFUSED 127.0.0.1:3306')),
-      new TributaryError(ErrorCodes.SINK_WRITE, 'target busy', { retryable: true }),
+      new TributaryError(ErrorCodes.SINK_TARGET, 'target busy', { retryable: true }),
       Object.assign(new Error('rate limited'), { retryable: true }),
     ];
     for (const e of cases) assert.equal(classifyError(e), 'transient', String((e as Error).message ?? e));

@@ -113,7 +113,7 @@ test('json.binlog: JSON inserts, full update, and PARTIAL_UPDATE_ROWS ($.age →
 
 test('json.binlog: by default a partial JSON diff without a before document is a coded error', async () => {
   const err = await decodeError(v('json.binlog.000001'));
-  assert.equal(err.code, ErrorCodes.MYSQL_DECODE);
+  assert.equal(err.code, ErrorCodes.MYSQL_PARTIAL_JSON);
   assert.match(err.message, /partial JSON update of _col1/);
   assert.match(err.fix ?? '', /binlog_row_value_options/);
 });
