@@ -380,6 +380,8 @@ export class SegmentLog {
       while (this.queue.length) {
         const batches = this.queue;
         this.queue = [];
+        // The budget counts what was queued: compression changes the lengths.
+        const queued = batches.map((b) => b.bytes.length);
         if (this.opts.compression === 'zstd') for (let i = 0; i < batches.length; i++) batches[i] = await compressBatch(batches[i]!);
         let pending: SealedBatch[] = [];
         let pendingBytes = 0;
@@ -398,14 +400,15 @@ export class SegmentLog {
           pending = [];
           pendingBytes = 0;
         };
-        for (const b of batches) {
+        for (let i = 0; i < batches.length; i++) {
+          const b = batches[i]!;
           if (this.active.size + pendingBytes >= this.opts.segmentBytes && this.active.size + pendingBytes > 0) {
             await writePending();
             await this.roll();
           }
           pending.push(b);
           pendingBytes += b.bytes.length;
-          this.queuedBytes -= b.bytes.length;
+          this.queuedBytes -= queued[i]!;
         }
         await writePending();
         this.writeHead();

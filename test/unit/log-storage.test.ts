@@ -219,17 +219,27 @@ describe('log storage: segments, recovery, indexes', () => {
 
   it('compresses batches with zstd and reads them back', async () => {
     await using dir = new TempDir();
-    const log = await SegmentLog.open(dir.path, { compression: 'zstd', batchBytes: 8 << 10 });
-    for (let t = 0; t < 20; t++) txn(log, 10 + t, t * 50, 50, 1000 + t);
+    // A small budget: appends wait for drained(), which must come although the compressed
+    // batches are smaller than what was queued.
+    const log = await SegmentLog.open(dir.path, { compression: 'zstd', batchBytes: 8 << 10, maxPendingBytes: 16 << 10 });
+    let waits = 0;
+    for (let t = 0; t < 20; t++) {
+      txn(log, 10 + t, t * 50, 50, 1000 + t);
+      if (!log.appendCommit(`0/${(2000 + t).toString(16)}`, 1000 + t, `0/${(2001 + t).toString(16)}`)) {
+        waits++;
+        await log.drained();
+      }
+    }
+    assert.ok(waits > 0, 'the budget was hit');
     await log.flush();
     const plain = 20 * 50 * 140;
     assert.ok(log.bytes < plain / 3, `compressed to ${log.bytes} bytes`);
     const all = await readAll(log);
-    assert.equal(all.length, 20 * 51);
+    assert.equal(all.length, 20 * 52);
     assert.match(envText(all[0]!), /^\{"op":"c"/);
     await log.close();
     const again = await SegmentLog.open(dir.path, { compression: 'zstd' });
-    assert.equal((await readAll(again)).length, 20 * 51);
+    assert.equal((await readAll(again)).length, 20 * 52);
     await again.close();
   });
 });
