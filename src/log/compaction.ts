@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import type { DecodedEvent } from './format.js';
 import { KIND_DELETE, KIND_TRUNCATE, RunKeys, type KeyQueries } from './key-index.js';
 import { mergeKeys, type RankedEntry } from './key-merge.js';
-import { envelopeParts } from './json-scan.js';
+import { envelopeParts, keyRangeOf } from './json-scan.js';
 import { wholeRow, type WholeRow } from './row-image.js';
 import { SegmentLog, type SegmentLogOptions } from './segment-log.js';
 import type { Segment } from './segment.js';
@@ -114,10 +114,10 @@ export class Compactor {
       }
     });
     const append = (ev: DecodedEvent, envelope: Buffer): boolean => {
-      const key = ev.buf.subarray(ev.keyStart, ev.keyEnd);
+      const [ks, ke] = keyRangeOf(envelope, 0, envelope.length);
       lastTxn = ev.txn;
       records++;
-      return out.appendEvent(ev.txn, ev.index, ev.table, ev.tsMs, envelope[7]!, key, 0, key.length, envelope, 0, envelope.length);
+      return out.appendEvent(ev.txn, ev.index, ev.table, ev.tsMs, envelope[7]!, envelope, ks, ke, 0, envelope.length);
     };
     for (const t of truncated.values()) {
       const ev = await readEvent(sources[t.source]!.log, t.offset);

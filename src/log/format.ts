@@ -22,7 +22,9 @@
  *   TXN    1  u16 len, position    the transaction the following records belong to (no offset)
  *   TABLE  3  u16 id, u16 len, name a table name that EVENT records refer to by id (no offset)
  *   EVENT  2  u8 op, u16 table id, u32 index in the transaction, f64 commit time,
- *             u32 key length, u32 envelope length, key JSON, envelope JSON
+ *             u32 key start, u32 key length, u32 envelope length, envelope JSON
+ *             (the key JSON is the envelope's own `key` value: start and length are
+ *             relative to the envelope, so it is not stored twice)
  *   COMMIT 4  f64 commit time, u16 len, resume position
  * ```
  *
@@ -46,7 +48,7 @@ export const REC_TABLE = 3;
 export const REC_COMMIT = 4;
 
 /** Fixed part of an EVENT record, before its key and envelope bytes. */
-export const EVENT_FIXED = 1 + 1 + 2 + 4 + 8 + 4 + 4;
+export const EVENT_FIXED = 1 + 1 + 2 + 4 + 8 + 4 + 4 + 4;
 
 /** The header fields of one batch. */
 export interface BatchHeader {
@@ -159,12 +161,13 @@ export function decodeBody(body: Buffer, start: number, end: number, baseOffset:
       if (table === undefined) throw new MalformedBatchError(`event at ${p} refers to an unknown table id`);
       const index = body.readUInt32LE(p + 4);
       const tsMs = body.readDoubleLE(p + 8);
-      const keyLen = body.readUInt32LE(p + 16);
-      const envLen = body.readUInt32LE(p + 20);
-      const keyStart = p + EVENT_FIXED;
-      const envStart = keyStart + keyLen;
+      const keyRel = body.readUInt32LE(p + 16);
+      const keyLen = body.readUInt32LE(p + 20);
+      const envLen = body.readUInt32LE(p + 24);
+      const envStart = p + EVENT_FIXED;
       p = envStart + envLen;
-      each({ kind: 'event', offset: offset++, txn, index, op, table, tsMs, keyStart, keyEnd: envStart, envStart, envEnd: p, buf: body });
+      if (keyRel + keyLen > envLen) throw new MalformedBatchError(`event key [${keyRel}, +${keyLen}) lies outside its envelope of ${envLen} bytes`);
+      each({ kind: 'event', offset: offset++, txn, index, op, table, tsMs, keyStart: envStart + keyRel, keyEnd: envStart + keyRel + keyLen, envStart, envEnd: p, buf: body });
     } else if (kind === REC_TXN) {
       const len = body.readUInt16LE(p + 1);
       txn = body.toString('utf8', p + 3, p + 3 + len);

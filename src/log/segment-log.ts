@@ -321,13 +321,14 @@ export class SegmentLog {
   }
 
   /**
-   * Append an event of transaction `txn`. Key and envelope are UTF-8 JSON given as buffer
-   * ranges; `op` is the envelope's op character code. Returns false when the writer is
-   * behind (wait for {@link drained} before appending more).
+   * Append an event of transaction `txn`. The envelope is UTF-8 JSON `env[es, ee)` with its
+   * `key` value at `env[ks, ke)` (see json-scan.ts keyRangeOf); `op` is the envelope's op
+   * character code. Returns false when the writer is behind (wait for {@link drained} before
+   * appending more).
    */
-  appendEvent(txn: string, index: number, table: string, tsMs: number, op: number, key: Buffer, ks: number, ke: number, env: Buffer, es: number, ee: number): boolean {
+  appendEvent(txn: string, index: number, table: string, tsMs: number, op: number, env: Buffer, ks: number, ke: number, es: number, ee: number): boolean {
     this.checkWritable();
-    this.builder.event(txn, index, table, tsMs, op, key, ks, ke, env, es, ee);
+    this.builder.event(txn, index, table, tsMs, op, env, ks, ke, es, ee);
     this.nextOffset++;
     this.openTxn = true;
     if (this.builder.bytes >= this.opts.batchBytes) this.enqueue();
@@ -392,6 +393,7 @@ export class SegmentLog {
           await this.fh!.datasync();
           let pos = seg.size;
           for (const b of pending) {
+            this.builder.release(b.chunk);
             seg.noteBatch(pos, { length: b.bytes.length, baseOffset: b.baseOffset, count: b.count, maxTsMs: b.maxTsMs, flags: b.commit ? 2 : 0 }, b.commit ? { offset: b.baseOffset + b.count - 1, txn: b.txn, resume: b.resume!, tsMs: b.maxTsMs } : null);
             pos += b.bytes.length;
             this.durableEnd = b.baseOffset + b.count;

@@ -139,7 +139,7 @@ export class LogStream implements EventStream {
         end = buf.length;
       }
       const [ks, ke] = keyRangeOf(buf, start, end);
-      ok = this.log.appendEvent(this.txnStr, entry.index, entry.table, ts, buf[start + 7]!, buf, ks, ke, buf, start, end);
+      ok = this.log.appendEvent(this.txnStr, entry.index, entry.table, ts, buf[start + 7]!, buf, ks, ke, start, end);
     } else {
       // A transaction's commit time is its events'; an empty one (a heartbeat) keeps the
       // previous commit's, so commit times never step back because of it.

@@ -1,6 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { SegmentLog } from '../../src/log/segment-log.js';
+import { keyRangeOf } from '../../src/log/json-scan.js';
 import { TimeTravel } from '../../src/log/time-travel.js';
 import { Compactor } from '../../src/log/compaction.js';
 import type { DecodedEvent } from '../../src/log/format.js';
@@ -37,7 +38,7 @@ class Workload {
       // A number no double holds, written as the source would: it must come back exact.
       const after = c.after ? JSON.stringify(c.after).replace('"BIGNUM"', '12345678901234567890') : 'null';
       const env = Buffer.from(`{"op":"${c.op}","before":null,"after":${after},"key":${key.toString()},"source":${source},"ts_ms":${ts}}`);
-      this.log.appendEvent(txn, i, c.table, ts, env[7]!, key, 0, key.length, env, 0, env.length);
+      this.log.appendEvent(txn, i, c.table, ts, env[7]!, env, ...keyRangeOf(env, 0, env.length), 0, env.length);
       const rows = this.model.get(c.table) ?? new Map<string, Row>();
       this.model.set(c.table, rows);
       if (c.op === 't') rows.clear();
@@ -188,14 +189,15 @@ describe('log history: time travel and compaction', () => {
   it('one key among a million events answers in well under a second', async () => {
     await using dir = new TempDir();
     const log = await SegmentLog.open(dir.path, { segmentBytes: 32 << 20 });
-    const env = Buffer.from(`{"op":"u","before":null,"after":{"id":0,"v":"${'z'.repeat(100)}"},"key":{"id":0},"source":{},"ts_ms":0}`);
-    const keys = Array.from({ length: 50_000 }, (_, i) => Buffer.from(`{"id":${i}}`));
+    const envs = Array.from({ length: 50_000 }, (_, i) => Buffer.from(`{"op":"u","before":null,"after":{"id":${i},"v":"${'z'.repeat(100)}"},"key":{"id":${i}},"source":{},"ts_ms":0}`));
+    const keyAt = envs.map((e) => keyRangeOf(e, 0, e.length));
     let ts = 1;
     for (let t = 0; t < 100_000; t++) {
       const txn = `0/${(t * 16 + 16).toString(16)}`;
       for (let i = 0; i < 10; i++) {
-        const k = keys[(t * 10 + i) % keys.length]!;
-        log.appendEvent(txn, i, 's.t', ts, 0x75, k, 0, k.length, env, 0, env.length);
+        const n = (t * 10 + i) % envs.length;
+        const env = envs[n]!;
+        log.appendEvent(txn, i, 's.t', ts, 0x75, env, keyAt[n]![0], keyAt[n]![1], 0, env.length);
       }
       if (!log.appendCommit(txn, ts++, txn)) await log.drained();
     }

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, readdirSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SegmentLog } from '../../src/log/segment-log.js';
+import { keyRangeOf } from '../../src/log/json-scan.js';
 import type { DecodedEvent, DecodedRecord } from '../../src/log/format.js';
 import { TempDir } from '../helpers/context.js';
 import { TributaryError } from '../../src/core/errors.js';
@@ -12,9 +13,8 @@ function txn(log: SegmentLog, pos: number, first: number, n: number, ts: number,
   const txn = `0/${pos.toString(16).toUpperCase()}`;
   for (let i = 0; i < n; i++) {
     const id = first + i;
-    const key = Buffer.from(`{"id":${id}}`);
     const env = Buffer.from(`{"op":"${op}","before":null,"after":${op === 'd' ? 'null' : `{"id":${id},"v":"${'x'.repeat(40)}${pos}"}`},"key":{"id":${id}},"source":{"ts_ms":${ts}},"ts_ms":${ts}}`);
-    log.appendEvent(txn, i, 'public.t', ts, env[7]!, key, 0, key.length, env, 0, env.length);
+    log.appendEvent(txn, i, 'public.t', ts, env[7]!, env, ...keyRangeOf(env, 0, env.length), 0, env.length);
   }
   log.appendCommit(txn, ts, `0/${(pos + 1).toString(16).toUpperCase()}`);
 }
@@ -72,10 +72,9 @@ describe('log storage: segments, recovery, indexes', () => {
     let log = await SegmentLog.open(dir.path, { segmentBytes: 8 << 10, batchBytes: 2 << 10 });
     txn(log, 10, 0, 3, 1000);
     // A big transaction, cut into many batches and segments, whose commit never comes.
-    const key = Buffer.from('{"id":1}');
     for (let i = 0; i < 400; i++) {
       const env = Buffer.from(`{"op":"u","before":null,"after":{"id":1,"i":${i},"pad":"${'y'.repeat(60)}"},"key":{"id":1},"source":{},"ts_ms":1}`);
-      log.appendEvent('0/20', i, 'public.t', 2000, env[7]!, key, 0, key.length, env, 0, env.length);
+      log.appendEvent('0/20', i, 'public.t', 2000, env[7]!, env, ...keyRangeOf(env, 0, env.length), 0, env.length);
     }
     await new Promise((r) => setTimeout(r, 50));
     await log.flush();
