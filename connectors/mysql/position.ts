@@ -39,9 +39,11 @@ export class MysqlPosition implements Position {
     this.seq = fileSequence(file);
   }
 
-  /** A JSON string: `{"file":"mysql-bin.000003","pos":1234,"gtid":"..."}`. */
+  private text?: string;
+
+  /** A JSON string: `{"file":"mysql-bin.000003","pos":1234,"gtid":"..."}` (made once: positions are immutable). */
   serialize(): string {
-    return JSON.stringify({ file: this.file, pos: this.pos, gtid: this.gtid });
+    return (this.text ??= JSON.stringify({ file: this.file, pos: this.pos, gtid: this.gtid }));
   }
 
   /** Parses {@link serialize} output; throws a coded error on anything else. */

@@ -26,8 +26,11 @@ export class PgPosition implements Position {
   }
 
 
+  private text?: string;
+
+  /** Postgres' own form, made once (positions are immutable; the log and sinks ask often). */
   serialize(): string {
-    return `${(this.lsn >> 32n).toString(16).toUpperCase()}/${(this.lsn & 0xffffffffn).toString(16).toUpperCase()}`;
+    return (this.text ??= `${(this.lsn >> 32n).toString(16).toUpperCase()}/${(this.lsn & 0xffffffffn).toString(16).toUpperCase()}`);
   }
 
   toString(): string {

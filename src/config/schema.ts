@@ -51,7 +51,7 @@ const LogStreamConfig = z
       .number()
       .int()
       .min(1 << 20)
-      .default(32 << 20)
+      .default(8 << 20)
       .describe('Recent events kept in memory for sinks that keep up (they then read no disk). Older ones are read back from the log.'),
   })
   .strict();

@@ -63,7 +63,7 @@ export class LogStream implements EventStream {
     readonly compactor: Compactor,
     private readonly o: LogStreamOptions,
   ) {
-    this.tailBudget = o.tailBytes ?? 32 << 20;
+    this.tailBudget = o.tailBytes ?? 8 << 20;
     this.tailBase = log.end;
     this.lastCommitTs = log.lastCommit?.tsMs ?? 0;
   }

@@ -26,7 +26,7 @@ describe('config loading', () => {
       partitions: 1,
       segment_bytes: 64 << 20,
       compression: 'none',
-      max_bytes: 32 << 20,
+      max_bytes: 8 << 20,
     });
     assert.equal(cfg.http.port, 8083);
     assert.equal(p.sinks[0]!.base.batch.max_events, 2000);
