@@ -314,7 +314,12 @@ export class SnapshotCoordinator {
       if (Date.now() < this.quietUntil) return;
       this.quietUntil = Date.now() + 60_000;
     }
-    this.o.logger.warn(fields, msg);
+    // A server shutting down ends every session; the source reports that once (at info), so
+    // a snapshot worker's lost connection is not a warning either (a Ctrl-C of the demo stops
+    // its Postgres too).
+    const code = (err as { code?: string } | null)?.code;
+    const shutdown = code === '57P01' || code === '57P02' || code === '57P03';
+    this.o.logger[shutdown ? 'info' : 'warn'](fields, msg);
   }
 
   private async planLoop(): Promise<void> {

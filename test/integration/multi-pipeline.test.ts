@@ -55,7 +55,7 @@ describe('several pipelines in one file', { concurrency: false }, () => {
     const r = await TributaryProcess.run(['run', '--worker', '--config', cfg], { timeoutMs: 30_000 });
     assert.equal(r.code, 2, `exits with its error instead of running on: ${r.stderr}`);
     assert.ok(Date.now() - started < 20_000);
-    assert.match(r.stderr, new RegExp(`pipeline ${plain}: --worker cannot take its jobs: stream\\.type is memory`));
+    assert.match(r.stderr, new RegExp(`pipeline ${plain}: --worker cannot take its jobs: it has no snapshot\\.queue\\.redis`));
     assert.match(r.stderr, new RegExp(`fix: serve only the pipelines that can: --pipeline ${jobs}`));
 
     await using worker = TributaryProcess.start(['run', '--worker', '--pipeline', jobs, '--config', cfg]);
