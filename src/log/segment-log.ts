@@ -495,12 +495,24 @@ export class SegmentLog {
         }
         this.insertSegment(seg);
       }
-      if (seg.sealed || seg.size >= limit) continue;
+      if (seg.sealed) continue;
+      if (!isActive) {
+        // Sealed since the last look (read as the active one then): take its sidecar, whose
+        // sorted key index time travel needs (the reader's run for it stops being consulted).
+        const sealed = new Segment(this.dir, base);
+        if (loadSidecar(sealed, size)) {
+          this.segments[this.segments.indexOf(seg)] = sealed;
+          seg.closeReads();
+          this.readerRun.delete(base);
+          this.hints.clear();
+          continue;
+        }
+      }
+      if (seg.size >= limit) continue;
       const run = this.readerRun.get(base) ?? new KeyRun();
       this.readerRun.set(base, run);
       const r = await scanSegment(seg, { from: seg.size, fromOffset: seg.next, limit }, (b) => this.account(seg!, run, b.pos, b.header, b.records));
       if (r.stop) throw corruption(seg, r.stop.expectedOffset, r.stop.pos, r.stop.problem);
-      if (!isActive && loadSidecar(new Segment(this.dir, base), size)) seg.sealed = true;
     }
     this.durableEnd = head?.end ?? this.active?.next ?? 0;
     this.lastCommit = this.findLastCommit();

@@ -15,6 +15,11 @@ import { createSource } from './sources.js';
 import { SnapshotCoordinator } from '../snapshot/coordinator.js';
 import { JoinedTableSnapshots } from '../snapshot/joined-tables.js';
 import { SourceLinkMonitor } from './source-link.js';
+import { LogRetention } from './log-retention.js';
+import { positionSupport } from './positions.js';
+import { countRewind, planRewind, type RewindPlan } from './rewind.js';
+import { liveLogView } from '../log/view.js';
+import { lagOf, logInfo, startOffset, type Lag, type LogInfo } from '../log/info.js';
 
 export type PipelineState = 'created' | 'starting' | 'running' | 'draining' | 'stopped' | 'failed';
 
@@ -49,6 +54,8 @@ export class Pipeline {
   private closed?: Promise<void>;
   private acked: Position | null = null;
   private timer?: NodeJS.Timeout;
+  /** Periodic retention of the log this pipeline writes. */
+  retention?: LogRetention;
   private eventsIn = 0;
   private txnsIn = 0;
   private lastEvent: SinkEvent['event'] | null = null;
@@ -124,17 +131,7 @@ export class Pipeline {
     // anything reads it: the source resumes after its last durable commit.
     this.stream = await step('other', () => openStream(cfg, this.stateDir, (s) => this.source.parsePosition(s), this.logger.child({ component: 'log' })));
     for (const s of this.resolved.sinks) {
-      const runner = new SinkRunner({
-        pipeline: this.name,
-        sink: s,
-        stream: this.stream,
-        store: this.store,
-        source: this.source,
-        logger: this.logger,
-        metrics: this.metrics,
-        stateDir: this.stateDir,
-        onCommit: () => this.coordinate(),
-      });
+      const runner = this.makeRunner(s);
       // Listed before it opens, so close() closes a sink whose open() failed half-way.
       this.runners.push(runner);
       await step('other', () => runner.open(stored[s.base.name]));
@@ -205,17 +202,34 @@ export class Pipeline {
     }
     this.timer = setInterval(() => this.updateGauges(), 1000);
     this.timer.unref();
+    if (this.stream instanceof LogStream) (this.retention = new LogRetention({ stream: this.stream, pipeline: this.name, sinks: this.resolved.sinks, runners: () => this.runners, store: this.store, logger: this.logger })).start();
     this.logger.info({ from: from?.serialize() ?? null, sinks: this.runners.map((r) => r.name) }, `pipeline ${this.name} running`);
+  }
+
+  private makeRunner(s: ResolvedPipeline['sinks'][number]): SinkRunner {
+    return new SinkRunner({
+      pipeline: this.name,
+      sink: s,
+      stream: this.stream,
+      store: this.store,
+      source: this.source,
+      logger: this.logger,
+      metrics: this.metrics,
+      stateDir: this.stateDir,
+      onCommit: () => this.coordinate(),
+    });
   }
 
   /**
    * The stream reader of a sink: from its committed offset; a sink that has only a position
    * (checkpointed before the log existed) from the start of the log, skipping what it holds;
-   * a new sink from its `start`. A sink that fell off the start of the log follows `on_gap`.
+   * a new sink from its `start`. A sink that fell off the start of the log follows `on_gap`;
+   * one rewound to `earliest` past retention reads the compacted state first.
    */
   private async consumerFor(r: SinkRunner): Promise<StreamConsumer> {
     const base = r.sink.base;
     const s = this.stream;
+    if (r.rebuild && s instanceof LogStream) return s.rebuild(r.name);
     const from = r.offset ?? (r.position && s instanceof LogStream ? s.start : null);
     try {
       return await s.consumer(r.name, from, base.start);
@@ -308,10 +322,37 @@ export class Pipeline {
       this.metrics.set('tributary_sink_lag_seconds', r.lagSeconds(now), { pipeline: this.name, sink: r.name });
       this.metrics.set('tributary_sink_lag_events', r.lagEvents, { pipeline: this.name, sink: r.name });
     }
+    if (this.stream instanceof LogStream && !this.loggingInfo) this.loggingInfo = this.updateLogInfo(now).finally(() => (this.loggingInfo = null));
     this.metrics.set('tributary_events_in_total', this.eventsIn, { pipeline: this.name });
     this.metrics.set('tributary_transactions_in_total', this.txnsIn, { pipeline: this.name });
     if (this.lastEvent) this.metrics.set('tributary_source_lag_seconds', Math.max(0, (now - commitTime(this.lastEvent)) / 1000), { pipeline: this.name });
   }
+
+  /** The log's facts and each sink's lag from its committed offset, for `/status` and `/metrics`. */
+  private async updateLogInfo(now: number): Promise<void> {
+    try {
+      const view = liveLogView(this.stream as LogStream);
+      const { sinks: _none, ...info } = await logInfo(view, [], now);
+      const lags = new Map<string, Lag>();
+      for (const r of this.runners) lags.set(r.name, await lagOf(view.log, r.rebuild ? view.log.start : (r.offset ?? startOffset(view.log, r.sink.base.start, r.position !== null)), now));
+      this.logSummary = { info, lags };
+      const l = { pipeline: this.name };
+      this.metrics.set('tributary_log_bytes', info.bytes, l);
+      this.metrics.set('tributary_log_segments', info.segments, l);
+      this.metrics.set('tributary_log_first_offset', info.offsets.first, l);
+      this.metrics.set('tributary_log_last_offset', info.offsets.last ?? -1, l);
+      this.metrics.set('tributary_log_first_timestamp_seconds', info.times.firstCommit ? Date.parse(info.times.firstCommit) / 1000 : 0, l);
+      this.metrics.set('tributary_log_last_timestamp_seconds', info.times.lastCommit ? Date.parse(info.times.lastCommit) / 1000 : 0, l);
+      this.metrics.set('tributary_log_horizon_offset', info.horizon?.offset ?? 0, l);
+      this.metrics.set('tributary_log_horizon_timestamp_seconds', info.horizon?.time ? Date.parse(info.horizon.time) / 1000 : 0, l);
+      for (const [sink, lag] of lags) this.metrics.set('tributary_sink_lag_bytes', lag.bytes, { pipeline: this.name, sink });
+    } catch (err) {
+      // A segment removed by retention under a read: the next tick reads again.
+      this.logger.debug({ err }, 'log info not updated');
+    }
+  }
+  private loggingInfo: Promise<void> | null = null;
+  private logSummary: { info: Omit<LogInfo, 'sinks'>; lags: Map<string, Lag> } | null = null;
 
   private fail(err: unknown, origin: FailureOrigin = 'other'): void {
     if (this.state === 'failed' || this.state === 'stopped') return;
@@ -342,11 +383,59 @@ export class Pipeline {
     await this.close();
   }
 
+  /**
+   * Rewind sink `sink` to `to` (see planRewind): its runner stops, its checkpoint is
+   * rewritten, and a new runner reads on from the new offset; the other sinks and the source
+   * go on undisturbed. With `dryRun`, only counts what it would receive again. One rewind at a
+   * time; a failure half-way fails the pipeline, which restarts from the checkpoints.
+   */
+  rewindSink(sink: string, to: string, dryRun: boolean): Promise<RewindPlan> {
+    const run = async (): Promise<RewindPlan> => {
+      const i = this.runners.findIndex((r) => r.name === sink);
+      if (i < 0) {
+        throw new TributaryError(ErrorCodes.LOG_UNKNOWN_NAME, `pipeline ${this.name} has no sink named "${sink}"`, { fix: `name one of: ${this.runners.map((r) => r.name).join(', ')}` });
+      }
+      if (!(this.stream instanceof LogStream) || this.state !== 'running') {
+        throw new TributaryError(this.stream instanceof LogStream ? ErrorCodes.LOG_REWIND_LIVE : ErrorCodes.LOG_NOT_ENABLED, `pipeline ${this.name} cannot rewind a sink now: ${this.stream instanceof LogStream ? `it is ${this.state}` : 'its stream is not the log (stream: memory keeps no history)'}`, {
+          fix: this.stream instanceof LogStream ? 'wait until it runs (tributary status), or stop it and run tributary rewind' : 'use stream: log (the default)',
+        });
+      }
+      const old = this.runners[i]!;
+      const view = liveLogView(this.stream);
+      const positions = await positionSupport(this.resolved.config.source.type);
+      const args = { pipeline: this.name, sink: old.sink.base, to, dryRun };
+      const stored = async () => (await this.store.loadSinks(this.name))[sink];
+      if (dryRun) return (await planRewind(view, positions, { ...args, stored: await stored(), count: true })).plan;
+      // Checked before the runner stops: a bad target leaves the sink running.
+      await planRewind(view, positions, { ...args, stored: await stored(), count: false });
+      try {
+        await old.close();
+        const { plan, record } = await planRewind(view, positions, { ...args, stored: await stored(), count: false });
+        await this.store.saveSink(this.name, sink, record);
+        const fresh = this.makeRunner(old.sink);
+        this.runners[i] = fresh;
+        await fresh.open(record);
+        fresh.start(await this.consumerFor(fresh));
+        this.logger.info({ sink, to, offset: plan.offset, previousOffset: plan.previousOffset, rebuild: plan.rebuild }, `sink ${sink} rewound to ${to} (offset ${plan.offset})`);
+        await countRewind(view, old.sink.base, plan);
+        return plan;
+      } catch (err) {
+        this.fail(err);
+        throw err;
+      }
+    };
+    const p = this.rewinding.then(run, run);
+    this.rewinding = p.catch(() => undefined);
+    return p;
+  }
+  private rewinding: Promise<unknown> = Promise.resolve();
+
   /** Idempotent hard stop: abort sinks, close sinks, the source and the store. */
   close(): Promise<void> {
     return (this.closed ??= (async () => {
       this.ac.abort();
       clearInterval(this.timer);
+      await this.retention?.close();
       await this.joined?.close();
       await this.snapshots?.close();
       for (const r of this.runners) await r.close();
@@ -378,12 +467,16 @@ export class Pipeline {
       bufferBytes: this.stream?.bytes ?? 0,
       stream: this.stream?.kind ?? null,
       snapshot: this.snapshots?.summary() ?? null,
+      // The log (stream: log): offsets, times, bytes, the retention horizon; refreshed every second.
+      log: this.logSummary?.info ?? null,
       sinks: this.runners.map((r) => ({
         name: r.name,
         position: r.position?.serialize() ?? null,
         offset: r.offset,
         lagEvents: r.lagEvents,
         lagSeconds: r.lagSeconds(),
+        // Behind the log's committed end from its committed offset (log only).
+        lag: this.logSummary?.lags.get(r.name) ?? null,
         failed: r.failed ? errorMessage(r.failed) : null,
       })),
     };
