@@ -25,7 +25,7 @@ export interface SnapshotTarget {
 const coded = (status: number, err: TributaryError): Reply => ({ status, body: { error: `${err.code} ${err.message}`, code: err.code, fix: err.fix } });
 
 /** `table` as the source names it: Postgres qualifies a bare name with `public`. */
-function qualified(table: string, sourceType: string): string {
+export function qualified(table: string, sourceType: string): string {
   return table.includes('.') || sourceType !== 'postgres' ? table : `public.${table}`;
 }
 

@@ -62,8 +62,9 @@ export function parseTime(text: string, what = '--at'): number {
 /** Where a target falls in the log. */
 export interface ResolvedTarget {
   /**
-   * The offset a reader starts from (a `--from`) or stops before (a `--to`): always the first
-   * offset of a transaction, or the end of the committed history.
+   * The offset a reader starts from (a `--from`) or stops before (a `--to`): the first offset
+   * of a transaction (or an exact offset, see resolveTarget), or the end of the committed
+   * history.
    */
   offset: number;
   /**
@@ -77,9 +78,10 @@ export interface ResolvedTarget {
 /**
  * Resolve a target against the log's committed history (never past its last durable commit:
  * records of a transaction still being appended are not history yet, and their offsets may
- * be cut at the next recovery).
+ * be cut at the next recovery). An offset inside a transaction stands for its start (a
+ * rewind re-delivers whole transactions), unless `exactOffsets` (a reader paging by offset).
  */
-export async function resolveTarget(view: LogView, target: LogTarget): Promise<ResolvedTarget> {
+export async function resolveTarget(view: LogView, target: LogTarget, exactOffsets = false): Promise<ResolvedTarget> {
   const log = view.log;
   const end = committedEnd(log);
   switch (target.kind) {
@@ -89,7 +91,8 @@ export async function resolveTarget(view: LogView, target: LogTarget): Promise<R
       return { offset: end, beforeStart: false };
     case 'offset':
       if (target.offset < log.start) return { offset: log.start, beforeStart: true };
-      return { offset: target.offset >= end ? end : (await transactionAt(log, target.offset)).start, beforeStart: false };
+      if (target.offset >= end) return { offset: end, beforeStart: false };
+      return { offset: exactOffsets ? target.offset : (await transactionAt(log, target.offset)).start, beforeStart: false };
     case 'time': {
       const offset = Math.min(await log.offsetAfterTime(target.ts), end);
       return { offset, beforeStart: offset === log.start && (await timeBeforeStart(view, target.ts)) };

@@ -7,7 +7,7 @@ import type { SinkEvent } from '../sdk/index.js';
 import type { StateStore } from '../state/store.js';
 import { openStateStore } from '../state/open.js';
 import { StreamEvent, type DurableCommit, type EventStream, type StreamConsumer, type StreamEntry } from '../stream/types.js';
-import { openStream } from '../stream/open.js';
+import { openStream, pipelineStateDir } from '../stream/open.js';
 import { LogStream } from '../stream/log-stream.js';
 import type { Metrics } from './metrics.js';
 import { SinkRunner } from './sink-runner.js';
@@ -76,8 +76,7 @@ export class Pipeline {
   }
 
   get stateDir(): string {
-    const st = this.resolved.config.state;
-    return st.type === 'file' ? st.dir : './.tributary';
+    return pipelineStateDir(this.resolved.config);
   }
 
   /**
