@@ -105,7 +105,7 @@ async function logReadCmd(rest: string[]): Promise<void> {
   const { p } = await pipelineOf(values);
   const key = values.key === undefined ? undefined : keyArg(values.key);
   const limit = values.limit === undefined ? Infinity : Number(values.limit);
-  if (!Number.isInteger(limit) || limit < 0) throw new ConfigError(ErrorCodes.USAGE, `--limit ${values.limit} is not a count`, { fix: 'give a whole number of events' });
+  if (limit !== Infinity && (!Number.isInteger(limit) || limit < 0)) throw new ConfigError(ErrorCodes.USAGE, `--limit ${values.limit} is not a count`, { fix: 'give a whole number of events' });
   const positions = await positionSupport(p.config.source.type);
   const view = await openPipelineLog(p);
   try {
