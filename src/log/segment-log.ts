@@ -659,13 +659,17 @@ export class SegmentLog {
     this.hints.set(offset, { seg, pos });
   }
 
-  /** The commit time of the first transaction in the log, or null when none is durable. */
+  /**
+   * The commit time of the first transaction in the log whose time is known, or null when
+   * none is durable. An empty transaction (a heartbeat) before any other has no time of its
+   * own (0): the history it would start is unknown, so it does not count.
+   */
   async firstCommitTime(): Promise<number | null> {
     for (const seg of this.segments) {
       if (!seg.lastCommit) continue;
       let ts: number | null = null;
       await scanSegment(seg, { limit: seg.lastCommitEnd }, (b) => {
-        for (const r of b.records) if (r.kind === 'commit') {
+        for (const r of b.records) if (r.kind === 'commit' && r.tsMs > 0) {
           ts = r.tsMs;
           return false;
         }

@@ -130,6 +130,19 @@ describe('log tools: targets, rewinds, retention', () => {
     await log.close();
   });
 
+  it('a heartbeat before the first transaction (an empty commit, time unknown) does not start the history', async () => {
+    await using dir = new TempDir();
+    const log = await SegmentLog.open(dir.path);
+    log.appendCommit('0/100', 0, '0/180');
+    appendTxns(log, 1, 3);
+    await log.flush();
+    const tt = new TimeTravel(log, null);
+    await assert.rejects(tt.cutAt(T0 + 500), (e: Error & { code?: string }) => e.code === 'TRB5003' && /before the first transaction/.test(e.message));
+    assert.equal(await tt.cutAt(T0 + 1000), 4);
+    assert.equal(await log.firstCommitTime(), T0 + 1000);
+    await log.close();
+  });
+
   it('a read-only reader sees the key index of a segment sealed after it read it as the active one (time travel beside a writer)', async () => {
     await using dir = new TempDir();
     const writer = await SegmentLog.open(dir.path, { segmentBytes: 2048 });
