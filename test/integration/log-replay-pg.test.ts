@@ -6,6 +6,8 @@ import { Redis } from 'ioredis';
 import { PgTestDb, TempDir, TributaryProcess, waitFor } from '../helpers/context.js';
 import { REDIS_URL } from '../helpers/env.js';
 import { freePort } from '../helpers/embedded-pg.js';
+import { InProcessPipeline, replay } from '../helpers/pipeline.js';
+import type { LogStream } from '../../src/stream/log-stream.js';
 
 type Row = Record<string, unknown>;
 type Env = { op: string; key: Row | null; after: Row | null; source: { table: string; ts_ms: number; lsn: string } };
@@ -342,5 +344,41 @@ describe('the log tools on a Postgres pipeline (issue 14: replay, time travel, v
     const live = await r.cli(['rewind', '--sink', 'audit', '--to', 'latest']);
     assert.equal(live.code, 0, live.stderr);
     assert.match(live.stdout, /restarted that sink/);
+  });
+});
+
+describe('retention in the running pipeline, and a rewind to earliest past it', { concurrency: false }, () => {
+  it('retention trims what every sink has read; rewound to earliest, the sink reads the compacted state, then the log, and its replay equals the table', { timeout: 180_000 }, async () => {
+    await using db = await PgTestDb.create('logret');
+    await db.query('CREATE TABLE t (id int PRIMARY KEY, v int)');
+    await using p = await InProcessPipeline.start({
+      name: `lr_${process.pid}_${Math.floor(Math.random() * 1e6)}`,
+      source: `type: postgres\nurl: ${db.url}\ntables: [public.t]\nsnapshot: never\nheartbeat_ms: 0`,
+      extraYaml: 'stream: { type: log, segment_bytes: 2048, retention: { max_age: 1ms } }',
+    });
+    for (let i = 0; i < 20; i++) {
+      await db.query(`BEGIN; INSERT INTO t SELECT g, ${i} FROM generate_series(${i * 10}, ${i * 10 + 9}) g ON CONFLICT (id) DO UPDATE SET v = EXCLUDED.v; UPDATE t SET v = v + 100 WHERE id < ${i * 5}; DELETE FROM t WHERE id = ${i * 3}; COMMIT`);
+    }
+    const pl = p.pipeline;
+    const stream = pl.stream as LogStream;
+    await waitFor(() => pl.runners[0]!.offset === stream.log.lastCommit!.offset + 1, { timeoutMs: 60_000, what: 'the sink to commit the end of the log' });
+    const before = p.events().length;
+    assert.ok(stream.log.segmentList.length > 3);
+    await sleep(5);
+    const r = await pl.retention!.runOnce();
+    assert.ok(r.removed > 0 && stream.log.start > 0 && stream.compacted!.horizon === stream.log.start, JSON.stringify(r));
+    await assert.rejects(pl.rewindSink('audit', '0', false), (e: Error & { code?: string }) => e.code === 'TRB5010');
+    const plan = await pl.rewindSink('audit', 'earliest', false);
+    assert.equal(plan.rebuild, true);
+    assert.equal(plan.offset, stream.log.start);
+    assert.ok(plan.compactedRows! > 0 && plan.events! > 0);
+    await waitFor(() => p.events().length >= before + plan.compactedRows! + plan.events!, { timeoutMs: 60_000, what: 'the compacted state and the tail' });
+    const replayed = p.events().slice(before);
+    assert.equal(replayed.length, plan.compactedRows! + plan.events!);
+    assert.ok(replayed.slice(0, plan.compactedRows!).every((e) => e.op === 'r' || e.op === 'd'), 'the compacted state first: rows as reads (and recent deletes)');
+    const table = (await db.query('SELECT id, v FROM t ORDER BY id')).rows as Row[];
+    assert.deepEqual([...replay(replayed).values()].sort(byId), table);
+    // Checkpointed past the compacted state: a restart does not read it again.
+    await waitFor(() => pl.runners[0]!.offset === stream.log.lastCommit!.offset + 1 && !pl.runners[0]!.rebuild, { what: 'the checkpoint after the rebuild' });
   });
 });
