@@ -19,7 +19,7 @@ import { LogRetention } from './log-retention.js';
 import { positionSupport } from './positions.js';
 import { countRewind, planRewind, type RewindPlan } from './rewind.js';
 import { liveLogView } from '../log/view.js';
-import { lagOf, logInfo, startOffset, type Lag, type LogInfo } from '../log/info.js';
+import { LogGauges } from './log-gauges.js';
 
 export type PipelineState = 'created' | 'starting' | 'running' | 'draining' | 'stopped' | 'failed';
 
@@ -56,6 +56,7 @@ export class Pipeline {
   private timer?: NodeJS.Timeout;
   /** Periodic retention of the log this pipeline writes. */
   retention?: LogRetention;
+  private logGauges?: LogGauges;
   private eventsIn = 0;
   private txnsIn = 0;
   private lastEvent: SinkEvent['event'] | null = null;
@@ -201,7 +202,10 @@ export class Pipeline {
     }
     this.timer = setInterval(() => this.updateGauges(), 1000);
     this.timer.unref();
-    if (this.stream instanceof LogStream) (this.retention = new LogRetention({ stream: this.stream, pipeline: this.name, sinks: this.resolved.sinks, runners: () => this.runners, store: this.store, logger: this.logger })).start();
+    if (this.stream instanceof LogStream) {
+      this.logGauges = new LogGauges(this.stream, this.name, this.metrics, this.logger);
+      (this.retention = new LogRetention({ stream: this.stream, pipeline: this.name, sinks: this.resolved.sinks, runners: () => this.runners, store: this.store, logger: this.logger })).start();
+    }
     this.logger.info({ from: from?.serialize() ?? null, sinks: this.runners.map((r) => r.name) }, `pipeline ${this.name} running`);
   }
 
@@ -321,37 +325,11 @@ export class Pipeline {
       this.metrics.set('tributary_sink_lag_seconds', r.lagSeconds(now), { pipeline: this.name, sink: r.name });
       this.metrics.set('tributary_sink_lag_events', r.lagEvents, { pipeline: this.name, sink: r.name });
     }
-    if (this.stream instanceof LogStream && !this.loggingInfo) this.loggingInfo = this.updateLogInfo(now).finally(() => (this.loggingInfo = null));
+    this.logGauges?.update(this.runners, now);
     this.metrics.set('tributary_events_in_total', this.eventsIn, { pipeline: this.name });
     this.metrics.set('tributary_transactions_in_total', this.txnsIn, { pipeline: this.name });
     if (this.lastEvent) this.metrics.set('tributary_source_lag_seconds', Math.max(0, (now - commitTime(this.lastEvent)) / 1000), { pipeline: this.name });
   }
-
-  /** The log's facts and each sink's lag from its committed offset, for `/status` and `/metrics`. */
-  private async updateLogInfo(now: number): Promise<void> {
-    try {
-      const view = liveLogView(this.stream as LogStream);
-      const { sinks: _none, ...info } = await logInfo(view, [], now);
-      const lags = new Map<string, Lag>();
-      for (const r of this.runners) lags.set(r.name, await lagOf(view.log, r.rebuild ? view.log.start : (r.offset ?? startOffset(view.log, r.sink.base.start, r.position !== null)), now));
-      this.logSummary = { info, lags };
-      const l = { pipeline: this.name };
-      this.metrics.set('tributary_log_bytes', info.bytes, l);
-      this.metrics.set('tributary_log_segments', info.segments, l);
-      this.metrics.set('tributary_log_first_offset', info.offsets.first, l);
-      this.metrics.set('tributary_log_last_offset', info.offsets.last ?? -1, l);
-      this.metrics.set('tributary_log_first_timestamp_seconds', info.times.firstCommit ? Date.parse(info.times.firstCommit) / 1000 : 0, l);
-      this.metrics.set('tributary_log_last_timestamp_seconds', info.times.lastCommit ? Date.parse(info.times.lastCommit) / 1000 : 0, l);
-      this.metrics.set('tributary_log_horizon_offset', info.horizon?.offset ?? 0, l);
-      this.metrics.set('tributary_log_horizon_timestamp_seconds', info.horizon?.time ? Date.parse(info.horizon.time) / 1000 : 0, l);
-      for (const [sink, lag] of lags) this.metrics.set('tributary_sink_lag_bytes', lag.bytes, { pipeline: this.name, sink });
-    } catch (err) {
-      // A segment removed by retention under a read: the next tick reads again.
-      this.logger.debug({ err }, 'log info not updated');
-    }
-  }
-  private loggingInfo: Promise<void> | null = null;
-  private logSummary: { info: Omit<LogInfo, 'sinks'>; lags: Map<string, Lag> } | null = null;
 
   private fail(err: unknown, origin: FailureOrigin = 'other'): void {
     if (this.state === 'failed' || this.state === 'stopped') return;
@@ -399,6 +377,7 @@ export class Pipeline {
           fix: this.stream instanceof LogStream ? 'wait until it runs (tributary status), or stop it and run tributary rewind' : 'use stream: log (the default)',
         });
       }
+      if (this.ac.signal.aborted) throw new TributaryError(ErrorCodes.LOG_REWIND_LIVE, `pipeline ${this.name} is stopping`, { fix: 'rewind it with tributary rewind once it has stopped' });
       const old = this.runners[i]!;
       const view = liveLogView(this.stream);
       const positions = await positionSupport(this.resolved.config.source.type);
@@ -435,6 +414,8 @@ export class Pipeline {
       this.ac.abort();
       clearInterval(this.timer);
       await this.retention?.close();
+      // A rewind half-way (its runner closed, the next not yet started) finishes first.
+      await this.rewinding;
       await this.joined?.close();
       await this.snapshots?.close();
       for (const r of this.runners) await r.close();
@@ -467,7 +448,7 @@ export class Pipeline {
       stream: this.stream?.kind ?? null,
       snapshot: this.snapshots?.summary() ?? null,
       // The log (stream: log): offsets, times, bytes, the retention horizon; refreshed every second.
-      log: this.logSummary?.info ?? null,
+      log: this.logGauges?.summary?.info ?? null,
       sinks: this.runners.map((r) => ({
         name: r.name,
         position: r.position?.serialize() ?? null,
@@ -475,7 +456,7 @@ export class Pipeline {
         lagEvents: r.lagEvents,
         lagSeconds: r.lagSeconds(),
         // Behind the log's committed end from its committed offset (log only).
-        lag: this.logSummary?.lags.get(r.name) ?? null,
+        lag: this.logGauges?.summary?.lags.get(r.name) ?? null,
         failed: r.failed ? errorMessage(r.failed) : null,
       })),
     };
