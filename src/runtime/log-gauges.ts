@@ -53,6 +53,7 @@ export class LogGauges {
       m.set('tributary_log_horizon_offset', info.horizon?.offset ?? 0, l);
       m.set('tributary_log_horizon_timestamp_seconds', secs(info.horizon?.time), l);
       for (const [sink, lag] of lags) m.set('tributary_sink_lag_bytes', lag.bytes, { pipeline: this.pipeline, sink });
+      for (const r of runners) if (r.offset !== null) m.set('tributary_sink_committed_offset', r.offset, { pipeline: this.pipeline, sink: r.name });
     } catch (err) {
       // A segment removed by retention under a read: the next tick measures again.
       this.logger.debug({ err }, 'log gauges not updated');

@@ -99,5 +99,6 @@ export function defineRuntimeMetrics(m: Metrics): void {
   m.define('tributary_log_last_timestamp_seconds', 'gauge', 'Source commit time of the last durable transaction in the log (Unix seconds; 0 when empty).');
   m.define('tributary_log_horizon_offset', 'gauge', 'Retention horizon: the compacted state stands for the log before this offset (0 while nothing was removed).');
   m.define('tributary_log_horizon_timestamp_seconds', 'gauge', 'Commit time up to which the compacted state stands for the removed history (Unix seconds; 0 when none).');
+  m.define('tributary_sink_committed_offset', 'gauge', 'The sink\'s committed log offset: where it reads on after a restart.');
   m.define('tributary_sink_lag_bytes', 'gauge', 'Bytes of log between the sink\'s committed offset and the committed end of the log.');
 }

@@ -275,6 +275,7 @@ describe('the log tools on a Postgres pipeline (issue 14: replay, time travel, v
     const m = await (await fetch(`http://127.0.0.1:${r.port}/metrics`)).text();
     for (const g of ['tributary_log_bytes', 'tributary_log_first_offset', 'tributary_log_first_timestamp_seconds', 'tributary_log_last_timestamp_seconds', 'tributary_log_horizon_offset']) assert.match(m, new RegExp(`${g}\\{pipeline="${r.name}"\\} \\d`), g);
     assert.match(m, new RegExp(`tributary_sink_lag_bytes\\{pipeline="${r.name}",sink="cache"\\} 0`));
+    assert.match(m, new RegExp(`tributary_sink_committed_offset\\{pipeline="${r.name}",sink="audit"\\} 32`));
     const status = (await (await r.api('/status')).json()) as { pipelines: { log: { offsets: { durableEnd: number } }; sinks: { name: string; lag: { events: number } }[] }[] };
     assert.equal(status.pipelines[0]!.log.offsets.durableEnd, 32);
     assert.deepEqual(status.pipelines[0]!.sinks.map((s) => s.lag?.events), [0, 0]);
