@@ -91,6 +91,22 @@ export class MysqlGtidSet {
     return this.uuids.size === 0;
   }
 
+  /** Whether every GTID of `other` is in this set (interval containment, not one GNO at a time). */
+  includes(other: MysqlGtidSet): boolean {
+    for (const [uuid, e] of other.uuids) {
+      for (const [tag, list] of e.tags) {
+        const mine = this.uuids.get(uuid)?.tags.get(tag) ?? [];
+        // Both lists are sorted, disjoint and merged: each interval of `other` must sit inside one of ours.
+        let j = 0;
+        for (const [s, t] of list as [number, number][]) {
+          while (j < mine.length && mine[j]![1]! < s) j++;
+          if (j === mine.length || mine[j]![0]! > s || mine[j]![1]! < t) return false;
+        }
+      }
+    }
+    return true;
+  }
+
   toString(): string {
     if (this.cached !== null) return this.cached;
     const parts: string[] = [];
@@ -131,6 +147,18 @@ export class MariadbGtidState {
   /** True when `s` looks like MariaDB GTID state rather than a MySQL GTID set. */
   static looksLike(s: string): boolean {
     return /^\s*\d+-\d+-\d+\s*(,\s*\d+-\d+-\d+\s*)*$/.test(s);
+  }
+
+  /**
+   * Whether this state is at or past `other` in every domain `other` names: within a domain
+   * sequence numbers only grow, so the transactions `other` stands for have all been applied.
+   */
+  includes(other: MariadbGtidState): boolean {
+    for (const [d, v] of other.domains) {
+      const mine = this.domains.get(d);
+      if (!mine || mine.seq < v.seq) return false;
+    }
+    return true;
   }
 
   set(domain: number, server: number, seq: number): void {

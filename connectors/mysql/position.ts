@@ -10,8 +10,9 @@
  * the comparison: within one server's binlog, file and offset already totally order it, and
  * the GTID set is what a reconnect uses when the file was purged or the server failed over.
  */
-import type { Position } from '../../src/core/source.js';
+import type { Position, PositionTarget } from '../../src/core/source.js';
 import { ErrorCodes, TributaryError } from '../../src/core/errors.js';
+import { MariadbGtidState, MysqlGtidSet } from './gtid.js';
 
 const NOT_OURS_FIX =
   'the stored checkpoint is not a MySQL position (state written by another source type, or edited): give the pipeline its own state (name or state.dir), or remove its checkpoints to start afresh';
@@ -98,4 +99,54 @@ export class MysqlPosition implements Position {
   toString(): string {
     return `${this.file}:${this.pos}${this.gtid ? ` (${this.gtid})` : ''}`;
   }
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}:/i;
+
+/**
+ * A position a user wrote, in one of the forms MySQL and MariaDB users know, as a test on the
+ * log's transactions (null when the text is none of them):
+ *
+ * - `file:pos` (`mysql-bin.000003:1234`, a row's `source.file`/`source.pos`, SHOW MASTER
+ *   STATUS) or a serialized position (`{"file":…,"pos":…}`, as checkpoints hold it): true from
+ *   the first transaction that ends after it, so the transaction holding that offset is
+ *   included;
+ * - a GTID set (`3e11fa47-…:1-57`) or a MariaDB GTID position (`0-1-100`), optionally written
+ *   `gtid:…`: read as replication reads it, the transactions already applied; true from the
+ *   first transaction whose preceding GTID state includes all of it.
+ */
+export function mysqlPositionTarget(text: string): PositionTarget | null {
+  let t = text.trim();
+  const forced = /^gtid:/i.test(t);
+  if (forced) t = t.slice(5).trim();
+  if (!forced && t.startsWith('{')) {
+    let at: MysqlPosition;
+    try {
+      at = MysqlPosition.parse(t);
+    } catch {
+      return null;
+    }
+    return afterPosition(at);
+  }
+  const fp = forced ? null : /^([^:\s{}]+):(\d+)$/.exec(t);
+  if (fp && !UUID.test(t)) return afterPosition(new MysqlPosition(fp[1]!, Number(fp[2])));
+  if (MariadbGtidState.looksLike(t)) {
+    const want = MariadbGtidState.parse(t);
+    return (x) => {
+      const g = MysqlPosition.parse(x.txn).gtid;
+      return g !== null && MariadbGtidState.looksLike(g) && MariadbGtidState.parse(g).includes(want);
+    };
+  }
+  if (UUID.test(t)) {
+    const want = MysqlGtidSet.parse(t);
+    return (x) => {
+      const g = MysqlPosition.parse(x.txn).gtid;
+      return g !== null && !MariadbGtidState.looksLike(g) && MysqlGtidSet.parse(g).includes(want);
+    };
+  }
+  return null;
+}
+
+function afterPosition(at: MysqlPosition): PositionTarget {
+  return (x) => MysqlPosition.parse(x.resume).compare(at) > 0;
 }

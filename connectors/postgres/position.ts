@@ -1,5 +1,5 @@
 import { ErrorCodes, TributaryError } from '../../src/core/errors.js';
-import type { Position } from '../../src/core/source.js';
+import type { Position, PositionTarget } from '../../src/core/source.js';
 
 /**
  * A Postgres WAL position (LSN), held as a bigint and compared numerically. Serialized in
@@ -52,3 +52,14 @@ export class PgPosition implements Position {
   }
 }
 
+/**
+ * An LSN a user wrote (`0/16B3748`: a row's `source.lsn`, a checkpoint, `pg_current_wal_lsn()`)
+ * as a test on the log's transactions: true from the first transaction that ends after it,
+ * which is the one holding that LSN (its commit record ends after any of its rows), or the
+ * first one after it. Null when the text is not an LSN.
+ */
+export function pgPositionTarget(text: string): PositionTarget | null {
+  if (!/^[0-9A-Fa-f]{1,8}\/[0-9A-Fa-f]{1,8}$/.test(text.trim())) return null;
+  const at = PgPosition.parse(text).lsn;
+  return (t) => PgPosition.parse(t.resume).lsn > at;
+}

@@ -1,4 +1,4 @@
-import { parseArgs } from 'node:util';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
 import type { Server } from 'node:http';
 import { ConfigError, ErrorCodes, TributaryError, errorMessage } from '../core/errors.js';
 import { createLogger } from '../core/log.js';
@@ -8,6 +8,7 @@ import { PipelineSupervisor } from '../runtime/supervisor.js';
 import { standaloneLink } from '../runtime/source-link.js';
 import { startHttp } from '../http/server.js';
 import { snapshotRoute } from '../http/snapshot-route.js';
+import { logApi } from '../http/log-routes.js';
 import { COMMANDS, overview, version, wantsHelp } from './usage.js';
 import { createSource } from '../runtime/source-registry.js';
 import { checkSinks } from '../runtime/sink-check.js';
@@ -41,6 +42,12 @@ export async function main(argv: string[]): Promise<void> {
         return await cmdSnapshot(rest);
       case 'binlog':
         return await cmdBinlog(rest);
+      case 'log':
+        return await (await import('./log-commands.js')).cmdLog(rest);
+      case 'state':
+        return await (await import('./log-commands.js')).cmdState(rest);
+      case 'rewind':
+        return await (await import('./log-commands.js')).cmdRewind(rest);
       case 'docs': {
         // Regenerates docs/configuration.md from the schemas.
         if (rest.length !== 1 || rest[0] !== 'config') throw new ConfigError(ErrorCodes.USAGE, 'usage: tributary docs config', { fix: 'run `tributary docs config`' });
@@ -76,7 +83,7 @@ export async function main(argv: string[]): Promise<void> {
   }
 }
 
-function args<O extends import('node:util').ParseArgsConfig['options']>(rest: string[], options: O) {
+export function args<O extends ParseArgsConfig['options']>(rest: string[], options: O): ReturnType<typeof parseArgs<{ args: string[]; options: O; allowPositionals: true; strict: true }>> {
   try {
     return parseArgs({ args: rest, options, allowPositionals: true, strict: true });
   } catch (err) {
@@ -84,7 +91,7 @@ function args<O extends import('node:util').ParseArgsConfig['options']>(rest: st
   }
 }
 
-function configFiles(v: unknown): string[] {
+export function configFiles(v: unknown): string[] {
   const files = (Array.isArray(v) ? v : v ? [v] : []) as string[];
   if (!files.length) throw new ConfigError(ErrorCodes.USAGE, 'missing --config FILE', { fix: 'pass --config path/to/tributary.yaml' });
   return files;
@@ -126,7 +133,7 @@ async function cmdRun(rest: string[]): Promise<void> {
         metrics,
         logger,
         auth: { token: cfg.http.auth_token || null, openProbes: cfg.http.open_probes },
-        routes: { post: { '/snapshot': snapshotRoute(pipelines) } },
+        routes: logApi(pipelines, { '/snapshot': snapshotRoute(pipelines) }),
       });
     }
     for (const p of pipelines) p.start();
@@ -228,6 +235,8 @@ async function cmdStatus(rest: string[]): Promise<void> {
         running: live?.pipelines.find((x) => x.name === p.config.name) ?? null,
         sinks: Object.fromEntries(p.sinks.map((s) => [s.base.name, sinks[s.base.name] ? { position: sinks[s.base.name]!.position, committedAt: new Date(sinks[s.base.name]!.at).toISOString() } : null])),
         snapshot: snapshot ?? null,
+        // The log (stream: log), read-only from disk: offsets, times, bytes, horizon, each sink's offset and lag.
+        log: await (await import('./log-commands.js')).statusLog(p, store),
       });
     } finally {
       await store.close();
@@ -242,9 +251,13 @@ async function cmdStatus(rest: string[]): Promise<void> {
     const running = p.running as LiveStatus | null;
     process.stdout.write(`pipeline ${p.pipeline}: ${running ? running.state : 'not running (positions from the state store)'}\n`);
     if (running) for (const line of healthLines(running)) process.stdout.write(`  ${line}\n`);
+    const log = p.log as import('../runtime/log-info.js').LogInfo | null;
+    if (log) for (const line of (await import('./log-commands.js')).statusLogLines(log)) process.stdout.write(`  ${line}\n`);
     for (const [name, s] of Object.entries(p.sinks as Record<string, { position: string; committedAt: string } | null>)) {
       const lag = running?.sinks.find((x) => x.name === name);
-      process.stdout.write(`  sink ${name}: ${s ? `position ${s.position} (committed ${s.committedAt})` : 'no checkpoint yet'}${lag ? `, lag ${lag.lagEvents} events / ${lag.lagSeconds.toFixed(1)} s` : ''}\n`);
+      const behind = log?.sinks.find((x) => x.name === name);
+      const offset = behind && behind.offset !== null ? `, offset ${behind.offset} (${behind.lag.events} behind the log, ${behind.lag.seconds.toFixed(1)} s)` : '';
+      process.stdout.write(`  sink ${name}: ${s ? `position ${s.position} (committed ${s.committedAt})` : 'no checkpoint yet'}${offset}${lag ? `, lag ${lag.lagEvents} events / ${lag.lagSeconds.toFixed(1)} s` : ''}\n`);
     }
     const snap = p.snapshot as { id: string; kind: string; status: string; error: { code: string; message: string; fix?: string } | null; tables: { table: string; chunksDone: number; chunks: number; rows: number; estimate: number | null }[] } | null;
     if (snap) {
@@ -345,13 +358,13 @@ export function snapshotSummary(action: string, b: SnapshotReply): string {
 }
 
 /** The base URL the CLI reaches the running process at (a wildcard bind is reached on loopback). */
-function apiBase(http: { host: string; port: number }): string {
+export function apiBase(http: { host: string; port: number }): string {
   const host = http.host === '0.0.0.0' || http.host === '' ? '127.0.0.1' : http.host === '::' ? '::1' : http.host;
   return `http://${host.includes(':') ? `[${host}]` : host}:${http.port}`;
 }
 
 /** `Authorization: Bearer …` from the config's http.auth_token, when it has one. */
-function authHeaders(http: { auth_token?: string }): Record<string, string> {
+export function authHeaders(http: { auth_token?: string }): Record<string, string> {
   return http.auth_token ? { authorization: `Bearer ${http.auth_token}` } : {};
 }
 

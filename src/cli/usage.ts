@@ -70,6 +70,81 @@ Columns whose names the files do not carry (binlog_row_metadata=MINIMAL) are nam
 
 Exit codes: 0 when every file decoded, 1 when a file is unreadable, truncated or corrupt.`,
   },
+  log: {
+    synopsis: ['log info|read --config FILE', 'the log: offsets, sizes, sink lag; retained events'],
+    usage: `Usage: tributary log info --config FILE [--pipeline P] [--json]
+       tributary log read --config FILE [--pipeline P] [--table T] [--key JSON] [--from X] [--to X] [--limit N]
+
+info: the log's offsets (first, last, durable end), the commit times of its first and last
+transactions, its size, the retention horizon (what the compacted state stands for), and each
+sink's committed offset and lag (log entries, bytes and seconds behind its end).
+
+read: the retained events as JSONL, the envelopes exactly as stored, in log order, from --from
+up to (not including) --to. Only committed transactions.
+
+  -c, --config FILE    the pipeline's config
+  --pipeline P         which pipeline, when the config has several
+  --json               (info) print JSON; the field names are those of GET /log
+  --table T            (read) only this table: schema.table (Postgres; a bare name means public.T)
+                       or db.table (MySQL)
+  --key JSON           (read) only this key, as events show it, e.g. '{"id":7}'; with --table it
+                       is looked up in the key index instead of scanning the log
+  --from X, --to X     (read) earliest (default for --from), latest (default for --to), an
+                       ISO-8601 time (transactions committed after it; a source commit time), a
+                       log offset, or a source position: a Postgres LSN (0/16B3748), a MySQL
+                       file:pos (mysql-bin.000003:1234), a GTID set, or a MariaDB GTID (0-1-100)
+  --limit N            (read) stop after N events
+
+The log is read-only here: a running pipeline may be writing it.
+Exit codes: 0 success, 1 when the log cannot be read, 2 for a usage or config error.`,
+  },
+  state: {
+    synopsis: ['state --config FILE --table T --at TIME', 'rows as they were at TIME (time travel)'],
+    usage: `Usage: tributary state --config FILE [--pipeline P] --table T --at TIME [--key JSON]
+
+The rows of a table as they were at TIME, as JSONL: the result of every transaction the source
+committed at or before TIME (the source commit time). Answered from the log's key index (one key
+reads only that key's versions) and, beyond retention, from the compacted state; a whole table
+streams out in bounded memory.
+
+  -c, --config FILE    the pipeline's config
+  --pipeline P         which pipeline, when the config has several
+  --table T            schema.table (Postgres; a bare name means public.T) or db.table (MySQL)
+  --at TIME            an ISO-8601 time, e.g. 2024-01-15T10:45:00Z (without a zone: local time),
+                       or now
+  --key JSON           only this row, its key as events show it, e.g. '{"id":7}'
+
+Before the start of the retained history it says so (TRB5003) rather than guess.
+Exit codes: 0 success, 1 when TIME is before the history or the log cannot be read, 2 for a
+usage or config error.`,
+  },
+  rewind: {
+    synopsis: ['rewind --config FILE --sink S --to X', 'a sink reads the log again from X'],
+    usage: `Usage: tributary rewind --config FILE [--pipeline P] --sink S --to X [--dry-run] [--json]
+
+Make sink S read the log again from X: earliest (the compacted state first when retention has
+trimmed the log, then the log), latest, an ISO-8601 time (it receives again every transaction
+committed after it), a log offset (from the start of the transaction holding it), or a source
+position (a Postgres LSN, a MySQL file:pos, a GTID set, a MariaDB GTID). The other sinks and the
+source are not disturbed.
+
+A stopped pipeline: its checkpoint is rewritten under its state lock, and the sink reads from X
+at the next run. A running pipeline (its lock is held): the request goes to its HTTP API (POST
+/rewind, with http.auth_token from the same config), which restarts that sink at X.
+
+Keyed sinks (redis, elasticsearch, ...) converge through their fences; the jsonl sink appends the
+events it receives again after what it holds (docs/replay.md).
+
+  -c, --config FILE    the pipeline's config
+  --pipeline P         which pipeline, when the config has several
+  --sink S             the sink to rewind
+  --to X               earliest | latest | TIME | OFFSET | POSITION
+  --dry-run            only print how many events and transactions it would receive again
+  --json               print the plan as JSON (the reply of POST /rewind)
+
+A target before the start of the log (other than earliest) is refused (TRB5010).
+Exit codes: 0 success, 1 when the rewind was refused, 2 for a usage or config error.`,
+  },
   demo: {
     synopsis: ['demo [--duration S] [--rate N] [--out DIR]', 'embedded Postgres, live traffic, events on screen'],
     usage: `Usage: tributary demo [--duration SECONDS] [--rate N] [--out DIR]

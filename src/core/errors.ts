@@ -126,6 +126,16 @@ export const ErrorCodes = {
   LOG_BEFORE_HISTORY: 'TRB5003',
   LOG_IO: 'TRB5004',
   LOG_POSITION: 'TRB5005',
+  /** A rewind target outside the retained log (before its start, other than `earliest`), or a log with nothing committed. */
+  LOG_TARGET: 'TRB5010',
+  /** `log`, `state` or `rewind` on a pipeline whose stream is not the log (`stream: memory`). */
+  LOG_NOT_ENABLED: 'TRB5011',
+  /** No log in the pipeline's state directory yet. */
+  LOG_MISSING: 'TRB5012',
+  /** No pipeline or sink of that name (or several pipelines and none named). */
+  LOG_UNKNOWN_NAME: 'TRB5013',
+  /** The pipeline runs in another process, which did not take the rewind over HTTP. */
+  LOG_REWIND_LIVE: 'TRB5014',
   // The admin HTTP API
   HTTP_UNAUTHORIZED: 'TRB6001',
   HTTP_TOKEN_REQUIRED: 'TRB6002',

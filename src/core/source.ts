@@ -27,6 +27,20 @@ export interface Position {
   ordinal(): bigint;
 }
 
+/** A transaction as the log records it: its position and where the source resumes after it (serialized). */
+export interface TxnBounds {
+  txn: string;
+  resume: string;
+}
+
+/**
+ * A position a user names (`tributary rewind --to`, `log read --from`) in the source's own
+ * form, as a test on the log's transactions in commit order: false for the transactions the
+ * position covers, true from the first one it does not. Monotone: once true, true for every
+ * later transaction (the log finds the first one by skipping whole segments).
+ */
+export type PositionTarget = (t: TxnBounds) => boolean;
+
 /** One item a source hands to the runtime. */
 export type SourceItem =
   | {

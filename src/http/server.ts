@@ -1,4 +1,4 @@
-import { createServer, type Server } from 'node:http';
+import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { ErrorCodes, TributaryError } from '../core/errors.js';
 import { authorize, isLoopback, type HttpAuth } from './auth.js';
@@ -6,8 +6,10 @@ import type { Metrics } from '../runtime/metrics.js';
 import type { PipelineView } from '../runtime/supervisor.js';
 
 export interface HttpRoutes {
-  /** Extra POST routes (the snapshot API registers here). */
+  /** Extra POST routes (the snapshot and rewind APIs register here). */
   post?: Record<string, (body: unknown) => Promise<{ status: number; body: unknown }>>;
+  /** Extra GET routes, which write their own (possibly streamed) answer (the log API). */
+  get?: Record<string, (url: URL, res: ServerResponse) => Promise<void>>;
 }
 
 /** The JSON body of a coded error: `{ error, code, fix }`. */
@@ -25,6 +27,7 @@ function errorBody(err: TributaryError): { error: string; code: string; fix?: st
  * bearer token, and is refused when none is configured.
  */
 export async function startHttp(opts: { host: string; port: number; auth: HttpAuth; pipelines: PipelineView[]; metrics: Metrics; logger: Logger; routes?: HttpRoutes }): Promise<Server> {
+  const getRoutes = Object.keys(opts.routes?.get ?? {});
   const server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://x');
     const send = (status: number, body: unknown, type = 'application/json', headers: Record<string, string> = {}) => {
@@ -62,7 +65,15 @@ export async function startHttp(opts: { host: string; port: number; auth: HttpAu
       return;
     }
     if (req.method !== 'GET' && req.method !== 'HEAD') {
-      return send(405, errorBody(new TributaryError(ErrorCodes.HTTP_BAD_REQUEST, `${req.method} ${url.pathname} is not an endpoint`, { fix: 'POST /snapshot; GET /healthz, /readyz, /metrics, /status' })));
+      return send(405, errorBody(new TributaryError(ErrorCodes.HTTP_BAD_REQUEST, `${req.method} ${url.pathname} is not an endpoint`, { fix: `POST ${Object.keys(opts.routes?.post ?? {}).join(', ') || '/snapshot'}; GET /healthz, /readyz, /metrics, /status${getRoutes.length ? ', ' + getRoutes.join(', ') : ''}` })));
+    }
+    const route = opts.routes?.get?.[url.pathname];
+    if (route) {
+      route(url, res).catch((err: Error) => {
+        if (!res.headersSent) send(500, err instanceof TributaryError ? errorBody(err) : { error: err.message });
+        else res.destroy(err);
+      });
+      return;
     }
     switch (url.pathname) {
       case '/healthz':
@@ -77,7 +88,7 @@ export async function startHttp(opts: { host: string; port: number; auth: HttpAu
       case '/status':
         return send(200, { pipelines: opts.pipelines.map((p) => p.status()) });
       default:
-        return send(404, { error: 'not found', routes: ['/healthz', '/readyz', '/metrics', '/status'] });
+        return send(404, { error: 'not found', routes: ['/healthz', '/readyz', '/metrics', '/status', ...getRoutes] });
     }
   });
   await new Promise<void>((resolve, reject) => {

@@ -1,7 +1,7 @@
 import { ErrorCodes, TributaryError } from '../core/errors.js';
 import type { ResolvedPipeline } from '../config/load.js';
 import type { SnapshotCoordinator } from '../snapshot/coordinator.js';
-import { tableMatcher } from '../runtime/table-filter.js';
+import { qualified, tableMatcher } from '../runtime/table-filter.js';
 
 /** The body of `POST /snapshot` (what `tributary snapshot` sends). */
 export interface SnapshotRequest {
@@ -24,10 +24,8 @@ export interface SnapshotTarget {
 
 const coded = (status: number, err: TributaryError): Reply => ({ status, body: { error: `${err.code} ${err.message}`, code: err.code, fix: err.fix } });
 
-/** `table` as the source names it: Postgres qualifies a bare name with `public`. */
-function qualified(table: string, sourceType: string): string {
-  return table.includes('.') || sourceType !== 'postgres' ? table : `public.${table}`;
-}
+/** `table` as the source names it (runtime/table-filter.ts), for the routes that used it from here. */
+export { qualified };
 
 /**
  * The pipelines whose `source.tables` (minus `exclude`) capture `table`, by the same patterns

@@ -500,12 +500,24 @@ export class SegmentLog {
         }
         this.insertSegment(seg);
       }
-      if (seg.sealed || seg.size >= limit) continue;
+      if (seg.sealed) continue;
+      if (!isActive) {
+        // Sealed since the last look (read as the active one then): take its sidecar, whose
+        // sorted key index time travel needs (the reader's run for it stops being consulted).
+        const sealed = new Segment(this.dir, base);
+        if (loadSidecar(sealed, size)) {
+          this.segments[this.segments.indexOf(seg)] = sealed;
+          seg.closeReads();
+          this.readerRun.delete(base);
+          this.hints.clear();
+          continue;
+        }
+      }
+      if (seg.size >= limit) continue;
       const run = this.readerRun.get(base) ?? new KeyRun();
       this.readerRun.set(base, run);
       const r = await scanSegment(seg, { from: seg.size, fromOffset: seg.next, limit }, (b) => this.account(seg!, run, b.pos, b.header, b.records));
       if (r.stop) throw corruption(seg, r.stop.expectedOffset, r.stop.pos, r.stop.problem);
-      if (!isActive && loadSidecar(new Segment(this.dir, base), size)) seg.sealed = true;
     }
     this.durableEnd = head?.end ?? this.active?.next ?? 0;
     this.lastCommit = this.findLastCommit();
@@ -652,13 +664,17 @@ export class SegmentLog {
     this.hints.set(offset, { seg, pos });
   }
 
-  /** The commit time of the first transaction in the log, or null when none is durable. */
+  /**
+   * The commit time of the first transaction in the log whose time is known, or null when
+   * none is durable. An empty transaction (a heartbeat) before any other has no time of its
+   * own (0): the history it would start is unknown, so it does not count.
+   */
   async firstCommitTime(): Promise<number | null> {
     for (const seg of this.segments) {
       if (!seg.lastCommit) continue;
       let ts: number | null = null;
       await scanSegment(seg, { limit: seg.lastCommitEnd }, (b) => {
-        for (const r of b.records) if (r.kind === 'commit') {
+        for (const r of b.records) if (r.kind === 'commit' && r.tsMs > 0) {
           ts = r.tsMs;
           return false;
         }

@@ -1,4 +1,4 @@
-import { ErrorCodes, TributaryError } from '../core/errors.js';
+import { ConfigError, ErrorCodes, TributaryError } from '../core/errors.js';
 import type { DecodedEvent } from './format.js';
 import { RunKeys, tableHash, type KeyEntry, type KeyQueries } from './key-index.js';
 import { mergeKeys, type RankedEntry } from './key-merge.js';
@@ -112,6 +112,25 @@ export class TimeTravel {
     if (round.length) yield* flush();
   }
 
+  /**
+   * Every event of one key of `table` in the log from offset `from` to `to` (exclusive), in
+   * log order, found through the key index: the key's own versions are read, not the log.
+   * Memory holds one segment's versions of the key at a time.
+   */
+  async *keyHistory(table: string, keyJson: Buffer, from: number, to: number): AsyncGenerator<DecodedEvent> {
+    const log = this.log;
+    const th = tableHash(table);
+    const key = this.canonicalKey(th, keyJson);
+    for (const seg of log.segmentList) {
+      if (seg.base >= to) break;
+      if (seg.next <= from) continue;
+      const keys = seg.keys ?? new RunKeys(log.activeKeys(), Math.min(to, log.durableEnd));
+      const hits = keys.lookup(th, key).filter((e) => e.offset >= from && e.offset < to);
+      hits.sort((a, b) => a.offset - b.offset);
+      for (const e of hits) yield await this.readFrom(log, e);
+    }
+  }
+
   /** The row that a key's versions amount to, given the latest truncate. */
   private async resolve(versions: RankedEntry[], truncatedAt: number, sources: { compacted: boolean }[]): Promise<Buffer | null> {
     if (!versions.length) return null;
@@ -123,8 +142,11 @@ export class TimeTravel {
     return r ? Buffer.from(r.row) : null;
   }
 
-  private async read(e: RankedEntry, sources: { compacted: boolean }[]): Promise<DecodedEvent> {
-    const log = sources[e.source]!.compacted ? this.compacted!.log : this.log;
+  private read(e: RankedEntry, sources: { compacted: boolean }[]): Promise<DecodedEvent> {
+    return this.readFrom(sources[e.source]!.compacted ? this.compacted!.log : this.log, e);
+  }
+
+  private async readFrom(log: SegmentLog, e: KeyEntry): Promise<DecodedEvent> {
     const r = await log.readRecord(e.offset);
     // The index is checked against the record it points at (a lookup does not read the
     // whole index to verify its checksum).
@@ -146,13 +168,13 @@ export class TimeTravel {
     try {
       parsed = JSON.parse(keyJson.toString('utf8')) as Record<string, unknown>;
     } catch {
-      throw new TributaryError(ErrorCodes.USAGE, `--key is not JSON: ${keyJson.toString('utf8')}`, { fix: 'give the key as events show it, e.g. --key \'{"id":7}\'' });
+      throw new ConfigError(ErrorCodes.USAGE, `--key is not JSON: ${keyJson.toString('utf8')}`, { fix: 'give the key as events show it, e.g. --key \'{"id":7}\'' });
     }
     const sample = this.sampleKey(th);
     const order = sample ? Object.keys(JSON.parse(sample) as object) : Object.keys(parsed);
     const missing = order.filter((k) => !(k in parsed));
     if (missing.length) {
-      throw new TributaryError(ErrorCodes.USAGE, `--key lacks the key column(s) ${missing.join(', ')}`, { fix: `give every key column: ${order.join(', ')}` });
+      throw new ConfigError(ErrorCodes.USAGE, `--key lacks the key column(s) ${missing.join(', ')}`, { fix: `give every key column: ${order.join(', ')}` });
     }
     // Values are copied as the user wrote them, re-serialized compactly (key values are
     // integers within 2^53, strings and booleans: exact through JSON).

@@ -91,4 +91,14 @@ export function defineRuntimeMetrics(m: Metrics): void {
   m.define('tributary_acknowledged_position', 'gauge', 'Ordinal of the last position acknowledged to the source database.');
   m.define('tributary_snapshot_rows_total', 'counter', 'Rows read by snapshots.');
   m.define('tributary_snapshot_remaining_tables', 'gauge', 'Tables a snapshot still has to read.');
+  m.define('tributary_log_bytes', 'gauge', 'Bytes of the log (stream: log), compacted state excluded.');
+  m.define('tributary_log_segments', 'gauge', 'Segment files of the log.');
+  m.define('tributary_log_first_offset', 'gauge', 'First retained offset of the log.');
+  m.define('tributary_log_last_offset', 'gauge', 'Offset of the last durable record of the log (-1 when empty).');
+  m.define('tributary_log_first_timestamp_seconds', 'gauge', 'Source commit time of the first transaction in the log (Unix seconds; 0 when empty).');
+  m.define('tributary_log_last_timestamp_seconds', 'gauge', 'Source commit time of the last durable transaction in the log (Unix seconds; 0 when empty).');
+  m.define('tributary_log_horizon_offset', 'gauge', 'Retention horizon: the compacted state stands for the log before this offset (0 while nothing was removed).');
+  m.define('tributary_log_horizon_timestamp_seconds', 'gauge', 'Commit time up to which the compacted state stands for the removed history (Unix seconds; 0 when none).');
+  m.define('tributary_sink_committed_offset', 'gauge', 'The sink\'s committed log offset: where it reads on after a restart.');
+  m.define('tributary_sink_lag_bytes', 'gauge', 'Bytes of log between the sink\'s committed offset and the committed end of the log.');
 }

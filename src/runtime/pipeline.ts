@@ -7,7 +7,7 @@ import type { SinkEvent } from '../sdk/index.js';
 import type { StateStore } from '../state/store.js';
 import { openStateStore } from '../state/open.js';
 import { StreamEvent, type DurableCommit, type EventStream, type StreamConsumer, type StreamEntry } from '../stream/types.js';
-import { openStream } from '../stream/open.js';
+import { openStream, pipelineStateDir } from '../stream/open.js';
 import { LogStream } from '../stream/log-stream.js';
 import type { Metrics } from './metrics.js';
 import { SinkRunner } from './sink-runner.js';
@@ -15,6 +15,11 @@ import { createSource } from './source-registry.js';
 import { SnapshotCoordinator } from '../snapshot/coordinator.js';
 import { JoinedTableSnapshots } from '../snapshot/joined-tables.js';
 import { SourceLinkMonitor } from './source-link.js';
+import { LogRetention } from './log-retention.js';
+import { positionSupport } from './positions.js';
+import { countRewind, planRewind, type RewindPlan } from './rewind.js';
+import { liveLogView } from '../log/view.js';
+import { LogGauges } from './log-gauges.js';
 
 export type PipelineState = 'created' | 'starting' | 'running' | 'draining' | 'stopped' | 'failed';
 
@@ -49,6 +54,9 @@ export class Pipeline {
   private closed?: Promise<void>;
   private acked: Position | null = null;
   private timer?: NodeJS.Timeout;
+  /** Periodic retention of the log this pipeline writes. */
+  retention?: LogRetention;
+  private logGauges?: LogGauges;
   private eventsIn = 0;
   private txnsIn = 0;
   private lastEvent: SinkEvent['event'] | null = null;
@@ -69,8 +77,7 @@ export class Pipeline {
   }
 
   get stateDir(): string {
-    const st = this.resolved.config.state;
-    return st.type === 'file' ? st.dir : './.tributary';
+    return pipelineStateDir(this.resolved.config);
   }
 
   /**
@@ -124,17 +131,7 @@ export class Pipeline {
     // anything reads it: the source resumes after its last durable commit.
     this.stream = await step('other', () => openStream(cfg, this.stateDir, (s) => this.source.parsePosition(s), this.logger.child({ component: 'log' })));
     for (const s of this.resolved.sinks) {
-      const runner = new SinkRunner({
-        pipeline: this.name,
-        sink: s,
-        stream: this.stream,
-        store: this.store,
-        source: this.source,
-        logger: this.logger,
-        metrics: this.metrics,
-        stateDir: this.stateDir,
-        onCommit: () => this.coordinate(),
-      });
+      const runner = this.makeRunner(s);
       // Listed before it opens, so close() closes a sink whose open() failed half-way.
       this.runners.push(runner);
       await step('other', () => runner.open(stored[s.base.name]));
@@ -205,17 +202,37 @@ export class Pipeline {
     }
     this.timer = setInterval(() => this.updateGauges(), 1000);
     this.timer.unref();
+    if (this.stream instanceof LogStream) {
+      this.logGauges = new LogGauges(this.stream, this.name, this.metrics, this.logger);
+      (this.retention = new LogRetention({ stream: this.stream, pipeline: this.name, sinks: this.resolved.sinks, runners: () => this.runners, store: this.store, logger: this.logger })).start();
+    }
     this.logger.info({ from: from?.serialize() ?? null, sinks: this.runners.map((r) => r.name) }, `pipeline ${this.name} running`);
+  }
+
+  private makeRunner(s: ResolvedPipeline['sinks'][number]): SinkRunner {
+    return new SinkRunner({
+      pipeline: this.name,
+      sink: s,
+      stream: this.stream,
+      store: this.store,
+      source: this.source,
+      logger: this.logger,
+      metrics: this.metrics,
+      stateDir: this.stateDir,
+      onCommit: () => this.coordinate(),
+    });
   }
 
   /**
    * The stream reader of a sink: from its committed offset; a sink that has only a position
    * (checkpointed before the log existed) from the start of the log, skipping what it holds;
-   * a new sink from its `start`. A sink that fell off the start of the log follows `on_gap`.
+   * a new sink from its `start`. A sink that fell off the start of the log follows `on_gap`;
+   * one rewound to `earliest` past retention reads the compacted state first.
    */
   private async consumerFor(r: SinkRunner): Promise<StreamConsumer> {
     const base = r.sink.base;
     const s = this.stream;
+    if (r.rebuild && s instanceof LogStream) return s.rebuild(r.name);
     const from = r.offset ?? (r.position && s instanceof LogStream ? s.start : null);
     try {
       return await s.consumer(r.name, from, base.start);
@@ -308,6 +325,7 @@ export class Pipeline {
       this.metrics.set('tributary_sink_lag_seconds', r.lagSeconds(now), { pipeline: this.name, sink: r.name });
       this.metrics.set('tributary_sink_lag_events', r.lagEvents, { pipeline: this.name, sink: r.name });
     }
+    this.logGauges?.update(this.runners, now);
     this.metrics.set('tributary_events_in_total', this.eventsIn, { pipeline: this.name });
     this.metrics.set('tributary_transactions_in_total', this.txnsIn, { pipeline: this.name });
     if (this.lastEvent) this.metrics.set('tributary_source_lag_seconds', Math.max(0, (now - commitTime(this.lastEvent)) / 1000), { pipeline: this.name });
@@ -342,11 +360,62 @@ export class Pipeline {
     await this.close();
   }
 
+  /**
+   * Rewind sink `sink` to `to` (see planRewind): its runner stops, its checkpoint is
+   * rewritten, and a new runner reads on from the new offset; the other sinks and the source
+   * go on undisturbed. With `dryRun`, only counts what it would receive again. One rewind at a
+   * time; a failure half-way fails the pipeline, which restarts from the checkpoints.
+   */
+  rewindSink(sink: string, to: string, dryRun: boolean): Promise<RewindPlan> {
+    const run = async (): Promise<RewindPlan> => {
+      const i = this.runners.findIndex((r) => r.name === sink);
+      if (i < 0) {
+        throw new TributaryError(ErrorCodes.LOG_UNKNOWN_NAME, `pipeline ${this.name} has no sink named "${sink}"`, { fix: `name one of: ${this.runners.map((r) => r.name).join(', ')}` });
+      }
+      if (!(this.stream instanceof LogStream) || this.state !== 'running') {
+        throw new TributaryError(this.stream instanceof LogStream ? ErrorCodes.LOG_REWIND_LIVE : ErrorCodes.LOG_NOT_ENABLED, `pipeline ${this.name} cannot rewind a sink now: ${this.stream instanceof LogStream ? `it is ${this.state}` : 'its stream is not the log (stream: memory keeps no history)'}`, {
+          fix: this.stream instanceof LogStream ? 'wait until it runs (tributary status), or stop it and run tributary rewind' : 'use stream: log (the default)',
+        });
+      }
+      if (this.ac.signal.aborted) throw new TributaryError(ErrorCodes.LOG_REWIND_LIVE, `pipeline ${this.name} is stopping`, { fix: 'rewind it with tributary rewind once it has stopped' });
+      const old = this.runners[i]!;
+      const view = liveLogView(this.stream);
+      const positions = await positionSupport(this.resolved.config.source.type);
+      const args = { pipeline: this.name, sink: old.sink.base, to, dryRun };
+      const stored = async () => (await this.store.loadSinks(this.name))[sink];
+      if (dryRun) return (await planRewind(view, positions, { ...args, stored: await stored(), count: true })).plan;
+      // Checked before the runner stops: a bad target leaves the sink running.
+      await planRewind(view, positions, { ...args, stored: await stored(), count: false });
+      try {
+        await old.close();
+        const { plan, record } = await planRewind(view, positions, { ...args, stored: await stored(), count: false });
+        await this.store.saveSink(this.name, sink, record);
+        const fresh = this.makeRunner(old.sink);
+        this.runners[i] = fresh;
+        await fresh.open(record);
+        fresh.start(await this.consumerFor(fresh));
+        this.logger.info({ sink, to, offset: plan.offset, previousOffset: plan.previousOffset, rebuild: plan.rebuild }, `sink ${sink} rewound to ${to} (offset ${plan.offset})`);
+        await countRewind(view, old.sink.base, plan);
+        return plan;
+      } catch (err) {
+        this.fail(err);
+        throw err;
+      }
+    };
+    const p = this.rewinding.then(run, run);
+    this.rewinding = p.catch(() => undefined);
+    return p;
+  }
+  private rewinding: Promise<unknown> = Promise.resolve();
+
   /** Idempotent hard stop: abort sinks, close sinks, the source and the store. */
   close(): Promise<void> {
     return (this.closed ??= (async () => {
       this.ac.abort();
       clearInterval(this.timer);
+      await this.retention?.close();
+      // A rewind half-way (its runner closed, the next not yet started) finishes first.
+      await this.rewinding;
       await this.joined?.close();
       await this.snapshots?.close();
       for (const r of this.runners) await r.close();
@@ -378,12 +447,16 @@ export class Pipeline {
       bufferBytes: this.stream?.bytes ?? 0,
       stream: this.stream?.kind ?? null,
       snapshot: this.snapshots?.summary() ?? null,
+      // The log (stream: log): offsets, times, bytes, the retention horizon; refreshed every second.
+      log: this.logGauges?.summary?.info ?? null,
       sinks: this.runners.map((r) => ({
         name: r.name,
         position: r.position?.serialize() ?? null,
         offset: r.offset,
         lagEvents: r.lagEvents,
         lagSeconds: r.lagSeconds(),
+        // Behind the log's committed end from its committed offset (log only).
+        lag: this.logGauges?.summary?.lags.get(r.name) ?? null,
         failed: r.failed ? errorMessage(r.failed) : null,
       })),
     };

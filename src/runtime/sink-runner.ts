@@ -45,6 +45,8 @@ export class SinkRunner {
   resume: Position | null = null;
   /** The stream offset this sink resumes from after a restart (log stream): after its last commit. */
   offset: number | null = null;
+  /** Rewound to `earliest` past retention: it reads the compacted state first (until its next commit). */
+  rebuild = false;
   /** The reader of this sink's consumer group. */
   private consumer: StreamConsumer | null = null;
   /** The first entry of the batch being written, for `lagSeconds`. */
@@ -95,6 +97,7 @@ export class SinkRunner {
     this.position = stored ? this.o.source.parsePosition(stored.position) : null;
     this.resume = stored ? this.o.source.parsePosition(stored.resume) : null;
     this.offset = stored?.offset ?? null;
+    this.rebuild = stored?.rebuild === true;
     const r = await this.instance.open?.({ position: stored?.position ?? null, state: stored?.state });
     if (r && r.position) {
       // The target holds its own position (written in the same transaction as the data):
@@ -114,6 +117,8 @@ export class SinkRunner {
     this.consumer = consumer;
     this.loop = this.run().catch((err) => {
       if (this.saveError) return; // reported by saveLoop, which stopped the loop
+      // Stopped on purpose (close, a rewind): the write it cut short is no failure.
+      if (this.ac.signal.aborted) return;
       this.failed = err as Error;
       this.o.logger.error({ sink: this.name, err }, `sink ${this.name} stopped: ${errorMessage(err)}`);
       this.o.onCommit();
@@ -238,6 +243,7 @@ export class SinkRunner {
         this.position = next.commit.txn;
         this.resume = next.commit.resume;
         if (next.rec.offset !== undefined) this.offset = next.rec.offset;
+        this.rebuild = false;
         this.o.onCommit();
       }
     } catch (err) {
@@ -392,11 +398,12 @@ export class SinkRunner {
     await this.loop;
   }
 
-  /** Idempotent: stop, then close the sink. */
+  /** Idempotent: stop, let the checkpoint record being written land, then close the sink. */
   close(): Promise<void> {
     return (this.closed ??= (async () => {
       try {
         await this.stop();
+        await this.saving;
       } finally {
         this.consumer?.close();
         try {

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import type { Source, SourceContext } from '../core/source.js';
+import type { PositionSupport } from './positions.js';
 import { PostgresSourceConfig } from '../../connectors/postgres/config.js';
 import { MysqlSourceConfig } from '../../connectors/mysql/config.js';
 
@@ -26,6 +27,11 @@ export interface SourceConnector<C extends z.ZodObject = z.ZodObject> {
    * to validate a file and is small (zod and src/config/common.ts only).
    */
   load(): Promise<(config: z.output<C>, ctx: SourceContext) => Source>;
+  /**
+   * Imports the connector's positions alone (its position.ts), for the log tools: reading
+   * stored positions and the ones a user writes, without connecting to the database.
+   */
+  positions(): Promise<PositionSupport>;
 }
 
 const connector = <C extends z.ZodObject>(c: SourceConnector<C>): SourceConnector<C> => c;
@@ -42,6 +48,10 @@ const postgres = connector({
     const { PostgresSource } = await import('../../connectors/postgres/source.js');
     return (config, ctx) => new PostgresSource(config, ctx);
   },
+  positions: async () => {
+    const { PgPosition, pgPositionTarget } = await import('../../connectors/postgres/position.js');
+    return { parse: (s) => PgPosition.parse(s), zero: PgPosition.ZERO.serialize(), target: pgPositionTarget, forms: 'an LSN such as 0/16B3748' };
+  },
 });
 
 const mysql = connector({
@@ -52,6 +62,15 @@ const mysql = connector({
   load: async () => {
     const { MysqlSource } = await import('../../connectors/mysql/source.js');
     return (config, ctx) => new MysqlSource(config, ctx);
+  },
+  positions: async () => {
+    const { MysqlPosition, mysqlPositionTarget } = await import('../../connectors/mysql/position.js');
+    return {
+      parse: (s) => MysqlPosition.parse(s),
+      zero: MysqlPosition.ZERO.serialize(),
+      target: mysqlPositionTarget,
+      forms: 'file:pos such as mysql-bin.000003:1234, a GTID set such as 3e11fa47-71ca-11e1-9e33-c80aa9429562:1-57, or a MariaDB GTID position such as 0-1-100',
+    };
   },
 });
 

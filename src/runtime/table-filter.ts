@@ -26,3 +26,8 @@ export function globToRegExp(glob: string): RegExp {
 
 /** The predicate of an empty filter; callers may compare against it to skip the call. */
 export const matchAll = (_table: string): boolean => true;
+
+/** `table` as the source names it: Postgres qualifies a bare name with `public`. */
+export function qualified(table: string, sourceType: string): string {
+  return table.includes('.') || sourceType !== 'postgres' ? table : `public.${table}`;
+}

@@ -16,6 +16,12 @@ export interface SinkCheckpointRecord {
    * of `position` (where the sink reads on after a restart).
    */
   offset?: number;
+  /**
+   * Set by `tributary rewind --to earliest` when retention has trimmed the log: the sink
+   * reads the compacted state first (each key's latest row), then the log from `offset`.
+   * Its next checkpoint drops it.
+   */
+  rebuild?: boolean;
 }
 
 /** Durable key/value storage for checkpoints and snapshot progress, per pipeline. */

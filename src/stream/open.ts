@@ -5,6 +5,16 @@ import { LogStream, logDir } from './log-stream.js';
 import { MemoryStream } from './memory-stream.js';
 import type { EventStream } from './types.js';
 
+/** Where a pipeline keeps its files (the log among them): `state.dir`, or `./.tributary` with the Redis store. */
+export function pipelineStateDir(cfg: PipelineConfig): string {
+  return cfg.state.type === 'file' ? cfg.state.dir : './.tributary';
+}
+
+/** The directory of a pipeline's log. */
+export function pipelineLogDir(cfg: PipelineConfig): string {
+  return logDir(pipelineStateDir(cfg), cfg.name);
+}
+
 /**
  * The stream a pipeline's `stream:` block names. The log lives under the state directory
  * (`<state.dir>/<pipeline>/log`), next to the checkpoints that point into it.

@@ -15,6 +15,10 @@ describe('help and version', () => {
     [['binlog'], /^Usage: tributary binlog decode FILE\.\.\./],
     [['demo'], /^Usage: tributary demo \[--duration SECONDS\]/],
     [['docs'], /^Usage: tributary docs config/],
+    [['log'], /^Usage: tributary log info --config FILE/],
+    [['log', 'read'], /^Usage: tributary log info --config FILE/],
+    [['state'], /^Usage: tributary state --config FILE/],
+    [['rewind'], /^Usage: tributary rewind --config FILE/],
   ];
   for (const [cmd, usage] of commands) {
     it(`tributary ${cmd.join(' ')} --help and -h print its usage (exit 0), and touch nothing`, { timeout: 30_000 }, async () => {
@@ -31,7 +35,7 @@ describe('help and version', () => {
   it('help lists every command, docs config included; help COMMAND prints its usage', { timeout: 30_000 }, async () => {
     const r = await TributaryProcess.run(['help']);
     assert.equal(r.code, 0);
-    for (const c of ['run', 'validate', 'status', 'snapshot', 'binlog decode', 'demo', 'docs config', 'version']) assert.match(r.stdout, new RegExp(`\\n  tributary ${c}\\b`), c);
+    for (const c of ['run', 'validate', 'status', 'snapshot', 'binlog decode', 'log info\\|read', 'state', 'rewind', 'demo', 'docs config', 'version']) assert.match(r.stdout, new RegExp(`\\n  tributary ${c}\\b`), c);
     assert.match(r.stdout, /`tributary COMMAND --help`/);
     const s = await TributaryProcess.run(['help', 'snapshot']);
     assert.match(s.stdout, /^Usage: tributary snapshot/);

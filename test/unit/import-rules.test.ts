@@ -40,7 +40,7 @@ const MAY_IMPORT: Record<string, readonly string[]> = {
   'src/snapshot': ['src/core', 'src/state', 'src/runtime'],
   'src/runtime': ['src/core', 'src/config', 'src/state', 'src/snapshot', 'src/sdk', 'src/log', 'src/stream'],
   'src/stream': ['src/core', 'src/config', 'src/log', 'src/sdk'],
-  'src/http': ['src/core', 'src/config', 'src/runtime', 'src/snapshot', 'src/state'],
+  'src/http': ['src/core', 'src/config', 'src/runtime', 'src/snapshot', 'src/state', 'src/log', 'src/stream'],
   'src/cli': ['src/core', 'src/config', 'src/runtime', 'src/snapshot', 'src/state', 'src/http', 'src/sdk', 'src/log', 'src/stream'],
   'src/testing': ['src/core', 'src/sdk', 'src/stream'],
   'src/index.ts': ['src/sdk'],
@@ -72,7 +72,7 @@ const MAY_IMPORT: Record<string, readonly string[]> = {
  */
 const PLUGIN_GATES: readonly { file: string; dynamic: RegExp; static?: RegExp }[] = [
   { file: 'src/runtime/sink-registry.ts', dynamic: /^sinks\/[^/]+\/index\.ts$/ },
-  { file: 'src/runtime/source-registry.ts', dynamic: /^connectors\/[^/]+\/source\.ts$/, static: /^connectors\/[^/]+\/config\.ts$/ },
+  { file: 'src/runtime/source-registry.ts', dynamic: /^connectors\/[^/]+\/(source|position)\.ts$/, static: /^connectors\/[^/]+\/config\.ts$/ },
   { file: 'src/cli/binlog-decode.ts', dynamic: /^connectors\/mysql\/index\.ts$/ },
 ];
 
