@@ -14,6 +14,7 @@ import { createSource } from '../runtime/source-registry.js';
 import { checkSinks } from '../runtime/sink-check.js';
 import { openStateStore } from '../state/open.js';
 import type { SnapshotState } from '../snapshot/types.js';
+import { RUN_ROLES, checkRole, type RoleSpec, type RunRole } from '../runtime/roles.js';
 
 /** Exit code 2 for usage and config errors, 1 for everything else. */
 export function exitCodeFor(err: unknown): number {
@@ -98,17 +99,39 @@ export function configFiles(v: unknown): string[] {
 }
 
 async function cmdRun(rest: string[]): Promise<void> {
-  const { values } = args(rest, { config: { type: 'string', multiple: true, short: 'c' }, worker: { type: 'boolean' }, pipeline: { type: 'string', multiple: true } });
+  const { values } = args(rest, {
+    config: { type: 'string', multiple: true, short: 'c' },
+    worker: { type: 'boolean' },
+    pipeline: { type: 'string', multiple: true },
+    role: { type: 'string' },
+    sink: { type: 'string', multiple: true },
+    'http-port': { type: 'string' },
+  });
   if (values.pipeline && !values.worker) throw new ConfigError(ErrorCodes.USAGE, '--pipeline is an option of run --worker', { fix: 'put pipelines to run in their own config file' });
+  const role = runRole(values.role, values.sink);
+  const httpPort = values['http-port'] === undefined ? undefined : portOption(values['http-port']);
+  if (values.worker && (values.role !== undefined || values.sink)) throw new ConfigError(ErrorCodes.ROLE_USAGE, '--role and --sink are options of run, not of run --worker', { fix: 'drop them: a worker takes snapshot chunk jobs only' });
   const cfg = await loadConfig(configFiles(values.config));
   for (const w of cfg.warnings) process.stderr.write(`warning: ${w}\n`);
   if (values.worker) return (await import('./worker.js')).runWorker(cfg, values.pipeline ?? []);
+  // Before anything starts: a role needs the log, and --sink must name sinks of the pipelines.
+  for (const p of cfg.pipelines) checkRole(p, role.sinks && cfg.pipelines.length > 1 ? { ...role, sinks: role.sinks.filter((n) => p.sinks.some((s) => s.base.name === n)) } : role);
+  if (role.sinks && cfg.pipelines.length > 1) {
+    const known = new Set(cfg.pipelines.flatMap((p) => p.sinks.map((s) => s.base.name)));
+    const unknown = role.sinks.filter((n) => !known.has(n));
+    if (unknown.length) throw new ConfigError(ErrorCodes.ROLE_USAGE, `run --sink: no pipeline has a sink named ${unknown.map((n) => `"${n}"`).join(', ')}`, { fix: `name one of: ${[...known].join(', ')}` });
+  }
+  if (httpPort !== undefined) cfg.http.port = httpPort;
   const logger = createLogger({ level: process.env.TRIBUTARY_LOG_LEVEL ?? cfg.log.level });
   const metrics = new Metrics();
   defineRuntimeMetrics(metrics);
   // One supervisor per pipeline: each retries and restarts its own pipeline, so one that
   // waits for its database or fails never holds up or stops the others.
-  const pipelines = cfg.pipelines.map((p) => new PipelineSupervisor(p, logger.child({ pipeline: p.config.name }), metrics));
+  // With several pipelines, --sink names sinks of any of them: each runs those it has, and a
+  // sinks-only process leaves out the pipelines it names none of.
+  const roleOf = (p: (typeof cfg.pipelines)[number]): RoleSpec => (role.sinks && cfg.pipelines.length > 1 ? { ...role, sinks: role.sinks.filter((n) => p.sinks.some((s) => s.base.name === n)) } : role);
+  const mine = cfg.pipelines.filter((p) => !(role.role === 'sinks' && roleOf(p).sinks?.length === 0));
+  const pipelines = mine.map((p) => new PipelineSupervisor(p, logger.child({ pipeline: p.config.name }), metrics, roleOf(p)));
   let server: Server | undefined;
   let stopping = false;
   const stop = async (signal: string) => {
@@ -151,6 +174,20 @@ async function cmdRun(rest: string[]): Promise<void> {
   if (failed.length) process.exitCode = Math.max(...failed.map((f) => exitCodeFor(f.error)));
 }
 
+
+/** `--role` and `--sink` of `tributary run` (checked against each pipeline by checkRole). */
+function runRole(role: string | undefined, sinks: string[] | undefined): RoleSpec {
+  const r = (role ?? 'all') as RunRole;
+  if (!RUN_ROLES.includes(r)) throw new ConfigError(ErrorCodes.ROLE_USAGE, `run --role ${role}: no such role`, { fix: `use one of: ${RUN_ROLES.join(', ')}` });
+  return { role: r, sinks: sinks?.length ? sinks : null };
+}
+
+/** `--http-port N`: 0..65535 (0 turns the HTTP API off). */
+function portOption(v: string): number {
+  const n = Number(v);
+  if (!/^\d+$/.test(v) || n > 65535) throw new ConfigError(ErrorCodes.USAGE, `--http-port ${v}: not a port number`, { fix: 'give a port from 0 to 65535 (0 turns the HTTP API off)' });
+  return n;
+}
 
 async function cmdValidate(rest: string[]): Promise<void> {
   const { values } = args(rest, { config: { type: 'string', multiple: true, short: 'c' }, 'check-source': { type: 'boolean' } });
@@ -201,19 +238,22 @@ async function cmdValidate(rest: string[]): Promise<void> {
 }
 
 async function cmdStatus(rest: string[]): Promise<void> {
-  const { values } = args(rest, { config: { type: 'string', multiple: true, short: 'c' }, json: { type: 'boolean' } });
+  const { values } = args(rest, { config: { type: 'string', multiple: true, short: 'c' }, json: { type: 'boolean' }, 'http-port': { type: 'string', multiple: true } });
   const cfg = await loadConfig(configFiles(values.config));
   for (const w of cfg.warnings) process.stderr.write(`warning: ${w}\n`);
-  type Live = { pipelines: { name: string }[] };
-  let live = null as Live | null;
+  type Live = { pipelines: (LiveStatus & { name: string })[] };
+  // The processes to ask: the config's port, or each --http-port (a pipeline whose source and
+  // sinks run in separate processes, run --role, has one port per process).
+  const ports = values['http-port']?.length ? values['http-port'].map(portOption) : cfg.http.port ? [cfg.http.port] : [];
+  const lives: { port: number; live: Live }[] = [];
   let refused: string | null = null;
-  if (cfg.http.port) {
+  for (const port of ports) {
     try {
-      const r = await fetch(`${apiBase(cfg.http)}/status`, { headers: authHeaders(cfg.http), signal: AbortSignal.timeout(1500) });
-      if (r.ok) live = (await r.json()) as Live;
+      const r = await fetch(`${apiBase({ ...cfg.http, port })}/status`, { headers: authHeaders(cfg.http), signal: AbortSignal.timeout(1500) });
+      if (r.ok) lives.push({ port, live: (await r.json()) as Live });
       else refused = ((await r.json().catch(() => ({}))) as { error?: string }).error ?? `HTTP ${r.status}`;
     } catch {
-      live = null;
+      // not running on that port
     }
   }
   const out: Record<string, unknown>[] = [];
@@ -230,9 +270,12 @@ async function cmdStatus(rest: string[]): Promise<void> {
         error: snap.error ?? null,
         tables: snap.tables.map((t) => ({ table: t.table.name, chunksDone: t.done.filter(Boolean).length, chunks: t.chunks.length, rows: t.rows, estimate: t.table.estimate })),
       };
+      const processes = lives.flatMap(({ port, live }) => live.pipelines.filter((x) => x.name === p.config.name).map((x) => ({ ...x, port })));
       out.push({
         pipeline: p.config.name,
-        running: live?.pipelines.find((x) => x.name === p.config.name) ?? null,
+        running: processes[0] ?? null,
+        // Every process that runs a part of it (run --role), with the port it answered on.
+        processes,
         sinks: Object.fromEntries(p.sinks.map((s) => [s.base.name, sinks[s.base.name] ? { position: sinks[s.base.name]!.position, committedAt: new Date(sinks[s.base.name]!.at).toISOString() } : null])),
         snapshot: snapshot ?? null,
         // The log (stream: log), read-only from disk: offsets, times, bytes, horizon, each sink's offset and lag.
@@ -248,13 +291,24 @@ async function cmdStatus(rest: string[]): Promise<void> {
   }
   if (refused) process.stdout.write(`the running process refused /status: ${refused}\n  (showing positions from the state store; set http.auth_token in this config to the process's token)\n`);
   for (const p of out) {
-    const running = p.running as LiveStatus | null;
-    process.stdout.write(`pipeline ${p.pipeline}: ${running ? running.state : 'not running (positions from the state store)'}\n`);
-    if (running) for (const line of healthLines(running)) process.stdout.write(`  ${line}\n`);
+    const procs = p.processes as (LiveStatus & { port: number })[];
+    const running = procs.length === 1 ? procs[0]! : null;
+    if (procs.length > 1 || procs.some((x) => x.role && x.role !== 'all')) {
+      // Parts in separate processes: one line each, with what it runs.
+      process.stdout.write(`pipeline ${p.pipeline}: ${procs.length} process${procs.length === 1 ? '' : 'es'}\n`);
+      for (const x of procs) {
+        const parts = x.role === 'source' ? 'the source (writes the log)' : `sinks ${x.sinks.map((s) => s.name).join(', ') || '-'}`;
+        process.stdout.write(`  role ${x.role} on port ${x.port}: ${x.state}, runs ${parts}${x.sinksElsewhere?.length ? `; elsewhere: ${x.sinksElsewhere.join(', ')}` : ''}\n`);
+        for (const line of healthLines(x)) process.stdout.write(`    ${line}\n`);
+      }
+    } else {
+      process.stdout.write(`pipeline ${p.pipeline}: ${running ? running.state : 'not running (positions from the state store)'}\n`);
+      if (running) for (const line of healthLines(running)) process.stdout.write(`  ${line}\n`);
+    }
     const log = p.log as import('../runtime/log-info.js').LogInfo | null;
     if (log) for (const line of (await import('./log-commands.js')).statusLogLines(log)) process.stdout.write(`  ${line}\n`);
     for (const [name, s] of Object.entries(p.sinks as Record<string, { position: string; committedAt: string } | null>)) {
-      const lag = running?.sinks.find((x) => x.name === name);
+      const lag = procs.flatMap((x) => x.sinks).find((x) => x.name === name);
       const behind = log?.sinks.find((x) => x.name === name);
       const offset = behind && behind.offset !== null ? `, offset ${behind.offset} (${behind.lag.events} behind the log, ${behind.lag.seconds.toFixed(1)} s)` : '';
       process.stdout.write(`  sink ${name}: ${s ? `position ${s.position} (committed ${s.committedAt})` : 'no checkpoint yet'}${offset}${lag ? `, lag ${lag.lagEvents} events / ${lag.lagSeconds.toFixed(1)} s` : ''}\n`);
@@ -271,6 +325,9 @@ async function cmdStatus(rest: string[]): Promise<void> {
 /** What `/status` says about one pipeline (src/runtime/supervisor.ts). */
 interface LiveStatus {
   state: string;
+  /** The parts the process runs (run --role), and the config's sinks it leaves to others. */
+  role?: string;
+  sinksElsewhere?: string[];
   error: string | null;
   sinks: { name: string; lagEvents: number; lagSeconds: number }[];
   source?: { up: boolean; downSeconds: number; attempts: number; lastError: string | null; nextRetryAt: string | null };

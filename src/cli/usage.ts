@@ -6,8 +6,8 @@ import { readFileSync } from 'node:fs';
  */
 export const COMMANDS: Record<string, { synopsis: [args: string, summary: string]; usage: string }> = {
   run: {
-    synopsis: ['run --config FILE [--config FILE ...]', 'run the pipelines until SIGINT/SIGTERM'],
-    usage: `Usage: tributary run --config FILE [--config FILE ...]
+    synopsis: ['run --config FILE [--role all|source|sinks] [--sink NAME ...]', 'run the pipelines (or some of their parts) until SIGINT/SIGTERM'],
+    usage: `Usage: tributary run --config FILE [--config FILE ...] [--role all|source|sinks] [--sink NAME ...] [--http-port N]
        tributary run --worker --config FILE [--pipeline NAME ...]
 
 Run every pipeline of the config files until SIGINT or SIGTERM, which drain: reading stops,
@@ -15,6 +15,16 @@ and each sink commits what it holds. The HTTP API (http.port) serves /healthz, /
 /metrics, /status and snapshot requests.
 
   -c, --config FILE    a config file (repeatable: their pipelines run side by side)
+  --role ROLE          which parts this process runs (stream: log only, for source and sinks):
+                         all      the source and every sink (the default)
+                         source   the source only: it appends to the log (one writer) and
+                                  acknowledges the database once the log holds a change
+                         sinks    sinks only: they read the log another process writes
+                       each part is locked in the log's directory, so a second writer
+                       (TRB5020) or a sink already running elsewhere (TRB5021) is refused
+  --sink NAME          with --role sinks (or all): run only this sink (repeatable)
+  --http-port N        the HTTP API's port for this process (overrides http.port; 0 turns
+                       it off): each process of a pipeline needs its own
   --worker             take snapshot chunk jobs only (pipelines with snapshot.queue.redis)
   --pipeline NAME      with --worker: serve only this pipeline (repeatable)
 
@@ -35,12 +45,14 @@ Exit codes: 0 when everything passes, 2 when anything does not.`,
   },
   status: {
     synopsis: ['status --config FILE [--json]', 'positions, per-sink lag, snapshot progress'],
-    usage: `Usage: tributary status --config FILE [--json]
+    usage: `Usage: tributary status --config FILE [--json] [--http-port N ...]
 
 Each pipeline's sink positions (from the state store), its lag and snapshot progress (from the
 running process's /status, with http.auth_token from the same config).
 
   -c, --config FILE    a config file (repeatable)
+  --http-port N        ask the process on this port instead of http.port (repeatable: a
+                       pipeline run in parts, run --role, has one process per part)
   --json               print JSON`,
   },
   snapshot: {

@@ -136,6 +136,16 @@ export const ErrorCodes = {
   LOG_UNKNOWN_NAME: 'TRB5013',
   /** The pipeline runs in another process, which did not take the rewind over HTTP. */
   LOG_REWIND_LIVE: 'TRB5014',
+  /** `run --role source|all`: another process already writes this pipeline's log (its writer lock is held). */
+  ROLE_WRITER_LOCKED: 'TRB5020',
+  /** `run --role sinks|all`: a sink already runs in another process (its sink lock is held). */
+  ROLE_SINK_LOCKED: 'TRB5021',
+  /** `run --role source|sinks` on a pipeline whose stream is not the embedded log. */
+  ROLE_NEEDS_LOG: 'TRB5022',
+  /** `run --sink NAME` names no sink of the pipeline, or goes with `--role source`; or `--role` is unknown. */
+  ROLE_USAGE: 'TRB5023',
+  /** A sink fell off the log with `on_gap: rebuild`, but the compacted state does not reach back to where the log starts. */
+  LOG_REBUILD_UNCOVERED: 'TRB5024',
   // The admin HTTP API
   HTTP_UNAUTHORIZED: 'TRB6001',
   HTTP_TOKEN_REQUIRED: 'TRB6002',

@@ -34,7 +34,9 @@ export const DEFAULT_LOG_OPTIONS: SegmentLogOptions = {
 
 /** The `head` file: the durable end, rewritten after every sync, read by other processes. */
 const HEAD_MAGIC = 0x48425254; // 'TRBH'
-const HEAD_BYTES = 48;
+/** 48 bytes, then the writer's epoch (a head of 48 bytes, from before epochs, reads as epoch 0). */
+const HEAD_BYTES = 56;
+const HEAD_BYTES_V1 = 48;
 
 /** What the `head` file says: the log is durable up to here. */
 export interface Head {
@@ -47,6 +49,12 @@ export interface Head {
   lastCommit: number;
   /** First retained offset. */
   start: number;
+  /**
+   * Which opening of the log by a writer wrote this head: each writer's recovery makes the
+   * next one. A reader in another process that sees it change starts its view over, because
+   * the recovery may have cut records it had indexed (see {@link SegmentLog.refresh}).
+   */
+  epoch: number;
 }
 
 /** A read: the records from the requested offset, and the offset after them. */
@@ -92,6 +100,8 @@ export class SegmentLog {
   private openTxn = false;
   /** Hints for sequential readers: next offset → where its batch starts. */
   private readonly hints = new Map<number, { seg: Segment; pos: number }>();
+  /** The writer's epoch (see {@link Head.epoch}): this writer's, or the one a reader's view was built from. */
+  epoch = 0;
 
   private constructor(
     readonly dir: string,
@@ -137,6 +147,7 @@ export class SegmentLog {
   private async recover(): Promise<void> {
     const bases = await this.listSegments();
     const head = this.readHead();
+    this.epoch = (head?.epoch ?? 0) + 1;
     if (!bases.length) {
       const base = head?.end ?? 0;
       await this.createSegment(base);
@@ -284,8 +295,9 @@ export class SegmentLog {
     }
     try {
       const b = Buffer.alloc(HEAD_BYTES);
-      if (readSync(fd, b, 0, HEAD_BYTES, 0) !== HEAD_BYTES || b.readUInt32LE(0) !== HEAD_MAGIC) return null;
-      return { end: b.readDoubleLE(8), activeBase: b.readDoubleLE(16), activeSize: b.readDoubleLE(24), lastCommit: b.readDoubleLE(32), start: b.readDoubleLE(40) };
+      const n = readSync(fd, b, 0, HEAD_BYTES, 0);
+      if ((n !== HEAD_BYTES && n !== HEAD_BYTES_V1) || b.readUInt32LE(0) !== HEAD_MAGIC) return null;
+      return { end: b.readDoubleLE(8), activeBase: b.readDoubleLE(16), activeSize: b.readDoubleLE(24), lastCommit: b.readDoubleLE(32), start: b.readDoubleLE(40), epoch: n === HEAD_BYTES ? b.readDoubleLE(48) : 0 };
     } finally {
       closeSync(fd);
     }
@@ -310,6 +322,7 @@ export class SegmentLog {
     b.writeDoubleLE(this.active.size, 24);
     b.writeDoubleLE(this.lastCommit?.offset ?? -1, 32);
     b.writeDoubleLE(this.start, 40);
+    b.writeDoubleLE(this.epoch, 48);
     writeSync(this.headFd, b, 0, HEAD_BYTES, 0);
   }
 
@@ -478,9 +491,22 @@ export class SegmentLog {
 
   // ----- reading -----------------------------------------------------------------------
 
-  /** Read-only mode: pick up what the writer made durable since the last look. */
+  /**
+   * Read-only mode: pick up what the writer made durable since the last look.
+   *
+   * A reader in another process (`run --role sinks`) sees only whole transactions: its end
+   * is the writer's last durable commit. The records after it may belong to a transaction
+   * whose commit never comes (the writer is killed), which the writer's next recovery cuts
+   * and the source sends again; a reader that had handed them out would otherwise see them
+   * twice, or index file positions that no longer hold them. When the writer's epoch
+   * changes (a new writer recovered the log), the view is built again from the files.
+   */
   async refresh(): Promise<void> {
     const head = this.readHead();
+    if (head && head.epoch !== this.epoch) {
+      if (this.epoch !== 0 || this.segments.length) this.resetView();
+      this.epoch = head.epoch;
+    }
     const bases = await this.listSegments();
     // Segments removed by retention.
     while (this.segments.length && !bases.includes(this.segments[0]!.base)) this.segments.shift()!.closeReads();
@@ -517,10 +543,29 @@ export class SegmentLog {
       const run = this.readerRun.get(base) ?? new KeyRun();
       this.readerRun.set(base, run);
       const r = await scanSegment(seg, { from: seg.size, fromOffset: seg.next, limit }, (b) => this.account(seg!, run, b.pos, b.header, b.records));
-      if (r.stop) throw corruption(seg, r.stop.expectedOffset, r.stop.pos, r.stop.problem);
+      if (r.stop) {
+        // A writer recovering the log cuts its tail while we read it: the file is shorter than
+        // the head said, or holds new batches where we stopped. The new epoch (its head comes
+        // once its recovery is done) makes the next look start over; real damage stays an error.
+        const now = this.readHead();
+        if (now?.epoch !== head?.epoch || !r.stop.validAfter) break;
+        throw corruption(seg, r.stop.expectedOffset, r.stop.pos, r.stop.problem);
+      }
     }
-    this.durableEnd = head?.end ?? this.active?.next ?? 0;
     this.lastCommit = this.findLastCommit();
+    // Only whole transactions (see above); never past what the head says is durable.
+    const committed = this.lastCommit ? this.lastCommit.offset + 1 : this.start;
+    this.durableEnd = Math.min(head?.end ?? this.active?.next ?? 0, Math.max(committed, this.start));
+  }
+
+  /** Forget everything a reader indexed (the writer's epoch changed): the next refresh reads the files again. */
+  private resetView(): void {
+    for (const s of this.segments) s.closeReads();
+    this.segments = [];
+    this.readerRun.clear();
+    this.hints.clear();
+    this.recordCache = null;
+    this.lastCommit = null;
   }
   private readonly readerRun = new Map<number, KeyRun>();
 
@@ -593,7 +638,7 @@ export class SegmentLog {
           let stoppedInside = false;
           decodeBody(body, bs, be, h.baseOffset, (r) => {
             if (r.offset < offset) return;
-            if (full()) {
+            if (full() || r.offset >= this.durableEnd) {
               stoppedInside = true;
               return;
             }

@@ -20,6 +20,7 @@ import { positionSupport } from './positions.js';
 import { countRewind, planRewind, type RewindPlan } from './rewind.js';
 import { liveLogView } from '../log/view.js';
 import { LogGauges } from './log-gauges.js';
+import { ALL_ROLES, RoleLocks, runsSource, sinksFor, type RoleSpec } from './roles.js';
 
 export type PipelineState = 'created' | 'starting' | 'running' | 'draining' | 'stopped' | 'failed';
 
@@ -63,14 +64,21 @@ export class Pipeline {
   /** Resolves when the pipeline ends by itself (source finished or failed). */
   readonly done: Promise<void>;
   private resolveDone!: () => void;
+  /** The parts this process runs (`run --role`, `--sink`). */
+  readonly role: RoleSpec;
+  /** The locks of those parts in the log's directory (the log's writer, each sink). */
+  private roleLocks?: RoleLocks;
+  /** Parses stored positions: the source's, or without one (`--role sinks`) its type's. */
+  private positions!: Pick<Source, 'parsePosition'>;
 
   constructor(
     readonly resolved: ResolvedPipeline,
     private readonly logger: Logger,
     private readonly metrics: Metrics,
-    opts: { link?: SourceLinkMonitor } = {},
+    opts: { link?: SourceLinkMonitor; role?: RoleSpec } = {},
   ) {
     this.name = resolved.config.name;
+    this.role = opts.role ?? ALL_ROLES;
     this.ownLink = !opts.link;
     this.link = opts.link ?? new SourceLinkMonitor({ pipeline: this.name, logger, metrics, maxElapsedMs: resolved.config.source.reconnect.max_elapsed });
     this.done = new Promise((r) => (this.resolveDone = r));
@@ -106,8 +114,14 @@ export class Pipeline {
   }
 
   private async startSteps(cfg: ResolvedPipeline['config'], step: <T>(o: FailureOrigin, fn: () => Promise<T>) => Promise<T>): Promise<void> {
+    // The locks of this process's parts, before the log is recovered or a sink opened: one
+    // writer of the log, one process per sink (roles.ts).
+    this.roleLocks = await step('other', () => RoleLocks.acquire(this.resolved, this.role, this.logger));
     // The pipeline's exclusive lock (file) or lease (Redis): a second `run` of it refuses.
-    this.store = await step('other', () => openStateStore(cfg.state, { pipeline: this.name, logger: this.logger, onLost: (err) => this.fail(err) }));
+    // Processes that run a part each share the pipeline: the role locks guard them instead.
+    const whole = this.role.role === 'all';
+    this.store = await step('other', () => openStateStore(cfg.state, whole ? { pipeline: this.name, logger: this.logger, onLost: (err) => this.fail(err) } : undefined));
+    if (!runsSource(this.role)) return this.startSinksOnly(cfg, step);
     const stored = await step('other', () => this.store.loadSinks(this.name));
     const fresh = Object.keys(stored).length === 0;
     // Checkpoints mean the login worked before: a refused password is then a rotation, not a typo.
@@ -124,13 +138,14 @@ export class Pipeline {
         requestSnapshot: (tables) => joined.request(tables),
       }),
     );
+    this.positions = this.source;
     const problems = await step('source', () => this.source.preflight());
     this.link.up();
     reportProblems(problems, this.logger);
     // The log is recovered now (a torn tail cut, an unfinished transaction dropped), before
     // anything reads it: the source resumes after its last durable commit.
     this.stream = await step('other', () => openStream(cfg, this.stateDir, (s) => this.source.parsePosition(s), this.logger.child({ component: 'log' })));
-    for (const s of this.resolved.sinks) {
+    for (const s of sinksFor(this.resolved, this.role)) {
       const runner = this.makeRunner(s);
       // Listed before it opens, so close() closes a sink whose open() failed half-way.
       this.runners.push(runner);
@@ -143,10 +158,17 @@ export class Pipeline {
     let from: Position | null = null;
     const logged = this.stream instanceof LogStream ? this.stream.lastCommit : null;
     if (logged) from = this.source.parsePosition(logged.resume);
-    else {
+    else if (this.role.role === 'all') {
       for (const r of this.runners) {
         const p = r.resume ?? r.position;
         if (p && (!from || p.compare(from) < 0)) from = p;
+      }
+    } else {
+      // The source alone (its sinks run elsewhere) beside a log still empty: from the lowest
+      // position any sink of the config has stored.
+      for (const rec of Object.values(stored)) {
+        const p = this.source.parsePosition(rec.resume ?? rec.position);
+        if (!from || p.compare(from) < 0) from = p;
       }
     }
     if (!from && fresh) this.logger.info('no checkpoint: starting a new pipeline');
@@ -206,7 +228,34 @@ export class Pipeline {
       this.logGauges = new LogGauges(this.stream, this.name, this.metrics, this.logger);
       (this.retention = new LogRetention({ stream: this.stream, pipeline: this.name, sinks: this.resolved.sinks, runners: () => this.runners, store: this.store, logger: this.logger })).start();
     }
-    this.logger.info({ from: from?.serialize() ?? null, sinks: this.runners.map((r) => r.name) }, `pipeline ${this.name} running`);
+    this.logger.info({ from: from?.serialize() ?? null, role: this.role.role, sinks: this.runners.map((r) => r.name) }, `pipeline ${this.name} running${this.role.role === 'all' ? '' : ` (role ${this.role.role})`}`);
+  }
+
+  /**
+   * `run --role sinks`: no source and no database. The log is opened read-only (another
+   * process writes it; the readers follow its files as they grow), and the sinks of this
+   * process read it from their committed offsets. Nothing is acknowledged from here: the
+   * source-role process acknowledges at log durability, and keeps what these sinks have not
+   * read (their offsets are in the state store it reads).
+   */
+  private async startSinksOnly(cfg: ResolvedPipeline['config'], step: <T>(o: FailureOrigin, fn: () => Promise<T>) => Promise<T>): Promise<void> {
+    const support = await step('other', () => positionSupport(cfg.source.type));
+    this.positions = { parsePosition: (s) => support.parse(s) };
+    // No database to wait for: the link counts as up, so /readyz speaks for the sinks alone.
+    this.link.up();
+    const stored = await step('other', () => this.store.loadSinks(this.name));
+    this.stream = await step('other', () => openStream(cfg, this.stateDir, (s) => support.parse(s), this.logger.child({ component: 'log' }), { readOnly: true }));
+    for (const s of sinksFor(this.resolved, this.role)) {
+      const runner = this.makeRunner(s);
+      this.runners.push(runner);
+      await step('other', () => runner.open(stored[s.base.name]));
+    }
+    for (const r of this.runners) r.start(await step('other', () => this.consumerFor(r)));
+    this.state = 'running';
+    this.timer = setInterval(() => this.updateGauges(), 1000);
+    this.timer.unref();
+    if (this.stream instanceof LogStream) this.logGauges = new LogGauges(this.stream, this.name, this.metrics, this.logger);
+    this.logger.info({ role: 'sinks', sinks: this.runners.map((r) => r.name) }, `pipeline ${this.name} running (role sinks: ${this.runners.map((r) => r.name).join(', ')})`);
   }
 
   private makeRunner(s: ResolvedPipeline['sinks'][number]): SinkRunner {
@@ -215,7 +264,7 @@ export class Pipeline {
       sink: s,
       stream: this.stream,
       store: this.store,
-      source: this.source,
+      source: this.positions,
       logger: this.logger,
       metrics: this.metrics,
       stateDir: this.stateDir,
@@ -370,6 +419,11 @@ export class Pipeline {
     const run = async (): Promise<RewindPlan> => {
       const i = this.runners.findIndex((r) => r.name === sink);
       if (i < 0) {
+        if (this.resolved.sinks.some((s) => s.base.name === sink)) {
+          throw new TributaryError(ErrorCodes.LOG_REWIND_LIVE, `sink ${sink} of pipeline ${this.name} does not run in this process (role ${this.role.role}): another process runs it`, {
+            fix: 'ask the process that runs the sink (its --http-port), or stop it and run tributary rewind',
+          });
+        }
         throw new TributaryError(ErrorCodes.LOG_UNKNOWN_NAME, `pipeline ${this.name} has no sink named "${sink}"`, { fix: `name one of: ${this.runners.map((r) => r.name).join(', ')}` });
       }
       if (!(this.stream instanceof LogStream) || this.state !== 'running') {
@@ -431,6 +485,8 @@ export class Pipeline {
         this.logger.warn({ err }, 'stream close failed');
       }
       await this.store?.close();
+      // Last: the log is closed (the writer's tail synced) and every sink closed.
+      await this.roleLocks?.release();
       if (this.ownLink) this.link.close();
       if (this.state !== 'failed') this.state = 'stopped';
       this.resolveDone();
@@ -442,6 +498,8 @@ export class Pipeline {
     return {
       name: this.name,
       state: this.state,
+      // The parts this process runs; the others run in other processes (run --role).
+      role: this.role.role,
       error: this.error ? errorMessage(this.error) : null,
       acknowledged: this.acked?.serialize() ?? null,
       bufferBytes: this.stream?.bytes ?? 0,
@@ -459,6 +517,8 @@ export class Pipeline {
         lag: this.logGauges?.summary?.lags.get(r.name) ?? null,
         failed: r.failed ? errorMessage(r.failed) : null,
       })),
+      // Sinks of the config that this process does not run (run --role source, or --sink).
+      sinksElsewhere: this.resolved.sinks.map((s) => s.base.name).filter((n) => !this.runners.some((r) => r.name === n)),
     };
   }
 }

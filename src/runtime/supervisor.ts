@@ -6,6 +6,7 @@ import type { Metrics } from './metrics.js';
 import { Pipeline, type FailureOrigin } from './pipeline.js';
 import { backoffDelay, sleep } from './retry.js';
 import { RECONNECT_PACE, SourceLinkMonitor } from './source-link.js';
+import { ALL_ROLES, type RoleSpec } from './roles.js';
 
 /**
  * - `starting`: an attempt is connecting and preparing;
@@ -77,6 +78,8 @@ export class PipelineSupervisor implements PipelineView {
     readonly resolved: ResolvedPipeline,
     private readonly logger: Logger,
     private readonly metrics: Metrics,
+    /** The parts of the pipeline this process runs (`run --role`, `--sink`). */
+    readonly role: RoleSpec = ALL_ROLES,
   ) {
     this.name = resolved.config.name;
     this.link = new SourceLinkMonitor({ pipeline: this.name, logger, metrics, maxElapsedMs: resolved.config.source.reconnect.max_elapsed });
@@ -101,7 +104,7 @@ export class PipelineSupervisor implements PipelineView {
   private async run(): Promise<void> {
     const signal = this.ac.signal;
     while (!signal.aborted) {
-      const p = new Pipeline(this.resolved, this.logger, this.metrics, { link: this.link });
+      const p = new Pipeline(this.resolved, this.logger, this.metrics, { link: this.link, role: this.role });
       this.pipeline = p;
       this.attempts++;
       if (this.state !== 'waiting') this.state = 'starting';
@@ -202,6 +205,7 @@ export class PipelineSupervisor implements PipelineView {
     return {
       ...(p ? p.status() : { sinks: [] }),
       name: this.name,
+      role: this.role.role,
       state: this.state,
       error: this.error ? errorMessage(this.error) : this.state === 'running' ? (p?.error ? errorMessage(p.error) : null) : (this.lastFailure?.error ?? null),
       source: this.link.status(),

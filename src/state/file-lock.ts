@@ -32,9 +32,21 @@ export class FileLock {
     this.timer.unref();
   }
 
-  static async acquire(pipelineDir: string, pipeline: string, logger?: Logger): Promise<FileLock> {
+  /**
+   * Take the pipeline's lock `<pipelineDir>/pipeline.lock`, or another lock file in the same
+   * manner: `opts.file` names it, and `opts.refused` makes the error for a live holder (the
+   * run roles lock the log's writer and each sink this way, see src/runtime/role-locks.ts).
+   */
+  static async acquire(
+    pipelineDir: string,
+    pipeline: string,
+    logger?: Logger,
+    opts: { file?: string; what?: string; refused?: (path: string, holder: Holder | null, stale: string | null) => TributaryError } = {},
+  ): Promise<FileLock> {
     await mkdir(pipelineDir, { recursive: true });
-    const path = join(pipelineDir, 'pipeline.lock');
+    const path = join(pipelineDir, opts.file ?? 'pipeline.lock');
+    const lockedError = (pipeline: string, path: string, holder: Holder | null): TributaryError =>
+      opts.refused ? opts.refused(path, holder, holder && holderState(holder) === 'unknown' ? `${FileLock.STALE_MS / 1000} s` : null) : pipelineLockedError(pipeline, path, holder);
     const me = newHolder();
     const tmp = `${path}.${me.token}.tmp`;
     const fh = await open(tmp, 'w');
@@ -88,7 +100,7 @@ export class FileLock {
           throw lockedError(pipeline, path, moved);
         }
         await rm(aside, { force: true });
-        logger?.warn({ lock: path, stale: holder }, `state lock of pipeline ${pipeline} was left by ${describeHolder(holder)}, ${why}: taken over`);
+        logger?.warn({ lock: path, stale: holder }, `${opts.what ?? `state lock of pipeline ${pipeline}`} was left by ${describeHolder(holder)}, ${why}: taken over`);
       }
     } finally {
       await rm(tmp, { force: true });
@@ -106,7 +118,7 @@ export class FileLock {
   }
 }
 
-function lockedError(pipeline: string, path: string, holder: Holder | null): TributaryError {
+function pipelineLockedError(pipeline: string, path: string, holder: Holder | null): TributaryError {
   return new TributaryError(
     ErrorCodes.STATE_LOCKED,
     `pipeline ${pipeline} is already running${holder ? ` (${describeHolder(holder)})` : ''}: its state is locked by ${path}`,

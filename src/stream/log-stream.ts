@@ -184,6 +184,7 @@ export class LogStream implements EventStream {
    * when retention has trimmed the log, then the log.
    */
   async consumer(group: string, from: number | null, start: StartAt): Promise<LogConsumer> {
+    await this.reloadCompacted();
     let c: LogConsumer;
     if (from !== null) {
       if (from < this.log.start) {
@@ -203,9 +204,21 @@ export class LogStream implements EventStream {
 
   /** A consumer group that fell off the start: the compacted state, then the log from its horizon. */
   async rebuild(group: string): Promise<LogConsumer> {
+    await this.reloadCompacted();
     const c = new LogConsumer(this, group, this.log.start, this.compacted);
     this.consumers.add(c);
     return c;
+  }
+
+  /**
+   * A reader in another process than the writer (`run --role sinks`) takes the compacted
+   * generation in force now, and the log's latest files: the writer folds and trims while
+   * it runs, so what it saw at open may be gone.
+   */
+  private async reloadCompacted(): Promise<void> {
+    if (!this.o.readOnly) return;
+    await this.refresh();
+    await this.compactor.load();
   }
 
   /** @internal */
