@@ -7,6 +7,7 @@ import { parseTarget, parseTime, resolveTarget } from '../log/targets.js';
 import { positionSupport } from '../runtime/positions.js';
 import { countRewind, planRewind, type RewindPlan } from '../runtime/rewind.js';
 import { keyArg, logTable, openPipelineLog, pickByName, pipelineLogInfo, requireLog, statesAt } from '../runtime/log-tools.js';
+import { RoleLocks } from '../runtime/roles.js';
 import { existsSync } from 'node:fs';
 import { openStateStore } from '../state/open.js';
 import type { StateStore } from '../state/store.js';
@@ -174,7 +175,7 @@ export async function cmdRewind(rest: string[]): Promise<void> {
       await view.close();
     }
   } else {
-    const locked = await lockPipeline(p);
+    const locked = await lockPipeline(p, sink.name);
     if (locked) {
       const view = await openPipelineLog(p).catch(async (err) => {
         await locked.close();
@@ -198,14 +199,39 @@ export async function cmdRewind(rest: string[]): Promise<void> {
   process.stdout.write(values.json ? JSON.stringify(plan, null, 2) + '\n' : rewindText(plan, live));
 }
 
-/** The pipeline's state store with its lock, or null when a running process holds it. */
-async function lockPipeline(p: ResolvedPipeline): Promise<Awaited<ReturnType<typeof openStateStore>> | null> {
+/**
+ * The pipeline's state store with its lock and the lock of sink `sink` (roles.ts), or null
+ * when a running process holds either: the whole pipeline, or that sink (`run --role sinks`).
+ * Its close() releases both.
+ */
+async function lockPipeline(p: ResolvedPipeline, sink: string): Promise<StateStore | null> {
+  const logger = createLogger({ level: 'silent' });
+  let store: StateStore;
   try {
-    return await openStateStore(p.config.state, { pipeline: p.config.name, logger: createLogger({ level: 'silent' }) });
+    store = await openStateStore(p.config.state, { pipeline: p.config.name, logger });
   } catch (err) {
     if ((err as { code?: string }).code === ErrorCodes.STATE_LOCKED) return null;
     throw err;
   }
+  let locks: RoleLocks;
+  try {
+    locks = await RoleLocks.acquire(p, { role: 'sinks', sinks: [sink] }, logger);
+  } catch (err) {
+    await store.close();
+    if ((err as { code?: string }).code === ErrorCodes.ROLE_SINK_LOCKED) return null;
+    throw err;
+  }
+  return {
+    loadSinks: (pipeline) => store.loadSinks(pipeline),
+    saveSink: (pipeline, name, rec) => store.saveSink(pipeline, name, rec),
+    get: (pipeline, key) => store.get(pipeline, key),
+    put: (pipeline, key, value) => store.put(pipeline, key, value),
+    delete: (pipeline, key) => store.delete(pipeline, key),
+    close: async () => {
+      await locks.release();
+      await store.close();
+    },
+  };
 }
 
 /** Ask the running process to rewind (POST /rewind with the admin token of the same config). */
