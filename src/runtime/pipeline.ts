@@ -21,6 +21,9 @@ import { countRewind, planRewind, type RewindPlan } from './rewind.js';
 import { liveLogView } from '../log/view.js';
 import { LogGauges } from './log-gauges.js';
 import { ALL_ROLES, RoleLocks, runsSource, sinksFor, type RoleSpec } from './roles.js';
+import { TargetedRows } from './targeted-rows.js';
+import { pipelineLogDir } from '../stream/open.js';
+import { sleep } from './retry.js';
 
 export type PipelineState = 'created' | 'starting' | 'running' | 'draining' | 'stopped' | 'failed';
 
@@ -70,6 +73,10 @@ export class Pipeline {
   private roleLocks?: RoleLocks;
   /** Parses stored positions: the source's, or without one (`--role sinks`) its type's. */
   private positions!: Pick<Source, 'parsePosition'>;
+  /** Where the log holds rows of snapshots read for one sink alone (targeted-rows.ts). */
+  private targeted?: TargetedRows;
+  /** Sinks waiting for a snapshot of their own (they fell off the log, uncovered). */
+  private readonly wantTargeted = new Set<string>();
 
   constructor(
     readonly resolved: ResolvedPipeline,
@@ -145,6 +152,7 @@ export class Pipeline {
     // The log is recovered now (a torn tail cut, an unfinished transaction dropped), before
     // anything reads it: the source resumes after its last durable commit.
     this.stream = await step('other', () => openStream(cfg, this.stateDir, (s) => this.source.parsePosition(s), this.logger.child({ component: 'log' })));
+    if (this.stream instanceof LogStream) this.targeted = TargetedRows.load(pipelineLogDir(cfg));
     for (const s of sinksFor(this.resolved, this.role)) {
       const runner = this.makeRunner(s);
       // Listed before it opens, so close() closes a sink whose open() failed half-way.
@@ -187,6 +195,11 @@ export class Pipeline {
       metrics: this.metrics,
       push: (item) => this.pushToStream(item),
       distributed: cfg.snapshot.queue?.redis ? { url: cfg.snapshot.queue.redis } : undefined,
+      targetedRows: (sink, rows) => {
+        // The rows are appended right after this, from the log's end on, in order.
+        const from = this.stream.end;
+        this.targeted?.add(sink, from, from + rows, this.stream instanceof LogStream ? this.stream.start : 0);
+      },
       onInitialOnlyDone: () => {
         this.logger.info('initial_only: snapshot complete and durable; stopping');
         void this.drainAndStop().then(() => this.resolveDone());
@@ -217,6 +230,8 @@ export class Pipeline {
     );
     await step('source', () => this.snapshots!.start());
     this.joined!.attach(this.snapshots, this.source);
+    for (const n of (await this.store.get<string[]>(this.name, TARGETED_PENDING)) ?? []) this.wantTargeted.add(n);
+    this.kickTargeted();
     if (this.snapshots.active) this.snapshots.showProgress();
     if (this.snapshots.initialOnlyComplete && src.snapshot === 'initial_only') {
       this.logger.info('initial_only: the snapshot is already complete; stopping');
@@ -245,6 +260,7 @@ export class Pipeline {
     this.link.up();
     const stored = await step('other', () => this.store.loadSinks(this.name));
     this.stream = await step('other', () => openStream(cfg, this.stateDir, (s) => support.parse(s), this.logger.child({ component: 'log' }), { readOnly: true }));
+    if (this.stream instanceof LogStream) this.targeted = TargetedRows.load(pipelineLogDir(cfg));
     for (const s of sinksFor(this.resolved, this.role)) {
       const runner = this.makeRunner(s);
       this.runners.push(runner);
@@ -269,6 +285,7 @@ export class Pipeline {
       metrics: this.metrics,
       stateDir: this.stateDir,
       onCommit: () => this.coordinate(),
+      targeted: this.targeted,
     });
   }
 
@@ -287,8 +304,78 @@ export class Pipeline {
       return await s.consumer(r.name, from, base.start);
     } catch (err) {
       if (!(s instanceof LogStream) || base.on_gap !== 'rebuild' || (err as { code?: string }).code !== ErrorCodes.LOG_GAP) throw err;
-      this.logger.warn({ sink: r.name, code: ErrorCodes.LOG_GAP }, `${errorMessage(err)}; rebuilding it from the compacted state (on_gap: rebuild)`);
-      return s.rebuild(r.name);
+      const c = s.compacted;
+      if (c && c.horizon >= s.start) {
+        this.logger.warn({ sink: r.name, code: ErrorCodes.LOG_GAP }, `${errorMessage(err)}; rebuilding it from the compacted state (on_gap: rebuild)`);
+        return s.rebuild(r.name);
+      }
+      return this.targetedRebuild(r, s, err);
+    }
+  }
+
+  /**
+   * A sink fell off the start of the log (on_gap: rebuild) and the compacted state does not
+   * reach back to the start either (compaction off, or turned on after the log was trimmed):
+   * only the source holds what it missed. It reads on from the log's last commit, and gets a
+   * snapshot from the source for itself alone, through the snapshot machinery (DBLog windows:
+   * its rows sit in the log at their high watermarks, and the other sinks skip them, see
+   * targeted-rows.ts). The wish is stored before the sink's offset moves, so a crash before the
+   * snapshot starts still leads to it.
+   *
+   * Only where this process runs the source and every sink: a sink in another process could
+   * not know which rows to skip while they are being written.
+   */
+  private async targetedRebuild(r: SinkRunner, s: LogStream, gap: unknown): Promise<StreamConsumer> {
+    const why = s.compacted ? `the compacted state reaches back to offset ${s.compacted.horizon} only` : 'compaction is off';
+    if (this.role.role !== 'all' || this.role.sinks || !this.source?.snapshots || !this.targeted) {
+      const cause = this.role.role !== 'all' || this.role.sinks ? 'its source and the other sinks run in other processes' : 'the source cannot snapshot';
+      throw new TributaryError(ErrorCodes.LOG_REBUILD_UNCOVERED, `sink ${r.name} fell off the start of the log (${errorMessage(gap).split('\n')[0]}), and ${why}; it needs a snapshot of its own from the source, but ${cause}`, {
+        fix: 'run the pipeline in one process (tributary run --role all, without --sink) once, so the sink gets a snapshot from the source for itself alone; turn on stream.compaction to rebuild from the log in future',
+      });
+    }
+    const offset = s.lastCommit ? s.lastCommit.offset + 1 : s.start;
+    const pending = new Set((await this.store.get<string[]>(this.name, TARGETED_PENDING)) ?? []);
+    pending.add(r.name);
+    await this.store.put(this.name, TARGETED_PENDING, [...pending]);
+    const stored = (await this.store.loadSinks(this.name))[r.name];
+    if (stored) {
+      const { rebuild: _r, ...rest } = stored;
+      await this.store.saveSink(this.name, r.name, { ...rest, offset, at: Date.now() });
+    }
+    r.offset = offset;
+    r.rebuild = false;
+    this.wantTargeted.add(r.name);
+    this.logger.warn({ sink: r.name, code: ErrorCodes.LOG_GAP, offset }, `sink ${r.name} fell off the start of the log and ${why}: it reads on from offset ${offset} and gets a snapshot from the source for itself alone (on_gap: rebuild)`);
+    return s.consumer(r.name, offset, 'earliest');
+  }
+
+  private targetedRun: Promise<void> | null = null;
+  /** Begin the snapshots sinks are owed (once at a time; a sink added meanwhile is taken by the next round). */
+  private kickTargeted(): void {
+    if (!this.wantTargeted.size || this.targetedRun) return;
+    this.targetedRun = this.beginTargeted().finally(() => {
+      this.targetedRun = null;
+      if (this.wantTargeted.size && !this.ac.signal.aborted) this.kickTargeted();
+    });
+  }
+
+  /** Start the snapshots of {@link wantTargeted}, one at a time, each once no other snapshot runs. */
+  private async beginTargeted(): Promise<void> {
+    const signal = this.ac.signal;
+    try {
+      for (const sink of [...this.wantTargeted]) {
+        while (!signal.aborted && this.snapshots?.active && this.snapshots.state?.target !== sink) await sleep(500, signal);
+        if (signal.aborted || !this.snapshots) return;
+        // Begun before a crash (its state is stored): it resumes by itself.
+        const cur = this.snapshots.state;
+        if (!(cur?.target === sink && this.snapshots.active)) await this.snapshots.begin('incremental', null, null, sink);
+        this.snapshots.showProgress();
+        this.wantTargeted.delete(sink);
+        await this.store.put(this.name, TARGETED_PENDING, [...this.wantTargeted]);
+        // The next one waits for this one to finish.
+      }
+    } catch (err) {
+      if (!signal.aborted) this.fail(err);
     }
   }
 
@@ -448,6 +535,7 @@ export class Pipeline {
         this.runners[i] = fresh;
         await fresh.open(record);
         fresh.start(await this.consumerFor(fresh));
+        this.kickTargeted();
         this.logger.info({ sink, to, offset: plan.offset, previousOffset: plan.previousOffset, rebuild: plan.rebuild }, `sink ${sink} rewound to ${to} (offset ${plan.offset})`);
         await countRewind(view, old.sink.base, plan);
         return plan;
@@ -522,6 +610,9 @@ export class Pipeline {
     };
   }
 }
+
+/** State-store key: sinks owed a targeted snapshot that has not begun yet. */
+const TARGETED_PENDING = 'targeted-pending';
 
 /** Log warnings; throw one coded error listing every blocking problem with its fix. */
 export function reportProblems(problems: PreflightProblem[], logger: Logger): void {

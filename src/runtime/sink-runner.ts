@@ -9,6 +9,7 @@ import type { SinkCheckpointRecord, StateStore } from '../state/store.js';
 import type { EventStream, StreamCommit, StreamConsumer, StreamEntry } from '../stream/types.js';
 import type { Metrics } from './metrics.js';
 import { matchAll, tableMatcher } from './table-filter.js';
+import type { TargetedRows } from './targeted-rows.js';
 import { sleep, backoffDelay, isRetryableError } from './retry.js';
 import { commitTime } from '../core/event.js';
 import { plainJsonProblem } from '../core/plain-json.js';
@@ -24,6 +25,8 @@ export interface SinkRunnerOptions {
   stateDir: string;
   /** Called after every persisted checkpoint, so the coordinator can acknowledge. */
   onCommit(): void;
+  /** The log's targeted snapshot rows: this sink skips those read for another sink alone. */
+  targeted?: TargetedRows;
 }
 
 /**
@@ -180,10 +183,12 @@ export class SinkRunner {
       const events: SinkEvent[] = [];
       const pos = this.position;
       const all = this.matches === matchAll;
+      const targeted = this.o.targeted && !this.o.targeted.empty ? this.o.targeted : null;
       for (const e of entries) {
         if (e.kind !== 'event') continue;
         if (pos && e.txn.compare(pos) <= 0) continue; // already durable in this sink
         if (!all && !this.matches(e.table)) continue;
+        if (targeted && targeted.skips(e.offset, this.name)) continue; // another sink's own snapshot rows
         events.push(e);
       }
       const fresh = commit && (!pos || commit.txn.compare(pos) > 0);

@@ -34,6 +34,11 @@ export interface SnapshotOptions {
   push(item: SourceItem): boolean;
   /** Called when an `initial_only` snapshot is complete and durable. */
   onInitialOnlyDone(): void;
+  /**
+   * A targeted snapshot (`state.target`) is about to push `rows` rows for its sink alone:
+   * the pipeline records where they go in the log before they are pushed.
+   */
+  targetedRows?(sink: string, rows: number): void;
   /** With `snapshot.queue.redis`: chunks are BullMQ jobs that `--worker` processes share. */
   distributed?: { url: string };
   /**
@@ -174,21 +179,21 @@ export class SnapshotCoordinator {
   }
 
   /** Plan and persist a snapshot of `tables` (all captured tables when null). */
-  async begin(kind: 'initial' | 'incremental', tables: string[] | null, where: string | null): Promise<SnapshotState> {
+  async begin(kind: 'initial' | 'incremental', tables: string[] | null, where: string | null, target?: string): Promise<SnapshotState> {
     const support = this.snapshotSupport();
     this.warm();
     const list = await support.tables(tables ?? undefined);
     // A filter is vetted before anything is planned or persisted: a bad one is answered now
     // (400 with the database's message), not retried chunk after chunk.
     if (where !== null) for (const table of list) await support.checkFilter(table, where);
-    const state: SnapshotState = { id: randomUUID(), kind, status: 'running', startedAt: Date.now(), tables: await planTables(support, list, this.o.chunkRows, where) };
+    const state: SnapshotState = { id: randomUUID(), kind, status: 'running', startedAt: Date.now(), tables: await planTables(support, list, this.o.chunkRows, where), ...(target ? { target } : {}) };
     this.state = state;
     this.ledger.forgetEmitted();
     this.health.clear();
     this.refreshWatched();
     this.toEmit = remainingChunks(this.state);
     await this.progressStore.save();
-    this.o.logger.info({ snapshot: state.id, kind, tables: list.map((t) => t.name), where }, `snapshot started: ${list.length} table(s)`);
+    this.o.logger.info({ snapshot: state.id, kind, tables: list.map((t) => t.name), where, target }, `snapshot started: ${list.length} table(s)${target ? ` for sink ${target} alone` : ''}`);
     this.o.metrics.set('tributary_snapshot_remaining_tables', list.length, { pipeline: this.o.pipeline });
     if (this.backlog) await this.backlog.enqueueUnfinished(state);
     this.kick();
@@ -311,6 +316,7 @@ export class SnapshotCoordinator {
     let ok = true;
     let idx = item.idx + 1;
     const { push } = this.o;
+    if (s.target && emit.length) this.o.targetedRows?.(s.target, emit.length);
     for (let j = 0; j < emit.length; j++) {
       const i = emit[j]!;
       const f = last && j === emit.length - 1 ? 'last' : flag;

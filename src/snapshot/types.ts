@@ -265,6 +265,11 @@ export interface SnapshotState {
   /** While `failed`: the coded error, and since when (epoch ms). */
   error?: { code: string; message: string; fix?: string; since: number };
   tables: SnapshotTableState[];
+  /**
+   * A targeted snapshot: its rows are for this sink alone (one that fell off the log where
+   * the compacted state does not cover it); the other sinks skip them.
+   */
+  target?: string;
 }
 
 export interface SnapshotTableState {

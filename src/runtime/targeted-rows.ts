@@ -1,0 +1,98 @@
+import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+
+/** Log offsets [from, to) that hold snapshot rows read for one sink alone. */
+export interface TargetedRange {
+  sink: string;
+  from: number;
+  to: number;
+}
+
+/**
+ * Where in the log the rows of targeted snapshots are: `<log dir>/targeted.json`.
+ *
+ * A sink that fell off the start of the log, where the compacted state does not cover it
+ * either, is given a snapshot from the source for itself alone (pipeline.ts). Its rows go
+ * into the log like any snapshot's (`r` events of the high watermark's transaction: they are
+ * true rows, so compaction, time travel and `log read` use them as they are), but every other
+ * sink skips them: they already hold those rows. This file says which offsets to skip.
+ *
+ * A range is written (fsynced, renamed) before its rows are appended, so no sink can read a
+ * targeted row without knowing it is one, even after a crash. Ranges below the start of the
+ * log are dropped when the next one is written.
+ */
+export class TargetedRows {
+  private ranges: TargetedRange[];
+
+  private constructor(
+    private readonly dir: string,
+    ranges: TargetedRange[],
+  ) {
+    this.ranges = ranges;
+  }
+
+  /** The ranges stored in log directory `dir` (none when the file is missing). */
+  static load(dir: string): TargetedRows {
+    let ranges: TargetedRange[] = [];
+    try {
+      const parsed = JSON.parse(readFileSync(join(dir, 'targeted.json'), 'utf8')) as { ranges?: TargetedRange[] };
+      ranges = (parsed.ranges ?? []).filter((r) => typeof r.sink === 'string' && Number.isFinite(r.from) && Number.isFinite(r.to));
+    } catch {
+      ranges = [];
+    }
+    return new TargetedRows(dir, ranges);
+  }
+
+  get empty(): boolean {
+    return this.ranges.length === 0;
+  }
+
+  /** A copy of the ranges, oldest first. */
+  list(): TargetedRange[] {
+    return this.ranges.map((r) => ({ ...r }));
+  }
+
+  /**
+   * Record that offsets [from, to) will hold rows for `sink` alone, durably, before they are
+   * appended. Synchronous on purpose: the rows are appended right after, in log order.
+   */
+  add(sink: string, from: number, to: number, logStart: number): void {
+    if (to <= from) return;
+    const last = this.ranges[this.ranges.length - 1];
+    if (last && last.sink === sink && last.to === from) last.to = to;
+    else this.ranges.push({ sink, from, to });
+    this.ranges = this.ranges.filter((r) => r.to > logStart);
+    const path = join(this.dir, 'targeted.json');
+    const tmp = `${path}.tmp`;
+    const fd = openSync(tmp, 'w');
+    try {
+      writeSync(fd, JSON.stringify({ ranges: this.ranges }));
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, path);
+    const d = openSync(this.dir, 'r');
+    try {
+      fsyncSync(d);
+    } finally {
+      closeSync(d);
+    }
+  }
+
+  /** True when the event at `offset` is a targeted row of another sink than `sink`. */
+  skips(offset: number, sink: string): boolean {
+    // Ranges are appended in log order and never overlap: binary search on `from`.
+    const rs = this.ranges;
+    let lo = 0;
+    let hi = rs.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >>> 1;
+      const r = rs[mid]!;
+      if (offset < r.from) hi = mid - 1;
+      else if (offset >= r.to) lo = mid + 1;
+      else return r.sink !== sink;
+    }
+    return false;
+  }
+}
