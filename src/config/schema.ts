@@ -141,7 +141,7 @@ export const SinkBaseShape = {
   on_gap: z
     .enum(['fail', 'rebuild'])
     .default('fail')
-    .describe('A sink whose committed offset fell off the start of the log (retention removed what it had not read; TRB5002): `fail` stops the pipeline with that error; `rebuild` reads the compacted state (each key\'s latest row), then the log.'),
+    .describe('A sink whose committed offset fell off the start of the log (retention removed what it had not read; TRB5002): `fail` stops the pipeline with that error; `rebuild` reads the compacted state (each key\'s latest row), then the log; where the compacted state does not reach back that far (compaction off), the sink reads on from the log\'s end and gets a snapshot from the source for itself alone (the other sinks skip its rows).'),
   dead_letter: z
     .object({
       policy: z.enum(['park', 'stop']).default('park').describe('park: write the rejected event and its error to the dead-letter file and go on. stop: stop the pipeline (exit 1).'),

@@ -121,13 +121,13 @@ export class Pipeline {
   }
 
   private async startSteps(cfg: ResolvedPipeline['config'], step: <T>(o: FailureOrigin, fn: () => Promise<T>) => Promise<T>): Promise<void> {
-    // The locks of this process's parts, before the log is recovered or a sink opened: one
-    // writer of the log, one process per sink (roles.ts).
-    this.roleLocks = await step('other', () => RoleLocks.acquire(this.resolved, this.role, this.logger));
-    // The pipeline's exclusive lock (file) or lease (Redis): a second `run` of it refuses.
-    // Processes that run a part each share the pipeline: the role locks guard them instead.
+    // The pipeline's exclusive lock (file) or lease (Redis): a second `run` of it refuses
+    // (TRB3011). Processes that run a part each share the pipeline: the role locks guard them.
     const whole = this.role.role === 'all';
     this.store = await step('other', () => openStateStore(cfg.state, whole ? { pipeline: this.name, logger: this.logger, onLost: (err) => this.fail(err) } : undefined));
+    // Then the locks of this process's parts, before the log is recovered or a sink opened:
+    // one writer of the log, one process per sink (roles.ts).
+    this.roleLocks = await step('other', () => RoleLocks.acquire(this.resolved, this.role, this.logger));
     if (!runsSource(this.role)) return this.startSinksOnly(cfg, step);
     const stored = await step('other', () => this.store.loadSinks(this.name));
     const fresh = Object.keys(stored).length === 0;
