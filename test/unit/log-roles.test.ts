@@ -1,0 +1,129 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { SegmentLog } from '../../src/log/segment-log.js';
+import { keyRangeOf } from '../../src/log/json-scan.js';
+import type { DecodedEvent, DecodedRecord } from '../../src/log/format.js';
+import { TargetedRows } from '../../src/runtime/targeted-rows.js';
+import { RoleLocks, checkRole, sinksFor } from '../../src/runtime/roles.js';
+import { loadConfig } from '../../src/config/load.js';
+import { TempDir } from '../helpers/context.js';
+
+/** Events of transaction `pos` (ids from `first`), with a commit unless `open`. */
+function txn(log: SegmentLog, pos: number, first: number, n: number, tag: string, open = false): void {
+  const t = `0/${pos.toString(16).toUpperCase()}`;
+  for (let i = 0; i < n; i++) {
+    const env = Buffer.from(`{"op":"c","before":null,"after":{"id":${first + i},"tag":"${tag}","pad":"${'x'.repeat(200)}"},"key":{"id":${first + i}},"source":{"ts_ms":1000},"ts_ms":1000}`);
+    log.appendEvent(t, i, 'public.t', 1000, env[7]!, env, ...keyRangeOf(env, 0, env.length), 0, env.length);
+  }
+  if (!open) log.appendCommit(t, 1000, `0/${(pos + 1).toString(16).toUpperCase()}`);
+}
+
+async function readAll(log: SegmentLog, from = log.start): Promise<DecodedRecord[]> {
+  const out: DecodedRecord[] = [];
+  for (let at = from; ; ) {
+    const r = await log.read(at, 1000, 1 << 20);
+    if (!r.records.length) return out;
+    out.push(...r.records);
+    at = r.next;
+  }
+}
+
+const tagOf = (r: DecodedRecord) => /"tag":"(\w+)"/.exec((r as DecodedEvent).buf.toString('utf8', (r as DecodedEvent).envStart, (r as DecodedEvent).envEnd))![1];
+
+describe('run roles: a reader in another process follows the writer', () => {
+  it('sees whole transactions only, and builds its view again when a new writer recovered the log (epoch)', async () => {
+    await using dir = new TempDir();
+    // Small batches: a big transaction is written (and synced) in several, before its commit.
+    const first = await SegmentLog.open(dir.path, { batchBytes: 1024 });
+    assert.equal(first.epoch, 1);
+    txn(first, 10, 0, 3, 'one');
+    txn(first, 20, 100, 20, 'cut', true);
+    await first.flush();
+    assert.ok(first.durableEnd > 4, 'part of the open transaction is durable');
+    const reader = await SegmentLog.open(dir.path, { readOnly: true });
+    assert.equal(reader.durableEnd, 4, 'a reader ends at the last durable commit');
+    const seen = await readAll(reader);
+    assert.deepEqual(seen.map((r) => r.offset), [0, 1, 2, 3]);
+
+    // The writer dies there (no close). The next one recovers: the open transaction is cut,
+    // and it appends other records, in other batches, at the same offsets.
+    const second = await SegmentLog.open(dir.path, { batchBytes: 1 << 20 });
+    assert.equal(second.epoch, 2);
+    assert.equal(second.durableEnd, 4);
+    txn(second, 30, 200, 5, 'two');
+    await second.flush();
+    await reader.refresh();
+    assert.equal(reader.epoch, 2);
+    assert.equal(reader.durableEnd, 10);
+    const after = await readAll(reader, 4);
+    assert.deepEqual(after.filter((r) => r.kind === 'event').map(tagOf), ['two', 'two', 'two', 'two', 'two']);
+    assert.equal(after[after.length - 1]!.kind, 'commit');
+    await reader.close();
+    await second.close();
+    await first.close().catch(() => undefined);
+  });
+});
+
+describe('run roles: targeted snapshot rows', () => {
+  it('records ranges durably, skips them for every other sink, and drops ranges below the start of the log', async () => {
+    await using dir = new TempDir();
+    const t = TargetedRows.load(dir.path);
+    assert.equal(t.empty, true);
+    t.add('late', 10, 15, 0);
+    t.add('late', 15, 18, 0); // adjacent: merged
+    t.add('other', 40, 42, 0);
+    assert.deepEqual(t.list(), [{ sink: 'late', from: 10, to: 18 }, { sink: 'other', from: 40, to: 42 }]);
+    assert.equal(t.skips(9, 'audit'), false);
+    assert.equal(t.skips(10, 'audit'), true);
+    assert.equal(t.skips(17, 'audit'), true);
+    assert.equal(t.skips(17, 'late'), false, 'the target receives its rows');
+    assert.equal(t.skips(18, 'audit'), false);
+    assert.equal(t.skips(41, 'late'), true);
+    const again = TargetedRows.load(dir.path);
+    assert.deepEqual(again.list(), t.list(), 'stored');
+    again.add('late', 60, 61, 20);
+    assert.deepEqual(TargetedRows.load(dir.path).list(), [{ sink: 'other', from: 40, to: 42 }, { sink: 'late', from: 60, to: 61 }]);
+  });
+});
+
+describe('run roles: options and locks', () => {
+  async function pipeline(dir: TempDir, stream = 'log') {
+    const cfg = await loadConfig([
+      dir.file('p.yaml', `name: r\nsource: { type: postgres, url: postgres://x@127.0.0.1/x, tables: [public.t] }\nstream: { type: ${stream} }\nstate: { type: file, dir: ${dir.path}/state }\nsinks:\n  - { name: a, type: jsonl, path: ${dir.path}/a.jsonl }\n  - { name: b, type: jsonl, path: ${dir.path}/b.jsonl }\nhttp: { port: 0 }\n`),
+    ]);
+    return cfg.pipelines[0]!;
+  }
+
+  it('a role needs the log, --sink names sinks the pipeline has and goes with sinks or all', async () => {
+    await using dir = new TempDir();
+    const p = await pipeline(dir);
+    checkRole(p, { role: 'sinks', sinks: ['b'] });
+    assert.deepEqual(sinksFor(p, { role: 'sinks', sinks: ['b'] }).map((s) => s.base.name), ['b']);
+    assert.deepEqual(sinksFor(p, { role: 'source', sinks: null }), []);
+    assert.throws(() => checkRole(p, { role: 'sinks', sinks: ['c'] }), /TRB5023|has no sink named "c"/);
+    assert.throws(() => checkRole(p, { role: 'source', sinks: ['a'] }), (e: Error & { code?: string }) => e.code === 'TRB5023');
+    await using dir2 = new TempDir();
+    const mem = await pipeline(dir2, 'memory');
+    checkRole(mem, { role: 'all', sinks: null });
+    assert.throws(() => checkRole(mem, { role: 'source', sinks: null }), (e: Error & { code?: string }) => e.code === 'TRB5022');
+  });
+
+  it('one writer and one process per sink: a second holder is refused, a released lock is free again', async () => {
+    await using dir = new TempDir();
+    const p = await pipeline(dir);
+    const src = await RoleLocks.acquire(p, { role: 'source', sinks: null });
+    const a = await RoleLocks.acquire(p, { role: 'sinks', sinks: ['a'] });
+    // Another sink is free; the writer and sink a are taken (a live holder: this process).
+    const b = await RoleLocks.acquire(p, { role: 'sinks', sinks: ['b'] });
+    await assert.rejects(RoleLocks.acquire(p, { role: 'source', sinks: null }), (e: Error & { code?: string }) => e.code === 'TRB5020');
+    await assert.rejects(RoleLocks.acquire(p, { role: 'all', sinks: null }), (e: Error & { code?: string }) => e.code === 'TRB5020');
+    await b.release();
+    await src.release();
+    // `all` wants sink a too: refused, and it leaves nothing behind (the writer lock is free again).
+    await assert.rejects(RoleLocks.acquire(p, { role: 'all', sinks: null }), (e: Error & { code?: string }) => e.code === 'TRB5021');
+    const again = await RoleLocks.acquire(p, { role: 'source', sinks: null });
+    await again.release();
+    await a.release();
+    await a.release(); // idempotent
+  });
+});
