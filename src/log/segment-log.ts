@@ -510,8 +510,11 @@ export class SegmentLog {
     const bases = await this.listSegments();
     // Segments removed by retention.
     while (this.segments.length && !bases.includes(this.segments[0]!.base)) this.segments.shift()!.closeReads();
+    // A follower looks every 20 ms: known sealed segments cost nothing (no stat, no search).
+    const known = new Map(this.segments.map((s) => [s.base, s]));
     for (const base of bases) {
-      let seg = this.segments.find((s) => s.base === base);
+      let seg = known.get(base);
+      if (seg?.sealed) continue;
       const size = (await stat(join(this.dir, segmentName(base, 'log'))).catch(() => null))?.size;
       if (size === undefined) continue;
       const isActive = head ? base === head.activeBase : base === bases[bases.length - 1];
