@@ -8,6 +8,7 @@ import type { Row } from '../../src/core/event.js';
 import { Metrics, defineRuntimeMetrics } from '../../src/runtime/metrics.js';
 import { Pipeline } from '../../src/runtime/pipeline.js';
 import type { LogStream } from '../../src/stream/log-stream.js';
+import type { RoleSpec } from '../../src/runtime/roles.js';
 import { PgTestDb, TempDir, waitFor } from '../helpers/context.js';
 import { readJsonl, replay } from '../helpers/pipeline.js';
 
@@ -36,11 +37,14 @@ sinks:
 http: { port: 0 }
 `,
     );
-    const start = async () => {
+    const make = async (role?: RoleSpec) => {
       const cfg = await loadConfig([cfgFile]);
       const m = new Metrics();
       defineRuntimeMetrics(m);
-      const p = new Pipeline(cfg.pipelines[0]!, pino({ level: process.env.TRIBUTARY_TEST_LOG ?? 'silent' }), m);
+      return new Pipeline(cfg.pipelines[0]!, pino({ level: process.env.TRIBUTARY_TEST_LOG ?? 'silent' }), m, { role });
+    };
+    const start = async () => {
+      const p = await make();
       await p.start();
       return p;
     };
@@ -70,6 +74,12 @@ http: { port: 0 }
     writeFileSync(ckpt, JSON.stringify({ ...JSON.parse(readFileSync(ckpt, 'utf8')), offset: 0 }));
     const auditBefore = readJsonl(`${dir.path}/audit.jsonl`).length;
     const lateBefore = readJsonl(`${dir.path}/late.jsonl`).length;
+
+    // Run apart from its source (run --role sinks), the sink cannot get a snapshot of its own.
+    const apart = await make({ role: 'sinks', sinks: ['late'] });
+    await assert.rejects(apart.start(), (e: Error & { code?: string }) => e.code === 'TRB5024' && /run the pipeline in one process/.test(String((e as { fix?: string }).fix)));
+    await apart.close();
+    assert.equal(JSON.parse(readFileSync(ckpt, 'utf8')).offset, 0, 'its checkpoint is left as it was');
 
     p = await start();
     try {
