@@ -9,7 +9,7 @@ import { Metrics, defineRuntimeMetrics } from '../../src/runtime/metrics.js';
 import { Pipeline } from '../../src/runtime/pipeline.js';
 import type { LogStream } from '../../src/stream/log-stream.js';
 import type { RoleSpec } from '../../src/runtime/roles.js';
-import { PgTestDb, TempDir, waitFor } from '../helpers/context.js';
+import { PgTestDb, TempDir, TributaryProcess, waitFor } from '../helpers/context.js';
 import { readJsonl, replay } from '../helpers/pipeline.js';
 
 const byId = (a: Row, b: Row) => Number(a.id) - Number(b.id);
@@ -117,5 +117,80 @@ http: { port: 0 }
     }
     assert.equal(readJsonl(`${dir.path}/late.jsonl`).length, lateBefore + late.length);
     assert.equal(readJsonl(`${dir.path}/audit.jsonl`).length, audit.length);
+  });
+
+  it('SIGKILL in the middle of the targeted snapshot: it resumes, the other sink still gets no r row, and the late sink replays to the table', { timeout: 120_000 }, async () => {
+    await using db = await PgTestDb.create('targeted_kill');
+    await db.query('CREATE TABLE t (id int PRIMARY KEY, v int)');
+    await using dir = new TempDir('tributary-targeted-kill-');
+    const name = `tk_${process.pid}_${Math.floor(Math.random() * 1e6)}`;
+    const cfgFile = dir.file(
+      'p.yaml',
+      `name: ${name}
+source: { type: postgres, url: ${db.url}, tables: [public.t], snapshot: never, heartbeat_ms: 0, snapshot_chunk_rows: 100, snapshot_workers: 1 }
+state: { type: file, dir: ${dir.path}/state }
+stream: { type: log, segment_bytes: 65536, retention: { max_age: 1ms }, compaction: { enabled: false } }
+sinks:
+  - { name: audit, type: jsonl, path: ${dir.path}/audit.jsonl }
+  - { name: late, type: jsonl, path: ${dir.path}/late.jsonl, on_gap: rebuild }
+http: { port: 0 }
+`,
+    );
+    const cfg = await loadConfig([cfgFile]);
+    const m = new Metrics();
+    defineRuntimeMetrics(m);
+    const p = new Pipeline(cfg.pipelines[0]!, pino({ level: process.env.TRIBUTARY_TEST_LOG ?? 'silent' }), m);
+    await p.start();
+    try {
+      await db.query('INSERT INTO t SELECT g, 0 FROM generate_series(1, 20000) g');
+      for (let i = 0; i < 5; i++) await db.query(`UPDATE t SET v = v + 1 WHERE id = ${i + 1}`);
+      const s = p.stream as LogStream;
+      await waitFor(() => s.lastCommit !== null && s.log.durableEnd >= 20010 && p.runners.every((r) => r.offset === s.log.lastCommit!.offset + 1), { timeoutMs: 60_000, what: 'both sinks at the end of the log' });
+      await new Promise((r) => setTimeout(r, 5));
+      const trimmed = await p.retention!.runOnce();
+      assert.ok(trimmed.removed > 0 && s.log.start > 0, JSON.stringify(trimmed));
+    } finally {
+      await p.drainAndStop(5000);
+    }
+    const ckpt = join(dir.path, 'state', name, 'sink.late.json');
+    writeFileSync(ckpt, JSON.stringify({ ...JSON.parse(readFileSync(ckpt, 'utf8')), offset: 0 }));
+    const lateBefore = readJsonl(`${dir.path}/late.jsonl`).length;
+    const snapshot = () => {
+      try {
+        return JSON.parse(readFileSync(join(dir.path, 'state', name, 'snapshot.json'), 'utf8')) as { status: string; target?: string };
+      } catch {
+        return null;
+      }
+    };
+    const reads = () => readJsonl(`${dir.path}/late.jsonl`).slice(lateBefore).filter((e) => e.op === 'r').length;
+
+    let proc = TributaryProcess.start(['run', '--config', cfgFile]);
+    let stop = false;
+    const w = await db.connect();
+    const writing = (async () => {
+      for (let i = 0; !stop; i++) await w.query('UPDATE t SET v = v + 1 WHERE id = $1', [1 + ((i * 7919) % 20000)]);
+    })();
+    try {
+      await waitFor(() => reads() >= 2000, { timeoutMs: 60_000, what: 'the targeted snapshot to be under way' });
+      assert.equal(snapshot()?.status, 'running');
+      await proc.kill('SIGKILL');
+      proc = TributaryProcess.start(['run', '--config', cfgFile]);
+      await waitFor(() => snapshot()?.status === 'done', { timeoutMs: 60_000, what: 'the targeted snapshot to finish after the restart' });
+      assert.equal(snapshot()?.target, 'late');
+    } finally {
+      stop = true;
+      await writing;
+      await w.end();
+    }
+    try {
+      const want = JSON.stringify((await db.query('SELECT id, v FROM t ORDER BY id')).rows);
+      const replayed = (file: string, from: number) => JSON.stringify([...replay(readJsonl(file).slice(from)).values()].sort(byId));
+      await waitFor(() => replayed(`${dir.path}/audit.jsonl`, 0) === want && replayed(`${dir.path}/late.jsonl`, lateBefore) === want, { timeoutMs: 60_000, what: 'both sinks to hold the table' });
+      assert.equal(await proc.kill('SIGTERM'), 0);
+    } finally {
+      if (proc.running) await proc.kill('SIGKILL');
+    }
+    assert.equal(readJsonl(`${dir.path}/audit.jsonl`).filter((e) => e.op === 'r').length, 0, 'the other sink received none of the snapshot rows');
+    console.log(`# targeted snapshot across a SIGKILL: ${reads()} r rows for the late sink (table of 20000 rows)`);
   });
 });
