@@ -152,7 +152,11 @@ export class Pipeline {
     // The log is recovered now (a torn tail cut, an unfinished transaction dropped), before
     // anything reads it: the source resumes after its last durable commit.
     this.stream = await step('other', () => openStream(cfg, this.stateDir, (s) => this.source.parsePosition(s), this.logger.child({ component: 'log' })));
-    if (this.stream instanceof LogStream) this.targeted = TargetedRows.load(pipelineLogDir(cfg));
+    if (this.stream instanceof LogStream) {
+      this.targeted = TargetedRows.load(pipelineLogDir(cfg));
+      // Rows a crash kept out of the log: their offsets go to other records now.
+      this.targeted.truncate(this.stream.end);
+    }
     for (const s of sinksFor(this.resolved, this.role)) {
       const runner = this.makeRunner(s);
       // Listed before it opens, so close() closes a sink whose open() failed half-way.
@@ -195,10 +199,10 @@ export class Pipeline {
       metrics: this.metrics,
       push: (item) => this.pushToStream(item),
       distributed: cfg.snapshot.queue?.redis ? { url: cfg.snapshot.queue.redis } : undefined,
-      targetedRows: (sink, rows) => {
+      targetedRows: (sink, rows, txn) => {
         // The rows are appended right after this, from the log's end on, in order.
         const from = this.stream.end;
-        this.targeted?.add(sink, from, from + rows, this.stream instanceof LogStream ? this.stream.start : 0);
+        this.targeted?.add(sink, from, from + rows, txn.serialize(), this.stream instanceof LogStream ? this.stream.start : 0);
       },
       onInitialOnlyDone: () => {
         this.logger.info('initial_only: snapshot complete and durable; stopping');

@@ -188,7 +188,7 @@ export class SinkRunner {
         if (e.kind !== 'event') continue;
         if (pos && e.txn.compare(pos) <= 0) continue; // already durable in this sink
         if (!all && !this.matches(e.table)) continue;
-        if (targeted && targeted.skips(e.offset, this.name)) continue; // another sink's own snapshot rows
+        if (targeted && targeted.skips(e.offset, this.name, e.txn)) continue; // another sink's own snapshot rows
         events.push(e);
       }
       const fresh = commit && (!pos || commit.txn.compare(pos) > 0);

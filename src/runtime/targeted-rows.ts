@@ -1,11 +1,13 @@
 import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 
-/** Log offsets [from, to) that hold snapshot rows read for one sink alone. */
+/** Log offsets [from, to) that hold snapshot rows read for one sink alone, events of transaction `txn`. */
 export interface TargetedRange {
   sink: string;
   from: number;
   to: number;
+  /** The high watermark's transaction (serialized position) the rows belong to. */
+  txn: string;
 }
 
 /**
@@ -18,8 +20,11 @@ export interface TargetedRange {
  * sink skips them: they already hold those rows. This file says which offsets to skip.
  *
  * A range is written (fsynced, renamed) before its rows are appended, so no sink can read a
- * targeted row without knowing it is one, even after a crash. Ranges below the start of the
- * log are dropped when the next one is written.
+ * targeted row without knowing it is one, even after a crash. A crash can also leave a range
+ * whose rows never became durable: the offsets are then taken by other records after the
+ * restart, so a range names its transaction too, and only events of that transaction in it
+ * are skipped (the writer also drops such ranges when it opens the log, {@link truncate}).
+ * Ranges below the start of the log are dropped when the next one is written.
  */
 export class TargetedRows {
   private ranges: TargetedRange[];
@@ -36,7 +41,7 @@ export class TargetedRows {
     let ranges: TargetedRange[] = [];
     try {
       const parsed = JSON.parse(readFileSync(join(dir, 'targeted.json'), 'utf8')) as { ranges?: TargetedRange[] };
-      ranges = (parsed.ranges ?? []).filter((r) => typeof r.sink === 'string' && Number.isFinite(r.from) && Number.isFinite(r.to));
+      ranges = (parsed.ranges ?? []).filter((r) => typeof r.sink === 'string' && typeof r.txn === 'string' && Number.isFinite(r.from) && Number.isFinite(r.to));
     } catch {
       ranges = [];
     }
@@ -56,12 +61,27 @@ export class TargetedRows {
    * Record that offsets [from, to) will hold rows for `sink` alone, durably, before they are
    * appended. Synchronous on purpose: the rows are appended right after, in log order.
    */
-  add(sink: string, from: number, to: number, logStart: number): void {
+  add(sink: string, from: number, to: number, txn: string, logStart: number): void {
     if (to <= from) return;
     const last = this.ranges[this.ranges.length - 1];
-    if (last && last.sink === sink && last.to === from) last.to = to;
-    else this.ranges.push({ sink, from, to });
+    if (last && last.sink === sink && last.txn === txn && last.to === from) last.to = to;
+    else this.ranges.push({ sink, from, to, txn });
     this.ranges = this.ranges.filter((r) => r.to > logStart);
+    this.store();
+  }
+
+  /**
+   * The log was recovered and ends at `end`: ranges past it held rows that never became
+   * durable (their transaction's commit did not reach the log), so they are dropped.
+   */
+  truncate(end: number): void {
+    const keep = this.ranges.filter((r) => r.from < end);
+    if (keep.length === this.ranges.length) return;
+    this.ranges = keep;
+    this.store();
+  }
+
+  private store(): void {
     const path = join(this.dir, 'targeted.json');
     const tmp = `${path}.tmp`;
     const fd = openSync(tmp, 'w');
@@ -80,8 +100,8 @@ export class TargetedRows {
     }
   }
 
-  /** True when the event at `offset` is a targeted row of another sink than `sink`. */
-  skips(offset: number, sink: string): boolean {
+  /** True when the event at `offset`, of transaction `txn`, is a targeted row of another sink than `sink`. */
+  skips(offset: number, sink: string, txn: { serialize(): string }): boolean {
     // Ranges are appended in log order and never overlap: binary search on `from`.
     const rs = this.ranges;
     let lo = 0;
@@ -91,7 +111,7 @@ export class TargetedRows {
       const r = rs[mid]!;
       if (offset < r.from) hi = mid - 1;
       else if (offset >= r.to) lo = mid + 1;
-      else return r.sink !== sink;
+      else return r.sink !== sink && txn.serialize() === r.txn;
     }
     return false;
   }

@@ -35,10 +35,10 @@ export interface SnapshotOptions {
   /** Called when an `initial_only` snapshot is complete and durable. */
   onInitialOnlyDone(): void;
   /**
-   * A targeted snapshot (`state.target`) is about to push `rows` rows for its sink alone:
-   * the pipeline records where they go in the log before they are pushed.
+   * A targeted snapshot (`state.target`) is about to push `rows` rows (events of `txn`) for
+   * its sink alone: the pipeline records where they go in the log before they are pushed.
    */
-  targetedRows?(sink: string, rows: number): void;
+  targetedRows?(sink: string, rows: number, txn: Position): void;
   /** With `snapshot.queue.redis`: chunks are BullMQ jobs that `--worker` processes share. */
   distributed?: { url: string };
   /**
@@ -316,7 +316,7 @@ export class SnapshotCoordinator {
     let ok = true;
     let idx = item.idx + 1;
     const { push } = this.o;
-    if (s.target && emit.length) this.o.targetedRows?.(s.target, emit.length);
+    if (s.target && emit.length) this.o.targetedRows?.(s.target, emit.length, item.txn);
     for (let j = 0; j < emit.length; j++) {
       const i = emit[j]!;
       const f = last && j === emit.length - 1 ? 'last' : flag;

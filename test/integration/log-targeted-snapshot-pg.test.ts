@@ -185,7 +185,16 @@ http: { port: 0 }
     try {
       const want = JSON.stringify((await db.query('SELECT id, v FROM t ORDER BY id')).rows);
       const replayed = (file: string, from: number) => JSON.stringify([...replay(readJsonl(file).slice(from)).values()].sort(byId));
-      await waitFor(() => replayed(`${dir.path}/audit.jsonl`, 0) === want && replayed(`${dir.path}/late.jsonl`, lateBefore) === want, { timeoutMs: 60_000, what: 'both sinks to hold the table' });
+      await waitFor(() => replayed(`${dir.path}/audit.jsonl`, 0) === want && replayed(`${dir.path}/late.jsonl`, lateBefore) === want, { timeoutMs: 60_000, what: 'both sinks to hold the table' }).catch((err: Error) => {
+        // Which rows differ, for the failure message.
+        const table = new Map((JSON.parse(want) as Row[]).map((r) => [Number(r.id), JSON.stringify(r)]));
+        const diff = (file: string, from: number) => {
+          const got = new Map([...replay(readJsonl(file).slice(from)).values()].map((r) => [Number(r.id), JSON.stringify(r)]));
+          const ids = [...new Set([...table.keys(), ...got.keys()])].filter((id) => table.get(id) !== got.get(id));
+          return ids.slice(0, 5).map((id) => `${id}: table ${table.get(id)} sink ${got.get(id)}`).join('; ') + ` (${ids.length} differ)`;
+        };
+        throw new Error(`${err.message}\naudit: ${diff(`${dir.path}/audit.jsonl`, 0)}\nlate: ${diff(`${dir.path}/late.jsonl`, lateBefore)}\n${proc.stderr.slice(-3000)}`);
+      });
       assert.equal(await proc.kill('SIGTERM'), 0);
     } finally {
       if (proc.running) await proc.kill('SIGKILL');

@@ -65,24 +65,28 @@ describe('run roles: a reader in another process follows the writer', () => {
 });
 
 describe('run roles: targeted snapshot rows', () => {
-  it('records ranges durably, skips them for every other sink, and drops ranges below the start of the log', async () => {
+  it('records ranges durably, skips only the events of their own transaction for every other sink, and drops ranges a crash or retention made stale', async () => {
     await using dir = new TempDir();
+    const pos = (s: string) => ({ serialize: () => s });
     const t = TargetedRows.load(dir.path);
     assert.equal(t.empty, true);
-    t.add('late', 10, 15, 0);
-    t.add('late', 15, 18, 0); // adjacent: merged
-    t.add('other', 40, 42, 0);
-    assert.deepEqual(t.list(), [{ sink: 'late', from: 10, to: 18 }, { sink: 'other', from: 40, to: 42 }]);
-    assert.equal(t.skips(9, 'audit'), false);
-    assert.equal(t.skips(10, 'audit'), true);
-    assert.equal(t.skips(17, 'audit'), true);
-    assert.equal(t.skips(17, 'late'), false, 'the target receives its rows');
-    assert.equal(t.skips(18, 'audit'), false);
-    assert.equal(t.skips(41, 'late'), true);
+    t.add('late', 10, 15, '0/A', 0);
+    t.add('late', 15, 18, '0/A', 0); // adjacent, same transaction: merged
+    t.add('other', 40, 42, '0/B', 0);
+    assert.deepEqual(t.list(), [{ sink: 'late', from: 10, to: 18, txn: '0/A' }, { sink: 'other', from: 40, to: 42, txn: '0/B' }]);
+    assert.equal(t.skips(9, 'audit', pos('0/A')), false);
+    assert.equal(t.skips(10, 'audit', pos('0/A')), true);
+    assert.equal(t.skips(17, 'audit', pos('0/A')), true);
+    assert.equal(t.skips(17, 'late', pos('0/A')), false, 'the target receives its rows');
+    assert.equal(t.skips(17, 'audit', pos('0/C')), false, 'another transaction at those offsets (the rows never became durable) is not skipped');
+    assert.equal(t.skips(18, 'audit', pos('0/A')), false);
+    assert.equal(t.skips(41, 'late', pos('0/B')), true);
     const again = TargetedRows.load(dir.path);
     assert.deepEqual(again.list(), t.list(), 'stored');
-    again.add('late', 60, 61, 20);
-    assert.deepEqual(TargetedRows.load(dir.path).list(), [{ sink: 'other', from: 40, to: 42 }, { sink: 'late', from: 60, to: 61 }]);
+    again.add('late', 60, 61, '0/D', 20);
+    assert.deepEqual(TargetedRows.load(dir.path).list(), [{ sink: 'other', from: 40, to: 42, txn: '0/B' }, { sink: 'late', from: 60, to: 61, txn: '0/D' }]);
+    again.truncate(50);
+    assert.deepEqual(TargetedRows.load(dir.path).list(), [{ sink: 'other', from: 40, to: 42, txn: '0/B' }], 'past the recovered end of the log: dropped');
   });
 });
 
