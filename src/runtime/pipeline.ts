@@ -155,7 +155,7 @@ export class Pipeline {
     if (this.stream instanceof LogStream) {
       this.targeted = TargetedRows.load(pipelineLogDir(cfg));
       // Rows a crash kept out of the log: their offsets go to other records now.
-      this.targeted.truncate(this.stream.end);
+      this.targeted.truncate(this.stream.start, this.stream.end);
     }
     for (const s of sinksFor(this.resolved, this.role)) {
       const runner = this.makeRunner(s);

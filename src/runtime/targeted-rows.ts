@@ -71,11 +71,12 @@ export class TargetedRows {
   }
 
   /**
-   * The log was recovered and ends at `end`: ranges past it held rows that never became
-   * durable (their transaction's commit did not reach the log), so they are dropped.
+   * The log was recovered and holds [start, end): ranges past its end held rows that never
+   * became durable (their transaction's commit did not reach the log), and ranges before its
+   * start were removed by retention; both are dropped.
    */
-  truncate(end: number): void {
-    const keep = this.ranges.filter((r) => r.from < end);
+  truncate(start: number, end: number): void {
+    const keep = this.ranges.filter((r) => r.from < end && r.to > start);
     if (keep.length === this.ranges.length) return;
     this.ranges = keep;
     this.store();

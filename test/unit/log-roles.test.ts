@@ -85,8 +85,10 @@ describe('run roles: targeted snapshot rows', () => {
     assert.deepEqual(again.list(), t.list(), 'stored');
     again.add('late', 60, 61, '0/D', 20);
     assert.deepEqual(TargetedRows.load(dir.path).list(), [{ sink: 'other', from: 40, to: 42, txn: '0/B' }, { sink: 'late', from: 60, to: 61, txn: '0/D' }]);
-    again.truncate(50);
+    again.truncate(0, 50);
     assert.deepEqual(TargetedRows.load(dir.path).list(), [{ sink: 'other', from: 40, to: 42, txn: '0/B' }], 'past the recovered end of the log: dropped');
+    again.truncate(42, 50);
+    assert.equal(TargetedRows.load(dir.path).empty, true, 'before the start of the log: dropped');
   });
 });
 
