@@ -124,7 +124,7 @@ export class Pipeline {
     // The pipeline's exclusive lock (file) or lease (Redis): a second `run` of it refuses
     // (TRB3011). Processes that run a part each share the pipeline: the role locks guard them.
     const whole = this.role.role === 'all';
-    this.store = await step('other', () => openStateStore(cfg.state, whole ? { pipeline: this.name, logger: this.logger, onLost: (err) => this.fail(err) } : undefined));
+    this.store = await step('other', () => openStateStore(cfg.state, { pipeline: this.name, logger: this.logger, onLost: (err) => this.fail(err), shared: !whole }));
     // Then the locks of this process's parts, before the log is recovered or a sink opened:
     // one writer of the log, one process per sink (roles.ts).
     this.roleLocks = await step('other', () => RoleLocks.acquire(this.resolved, this.role, this.logger));

@@ -10,6 +10,12 @@ export interface StateLockOptions {
   logger?: Logger;
   /** Called once if the Redis lease is lost while the pipeline runs: the pipeline must stop. */
   onLost?(err: TributaryError): void;
+  /**
+   * One of several processes that run parts of the pipeline (`run --role source|sinks`): no
+   * pipeline lock or lease (each part has its own lock beside the log, src/runtime/roles.ts),
+   * but the store must still be one that cannot lose an acknowledged checkpoint.
+   */
+  shared?: boolean;
 }
 
 /**
@@ -25,7 +31,7 @@ export interface StateLockOptions {
 export async function openStateStore(state: PipelineConfig['state'], lock?: StateLockOptions): Promise<StateStore> {
   if (state.type === 'file') {
     const store = new FileStateStore(state.dir);
-    if (lock) await store.lock(lock.pipeline, lock.logger);
+    if (lock && !lock.shared) await store.lock(lock.pipeline, lock.logger);
     return store;
   }
   const { RedisStateStore } = await import('./redis-store.js');
@@ -34,7 +40,7 @@ export async function openStateStore(state: PipelineConfig['state'], lock?: Stat
   try {
     if (state.check_durability) await store.verifyDurable();
     else lock.logger?.warn('state.check_durability is off: the Redis state store is trusted to keep every acknowledged checkpoint (AOF with appendfsync always)');
-    await store.lease(lock.pipeline, lock.logger, (err) => (lock.onLost ? lock.onLost(err) : lock.logger?.error({ err }, err.message)));
+    if (!lock.shared) await store.lease(lock.pipeline, lock.logger, (err) => (lock.onLost ? lock.onLost(err) : lock.logger?.error({ err }, err.message)));
   } catch (err) {
     await store.close();
     throw err;

@@ -3,6 +3,8 @@ import { describe, it } from 'node:test';
 import { PgTestDb, TempDir, TributaryProcess, waitFor } from '../helpers/context.js';
 import { freePort } from '../helpers/embedded-pg.js';
 import { readJsonl, replay } from '../helpers/pipeline.js';
+import { REDIS_URL } from '../helpers/env.js';
+import { Redis } from 'ioredis';
 import type { Row } from '../../src/core/event.js';
 
 /**
@@ -155,5 +157,50 @@ http: { port: 0 }
     const noLog = await TributaryProcess.run(['run', '--config', mem, '--role', 'sinks'], { timeoutMs: 30_000 });
     assert.equal(noLog.code, 2);
     assert.match(noLog.stderr, /TRB5022 run --role sinks: pipeline mem has stream type memory/);
+  });
+
+  it('with the Redis state store: a part still refuses a Redis that could lose checkpoints (TRB3010), and the sinks process commits there', { timeout: 90_000 }, async () => {
+    await using db = await PgTestDb.create('roles_redis');
+    await db.query('CREATE TABLE items (id bigint PRIMARY KEY, note text)');
+    await using dir = new TempDir('tributary-roles-redis-');
+    const name = `rr_${process.pid}_${Math.floor(Math.random() * 1e6)}`;
+    const redis = new Redis(REDIS_URL);
+    try {
+      const appendfsync = ((await redis.config('GET', 'appendfsync')) as string[])[1];
+      const config = (check: boolean) =>
+        dir.file(
+          `roles-${check}.yaml`,
+          `name: ${name}
+source: { type: postgres, url: ${db.url}, tables: [public.items], snapshot: never }
+state: { type: redis, url: ${REDIS_URL}, check_durability: ${check} }
+sinks:
+  - { name: audit, type: jsonl, path: ${dir.path}/audit.jsonl }
+http: { port: 0 }
+`,
+        );
+      if (appendfsync !== 'always') {
+        // Without the pipeline's lease, a part is still held to a durable store.
+        const refused = await TributaryProcess.run(['run', '--config', config(true), '--role', 'sinks'], { timeoutMs: 30_000, cwd: dir.path });
+        assert.equal(refused.code, 1, refused.stderr);
+        assert.match(refused.stderr, /TRB3010/);
+      }
+      const cfg = config(false);
+      // The log lives under ./.tributary beside a Redis state store: both processes share the cwd.
+      await using src = TributaryProcess.start(['run', '--config', cfg, '--role', 'source'], { cwd: dir.path });
+      await using snk = TributaryProcess.start(['run', '--config', cfg, '--role', 'sinks'], { cwd: dir.path });
+      await src.waitForLog(/running \(role source\)/);
+      await snk.waitForLog(/running \(role sinks: audit\)/);
+      await db.query("INSERT INTO items VALUES (1, 'one'), (2, 'two')");
+      await waitFor(() => readJsonl(`${dir.path}/audit.jsonl`).length === 2, { timeoutMs: 20_000, what: 'the inserts in the sinks process' });
+      await waitFor(async () => (await redis.hget(`tributary:${name}:sinks`, 'audit')) !== null, { timeoutMs: 20_000, what: 'the checkpoint in Redis' });
+      const ck = JSON.parse((await redis.hget(`tributary:${name}:sinks`, 'audit'))!) as { offset: number };
+      assert.ok(ck.offset > 0, JSON.stringify(ck));
+      assert.equal(await snk.kill('SIGTERM'), 0);
+      assert.equal(await src.kill('SIGTERM'), 0);
+    } finally {
+      const keys = await redis.keys(`tributary:${name}:*`);
+      if (keys.length) await redis.del(...keys);
+      await redis.quit();
+    }
   });
 });
