@@ -74,6 +74,14 @@ export class SegmentLog {
   private builder = new BatchBuilder(this.run);
   private queue: SealedBatch[] = [];
   private queuedBytes = 0;
+  /**
+   * Uncompressed bytes of the batches in the active segment. With zstd a segment also rolls
+   * at segmentBytes of these: a reader that opens the log (`state --at`, `log read`, a sinks
+   * process) decodes the active segment in full to index its keys, and a 64 MiB segment of
+   * zstd batches holds ten times as many events as a plain one (seconds to decompress).
+   * After a restart it starts at the segment's size on disk, a lower bound.
+   */
+  private activeLogical = 0;
   private flushing: Promise<void> | null = null;
   private fh: FileHandle | null = null;
   private headFd: number | null = null;
@@ -182,6 +190,7 @@ export class SegmentLog {
     this.run = run;
     this.builder.keys = run;
     this.segments.push(seg);
+    this.activeLogical = seg.size;
   }
 
   /**
@@ -404,12 +413,13 @@ export class SegmentLog {
         };
         for (let i = 0; i < batches.length; i++) {
           const b = batches[i]!;
-          if (this.active.size + pendingBytes >= this.opts.segmentBytes && this.active.size + pendingBytes > 0) {
+          if ((this.active.size + pendingBytes >= this.opts.segmentBytes || this.activeLogical >= this.opts.segmentBytes) && this.active.size + pendingBytes > 0) {
             await writePending();
             await this.roll();
           }
           pending.push(b);
           pendingBytes += b.bytes.length;
+          this.activeLogical += queued[i]!;
           this.queuedBytes -= queued[i]!;
         }
         await writePending();
@@ -447,6 +457,7 @@ export class SegmentLog {
     await this.fh!.close();
     const next = await this.createSegment(seg.next);
     next.afterCommit = seg.afterCommit;
+    this.activeLogical = 0;
     this.fh = await open(next.path, 'r+');
   }
 
