@@ -22,7 +22,9 @@
  *   at its end;
  * - what is durable survives a close and a reopen, a transaction whose commit was not appended
  *   does not, a consumer sees only what `onDurable` has reported, and appends go on at the old
- *   end (`durable`);
+ *   end (`durable`). A group's committed offset is kept by the runtime's state store, not by
+ *   the stream (so it commits atomically with the sink's own checkpoint state): the suite keeps
+ *   it as the store does, and checks that the reopened backend resumes the group exactly there;
  * - appends are bounded in bytes: `append` answers false past the budget, `drained()` resolves
  *   once a reader catches up, and a producer that waits for it never holds more than the
  *   budget and one entry;
