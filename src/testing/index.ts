@@ -1,5 +1,6 @@
 /**
- * `tributary/testing`: the sink conformance kit. Any sink author runs it from their own
+ * `tributary/testing`: the sink conformance kit, and the stream conformance suite every
+ * backend of the internal stream passes (`describeStreamConformance`, stream.ts). Any sink author runs it from their own
  * tests against a real target:
  *
  * ```ts
@@ -40,6 +41,7 @@ import type { CrashPlan } from './crash-child.js';
 import { makeSinkEvent, Workload } from './events.js';
 
 export { CounterPosition, makeSinkEvent, Workload } from './events.js';
+export { describeStreamConformance, streamConformanceCases, type StreamBackend, type StreamCapabilities, type StreamConformanceCase, type StreamOpenOptions } from './stream.js';
 
 export interface ConformanceOptions {
   definition: SinkDefinition;
