@@ -238,10 +238,7 @@ export class RowDecoder {
   /** After {@link value}: the offset after the value. */
   private next = 0;
 
-  /**
-   * @param hint what the schema history added (kept, with `map` and `names`, so the decode
-   *   worker can build the same decoder: rows-offload.ts)
-   */
+  /** @param hint what the schema history added to the TABLE_MAP */
   constructor(readonly map: TableMap, names: string[], readonly hint?: TableSchemaHint) {
     const n = map.columnCount;
     this.columnCount = n;

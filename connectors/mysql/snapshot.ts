@@ -26,7 +26,7 @@ const { createConnection } = mysql;
 import type { JsonValue, Row } from '../../src/core/event.js';
 import { ErrorCodes, TributaryError, errorMessage } from '../../src/core/errors.js';
 import type { PreflightProblem } from '../../src/core/source.js';
-import { StringRows, keyString, type ChunkBounds, type ChunkKeyKind, type ChunkPlanner, type RowSink, type SnapshotEventBuilder, type SnapshotReader, type SnapshotSupport, type SnapshotTable, type ThreadSpec } from '../../src/snapshot/types.js';
+import { StringRows, keyString, type ChunkBounds, type ChunkKeyKind, type ChunkPlanner, type RowSink, type SnapshotEventBuilder, type SnapshotReader, type SnapshotSupport, type SnapshotTable } from '../../src/snapshot/types.js';
 import { assertSafeFilter, filterRejected } from '../../src/snapshot/filter.js';
 import { snapshotEventBuilder } from '../../src/snapshot/envelope.js';
 import { tableMatcher } from '../../src/runtime/table-filter.js';
@@ -999,12 +999,6 @@ export class MysqlSnapshotSupport implements SnapshotSupport {
     };
   }
 
-  /** How a worker thread builds this support (callbacks stay on the main thread: readers need none). */
-  threadSpec(): ThreadSpec {
-    const { onKey: _onKey, ...options } = this.o;
-    return { module: import.meta.url, factory: 'mysqlSnapshotSupportInThread', options };
-  }
-
   /** Creates the signal table once per process (when it is missing). */
   private ensureSignal(c: mysql.Connection): Promise<void> {
     return (this.ensured ??= (async () => {
@@ -1107,11 +1101,6 @@ export class MysqlSnapshotSupport implements SnapshotSupport {
       },
     };
   }
-}
-
-/** The support a worker thread runs (see `threadSpec`). */
-export function mysqlSnapshotSupportInThread(o: MysqlSnapshotOptions): MysqlSnapshotSupport {
-  return new MysqlSnapshotSupport(o);
 }
 
 /** The envelopes of MySQL/MariaDB snapshot rows, with the `source` block streamed events have. */
