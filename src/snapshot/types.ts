@@ -1,4 +1,3 @@
-import { isAscii } from 'node:buffer';
 import type { ChangeEvent, JsonValue, Row, SerializedChangeEvent } from '../core/event.js';
 import { JsonBytes } from '../core/json-bytes.js';
 
