@@ -8,7 +8,7 @@ import type mysql from 'mysql2';
 import type { JsonValue, Row } from '../../src/core/event.js';
 import { JsonBytes } from '../../src/core/json-bytes.js';
 import { keyString, type RowSink, type SnapshotTable } from '../../src/snapshot/types.js';
-import { writeJsonText } from './row-decoder.js';
+import { writeJsonText } from './values.js';
 import type { ColumnInfo } from './snapshot-columns.js';
 import { objectQuery } from './snapshot-sql.js';
 import { F, converterFor, type Conv } from './snapshot-values.js';
@@ -24,7 +24,7 @@ export interface ObjectRowsPlan {
 
 /**
  * A MariaDB JSON value on the object path: its text as the envelope holds it (what the byte
- * paths write: row-decoder.ts `writeJsonText`), never a parsed value, whose numbers a double
+ * paths write: values.ts `writeJsonText`), never a parsed value, whose numbers a double
  * would round. Only {@link rowJson} reads it.
  */
 class JsonText {

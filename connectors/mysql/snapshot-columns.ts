@@ -19,7 +19,7 @@ export interface ColumnInfo {
   json: boolean;
 }
 
-/** Charsets whose text the server converts to utf8mb4 exactly as row-decoder.ts decodes it. */
+/** Charsets whose text the server converts to utf8mb4 exactly as the binlog decoder does (values.ts `decodeText`). */
 const SERVER_DECODED = new Set(['utf8', 'utf8mb3', 'utf8mb4', 'ascii', 'latin1']);
 const GEOMETRY_TYPES = new Set(['geometry', 'point', 'linestring', 'polygon', 'multipoint', 'multilinestring', 'multipolygon', 'geometrycollection', 'geomcollection']);
 

@@ -11,7 +11,8 @@
  * row leaves as one flat string plus its key string (see `ChunkRows`).
  *
  * Every value becomes exactly what the object path makes of it (mysql2's value for the
- * connection's options, then the table's converter; docs/snapshots.md "Values"). Per-column
+ * connection's options, then the table's converter; docs/snapshots.md "Values"), by the rules
+ * of values.ts that the binlog decoder follows too. Per-column
  * writers are chosen once per result from the column definitions; columns whose value is
  * rare or intricate (MySQL JSON, GEOMETRY, VECTOR, text in other charsets) take the object
  * path's own value and converter, and only their stringify happens here. A result this
@@ -23,7 +24,7 @@ import type { JsonValue } from '../../src/core/event.js';
 import { JsonBytes } from '../../src/core/json-bytes.js';
 import type { RowSink } from '../../src/snapshot/types.js';
 import { TextKind, textKindFor } from './column-types.js';
-import { float32ToNumber, writeJsonText } from './row-decoder.js';
+import { bitToJson, float32FromDouble, objectOnlyName, writeDateText, writeDatetimeText, writeJsonText } from './values.js';
 
 /** One column of a result set, from its column definition packet. */
 export interface ResultField {
@@ -33,7 +34,7 @@ export interface ResultField {
   characterSet: number;
 }
 
-/** What a table's column needs beyond its result metadata (information_schema, see snapshot.ts). */
+/** What a table's column needs beyond its result metadata (information_schema, see snapshot-columns.ts). */
 export interface ColumnHint {
   via: 'plain' | 'float' | 'bytes-text' | 'bytes-geometry' | 'bytes-vector';
   json: boolean;
@@ -78,22 +79,9 @@ const enum W {
   ConvBytes,
 }
 
-const MAX_SAFE = 9007199254740991;
-const SP = 32;
-const QUOTE = 34;
 const MINUS = 45;
 const ZERO = 48;
 const NULL = Buffer.from('null');
-const ZERO_DATE = Buffer.from('0000-00-00 00:00:00', 'latin1');
-
-/**
- * Column names an object does not keep in insertion order or at all (integer-like keys are
- * enumerated first; `__proto__` sets the prototype). The object path's row would differ in
- * key order or content from a row written column by column, so such tables stay on it.
- */
-function objectOnlyName(name: string): boolean {
-  return name === '__proto__' || (/^(?:0|[1-9]\d*)$/.test(name) && Number(name) < 4294967295);
-}
 
 /** Writes one result's rows as JSON text; built from its column definitions. */
 export class RowWriter {
@@ -120,7 +108,7 @@ export class RowWriter {
   /**
    * The writer of a result, or null when one of its columns has no writer here (the caller
    * then takes the object path). `hints` are the table's columns by name; `conv` is the
-   * object path's converter of a column (snapshot.ts `converterFor`).
+   * object path's converter of a column (snapshot-values.ts `converterFor`).
    */
   static for<H extends ColumnHint>(
     fields: ResultField[],
@@ -182,25 +170,27 @@ export class RowWriter {
             float(w, s === e ? 0 : Number.parseFloat(buf.toString('latin1', s, e)));
             break;
           case W.Float:
-            float(w, s === e ? 0 : float32ToNumber(Math.fround(Number.parseFloat(buf.toString('latin1', s, e)))));
+            float(w, s === e ? 0 : float32FromDouble(Number.parseFloat(buf.toString('latin1', s, e))));
             break;
           case W.Text:
             w.string(buf, s, e);
             break;
           case W.Date:
-            if (e - s === 10 && isZeroDate(buf, s, 10)) w.raw(NULL, 0, 4);
-            else w.string(buf, s, e);
+            writeDateText(w, buf, s, e);
             break;
           case W.DateTime:
           case W.Timestamp:
-            dateTime(w, buf, s, e, kinds[j] === W.Timestamp);
+            writeDatetimeText(w, buf, s, e, kinds[j] === W.Timestamp);
             break;
           case W.Base64:
             w.ascii(JSON.stringify(buf.toString('base64', s, e)));
             break;
-          case W.Bit:
-            bit(w, buf, s, e);
+          case W.Bit: {
+            const v = bitToJson(buf, s, e);
+            if (typeof v === 'number') w.uint(v);
+            else w.ascii(`"${v}"`);
             break;
+          }
           case W.JsonText:
             writeJsonText(w, buf, s, e);
             break;
@@ -250,7 +240,7 @@ export function fieldSig(fields: ResultField[]): string {
 }
 
 /**
- * The writer kind of a column, mirroring snapshot.ts `converterFor` and mysql2's text parser
+ * The writer kind of a column, mirroring snapshot-values.ts `converterFor` and mysql2's text parser
  * for the connection's options (supportBigNumbers, dateStrings, jsonStrings, no
  * decimalNumbers), or null when it has none here.
  */
@@ -334,58 +324,6 @@ function longLong(w: JsonBytes, buf: Buffer, s: number, e: number): void {
   const v = parseInt(buf.toString('latin1', d, e), 10);
   if (Number.isSafeInteger(d > s ? -v : v)) number(w, d > s ? -v : v);
   else w.quoted(buf, s, e);
-}
-
-function isZeroDate(buf: Buffer, s: number, n: number): boolean {
-  for (let i = 0; i < n; i++) if (buf[s + i] !== ZERO_DATE[i]) return false;
-  return true;
-}
-
-/**
- * DATETIME/TIMESTAMP text: null for a zero date (`0000-00-00 00:00:00`, any zero fraction),
- * else the text with its first space as `T` (and `Z` for TIMESTAMP, UTC session).
- */
-function dateTime(w: JsonBytes, buf: Buffer, s: number, e: number, utc: boolean): void {
-  const n = e - s;
-  if (n >= 19 && isZeroDate(buf, s, 19)) {
-    let zero = n === 19;
-    if (n > 20 && buf[s + 19] === 46) {
-      zero = true;
-      for (let i = s + 20; i < e; i++) if (buf[i] !== ZERO) zero = false;
-    }
-    if (zero) {
-      w.raw(NULL, 0, 4);
-      return;
-    }
-  }
-  w.ensure(n + 3);
-  const b = w.buf;
-  let o = w.n;
-  b[o++] = QUOTE;
-  let first = true;
-  for (let i = s; i < e; i++) {
-    const c = buf[i]!;
-    if (c === SP && first) {
-      b[o++] = 84; // T
-      first = false;
-    } else b[o++] = c;
-  }
-  if (utc) b[o++] = 90; // Z
-  b[o++] = QUOTE;
-  w.n = o;
-}
-
-/** BIT(n): big-endian bytes, a number up to 6 bytes, beyond that through BigInt. */
-function bit(w: JsonBytes, buf: Buffer, s: number, e: number): void {
-  const n = e - s;
-  if (n <= 6) {
-    w.uint(n ? buf.readUIntBE(s, n) : 0);
-    return;
-  }
-  let v = 0n;
-  for (let i = s; i < e; i++) v = (v << 8n) | BigInt(buf[i]!);
-  if (v <= BigInt(MAX_SAFE)) w.uint(Number(v));
-  else w.ascii(`"${v}"`);
 }
 
 // ---------------------------------------------------------------------------------------

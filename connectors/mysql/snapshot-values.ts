@@ -1,13 +1,16 @@
 /**
- * The snapshot's values from the text protocol: per result column, the converter that turns
- * mysql2's value (with the snapshot connection's options) into the value the binlog decoder
- * gives for the same column (row-decoder.ts, temporal.ts), and the row objects' JSON text.
- * snapshot-rows.ts writes the same values straight from the protocol bytes.
+ * The snapshot's values on the object path: per result column, the converter that turns
+ * mysql2's value (with the snapshot connection's options: int64 beyond 2^53 and DECIMAL as
+ * strings, dates and JSON as text) into the value the binlog decoder gives for the same
+ * column, by the rules of values.ts. snapshot-rows.ts writes the same values straight from
+ * the protocol bytes.
  */
-import { TextDecoder } from 'node:util';
 import type { JsonValue } from '../../src/core/event.js';
-import { TextKind, textKindFor } from './column-types.js';
-import { float32ToNumber } from './row-decoder.js';
+import { textKindFor } from './column-types.js';
+import {
+  bitToJson, dateFromText, datetimeFromText, decodeText, float32FromDouble, geometryToJson, parseJsonLossless, parseJsonText, textDecoderFor,
+  vectorToJson,
+} from './values.js';
 import type { ColumnInfo } from './snapshot-columns.js';
 import type { RawField } from './snapshot-sql.js';
 
@@ -21,139 +24,15 @@ export const enum F {
 
 export type Conv = (b: Buffer) => JsonValue;
 
-let latin1: TextDecoder | null = null;
-const decoders = new Map<string, TextDecoder>();
-function textDecoder(label: string): TextDecoder {
-  let d = decoders.get(label);
-  if (!d) decoders.set(label, (d = new TextDecoder(label)));
-  return d;
-}
-
-/** Character data in the column's own charset, exactly as row-decoder.ts decodes it. */
+/** Character data in the column's own charset, exactly as the binlog decoder does (values.ts `decodeText`). */
 function textConv(collation: number): Conv {
   const tk = textKindFor(collation);
-  switch (tk.kind) {
-    case TextKind.Utf8:
-    case TextKind.Unknown:
-      return (b) => b.toString('utf8');
-    case TextKind.Binary:
-      return (b) => b.toString('base64');
-    case TextKind.Utf16LE:
-      return (b) => b.toString('utf16le');
-    case TextKind.Utf32BE:
-      return (b) => {
-        let out = '';
-        for (let p = 0; p + 4 <= b.length; p += 4) out += String.fromCodePoint(b.readUInt32BE(p));
-        return out;
-      };
-    case TextKind.Latin1: {
-      // MySQL's latin1 is really Windows-1252.
-      const d = (latin1 ??= new TextDecoder('windows-1252'));
-      return (b) => d.decode(b);
-    }
-    case TextKind.Utf16BE: {
-      const d = textDecoder('utf-16be');
-      return (b) => d.decode(b);
-    }
-    default: {
-      const d = textDecoder(tk.label!);
-      return (b) => d.decode(b);
-    }
-  }
+  const dec = textDecoderFor(tk);
+  return (b) => decodeText(b, 0, b.length, tk.kind, dec);
 }
 
-const MAX_SAFE = 9007199254740991;
-
-function bigToJson(v: bigint): number | string {
-  return v <= BigInt(MAX_SAFE) ? Number(v) : v.toString();
-}
-
-const ZERO_DATETIME = /^0000-00-00 00:00:00(\.0+)?$/;
-
-/**
- * JSON text with int64 values beyond ±(2^53−1) kept as decimal strings, as the binary JSON
- * decoder does (MySQL's JSON type; MariaDB JSON is text on both sides and uses JSON.parse).
- */
-export function parseJsonLossless(s: string): JsonValue {
-  let i = 0;
-  const NUM = /-?\d+(\.\d+)?([eE][+-]?\d+)?/y;
-  const ws = () => {
-    for (;;) {
-      const c = s.charCodeAt(i);
-      if (c === 32 || c === 9 || c === 10 || c === 13) i++;
-      else return;
-    }
-  };
-  const str = (): string => {
-    const start = i;
-    i++;
-    for (;;) {
-      const c = s.charCodeAt(i);
-      if (Number.isNaN(c)) throw new SyntaxError('unterminated string');
-      if (c === 92) i += 2;
-      else if (c === 34) break;
-      else i++;
-    }
-    i++;
-    return JSON.parse(s.slice(start, i)) as string;
-  };
-  const value = (): JsonValue => {
-    ws();
-    const c = s[i];
-    if (c === '{') {
-      i++;
-      const o: { [k: string]: JsonValue } = {};
-      ws();
-      if (s[i] === '}') {
-        i++;
-        return o;
-      }
-      for (;;) {
-        ws();
-        if (s[i] !== '"') throw new SyntaxError(`expected a key at ${i}`);
-        const k = str();
-        ws();
-        if (s[i++] !== ':') throw new SyntaxError(`expected : at ${i - 1}`);
-        o[k] = value();
-        ws();
-        const d = s[i++];
-        if (d === '}') return o;
-        if (d !== ',') throw new SyntaxError(`expected , or } at ${i - 1}`);
-      }
-    }
-    if (c === '[') {
-      i++;
-      const a: JsonValue[] = [];
-      ws();
-      if (s[i] === ']') {
-        i++;
-        return a;
-      }
-      for (;;) {
-        a.push(value());
-        ws();
-        const d = s[i++];
-        if (d === ']') return a;
-        if (d !== ',') throw new SyntaxError(`expected , or ] at ${i - 1}`);
-      }
-    }
-    if (c === '"') return str();
-    if (s.startsWith('true', i)) return (i += 4), true;
-    if (s.startsWith('false', i)) return (i += 5), false;
-    if (s.startsWith('null', i)) return (i += 4), null;
-    NUM.lastIndex = i;
-    const m = NUM.exec(s);
-    if (!m) throw new SyntaxError(`unexpected ${c} at ${i}`);
-    i = NUM.lastIndex;
-    const n = Number(m[0]);
-    if (m[1] === undefined && m[2] === undefined && !Number.isSafeInteger(n)) return BigInt(m[0]).toString();
-    return n;
-  };
-  const v = value();
-  ws();
-  if (i !== s.length) throw new SyntaxError(`unexpected text at ${i}`);
-  return v;
-}
+/** A value mysql2 hands over as a string (dateStrings, jsonStrings) or, for some columns, as bytes. */
+const text = (v: Buffer): string => (Buffer.isBuffer(v) ? v.toString('utf8') : (v as unknown as string));
 
 /**
  * The converter of one result column, or null when mysql2's own value already is the
@@ -163,46 +42,31 @@ export function parseJsonLossless(s: string): JsonValue {
 export function converterFor(f: RawField, info: ColumnInfo | undefined): Conv | null {
   switch (info?.via) {
     case 'float':
-      return (v) => float32ToNumber(Math.fround(v as unknown as number));
+      return (v) => float32FromDouble(v as unknown as number);
     case 'bytes-text':
       return textConv(info.collation ?? 45);
     case 'bytes-geometry':
-      return (b) => (b.length >= 4 ? { srid: b.readUInt32LE(0), wkb: b.toString('base64', 4) } : b.toString('base64'));
+      return (b) => geometryToJson(b, 0, b.length);
     case 'bytes-vector':
-      return (b) => {
-        const arr: number[] = new Array(b.length >> 2);
-        for (let q = 0; q < arr.length; q++) arr[q] = float32ToNumber(b.readFloatLE(q * 4));
-        return arr;
-      };
+      return (b) => vectorToJson(b, 0, b.length);
     default:
   }
   switch (f.columnType) {
     case F.DATE: case F.NEWDATE:
-      return (v) => ((v as unknown as string) === '0000-00-00' ? null : (v as unknown as string));
+      return (v) => dateFromText(v as unknown as string);
     case F.DATETIME:
-      return (v) => {
-        const s = v as unknown as string;
-        return ZERO_DATETIME.test(s) ? null : s.replace(' ', 'T');
-      };
+      return (v) => datetimeFromText(v as unknown as string, false);
     case F.TIMESTAMP:
-      return (v) => {
-        const s = v as unknown as string;
-        return ZERO_DATETIME.test(s) ? null : s.replace(' ', 'T') + 'Z';
-      };
+      return (v) => datetimeFromText(v as unknown as string, true);
     case F.FLOAT:
-      return (v) => float32ToNumber(Math.fround(v as unknown as number));
+      return (v) => float32FromDouble(v as unknown as number);
     case F.BIT:
-      return (b) => {
-        if (b.length <= 6) return b.length ? b.readUIntBE(0, b.length) : 0;
-        let v = 0n;
-        for (let q = 0; q < b.length; q++) v = (v << 8n) | BigInt(b[q]!);
-        return bigToJson(v);
-      };
+      return (b) => bitToJson(b, 0, b.length);
     case F.JSON:
       // MySQL JSON (jsonStrings: the text): int64 beyond 2^53 stays a string, as the
       // binary JSON decoder has it.
       return (v) => {
-        const s = Buffer.isBuffer(v) ? v.toString('utf8') : (v as unknown as string);
+        const s = text(v);
         try {
           return parseJsonLossless(s);
         } catch {
@@ -210,19 +74,10 @@ export function converterFor(f: RawField, info: ColumnInfo | undefined): Conv | 
         }
       };
     case F.GEOMETRY:
-      return (b) => (Buffer.isBuffer(b) && b.length >= 4 ? { srid: b.readUInt32LE(0), wkb: b.toString('base64', 4) } : (b as unknown as JsonValue));
+      return (b) => (Buffer.isBuffer(b) ? geometryToJson(b, 0, b.length) : (b as unknown as JsonValue));
     default:
-      if (info?.json) {
-        // MariaDB JSON (LONGTEXT): parsed like the decoder does for a schema-hinted JSON column.
-        return (v) => {
-          const s = Buffer.isBuffer(v) ? v.toString('utf8') : (v as unknown as string);
-          try {
-            return JSON.parse(s) as JsonValue;
-          } catch {
-            return s;
-          }
-        };
-      }
+      // MariaDB JSON (LONGTEXT): parsed like the decoder does for a schema-hinted JSON column.
+      if (info?.json) return (v) => parseJsonText(text(v));
       // Binary strings (collation 63) arrive as bytes: base64.
       return f.characterSet === 63 ? (b) => (Buffer.isBuffer(b) ? b.toString('base64') : (b as unknown as JsonValue)) : null;
   }
