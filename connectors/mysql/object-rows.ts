@@ -11,7 +11,8 @@ import { keyString, type RowSink, type SnapshotTable } from '../../src/snapshot/
 import { writeJsonText } from './values.js';
 import type { ColumnInfo } from './snapshot-columns.js';
 import { objectQuery } from './snapshot-sql.js';
-import { F, converterFor, type Conv } from './snapshot-values.js';
+import { ColumnType as F } from './column-types.js';
+import { converterFor, type Conv } from './snapshot-values.js';
 
 /** The object path's converters of a result, cached per table by the reader. */
 export interface ObjectRowsPlan {

@@ -23,8 +23,10 @@ import type mysql from 'mysql2';
 import type { JsonValue } from '../../src/core/event.js';
 import { JsonBytes } from '../../src/core/json-bytes.js';
 import type { RowSink } from '../../src/snapshot/types.js';
-import { TextKind, textKindFor } from './column-types.js';
-import { bitToJson, float32FromDouble, objectOnlyName, writeDateText, writeDatetimeText, writeJsonText } from './values.js';
+import { ColumnType as T, TextKind, textKindFor } from './column-types.js';
+import {
+  bitToJson, float32FromDouble, objectOnlyName, writeBigintText, writeDateText, writeDatetimeText, writeDouble, writeIntText, writeJsonText,
+} from './values.js';
 
 /** One column of a result set, from its column definition packet. */
 export interface ResultField {
@@ -42,12 +44,6 @@ export interface ColumnHint {
 
 /** The object path's converter of one column: mysql2's value in, the decoder's value out. */
 export type ValueConverter = (v: Buffer) => JsonValue;
-
-/** Protocol column types this reader tells apart (mysql2's `Types`). */
-const enum T {
-  DECIMAL = 0, TINY = 1, SHORT = 2, LONG = 3, FLOAT = 4, DOUBLE = 5, TIMESTAMP = 7, LONGLONG = 8, INT24 = 9,
-  DATE = 10, TIME = 11, DATETIME = 12, YEAR = 13, NEWDATE = 14, BIT = 16, JSON = 245, NEWDECIMAL = 246,
-}
 
 /** How one column's bytes become JSON text. */
 const enum W {
@@ -161,16 +157,16 @@ export class RowWriter {
       else {
         switch (kinds[j]) {
           case W.Int:
-            int(w, buf, s, e);
+            writeIntText(w, buf, s, e);
             break;
           case W.LongLong:
-            longLong(w, buf, s, e);
+            writeBigintText(w, buf, s, e);
             break;
           case W.Double:
-            float(w, s === e ? 0 : Number.parseFloat(buf.toString('latin1', s, e)));
+            writeDouble(w, s === e ? 0 : Number.parseFloat(buf.toString('latin1', s, e)));
             break;
           case W.Float:
-            float(w, s === e ? 0 : float32FromDouble(Number.parseFloat(buf.toString('latin1', s, e))));
+            writeDouble(w, s === e ? 0 : float32FromDouble(Number.parseFloat(buf.toString('latin1', s, e))));
             break;
           case W.Text:
             w.string(buf, s, e);
@@ -283,47 +279,6 @@ function kindFor(f: ResultField, hint: ColumnHint | undefined, isKey: boolean): 
       if (hint?.json) return isKey ? W.ConvString : W.JsonText;
       return W.Text;
   }
-}
-
-/** A number as JSON.stringify writes it (null when not finite). */
-function number(w: JsonBytes, v: number): void {
-  w.ascii(Number.isFinite(v) ? String(v) : 'null');
-}
-
-/** A float as {@link number} writes it, but -0 keeps its sign (DESIGN.md), as the stream's. */
-function float(w: JsonBytes, v: number): void {
-  if (Number.isFinite(v)) w.float(v);
-  else w.ascii('null');
-}
-
-/**
- * An integer's text: its own JSON text unless it has leading zeros (ZEROFILL) or a `+`,
- * which mysql2 parses away; those are parsed the same way.
- */
-function int(w: JsonBytes, buf: Buffer, s: number, e: number): void {
-  const d = buf[s] === MINUS ? s + 1 : s;
-  if (e - d > 1 ? buf[d]! > ZERO : e - d === 1) {
-    w.raw(buf, s, e);
-    return;
-  }
-  let v = 0;
-  for (let i = buf[d] === 43 ? d + 1 : d; i < e; i++) v = v * 10 + buf[i]! - ZERO;
-  number(w, d > s ? -v : v);
-}
-
-/**
- * BIGINT as mysql2 parses it with supportBigNumbers: a number while it is a safe integer,
- * else its text as a string (`-` and digits, as the server sent them).
- */
-function longLong(w: JsonBytes, buf: Buffer, s: number, e: number): void {
-  const d = buf[s] === MINUS ? s + 1 : s;
-  if (e - d < 15) {
-    int(w, buf, s, e);
-    return;
-  }
-  const v = parseInt(buf.toString('latin1', d, e), 10);
-  if (Number.isSafeInteger(d > s ? -v : v)) number(w, d > s ? -v : v);
-  else w.quoted(buf, s, e);
 }
 
 // ---------------------------------------------------------------------------------------

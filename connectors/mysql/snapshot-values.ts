@@ -6,21 +6,13 @@
  * the protocol bytes.
  */
 import type { JsonValue } from '../../src/core/event.js';
-import { textKindFor } from './column-types.js';
+import { ColumnType as F, textKindFor } from './column-types.js';
 import {
   bitToJson, dateFromText, datetimeFromText, decodeText, float32FromDouble, geometryToJson, parseJsonLossless, parseJsonText, textDecoderFor,
   vectorToJson,
 } from './values.js';
 import type { ColumnInfo } from './snapshot-columns.js';
 import type { RawField } from './snapshot-sql.js';
-
-/** mysql2 / protocol column types. */
-export const enum F {
-  DECIMAL = 0, TINY = 1, SHORT = 2, LONG = 3, FLOAT = 4, DOUBLE = 5, NULL = 6, TIMESTAMP = 7, LONGLONG = 8, INT24 = 9,
-  DATE = 10, TIME = 11, DATETIME = 12, YEAR = 13, NEWDATE = 14, VARCHAR = 15, BIT = 16, VECTOR = 242, JSON = 245,
-  NEWDECIMAL = 246, ENUM = 247, SET = 248, TINY_BLOB = 249, MEDIUM_BLOB = 250, LONG_BLOB = 251, BLOB = 252,
-  VAR_STRING = 253, STRING = 254, GEOMETRY = 255,
-}
 
 export type Conv = (b: Buffer) => JsonValue;
 

@@ -13,7 +13,8 @@
  * give the same JSON text.
  *
  * The rules (DESIGN.md "Change event", docs/mysql.md "Values"):
- * - integers: JSON numbers; BIGINT (signed or unsigned) beyond ±(2^53−1) → decimal string;
+ * - integers: JSON numbers (ZEROFILL's leading zeros dropped); BIGINT (signed or unsigned)
+ *   beyond ±(2^53−1) → decimal string;
  * - FLOAT: the shortest decimal that round-trips the stored float32 (1.1, not
  *   1.100000023841858); DOUBLE: JavaScript's shortest form; a float's -0 keeps its sign;
  * - DECIMAL: exact string with the scale's digits (`"12.30"`);
@@ -36,6 +37,8 @@ import { TextKind } from './column-types.js';
 import { embeddableJsonBytes } from './json-text.js';
 
 export const MAX_SAFE = 9007199254740991;
+
+const ZERO = 48;
 
 // ---------------------------------------------------------------------------------------
 // Numbers.
@@ -85,6 +88,50 @@ export function bitToJson(buf: Buffer, s: number, e: number): number | string {
   let v = 0n;
   for (let i = s; i < e; i++) v = (v << 8n) | BigInt(buf[i]!);
   return uintToJson(v);
+}
+
+const PLUS = 43;
+const MINUS = 45;
+
+/** A number as JSON.stringify writes it (null when not finite). */
+function writeNumber(w: JsonBytes, v: number): void {
+  w.ascii(Number.isFinite(v) ? String(v) : 'null');
+}
+
+/** A FLOAT or DOUBLE as JSON: as JSON.stringify writes it, but -0 keeps its sign, as the stream's. */
+export function writeDouble(w: JsonBytes, v: number): void {
+  if (Number.isFinite(v)) w.float(v);
+  else w.ascii('null');
+}
+
+/**
+ * An integer from its text `buf[s, e)` (TINYINT…INT, YEAR): its own JSON text unless it has
+ * leading zeros (ZEROFILL, YEAR `0000`) or a `+`, which are parsed away.
+ */
+export function writeIntText(w: JsonBytes, buf: Buffer, s: number, e: number): void {
+  const d = buf[s] === MINUS ? s + 1 : s;
+  if (e - d > 1 ? buf[d]! > ZERO : e - d === 1) {
+    w.raw(buf, s, e);
+    return;
+  }
+  let v = 0;
+  for (let i = buf[d] === PLUS ? d + 1 : d; i < e; i++) v = v * 10 + buf[i]! - ZERO;
+  writeNumber(w, d > s ? -v : v);
+}
+
+/**
+ * BIGINT (signed or unsigned) from its text: a number while it is a safe integer, else its
+ * text as a string (`-` and digits, as the server sent them).
+ */
+export function writeBigintText(w: JsonBytes, buf: Buffer, s: number, e: number): void {
+  const d = buf[s] === MINUS ? s + 1 : s;
+  if (e - d < 15) {
+    writeIntText(w, buf, s, e);
+    return;
+  }
+  const v = parseInt(buf.toString('latin1', d, e), 10);
+  if (Number.isSafeInteger(d > s ? -v : v)) writeNumber(w, d > s ? -v : v);
+  else w.quoted(buf, s, e);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -329,7 +376,6 @@ export function datetimeFromText(s: string, utc: boolean): string | null {
 
 const SP = 32;
 const QUOTE = 34;
-const ZERO = 48;
 const NULL = Buffer.from('null');
 const ZERO_DATE = Buffer.from('0000-00-00 00:00:00', 'latin1');
 
