@@ -11,7 +11,8 @@ import { keyTypesOf, rowCompare } from './chunk-keys.js';
 import { objectRows, type ObjectRowsPlan } from './object-rows.js';
 import type { SignalWriter } from './signal-table.js';
 import { columnInfo, selectFor, type ColumnInfo } from './snapshot-columns.js';
-import { RowWriter, fieldSig, readChunkRows } from './snapshot-rows.js';
+import { readChunkRows } from './chunk-query.js';
+import { RowWriter, fieldSig } from './snapshot-rows.js';
 import { errno, filtered, ident, qname, splitName } from './snapshot-sql.js';
 import { converterFor } from './snapshot-values.js';
 
