@@ -8,7 +8,6 @@ import { backoffDelay, sleep } from '../../src/runtime/retry.js';
 import { tableMatcher } from '../../src/runtime/table-filter.js';
 import { BinlogConnection, BinlogStreamError, connectMysql, mysqlQuery, wrapConnectError, type DumpStart } from './client.js';
 import { BinlogDecoder, type MysqlSourceItem } from './decoder.js';
-import { RowsOffload } from './rows-offload.js';
 import { MysqlPosition } from './position.js';
 import { checkMysql } from './preflight.js';
 import { SchemaHistory } from './schema-history.js';
@@ -57,10 +56,6 @@ export class MysqlSource implements Source {
   private held: MysqlSourceItem[] = [];
   private acked: MysqlPosition | null = null;
   private paused = false;
-  /** The rows decode worker and its ordered queue (source.decode_workers: 1), made at the first connection. */
-  private offload?: RowsOffload;
-  /** A schema change waits in the offload queue: the fed event's afterFeed must wait for it. */
-  private ddlQueued = false;
   private out?: SourceOutput;
   /** Where snapshot watermarks are written (their inserts come back as `watermark` items). */
   private readonly signal: SignalTable;
@@ -310,16 +305,6 @@ export class MysqlSource implements Source {
             conn.close();
             break;
           }
-          const off = (this.cfg.decode_workers ?? 0) > 0 ? (this.offload ??= new RowsOffload({ pipeline: this.ctx.pipeline })) : undefined;
-          // With the worker, everything the decoder produces goes through the offload's
-          // queue, so it reaches onItem in binlog order behind the rows still in the worker.
-          off?.begin({
-            deliver: (item) => this.onItem(item),
-            pause: () => conn.pause(),
-            resume: () => conn.resume(),
-            fail: (err) => conn.abort(err),
-          });
-          const inOrder = (fn: () => void): boolean => (off ? off.run(fn) : (fn(), true));
           const decoder = new BinlogDecoder({
             pipeline: this.ctx.pipeline,
             file: pos?.file ?? '',
@@ -329,14 +314,9 @@ export class MysqlSource implements Source {
             includeTable: (db, t) => this.matches(`${db}.${t}`) || (db === this.signal.db && t === this.signal.table),
             serializeTable: (db, t) => this.serializable(db, t),
             schemaFor: (db, t, map) => this.history.hintFor(db, t, map),
-            // Applied in order with the items: commits queued before the DDL must not be
-            // held back as if they depended on it (see afterFeed).
-            onDdl: (ddl) => {
-              if (!inOrder(() => this.history.apply(ddl))) this.ddlQueued = true;
-            },
-            onHeartbeat: (p) => void inOrder(() => this.onHeartbeat(p)),
-            offload: off,
-            emit: off ? (item) => off.emit(item) : (item) => this.onItem(item),
+            onDdl: (ddl) => this.history.apply(ddl),
+            onHeartbeat: (p) => this.onHeartbeat(p),
+            emit: (item) => this.onItem(item),
           });
           this.decoder = decoder;
           let live = false;
@@ -348,15 +328,7 @@ export class MysqlSource implements Source {
                 live = true;
                 this.ctx.link.up();
               }
-              let r: void | Promise<void>;
-              try {
-                r = decoder.feed(ev);
-              } catch (err) {
-                // An earlier rows event still in the worker may be bad too: its error is
-                // the one inline decoding would have stopped at (it aborts the stream first).
-                if (off?.busy) return off.idle().then(() => Promise.reject(err));
-                throw err;
-              }
+              const r = decoder.feed(ev);
               if (r) return r.then(() => this.afterFeed());
               return this.afterFeed();
             },
@@ -374,9 +346,6 @@ export class MysqlSource implements Source {
           this.conn?.close();
           this.conn = undefined;
           this.paused = false;
-          // Undelivered items and rows in the worker are re-read from lastResume.
-          this.offload?.begin(null);
-          this.ddlQueued = false;
           // Re-read the open transaction from its start; skip what was pushed already.
           this.replay = this.openTxn ? { ...this.openTxn } : null;
           this.openTxn = null;
@@ -391,11 +360,6 @@ export class MysqlSource implements Source {
 
   /** After each fed event: make a changed schema history durable before its commit goes out. */
   private afterFeed(): void | Promise<void> {
-    if (this.ddlQueued) {
-      // Read no further event before the DDL has been applied and its commit held.
-      this.ddlQueued = false;
-      return this.offload!.idle().then(() => this.afterFeed());
-    }
     if (!this.history.dirty) return;
     return this.flushHistory();
   }
@@ -498,11 +462,6 @@ export class MysqlSource implements Source {
         /* closing anyway */
       }
       this.conn = undefined;
-      try {
-        await this.offload?.close();
-      } catch {
-        /* closing anyway */
-      }
       await this.endControl();
     })());
   }

@@ -158,7 +158,6 @@ export class Pipeline {
       mode: src.snapshot,
       workers: src.snapshot_workers,
       chunkRows: src.snapshot_chunk_rows,
-      threads: src.snapshot_threads,
       source: this.source,
       store: this.store,
       logger: this.logger.child({ component: 'snapshot' }),

@@ -1,10 +1,8 @@
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { describe, it } from 'node:test';
-import { ErrorCodes, TributaryError } from '../../src/core/errors.js';
 import type { JsonValue } from '../../src/core/event.js';
-import { ThreadedSupport } from '../../src/snapshot/thread-reader.js';
-import { ByteRows, StringRows, type ChunkBounds, type ChunkRows, type SnapshotSupport, type SnapshotTable } from '../../src/snapshot/types.js';
+import { type ChunkBounds, type ChunkRows, type SnapshotSupport, type SnapshotTable } from '../../src/snapshot/types.js';
 import { PgSnapshotSupport } from '../../connectors/postgres/snapshot.js';
 import { MysqlSnapshotSupport, parseSignalTable } from '../../connectors/mysql/snapshot.js';
 import { PgTestDb, TempDir, TributaryProcess } from '../helpers/context.js';
@@ -12,12 +10,10 @@ import { readJsonl } from '../helpers/pipeline.js';
 import { MysqlTestDb } from '../helpers/mysql.js';
 
 /**
- * Keyed chunks are cut lazily (one index probe per chunk) and read in worker threads. These
- * tests hold both to the reference: the lazy bounds are exactly the up-front plan's, every
- * row is read exactly once (gaps, composite keys, text keys in a case-insensitive
- * collation, a WHERE), the threaded reader hands over the very strings the inline reader
- * makes, a reader error in a thread arrives as the same error, and a snapshot state stored
- * before chunks were cut lazily still resumes.
+ * Keyed chunks are cut lazily (one index probe per chunk). These tests hold them to the
+ * reference: the lazy bounds are exactly the up-front plan's, every row is read exactly once
+ * (gaps, composite keys, text keys in a case-insensitive collation, a WHERE), and a snapshot
+ * state stored before chunks were cut lazily still resumes.
  */
 
 /** Every chunk, found the lazy way: each bound from the previous one. */
@@ -61,61 +57,8 @@ async function assertCoverage(support: SnapshotSupport, table: SnapshotTable, ch
   for (const c of got.slice(0, -1)) assert.equal(c.rows.length, chunkRows, `${table.name}: full chunks`);
 }
 
-/** The threaded reader against the inline one: the same strings, chunk by chunk. */
-async function assertThreadedIdentical(support: SnapshotSupport, table: SnapshotTable, chunkRows: number): Promise<void> {
-  const chunks = await lazyChunks(support, table, chunkRows, null);
-  const threaded = new ThreadedSupport(support, support.threadSpec!()!, 2);
-  try {
-    const a = await readChunks(support, table, chunks, null);
-    const b = await readChunks(threaded, table, chunks, null);
-    assert.equal(b.length, a.length);
-    for (let i = 0; i < a.length; i++) {
-      assert.deepStrictEqual(b[i]!.rows, a[i]!.rows, `${table.name} chunk ${i}: rows`);
-      assert.deepStrictEqual(b[i]!.keys, a[i]!.keys, `${table.name} chunk ${i}: keys`);
-    }
-    // The coordinator's path: the thread's packed bytes taken over as a ByteRows (no copy),
-    // and copied row by row into any other row sink. Both give the inline rows and keys.
-    const reader = await threaded.reader();
-    try {
-      for (let i = 0; i < chunks.length; i++) {
-        const adopted = new ByteRows();
-        await reader.readInto!(table, chunks[i]!, null, adopted);
-        const copied = new StringRows();
-        await reader.readInto!(table, chunks[i]!, null, copied);
-        const rows = adopted.keys.map((_, j) => adopted.slabs[j]!.toString('utf8', adopted.starts[j], adopted.ends[j]));
-        assert.deepStrictEqual(rows, a[i]!.rows, `${table.name} chunk ${i}: adopted rows`);
-        assert.deepStrictEqual(adopted.keys, a[i]!.keys, `${table.name} chunk ${i}: adopted keys`);
-        assert.deepStrictEqual(copied.out, { rows: a[i]!.rows, keys: a[i]!.keys }, `${table.name} chunk ${i}: copied rows`);
-      }
-    } finally {
-      await reader.close();
-    }
-  } finally {
-    await threaded.close();
-  }
-}
-
-/** A read error inside a thread: rejected with the inline reader's error, code and all. */
-async function assertSameError(support: SnapshotSupport, table: SnapshotTable, chunk: ChunkBounds, check: (err: Error & Record<string, unknown>) => void): Promise<void> {
-  const threaded = new ThreadedSupport(support, support.threadSpec!()!, 1);
-  try {
-    const inline = await readChunks(support, table, [chunk], null).then(() => null, (e: Error) => e);
-    const inThread = await readChunks(threaded, table, [chunk], null).then(() => null, (e: Error) => e);
-    assert.ok(inline && inThread, 'both readers fail');
-    assert.equal(inThread instanceof TributaryError, inline instanceof TributaryError, 'coded on both sides, or on neither');
-    assert.equal(inThread.message, inline.message);
-    for (const k of ['code', 'errno', 'fix', 'retryable'] as const) assert.deepEqual((inThread as unknown as Record<string, unknown>)[k], (inline as unknown as Record<string, unknown>)[k], k);
-    check(inThread as Error & Record<string, unknown>);
-    // The thread's reader survives a failed read: the next one works.
-    const r = await threaded.reader();
-    await r.close();
-  } finally {
-    await threaded.close();
-  }
-}
-
-describe('lazily cut chunks and reader threads', { concurrency: false }, () => {
-  it('postgres: bounds, coverage, threaded rows and errors', { timeout: 120_000 }, async () => {
+describe('lazily cut chunks', { concurrency: false }, () => {
+  it('postgres: bounds and coverage', { timeout: 120_000 }, async () => {
     await using db = await PgTestDb.create('snaplazy');
     await db.query(`
       CREATE TABLE gaps (id bigint PRIMARY KEY, v text);
@@ -127,8 +70,6 @@ describe('lazily cut chunks and reader threads', { concurrency: false }, () => {
       CREATE TABLE exact (id int PRIMARY KEY);
       INSERT INTO exact SELECT g FROM generate_series(1, 3000) g;
       CREATE TABLE empty (id int PRIMARY KEY);
-      CREATE TABLE nokey (n int, m text);
-      INSERT INTO nokey SELECT g, 'm' FROM generate_series(1, 100) g;
       ANALYZE;`);
     const support = new PgSnapshotSupport({ url: db.url, include: ['public.*'], exclude: undefined, keyColumns: undefined, types: () => new Map() });
     const t = new Map((await support.tables()).map((x) => [x.name.split('.')[1]!, x]));
@@ -140,22 +81,9 @@ describe('lazily cut chunks and reader threads', { concurrency: false }, () => {
     assert.equal((await lazyChunks(support, t.get('exact')!, 1000, null)).length, 3, 'a row count that is a multiple of the chunk size leaves no empty chunk');
     await assertCoverage(support, t.get('empty')!, 100, null, 0);
 
-    await assertThreadedIdentical(support, t.get('txt')!, 500);
-    await assertThreadedIdentical(support, t.get('comp')!, 1500);
-
-    // A coded error raised by the reader in the thread, and a server error with its SQLSTATE.
-    await assertSameError(support, t.get('nokey')!, { lo: ['x'], hi: null }, (e) => {
-      assert.ok(e instanceof TributaryError);
-      assert.equal(e.code, ErrorCodes.SNAPSHOT_BOUND);
-      assert.match(e.message, /is not a block number/);
-    });
-    await db.query('CREATE TABLE gone (id int PRIMARY KEY)');
-    const gone = (await support.tables(['public.gone']))[0]!;
-    await db.query('DROP TABLE gone');
-    await assertSameError(support, gone, { lo: null, hi: null }, (e) => assert.equal(e.code, '42P01'));
   });
 
-  it('mysql: bounds, coverage, threaded rows and errors', { timeout: 120_000 }, async () => {
+  it('mysql: bounds and coverage', { timeout: 120_000 }, async () => {
     await using db = await MysqlTestDb.create('snaplazy');
     await db.query('CREATE TABLE gaps (id bigint PRIMARY KEY, v varchar(20))');
     await db.query("INSERT INTO gaps SELECT seq * 7 + seq % 3, CONCAT('v', seq) FROM seq_1_to_5000");
@@ -174,18 +102,6 @@ describe('lazily cut chunks and reader threads', { concurrency: false }, () => {
     await assertCoverage(support, t.get('txt')!, 256, null, 3000);
     await assertCoverage(support, t.get('exact')!, 1000, null, 3000);
 
-    await assertThreadedIdentical(support, t.get('txt')!, 500);
-    await assertThreadedIdentical(support, t.get('comp')!, 1500);
-
-    await assertSameError(support, t.get('gaps')!, { lo: ['not a number'], hi: null }, (e) => {
-      assert.ok(e instanceof TributaryError);
-      assert.equal(e.code, ErrorCodes.SNAPSHOT_BOUND);
-      assert.match(e.message, /does not fit key type int/);
-    });
-    await db.query('CREATE TABLE gone (id int PRIMARY KEY)');
-    const gone = (await support.tables(['gone']))[0]!;
-    await db.query('DROP TABLE gone');
-    await assertSameError(support, gone, { lo: null, hi: null }, (e) => assert.equal(e.code, ErrorCodes.SNAPSHOT_TABLE_GONE));
   });
 
   it('a snapshot state stored before lazy chunks (full chunk list, no `open`) resumes', { timeout: 120_000 }, async () => {
