@@ -1,5 +1,4 @@
-import type { Position, PreflightProblem, Source, SourceContext, SourceItem, SourceOutput } from './source.js';
-import type { SnapshotEventBuilder, SnapshotSupport } from '../snapshot/types.js';
+import type { Position, PreflightProblem, SnapshotEventBuilder, SnapshotSupport, Source, SourceContext, SourceItem, SourceOutput } from './source.js';
 
 /**
  * The source SDK: what a connector supplies, and the one runtime loop that runs every
@@ -194,25 +193,25 @@ export class SourceRuntime implements Source {
     try {
       while (!signal.aborted && !this.closed) {
         const at = this.lastResume;
-        let stream: SourceStream | undefined;
+        const attempt: { stream?: SourceStream; ended?: boolean } = {};
         try {
           // Commits held for state that failed to become durable: that comes first.
           if (this.held.length) await this.releaseHeld();
-          stream = await this.driver.connect(at, this.handlers);
-          this.stream = stream;
+          attempt.stream = await this.driver.connect(at, this.handlers);
+          this.stream = attempt.stream;
           if (signal.aborted || this.closed) break;
-          await stream.done;
+          await attempt.stream.done;
           if (signal.aborted || this.closed) break;
           throw serverEnded();
         } catch (err) {
           if (signal.aborted || this.closed) break;
-          await this.disconnect(stream);
+          await this.endAttempt(attempt);
           const fatal = this.driver.explain?.(err, at);
           if (fatal) throw fatal;
           // The engine decides: wait (backoff by class of error), or give up by throwing.
           await this.ctx.link.lost(err);
         } finally {
-          await this.disconnect(stream);
+          await this.endAttempt(attempt);
         }
       }
     } finally {
@@ -220,13 +219,17 @@ export class SourceRuntime implements Source {
     }
   }
 
-  /** Ends one connection's state: closes it, and prepares the re-read of an open transaction. Idempotent per connection. */
-  private async disconnect(stream: SourceStream | undefined): Promise<void> {
-    if (!stream || this.stream !== stream) return;
-    this.stream = undefined;
+  /**
+   * Ends one attempt, once: closes its connection, prepares the re-read of an open
+   * transaction, and lets the driver reset (also after a connect that failed).
+   */
+  private async endAttempt(a: { stream?: SourceStream; ended?: boolean }): Promise<void> {
+    if (a.ended) return;
+    a.ended = true;
+    if (a.stream && this.stream === a.stream) this.stream = undefined;
     this.paused = false;
     try {
-      await stream.close();
+      await a.stream?.close();
     } catch {
       /* closing anyway */
     }
@@ -262,8 +265,21 @@ export class SourceRuntime implements Source {
     this.emit(item);
   }
 
+  /** The release of held items in progress, shared by every caller. */
+  private releasing?: Promise<void>;
+
   /** Waits for the commit gate (asking again when the wait failed), then hands over what it held. */
-  private async releaseHeld(): Promise<void> {
+  private releaseHeld(): Promise<void> {
+    if (!this.releasing) {
+      const p: Promise<void> = this.drainHeld().finally(() => {
+        if (this.releasing === p) this.releasing = undefined;
+      });
+      this.releasing = p;
+    }
+    return this.releasing;
+  }
+
+  private async drainHeld(): Promise<void> {
     while (this.held.length) {
       const gate = this.gate ?? this.driver.commitGate?.();
       this.gate = undefined;

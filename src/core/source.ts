@@ -5,6 +5,8 @@ import type { StateStore } from '../state/store.js';
 import type { SnapshotEventBuilder, SnapshotSupport } from '../snapshot/types.js';
 import type { TxnSnapshot } from '../snapshot/visibility.js';
 
+export type { SnapshotEventBuilder, SnapshotSupport };
+
 /**
  * A source position as a value object. The engine stores only `serialize()` strings; the
  * source alone knows how to parse and compare them. Comparison is numeric, never textual.

@@ -274,8 +274,10 @@ describe('source runtime (src/core/source-sdk.ts)', () => {
       return new Promise<void>((r) => (release = r));
     };
     const run = new SourceRuntime(driver, c.ctx).run(null, out);
-    await waitFor(() => driver.resumes.length === 2 || out.items.length > 1, { what: 'the gate to hold the commit' });
+    await waitFor(() => driver.streams[0]?.closed, { what: 'the first connection to break' });
+    await new Promise((r) => setTimeout(r, 50));
     assert.deepEqual(out.seen, ['e1.0'], 'the commit and what follows wait for the gate');
+    assert.equal(driver.resumes.length, 1, 'the next connection waits for the gate too');
     release();
     await waitFor(() => driver.resumes.length === 2, { what: 'the reconnect' });
     assert.deepEqual(driver.resumes, [null, 2], 'the new connection resumes after the held commit');
