@@ -341,11 +341,3 @@ export class SourceRuntime implements Source {
     })());
   }
 }
-
-/**
- * Makes a connector a {@link Source}: `defineSource((config, ctx) => new MyDriver(config, ctx))`
- * gives the factory the source registry loads (src/runtime/source-registry.ts).
- */
-export function defineSource<C>(create: (config: C, ctx: SourceContext) => SourceDriver): (config: C, ctx: SourceContext) => SourceRuntime {
-  return (config, ctx) => new SourceRuntime(create(config, ctx), ctx);
-}
