@@ -134,8 +134,12 @@ export class SourceRuntime implements Source {
   private acked: Position | null = null;
   /** Resume position of the last commit handed over (or held by the commit gate). */
   private lastResume: Position | null = null;
-  /** The transaction whose items are being handed over (no commit yet), and how many were. */
-  private openTxn: { txn: Position; count: number } | null = null;
+  /**
+   * The transaction whose items are being handed over (no commit yet), and how many were.
+   * Two fields, not an object: this is set for every event.
+   */
+  private openTxn: Position | null = null;
+  private openCount = 0;
   /** After a reconnect: the items of this transaction below `count` were handed over already. */
   private replay: { txn: Position; count: number } | null = null;
   /** Items waiting behind a commit the driver's gate holds. */
@@ -235,7 +239,7 @@ export class SourceRuntime implements Source {
     }
     // Re-read the open transaction from its start; drop what was handed over already. A
     // connection that handed nothing over keeps the replay of the one before it.
-    if (this.openTxn) this.replay = this.openTxn;
+    if (this.openTxn) this.replay = { txn: this.openTxn, count: this.openCount };
     this.openTxn = null;
     await this.driver.disconnected?.();
   }
@@ -256,7 +260,8 @@ export class SourceRuntime implements Source {
         if (item.txn.compare(r.txn) === 0 && item.idx < r.count) return; // handed over before the reconnect
         this.replay = null;
       }
-      this.openTxn = { txn: item.txn, count: item.idx + 1 };
+      this.openTxn = item.txn;
+      this.openCount = item.idx + 1;
       if (this.held.length) {
         this.held.push(item);
         return;
