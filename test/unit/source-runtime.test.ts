@@ -177,6 +177,25 @@ describe('source runtime (src/core/source-sdk.ts)', () => {
     await run;
   });
 
+  it('keeps the replay of an open transaction across an attempt that fails before reading anything', async () => {
+    using c = context();
+    const out = output();
+    const reset = () => Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' });
+    const driver = new FakeDriver([
+      (s) => (s.handlers.push(ev(7, 0)), s.handlers.push(ev(7, 1)), s.fail(reset())),
+      Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' }),
+      (s) => s.fail(reset()), // connected, but broke before the server sent anything
+      (s) => {
+        for (const i of [ev(7, 0), ev(7, 1), ev(7, 2), commit(7, 8)]) s.handlers.push(i);
+      },
+    ]);
+    const run = new SourceRuntime(driver, c.ctx).run(null, out);
+    await waitFor(() => out.items.some((i) => i.kind === 'commit'), { what: 'the commit' });
+    assert.deepEqual(out.seen, ['e7.0', 'e7.1', 'e7.2', 'c8'], 'never twice, however many attempts in between');
+    c.ac.abort();
+    await run;
+  });
+
   it('a connection the server ends without an error is a transient failure too', async () => {
     using c = context();
     const out = output();
