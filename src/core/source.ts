@@ -5,6 +5,8 @@ import type { StateStore } from '../state/store.js';
 import type { SnapshotEventBuilder, SnapshotSupport } from '../snapshot/types.js';
 import type { TxnSnapshot } from '../snapshot/visibility.js';
 
+export type { SnapshotEventBuilder, SnapshotSupport };
+
 /**
  * A source position as a value object. The engine stores only `serialize()` strings; the
  * source alone knows how to parse and compare them. Comparison is numeric, never textual.
@@ -144,9 +146,10 @@ export interface SourceContext {
 }
 
 /**
- * A change source. `run` streams until the signal aborts or a fatal error occurs; when its
- * connection fails it asks `ctx.link.lost(err)` whether and when to reconnect, on a new
- * connection. Failures before `run` (preflight, prepare) are thrown: the engine retries the
+ * A change source, as the pipeline runs it. Connectors do not implement this themselves: they
+ * supply a `SourceDriver` and the one source runtime (`SourceRuntime`, source-sdk.ts) is the
+ * `Source`. `run` streams until the signal aborts or a fatal error occurs; when a connection
+ * fails it asks `ctx.link.lost(err)` whether and when to reconnect, on a new connection. Failures before `run` (preflight, prepare) are thrown: the engine retries the
  * whole start with a new source. `acknowledge` tells it that every consumer
  * holds all data up to that resume position durably, so the database may discard it.
  */
