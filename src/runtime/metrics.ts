@@ -85,6 +85,13 @@ export class Metrics {
     return this.registry.getMetricsAsArray().map((m) => (m as unknown as { name: string }).name);
   }
 
+  /** The label names of a registered metric (empty for an unknown one). */
+  labelNames(name: string): string[] {
+    const fam = this.families.get(name);
+    if (fam?.labelNames) return [...fam.labelNames];
+    return [...((this.registry.getSingleMetric(name) as unknown as { labelNames?: string[] } | undefined)?.labelNames ?? [])];
+  }
+
   /** A handle that adds fixed labels (pipeline, sink) to every update. */
   scoped(fixed: Labels): { inc(n: string, v?: number, l?: Labels): void; set(n: string, v: number, l?: Labels): void } {
     // With no extra labels (the usual call) the same `fixed` object is passed on, so the
