@@ -18,22 +18,13 @@ import { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
 import { loadConfig } from '../../src/config/load.js';
 import { Metrics, defineRuntimeMetrics } from '../../src/runtime/metrics.js';
 import { REPO, TempDir } from '../helpers/context.js';
+import { alertRules, dashboardExprs, metricRefs } from '../helpers/deploy-metrics.js';
 
 const DEPLOY = join(REPO, 'deploy');
 const read = (...p: string[]) => readFileSync(join(DEPLOY, ...p), 'utf8');
 
 type Panel = { id: number; type: string; title: string; datasource?: unknown; targets?: { expr: string }[]; panels?: Panel[]; gridPos: { h: number; w: number; x: number; y: number } };
-type Rule = { alert: string; expr: string; for?: string; labels?: Record<string, string>; annotations?: Record<string, string> };
-
-/** Every `tributary_*` name in PromQL text, with the label names of the selector right after it. */
-export function metricRefs(promql: string): { name: string; labels: string[] }[] {
-  const out: { name: string; labels: string[] }[] = [];
-  for (const m of promql.matchAll(/\b(tributary_[a-z0-9_]+)(\{([^}]*)\})?/g)) {
-    const labels = [...(m[3] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)/g)].map((l) => l[1]!);
-    out.push({ name: m[1]!, labels });
-  }
-  return out;
-}
+const rules = alertRules;
 
 /** The registry `tributary run` builds (src/cli/main.ts): runtime metrics plus process metrics. */
 function runtimeRegistry(): Metrics {
@@ -41,20 +32,6 @@ function runtimeRegistry(): Metrics {
   defineRuntimeMetrics(m);
   m.collectProcessMetrics();
   return m;
-}
-
-function dashboardExprs(): string[] {
-  const dash = JSON.parse(read('grafana', 'tributary.json')) as { panels: Panel[]; templating: { list: { query?: unknown; definition?: string }[] } };
-  const panels = dash.panels.flatMap((p) => [p, ...(p.panels ?? [])]);
-  return [
-    ...panels.flatMap((p) => (p.targets ?? []).map((t) => t.expr)),
-    ...dash.templating.list.map((v) => v.definition ?? '').filter(Boolean),
-  ];
-}
-
-function rules(): Rule[] {
-  const doc = YAML.parse(read('prometheus', 'alerts.yaml')) as { groups: { name: string; rules: Rule[] }[] };
-  return doc.groups.flatMap((g) => g.rules);
 }
 
 describe('deploy/: Grafana dashboard and Prometheus rules', () => {
