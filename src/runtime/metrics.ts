@@ -207,7 +207,7 @@ export function defineRuntimeMetrics(m: Metrics): void {
   m.define('tributary_transactions_in_total', 'counter', 'Transactions read from the source.', P);
   m.define('tributary_events_out_total', 'counter', 'Change events written durably by a sink.', PS);
   m.define('tributary_sink_lag_events', 'gauge', 'Events in the stream not yet committed by the sink.', PS);
-  m.define('tributary_sink_lag_seconds', 'gauge', 'Seconds between the source commit of the last committed event and now.', PS);
+  m.define('tributary_sink_lag_seconds', 'gauge', 'Seconds between now and the source commit of the oldest event the sink has not yet written (0 when caught up).', PS);
   m.define('tributary_sink_batches_total', 'counter', 'Batches written by a sink.', PS);
   m.define('tributary_sink_retries_total', 'counter', 'Failed sink writes that were retried.', PS);
   m.define('tributary_sink_item_retries_total', 'counter', 'Items a sink retried inside a batch (elasticsearch: bulk items answered 429/5xx).', PS);

@@ -4,12 +4,15 @@
  * metric, and the exposition is prom-client's.
  */
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { pino } from 'pino';
 import { ErrorCodes } from '../../src/core/errors.js';
 import type { HeldBack, Source } from '../../src/core/source.js';
 import { HeldBackPoller } from '../../src/runtime/held-back.js';
 import { Metrics, defineRuntimeMetrics } from '../../src/runtime/metrics.js';
+import { REPO } from '../helpers/context.js';
 
 describe('Metrics on prom-client', () => {
   it('inc, set and get per label set; label order does not matter; the text is Prometheus exposition', async () => {
@@ -94,6 +97,25 @@ describe('Metrics on prom-client', () => {
       ['tributary_acknowledged_position', 'gauge'], ['tributary_snapshot_rows_total', 'counter'], ['tributary_snapshot_remaining_tables', 'gauge'],
       ['tributary_log_bytes', 'gauge'], ['tributary_sink_committed_offset', 'gauge'], ['tributary_sink_lag_bytes', 'gauge'],
     ]) assert.match(text, new RegExp(`^# TYPE ${name} ${type}$`, 'm'), name);
+  });
+});
+
+describe('docs/metrics.md', () => {
+  it('lists every runtime metric with its type and labels, and names no metric that does not exist', async () => {
+    const doc = readFileSync(join(REPO, 'docs', 'metrics.md'), 'utf8');
+    const m = new Metrics();
+    defineRuntimeMetrics(m);
+    const rows = new Map([...doc.matchAll(/^\| `(tributary_[a-z0-9_]+)` \| (counter|gauge) \| ([a-z, ]+) \|/gm)].map((r) => [r[1]!, { type: r[2]!, labels: r[3]!.split(', ') }]));
+    const text = await m.render();
+    for (const name of m.names()) {
+      const row = rows.get(name);
+      assert.ok(row, `docs/metrics.md has a row for ${name}`);
+      assert.match(text, new RegExp(`^# TYPE ${name} ${row.type}$`, 'm'), `${name} is a ${row.type}`);
+      assert.deepEqual(row.labels, m.labelNames(name), `${name} labels`);
+    }
+    m.collectProcessMetrics();
+    const all = new Set(m.names());
+    for (const r of doc.matchAll(/`(tributary_[a-z0-9_]+)`/g)) assert.ok(all.has(r[1]!), `${r[1]} (docs/metrics.md) exists`);
   });
 });
 
