@@ -227,6 +227,8 @@ export function defineRuntimeMetrics(m: Metrics): void {
   m.define('tributary_acknowledged_position', 'gauge', 'Ordinal of the last position acknowledged to the source database.', P);
   m.define('tributary_snapshot_rows_total', 'counter', 'Rows read by snapshots.', ['pipeline', 'table']);
   m.define('tributary_snapshot_remaining_tables', 'gauge', 'Tables a snapshot still has to read.', P);
+  m.define('tributary_snapshot_table_rows', 'gauge', 'Rows of a table the current (or last) snapshot has delivered durably.', ['pipeline', 'table']);
+  m.define('tributary_snapshot_table_rows_estimate', 'gauge', 'The database\'s estimate of a snapshotted table\'s rows (0 when it has none).', ['pipeline', 'table']);
   m.define('tributary_log_bytes', 'gauge', 'Bytes of the log (stream: log), compacted state excluded.', P);
   m.define('tributary_log_segments', 'gauge', 'Segment files of the log.', P);
   m.define('tributary_log_first_offset', 'gauge', 'First retained offset of the log.', P);

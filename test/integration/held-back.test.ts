@@ -18,10 +18,12 @@ describe('source hold-back and the deploy metrics on a live /metrics', { concurr
     await using db = await PgTestDb.create('heldback');
     await using dir = new TempDir();
     await db.query('CREATE TABLE t (id int PRIMARY KEY, v text)');
+    // Rows before the start: the initial snapshot reads them (with an estimate, after ANALYZE).
+    await db.query("INSERT INTO t SELECT g, 'snap' FROM generate_series(10001, 10300) g; ANALYZE t");
     const port = await freePort();
     const cfg = dir.file(
       'hb.yaml',
-      `name: hb_${process.pid}\nsource:\n  type: postgres\n  url: ${db.url}\n  tables: [public.t]\n  snapshot: never\nstate: { type: file, dir: ${dir.path}/state }\nsinks:\n  - { name: audit, type: jsonl, path: ${dir.path}/out.jsonl }\nhttp: { port: ${port} }\n`,
+      `name: hb_${process.pid}\nsource:\n  type: postgres\n  url: ${db.url}\n  tables: [public.t]\n  snapshot: initial\nstate: { type: file, dir: ${dir.path}/state }\nsinks:\n  - { name: audit, type: jsonl, path: ${dir.path}/out.jsonl }\nhttp: { port: ${port} }\n`,
     );
     await using proc = TributaryProcess.start(['run', '--config', cfg]);
     const base = `http://127.0.0.1:${port}`;
@@ -40,7 +42,7 @@ describe('source hold-back and the deploy metrics on a live /metrics', { concurr
     assert.ok(held.wal_bytes! <= Number(slot.total));
 
     const name = `hb_${process.pid}`;
-    await waitFor(async () => new RegExp(`^tributary_events_out_total\\{pipeline="${name}",sink="audit"\\} 500$`, 'm').test(await (await fetch(`${base}/metrics`)).text()), { what: 'events out' });
+    await waitFor(async () => new RegExp(`^tributary_events_out_total\\{pipeline="${name}",sink="audit"\\} 800$`, 'm').test(await (await fetch(`${base}/metrics`)).text()), { what: 'events out' });
     // The runtime's gauges are published once a second.
     await waitFor(async () => /^tributary_source_last_event_seconds\{/m.test(await (await fetch(`${base}/metrics`)).text()), { what: 'the gauges' });
     const res = await fetch(`${base}/metrics`);
@@ -50,6 +52,10 @@ describe('source hold-back and the deploy metrics on a live /metrics', { concurr
     assert.match(text, new RegExp(`^tributary_source_last_event_seconds\\{pipeline="${name}"\\} [\\d.e-]+$`, 'm'));
     assert.match(text, new RegExp(`^tributary_pipeline_running\\{pipeline="${name}"\\} 1$`, 'm'));
     assert.match(text, /^tributary_process_resident_memory_bytes \d+$/m);
+    // Snapshot progress per table: the rows delivered, and the estimate they are measured against.
+    assert.match(text, new RegExp(`^tributary_snapshot_table_rows\\{pipeline="${name}",table="public.t"\\} 300$`, 'm'));
+    assert.match(text, new RegExp(`^tributary_snapshot_table_rows_estimate\\{pipeline="${name}",table="public.t"\\} 300$`, 'm'));
+    assert.match(text, new RegExp(`^tributary_snapshot_rows_total\\{pipeline="${name}",table="public.t"\\} 300$`, 'm'));
     // Every name the dashboard and the rules use is a family of this live exposition.
     const families = new Set([...text.matchAll(/^# TYPE (\S+) /gm)].map((m) => m[1]!));
     const used = deployMetricNames();
