@@ -81,10 +81,14 @@ export class HeldBackPoller {
     }
   }
 
-  /** Idempotent: stops polling and waits for a measure in flight. */
-  async close(): Promise<void> {
+  /**
+   * Idempotent: stops polling. A measure in flight is not waited for (it may sit behind a lock
+   * on the control connection); its answer is dropped, and it fails harmlessly once the source
+   * closes its connections.
+   */
+  close(): Promise<void> {
     this.closed = true;
     clearInterval(this.timer);
-    await this.running;
+    return Promise.resolve();
   }
 }
