@@ -1,7 +1,7 @@
 import pg from 'pg';
 import type { PostgresSourceConfig } from './config.js';
 import { ErrorCodes, TributaryError, errorMessage } from '../../src/core/errors.js';
-import type { Position, PreflightProblem, SourceContext } from '../../src/core/source.js';
+import type { HeldBack, Position, PreflightProblem, SourceContext } from '../../src/core/source.js';
 import { SourceRuntime, type SourceDriver, type SourceStream, type StreamHandlers } from '../../src/core/source-sdk.js';
 import { isRetryableError } from '../../src/runtime/retry.js';
 import { TableCapture } from './capture.js';
@@ -9,6 +9,7 @@ import { loadTypes, resolveTables, slotInfo, type CapturedTable } from './catalo
 import { PgoutputDecoder } from './pgoutput.js';
 import { PgPosition } from './position.js';
 import { checkPostgres } from './preflight.js';
+import { slotHeldBack } from './held-back.js';
 import { privilegeError } from './privileges.js';
 import { ReplicationConnection, SESSION_OPTIONS } from './replication.js';
 import type { PgTypeInfo } from './values.js';
@@ -310,6 +311,11 @@ export class PostgresConnector implements SourceDriver {
   /** Sends the new flush LSN at once (the connection reads it from the runtime). */
   acknowledge(): void {
     this.conn?.sendStatus();
+  }
+
+  /** The WAL the slot retains on the server (slotHeldBack), on the control connection. */
+  async heldBack(): Promise<HeldBack> {
+    return slotHeldBack(await this.controlClient(), this.slot);
   }
 
   /** A new table or type appeared mid-stream: reload the catalog for later relations. */

@@ -1,4 +1,4 @@
-import type { Position, PreflightProblem, SnapshotEventBuilder, SnapshotSupport, Source, SourceContext, SourceItem, SourceOutput } from './source.js';
+import type { HeldBack, Position, PreflightProblem, SnapshotEventBuilder, SnapshotSupport, Source, SourceContext, SourceItem, SourceOutput } from './source.js';
 
 /**
  * The source SDK: what a connector supplies, and the one runtime loop that runs every
@@ -65,6 +65,8 @@ export interface SourceDriver {
   preflight(): Promise<PreflightProblem[]>;
   /** Parses a position stored by `Position.serialize()`. */
   parsePosition(s: string): Position;
+  /** What the database keeps for this pipeline (see `Source.heldBack`); polled off the hot path. */
+  heldBack?(): Promise<HeldBack>;
   /** Creates what streaming needs (see `Source.prepare`). */
   prepare?(from: Position | null): Promise<{ positionLost?: boolean } | void>;
   /** Snapshot support (chunked reads and watermarks), when the source has it. */
@@ -150,6 +152,7 @@ export class SourceRuntime implements Source {
   private paused = false;
   private closed?: Promise<void>;
   readonly snapshots?: () => SnapshotSupport;
+  readonly heldBack?: () => Promise<HeldBack>;
   /** What every connection of the driver hands its items to. */
   private readonly handlers: StreamHandlers;
 
@@ -159,6 +162,7 @@ export class SourceRuntime implements Source {
     private readonly ctx: SourceContext,
   ) {
     if (driver.snapshots) this.snapshots = () => driver.snapshots!();
+    if (driver.heldBack) this.heldBack = () => driver.heldBack!();
     const rt = this;
     this.handlers = {
       alive: () => ctx.link.up(),

@@ -265,10 +265,10 @@ describe('source runtime (src/core/source-sdk.ts)', () => {
     s.handlers.push(ev(1, 0));
     s.handlers.push(ev(1, 1));
     assert.equal(s.pauses, 1, 'paused once, however many items are refused');
-    assert.match(c.metrics.render(), /tributary_source_paused\{pipeline="p"\} 1/);
+    assert.match(await c.metrics.render(), /tributary_source_paused\{pipeline="p"\} 1/);
     out.drain();
     await waitFor(() => s.resumes === 1, { what: 'the resume' });
-    assert.match(c.metrics.render(), /tributary_source_paused\{pipeline="p"\} 0/);
+    assert.match(await c.metrics.render(), /tributary_source_paused\{pipeline="p"\} 0/);
     c.ac.abort();
     await run;
   });
