@@ -9,6 +9,7 @@ import { standaloneLink } from '../runtime/source-link.js';
 import { startHttp } from '../http/server.js';
 import { snapshotRoute } from '../http/snapshot-route.js';
 import { logApi } from '../http/log-routes.js';
+import { dlqRoutes } from '../http/dlq-routes.js';
 import { COMMANDS, overview, version, wantsHelp } from './usage.js';
 import { createSource } from '../runtime/source-registry.js';
 import { checkSinks } from '../runtime/sink-check.js';
@@ -133,7 +134,7 @@ async function cmdRun(rest: string[]): Promise<void> {
         metrics,
         logger,
         auth: { token: cfg.http.auth_token || null, openProbes: cfg.http.open_probes },
-        routes: logApi(pipelines, { '/snapshot': snapshotRoute(pipelines) }),
+        routes: adminRoutes(pipelines),
       });
     }
     for (const p of pipelines) p.start();
@@ -151,6 +152,12 @@ async function cmdRun(rest: string[]): Promise<void> {
   if (failed.length) process.exitCode = Math.max(...failed.map((f) => exitCodeFor(f.error)));
 }
 
+/** Every admin route besides the built-in ones: snapshots, the log, dead letters. */
+function adminRoutes(pipelines: PipelineSupervisor[]): import('../http/server.js').HttpRoutes {
+  const log = logApi(pipelines, { '/snapshot': snapshotRoute(pipelines) });
+  const dlq = dlqRoutes(pipelines);
+  return { get: { ...log.get, ...dlq.get }, post: { ...log.post, ...dlq.post } };
+}
 
 async function cmdValidate(rest: string[]): Promise<void> {
   const { values } = args(rest, { config: { type: 'string', multiple: true, short: 'c' }, 'check-source': { type: 'boolean' } });
