@@ -310,13 +310,16 @@ export class SinkRunner {
     const { retry } = this.o.sink.base;
     const attempts = this.maxAttempts;
     for (let round = 1; ; round++) {
-      const err = await this.writeWithRetries(events, wctx, attempts);
+      const tally = { n: 0 };
+      const err = await this.writeWithRetries(events, wctx, attempts, tally);
       if (!err) return;
       const failed: Failure[] = [];
       const state = { succeeded: false, broken: false };
       const blocked = new Map<string, { first: string; count: number }>();
       const behind: SinkEvent[] = [];
-      await this.isolate(events, wctx, failed, state, blocked, behind);
+      // One event alone has had its max_attempts already; a batch is bisected.
+      if (events.length === 1) failed.push({ ev: events[0]!, err, attempts: tally.n });
+      else await this.isolate(events, wctx, failed, state, blocked, behind);
       const poisonOnly = failed.length > 0 && failed.every((f) => f.err instanceof PoisonEventError);
       if (!state.broken && (state.succeeded || poisonOnly || (events.length === 1 && this.lastWriteOkBefore))) {
         await this.settle(failed, behind, wctx);
@@ -336,10 +339,9 @@ export class SinkRunner {
   }
 
   /**
-   * What bisection left: each rejected event gets one more try (the target may have recovered
-   * meanwhile; one that goes through now was never poison), in stream order with the events
-   * held behind them. An event whose key has a parked event parks behind it; an event held
-   * behind one that went through on its last try is written now, in its place.
+   * What bisection left, in stream order: each event the target rejected on its own (after
+   * `max_attempts` writes) is parked, and so is every event of its key set aside behind it.
+   * (An event set aside behind one that is not parked after all is written in its place.)
    */
   private async settle(failed: Failure[], behind: SinkEvent[], wctx: WriteContext): Promise<void> {
     const all: { ev: SinkEvent; f?: Failure }[] = [...failed.map((f) => ({ ev: f.ev, f })), ...behind.map((ev) => ({ ev }))];
@@ -355,9 +357,9 @@ export class SinkRunner {
         continue;
       }
       const tally = { n: 0 };
-      const again = f?.err instanceof PoisonEventError ? f.err : await this.writeWithRetries([ev], one, f ? 1 : this.maxAttempts, tally);
-      if (!again) continue;
-      out.push(this.letter(ev, again, (f?.attempts ?? 0) + tally.n));
+      const err = f ? f.err : await this.writeWithRetries([ev], one, this.maxAttempts, tally);
+      if (!err) continue;
+      out.push(this.letter(ev, err, f ? f.attempts : tally.n));
       if (k !== null) parked.set(k, { first: ev.fence, count: 1 });
     }
     await this.park(out);
