@@ -73,6 +73,10 @@ export class SinkRunner {
    */
   private readonly held = new Map<string, { first: string; count: number }>();
   private depth = 0;
+  /** Events in this sink's dead-letter store now (what `tributary_dead_letter_depth` shows). */
+  get deadLetterDepth(): number {
+    return this.depth;
+  }
   /** Serializes batch delivery with dead-letter retries and discards (see exclusive). */
   private gate: Promise<unknown> = Promise.resolve();
   /** The checkpoint record last stored or queued (a retry re-checkpoints the sink's state with it). */

@@ -4,6 +4,9 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { PgTestDb, TempDir, TributaryProcess, waitFor } from '../helpers/context.js';
 import { freePort } from '../helpers/embedded-pg.js';
+import { REDIS_URL } from '../helpers/env.js';
+import { Redis } from 'ioredis';
+import { RedisStateStore } from '../../src/state/redis-store.js';
 
 /**
  * Dead letters end to end: a Postgres source, a postgres sink whose target table gets a CHECK
@@ -83,6 +86,8 @@ http: { port: ${port}, auth_token: ${token} }
     const one = (await (await api(`/dlq/show?sink=mirror&id=${list.items[3]!.id}`)).json()) as { key: unknown; event: { after: unknown } };
     assert.deepEqual(one.event.after, { id: 5, v: -5 });
     assert.equal((await api('/dlq/show?sink=mirror&id=nope')).status, 404);
+    const status = (await (await api('/status')).json()) as { pipelines: { sinks: { name: string; deadLetters: number }[] }[] };
+    assert.equal(status.pipelines[0]!.sinks.find((x) => x.name === 'mirror')!.deadLetters, 4);
     assert.match(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text(), new RegExp(`tributary_dead_letter_depth\\{pipeline="${name}",sink="mirror"\\} 4`));
     // Retrying a later event of key 2 alone would overtake its first: refused.
     const early = await api('/dlq/retry', { sink: 'mirror', ids: [list.items[2]!.id] });
@@ -122,5 +127,35 @@ http: { port: ${port}, auth_token: ${token} }
     assert.deepEqual((await mirror()).find((r) => r.id === 4), { id: 4, v: 9 }, 'key 4 in order: 9 after -4');
     const empty = await cli(['list', '--sink', 'mirror']);
     assert.match(empty.stdout, /no dead letters/);
+  });
+});
+
+describe('dead letters in the Redis state store', { concurrency: false }, () => {
+  it('are shared through Redis, kept in id order with their history, and written only under the pipeline\'s lease', async () => {
+    const pipeline = `dlqr_${process.pid}_${Math.floor(Math.random() * 1e6)}`;
+    const owner = new RedisStateStore(REDIS_URL);
+    const other = new RedisStateStore(REDIS_URL);
+    const redis = new Redis(REDIS_URL);
+    try {
+      await owner.lease(pipeline, undefined, () => undefined);
+      const q = owner.deadLetters(pipeline, 'cache');
+      const it = (id: string, v: number) => ({ id, pipeline, sink: 'cache', table: 'public.t', key: { id: 1 }, position: '0/1', index: 0, attempts: 1, error: { message: 'no' }, first_failed_at: 'a', last_failed_at: 'a', envelope: `{"after":{"id":1,"v":${v},"big":12345678901234567890}}` });
+      await q.put([it('02', 2), it('01', 1)]);
+      // Another process (the CLI on another machine) reads the same dead letters.
+      assert.deepEqual((await other.deadLetters(pipeline, 'cache').list()).map((i) => i.id), ['01', '02']);
+      assert.match((await other.deadLetters(pipeline, 'cache').list())[0]!.envelope, /12345678901234567890/);
+      await q.remove([it('01', 1)], { outcome: 'discarded', reason: 'not needed', at: 'now' });
+      assert.deepEqual((await q.list()).map((i) => i.id), ['02']);
+      assert.deepEqual(await q.history(), [{ outcome: 'discarded', reason: 'not needed', at: 'now', ids: ['01'] }]);
+      // Someone else holds the lease now: this process's dead-letter writes are refused.
+      await redis.set(`tributary:${pipeline}:lock`, 'someone else');
+      await assert.rejects(q.put([it('03', 3)]), { code: 'TRB3012' });
+      assert.deepEqual((await other.deadLetters(pipeline, 'cache').list()).map((i) => i.id), ['02']);
+    } finally {
+      await redis.del(`tributary:${pipeline}:lock`, `tributary:${pipeline}:dlq:cache`, `tributary:${pipeline}:dlq:cache:history`);
+      redis.disconnect();
+      await owner.close();
+      await other.close();
+    }
   });
 });

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { appendFileSync, readFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { pino } from 'pino';
@@ -186,6 +186,30 @@ describe('dead letters in the sink runner', () => {
       assert.equal(parked[0]!.attempts, 4);
       assert.deepEqual(await runner.discardDeadLetters({ all: true }, 'never valid'), { discarded: 1 });
       assert.deepEqual((await store.deadLetters('p', 's').history()).map((h) => [h.outcome, h.reason]), [['discarded', 'never valid']]);
+    } finally {
+      await runner.close();
+    }
+  });
+
+  it('imports the dead-letter file of earlier versions once, keeps it as *.imported, and holds its keys', async () => {
+    await using dir = new TempDir();
+    mkdirSync(join(dir.path, 'p'));
+    const legacy = join(dir.path, 'p', 'deadletter.s.jsonl');
+    const event = { op: 'c', before: null, after: { id: 9, v: 1 }, key: { id: 9 }, source: { schema: 'public', table: 't', ts_ms: 1 }, ts_ms: 1 };
+    writeFileSync(legacy, JSON.stringify({ at: '2024-01-01T00:00:00.000Z', pipeline: 'p', sink: 's', position: '0/5', index: 1, error: { message: 'refused', code: null }, event }) + '\n{"torn');
+    const state = { broken: false, writes: new Map<string, number>(), accepted: [] as string[] };
+    const { runner, stream, store } = await runnerFor(dir.path, probe(state), 1, new Metrics());
+    try {
+      const parked = await store.deadLetters('p', 's').list();
+      assert.equal(parked.length, 1);
+      assert.equal(parked[0]!.id, new PgPosition(5n).fence() + '00000001', 'the id is the event\'s fence');
+      assert.deepEqual([parked[0]!.table, parked[0]!.key, parked[0]!.error.message, parked[0]!.first_failed_at], ['public.t', { id: 9 }, 'refused', '2024-01-01T00:00:00.000Z']);
+      assert.equal(existsSync(legacy), false);
+      assert.equal(existsSync(legacy + '.imported'), true);
+      stream.append(row(10, 0, 9, 2));
+      stream.append(commit(10));
+      await waitFor(async () => (await store.deadLetters('p', 's').list()).length === 2, { what: 'the later event of key 9 to park behind the imported one' });
+      assert.deepEqual(state.accepted, []);
     } finally {
       await runner.close();
     }
