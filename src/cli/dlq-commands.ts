@@ -42,7 +42,8 @@ export async function cmdDlq(rest: string[]): Promise<void> {
     if (!id) throw new ConfigError(ErrorCodes.USAGE, 'dlq show needs one --id', { fix: `list the ids with tributary dlq list --sink ${sink}` });
     const it = items.find((i) => i.id === id);
     if (!it) throw new TributaryError(ErrorCodes.DLQ_UNKNOWN_ID, `sink ${sink} has no dead letter ${id}`, { fix: `list them with tributary dlq list --sink ${sink}` });
-    process.stdout.write(json ? JSON.stringify(JSON.parse(deadLetterJson(it)), null, 2) + '\n' : showText(it));
+    // The API's form on one line, the event as stored (a parse and print would round big numbers).
+    process.stdout.write(json ? deadLetterJson(it) + '\n' : showText(it));
     return;
   }
   const sel = selection(values.id, values.all === true);

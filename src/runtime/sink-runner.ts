@@ -72,6 +72,8 @@ export class SinkRunner {
    * such a key are parked behind it, so the key's changes reach the sink in order.
    */
   private readonly held = new Map<string, { first: string; count: number }>();
+  /** The tables of `held`: only their events need their key read (which parses the envelope). */
+  private readonly heldTables = new Set<string>();
   private depth = 0;
   /** Events in this sink's dead-letter store now (what `tributary_dead_letter_depth` shows). */
   get deadLetterDepth(): number {
@@ -81,6 +83,8 @@ export class SinkRunner {
   private gate: Promise<unknown> = Promise.resolve();
   /** The checkpoint record last stored or queued (a retry re-checkpoints the sink's state with it). */
   private lastRec: SinkCheckpointRecord | null = null;
+  /** Set while writes fail because the target is unreachable (they are retried until it is back). */
+  private unreachable = false;
   /** Whether the most recent write succeeded (a healthy target). */
   private lastWriteOk = false;
   /** `lastWriteOk` as it was before the batch now being isolated. */
@@ -221,7 +225,7 @@ export class SinkRunner {
         if (events.length) {
           const last = events[events.length - 1]!;
           // A key with a parked event: its later events park behind it (per-key order).
-          const behind = this.held.size ? this.divert(events, this.held) : [];
+          const behind = this.held.size ? this.divert(events, this.held, this.heldTables) : [];
           if (behind.length) await this.park(behind.map((ev) => this.heldLetter(ev)));
           if (events.length) {
             this.lastWriteOkBefore = this.lastWriteOk;
@@ -377,6 +381,7 @@ export class SinkRunner {
     for (;;) {
       try {
         await this.instance.write(events, wctx);
+        this.unreachable = false;
         this.lastWriteOk = true;
         this.o.metrics.inc('tributary_events_out_total', events.length, this.labels);
         this.o.metrics.inc('tributary_sink_batches_total', 1, this.labels);
@@ -386,6 +391,7 @@ export class SinkRunner {
         this.o.metrics.inc('tributary_sink_retries_total', 1, this.labels);
         if (!(err instanceof PoisonEventError) && isRetryableError(err)) {
           transient++;
+          this.unreachable = true;
           this.o.logger.warn({ sink: this.name, attempt: transient, err }, `sink ${this.name}: target unavailable, retrying`);
           await sleep(backoffDelay(transient, retry.backoff_ms, retry.max_backoff_ms), wctx.signal);
           continue;
@@ -438,12 +444,12 @@ export class SinkRunner {
     }
   }
 
-  /** Remove from `events` (in place) those whose key is in `keys`, and return them. */
-  private divert(events: SinkEvent[], keys: Map<string, unknown>): SinkEvent[] {
+  /** Remove from `events` (in place) those whose key is in `keys` (of `tables`, when given), and return them. */
+  private divert(events: SinkEvent[], keys: Map<string, unknown>, tables?: Set<string>): SinkEvent[] {
     const out: SinkEvent[] = [];
     let j = 0;
     for (const ev of events) {
-      const k = keyOf(ev);
+      const k = tables && !tables.has(ev.table) ? null : keyOf(ev);
       if (k !== null && keys.has(k)) out.push(ev);
       else events[j++] = ev;
     }
@@ -512,12 +518,14 @@ export class SinkRunner {
   private track(items: StoredDeadLetter[], add = false): void {
     if (!add) {
       this.held.clear();
+      this.heldTables.clear();
       this.depth = 0;
     }
     for (const it of items) {
       this.depth++;
       const k = itemKey(it);
       if (k === null) continue;
+      this.heldTables.add(it.table);
       const h = this.held.get(k);
       if (h) h.count++;
       else this.held.set(k, { first: it.id, count: 1 });
@@ -544,6 +552,7 @@ export class SinkRunner {
    * Refuses (TRB3033) to deliver a later dead letter of a key while an earlier one stays.
    */
   retryDeadLetters(sel: { ids?: string[]; all?: boolean }): Promise<{ retried: number; delivered: number; parked: number }> {
+    this.refuseWhileUnreachable('retried');
     return this.exclusive(async () => {
       const items = await this.deadLetters.list();
       const chosen = selectLetters(items, sel, this.name);
@@ -591,12 +600,24 @@ export class SinkRunner {
 
   /** Discard dead letters (`ids`, or all), recording `reason` in the sink's dead-letter history and the log. */
   discardDeadLetters(sel: { ids?: string[]; all?: boolean }, reason: string): Promise<{ discarded: number }> {
+    this.refuseWhileUnreachable('discarded');
     return this.exclusive(async () => {
       const chosen = selectLetters(await this.deadLetters.list(), sel, this.name);
       await this.deadLetters.remove(chosen, { outcome: 'discarded', reason, at: new Date().toISOString() });
       this.track(await this.deadLetters.list());
       this.o.logger.warn({ sink: this.name, discarded: chosen.length, ids: chosen.slice(0, 20).map((c) => c.id), reason, depth: this.depth }, `sink ${this.name}: discarded ${chosen.length} dead letter(s): ${reason}`);
       return { discarded: chosen.length };
+    });
+  }
+
+  /**
+   * While the sink retries a batch against an unreachable target, a retry or discard would
+   * wait behind it for as long as the target stays away: refuse at once instead (TRB3032).
+   */
+  private refuseWhileUnreachable(what: string): void {
+    if (!this.unreachable) return;
+    throw new TributaryError(ErrorCodes.DLQ_LIVE, `sink ${this.name} cannot reach its target and is retrying a batch; its dead letters cannot be ${what} until that batch goes through`, {
+      fix: 'wait until the target is back (the sink logs it and its lag falls), or stop the pipeline and run tributary dlq again',
     });
   }
 

@@ -214,4 +214,37 @@ describe('dead letters in the sink runner', () => {
       await runner.close();
     }
   });
+
+  it('refuses a retry or discard at once while the sink retries a batch against an unreachable target', async () => {
+    await using dir = new TempDir();
+    let down = true;
+    const definition = defineSink({
+      type: 'probe',
+      config: z.object({}),
+      create: () => ({
+        async write() {
+          if (down) throw Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:1'), { code: 'ECONNREFUSED' });
+        },
+        async close() {},
+      }),
+    });
+    const { runner, stream } = await runnerFor(dir.path, definition, 1, new Metrics());
+    try {
+      stream.append(row(10, 0, 1, 1));
+      stream.append(commit(10));
+      await waitFor(async () => {
+        try {
+          await runner.discardDeadLetters({ all: true }, 'x');
+          return false;
+        } catch (err) {
+          return (err as { code?: string }).code === 'TRB3032';
+        }
+      }, { what: 'TRB3032 while the target is down' });
+      down = false;
+      await waitFor(() => runner.position !== null, { what: 'the batch once the target is back' });
+      assert.deepEqual(await runner.retryDeadLetters({ all: true }), { retried: 0, delivered: 0, parked: 0 });
+    } finally {
+      await runner.close();
+    }
+  });
 });
