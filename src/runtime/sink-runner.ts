@@ -347,9 +347,11 @@ export class SinkRunner {
   }
 
   /**
-   * What bisection left, in stream order: each event the target rejected on its own (after
-   * `max_attempts` writes) is parked, and so is every event of its key set aside behind it.
-   * (An event set aside behind one that is not parked after all is written in its place.)
+   * What bisection left, in stream order. Each event the target rejected on its own gets its
+   * last write now, after the bisection (the target may have recovered meanwhile: an event
+   * that goes through now was never poison; bisection gave it `max_attempts - 1`), and parks if
+   * that fails too; every later event of a parked key parks behind it, and one set aside
+   * behind an event that went through is written in its place.
    */
   private async settle(failed: Failure[], behind: SinkEvent[], wctx: WriteContext): Promise<void> {
     const all: { ev: SinkEvent; f?: Failure }[] = [...failed.map((f) => ({ ev: f.ev, f })), ...behind.map((ev) => ({ ev }))];
@@ -365,9 +367,10 @@ export class SinkRunner {
         continue;
       }
       const tally = { n: 0 };
-      const err = f ? f.err : await this.writeWithRetries([ev], one, this.maxAttempts, tally);
+      const done = f && (f.err instanceof PoisonEventError || f.attempts >= this.maxAttempts);
+      const err = done ? f.err : await this.writeWithRetries([ev], one, f ? 1 : this.maxAttempts, tally);
       if (!err) continue;
-      out.push(this.letter(ev, err, f ? f.attempts : tally.n));
+      out.push(this.letter(ev, err, (f?.attempts ?? 0) + tally.n));
       if (k !== null) parked.set(k, { first: ev.fence, count: 1 });
     }
     await this.park(out);
@@ -416,7 +419,8 @@ export class SinkRunner {
     if (state.broken) return;
     if (events.length === 1) {
       const tally = { n: 0 };
-      const err = await this.writeWithRetries(events, wctx, this.maxAttempts, tally);
+      // The last of its max_attempts comes after the bisection (settle).
+      const err = await this.writeWithRetries(events, wctx, Math.max(1, this.maxAttempts - 1), tally);
       if (!err) {
         state.succeeded = true;
         return;
