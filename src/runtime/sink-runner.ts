@@ -74,6 +74,8 @@ export class SinkRunner {
   private readonly held = new Map<string, { first: string; count: number }>();
   /** The tables of `held`: only their events need their key read (which parses the envelope). */
   private readonly heldTables = new Set<string>();
+  /** Ids in the store: an event read again (a restart after a crash, a rewind) is not parked twice. */
+  private readonly parkedIds = new Set<string>();
   private depth = 0;
   /** Events in this sink's dead-letter store now (what `tributary_dead_letter_depth` shows). */
   get deadLetterDepth(): number {
@@ -226,7 +228,9 @@ export class SinkRunner {
           const last = events[events.length - 1]!;
           // A key with a parked event: its later events park behind it (per-key order).
           const behind = this.held.size ? this.divert(events, this.held, this.heldTables) : [];
-          if (behind.length) await this.park(behind.map((ev) => this.heldLetter(ev)));
+          // One read again (after a crash, a rewind) is parked already: left as it is, its error kept.
+          const again = behind.filter((ev) => !this.parkedIds.has(ev.fence));
+          if (again.length) await this.park(again.map((ev) => this.heldLetter(ev)));
           if (events.length) {
             this.lastWriteOkBefore = this.lastWriteOk;
             await this.deliver(events, { signal, commit: fresh ? commit!.txn.serialize() : null });
@@ -523,10 +527,12 @@ export class SinkRunner {
     if (!add) {
       this.held.clear();
       this.heldTables.clear();
+      this.parkedIds.clear();
       this.depth = 0;
     }
     for (const it of items) {
-      this.depth++;
+      if (!this.parkedIds.has(it.id)) this.depth++;
+      this.parkedIds.add(it.id);
       const k = itemKey(it);
       if (k === null) continue;
       this.heldTables.add(it.table);

@@ -247,4 +247,36 @@ describe('dead letters in the sink runner', () => {
       await runner.close();
     }
   });
+
+  it('parks nothing twice when events are read again (a restart after a crash, a rewind): the first keeps its error', async () => {
+    await using dir = new TempDir();
+    const state = { broken: true, writes: new Map<string, number>(), accepted: [] as string[] };
+    const feed = (stream: MemoryStream) => {
+      stream.append(row(10, 0, 1, 1));
+      stream.append(row(10, 1, 2, 1, { bad: true }));
+      stream.append(row(10, 2, 2, 2));
+      stream.append(commit(10));
+    };
+    const a = await runnerFor(dir.path, probe(state), 2, new Metrics());
+    feed(a.stream);
+    await waitFor(async () => (await a.store.deadLetters('p', 's').list()).length === 2, { what: 'two dead letters' });
+    await a.runner.close();
+    // The checkpoint is not kept: the same events come again, as after a crash before it.
+    const metrics = new Metrics();
+    const b = await runnerFor(dir.path, probe(state), 2, metrics);
+    try {
+      feed(b.stream);
+      b.stream.append(row(20, 0, 2, 3));
+      b.stream.append(commit(20));
+      await waitFor(() => b.runner.position?.serialize() === new PgPosition(20n).serialize(), { what: 'the commit' });
+      const parked = await b.store.deadLetters('p', 's').list();
+      assert.deepEqual(parked.map((p) => JSON.parse(p.envelope).after.v), [1, 2, 3]);
+      assert.match(parked[0]!.error.message, /violates a constraint/, 'not replaced by a "held behind itself"');
+      assert.equal(parked[0]!.attempts, 2);
+      assert.equal(metrics.get('tributary_dead_letter_depth', { pipeline: 'p', sink: 's' }), 3);
+      assert.equal(metrics.get('tributary_dead_letter_total', { pipeline: 'p', sink: 's' }), 1, 'only the new one counts as parked');
+    } finally {
+      await b.runner.close();
+    }
+  });
 });
