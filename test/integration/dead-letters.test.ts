@@ -89,6 +89,9 @@ http: { port: ${port}, auth_token: ${token} }
     const status = (await (await api('/status')).json()) as { pipelines: { sinks: { name: string; deadLetters: number }[] }[] };
     assert.equal(status.pipelines[0]!.sinks.find((x) => x.name === 'mirror')!.deadLetters, 4);
     assert.match(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text(), new RegExp(`tributary_dead_letter_depth\\{pipeline="${name}",sink="mirror"\\} 4`));
+    // Behind the admin token like every route that changes something.
+    assert.equal((await fetch(`http://127.0.0.1:${port}/dlq/retry`, { method: 'POST', body: JSON.stringify({ sink: 'mirror', all: true }) })).status, 401);
+    assert.equal((await fetch(`http://127.0.0.1:${port}/dlq/list?sink=mirror`)).status, 401);
     // Retrying a later event of key 2 alone would overtake its first: refused.
     const early = await api('/dlq/retry', { sink: 'mirror', ids: [list.items[2]!.id] });
     assert.equal(early.status, 409);
