@@ -97,7 +97,7 @@ export const ErrorCodes = {
   VERSION_RANGE: 'TRB3016',
   /** The target cannot take writes, through no event's fault: unreachable, busy, locked, a refused login or grant. Retried. */
   SINK_TARGET: 'TRB3017',
-  /** The target refused a statement (not the connection): retried `retry.attempts` times, then bisected and dead-lettered. */
+  /** The target refused a statement (not the connection): retried `max_attempts` times, then bisected and dead-lettered. */
   SINK_REJECTED: 'TRB3018',
   /** A sink was used after close() (while the pipeline stops). */
   SINK_CLOSED: 'TRB3019',
