@@ -162,3 +162,56 @@ describe('dead letters in the Redis state store', { concurrency: false }, () => 
     }
   });
 });
+
+describe('dead letters with state: {type: redis}', { concurrency: false }, () => {
+  it('are parked in Redis by the running pipeline, listed by another process, and retried offline under the lease', { timeout: 120_000 }, async () => {
+    await using src = await PgTestDb.create('dlqr_src');
+    await using dst = await PgTestDb.create('dlqr_dst');
+    await using dir = new TempDir('tributary-dlqr-');
+    const redis = new Redis(REDIS_URL);
+    const name = `dlqr_${process.pid}_${Math.floor(Math.random() * 1e6)}`;
+    try {
+      await src.query('CREATE TABLE t (id int PRIMARY KEY, v int NOT NULL)');
+      const cfg = dir.file(
+        'pipeline.yaml',
+        `name: ${name}
+source: { type: postgres, url: ${src.url}, tables: [public.t], snapshot: never, heartbeat_ms: 0 }
+state: { type: redis, url: ${REDIS_URL}, check_durability: false }
+stream: { type: memory }
+sinks:
+  - { name: mirror, type: postgres, url: ${dst.url}, schema: mirror }
+http: { port: 0 }
+`,
+      );
+      const cli = (args: string[]) => TributaryProcess.run(['dlq', ...args, '--config', cfg], { timeoutMs: 60_000 });
+      const mirror = async () => (await dst.query<{ id: number; v: number }>('SELECT id::int AS id, v::int AS v FROM mirror.t ORDER BY id')).rows;
+      await using proc = TributaryProcess.start(['run', '--config', cfg]);
+      await proc.waitForLog(/pipeline \S+ running/, 60_000);
+      await src.query('INSERT INTO t VALUES (1, 1)');
+      await waitFor(async () => (await dst.query("SELECT 1 FROM pg_tables WHERE schemaname = 'mirror' AND tablename = 't'")).rowCount && (await mirror()).length === 1, { timeoutMs: 60_000, what: 'the mirror table' });
+      await dst.query('ALTER TABLE mirror.t ADD CONSTRAINT nonneg CHECK (v >= 0)');
+      await src.query('INSERT INTO t VALUES (2, -2)');
+      await waitFor(async () => (await redis.hlen(`tributary:${name}:dlq:mirror`)) === 1, { timeoutMs: 30_000, what: 'the dead letter in Redis' });
+      const list = await cli(['list', '--sink', 'mirror']);
+      assert.equal(list.code, 0, list.stderr);
+      assert.match(list.stdout, /1 dead letter\(s\)/);
+      assert.match(list.stdout, /public\.t\s+\{"id":2\}\s+1\s/);
+      // The running process holds the lease and this config has no HTTP API: refused, with the fix.
+      const refused = await cli(['retry', '--sink', 'mirror', '--all']);
+      assert.equal(refused.code, 1);
+      assert.match(refused.stderr, /TRB3032 .*turns the HTTP API off/);
+      assert.equal(await proc.kill('SIGTERM'), 0);
+      await dst.query('ALTER TABLE mirror.t DROP CONSTRAINT nonneg');
+      const retry = await cli(['retry', '--sink', 'mirror', '--all', '--json']);
+      assert.equal(retry.code, 0, retry.stderr);
+      assert.deepEqual(JSON.parse(retry.stdout), { retried: 1, delivered: 1, parked: 0 });
+      assert.deepEqual(await mirror(), [{ id: 1, v: 1 }, { id: 2, v: -2 }]);
+      assert.equal(await redis.hlen(`tributary:${name}:dlq:mirror`), 0);
+      assert.match((await redis.lrange(`tributary:${name}:dlq:mirror:history`, 0, 0))[0]!, /"outcome":"delivered"/);
+    } finally {
+      const keys = await redis.keys(`tributary:${name}:*`);
+      if (keys.length) await redis.del(...keys);
+      redis.disconnect();
+    }
+  });
+});
