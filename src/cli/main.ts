@@ -243,6 +243,8 @@ async function cmdStatus(rest: string[]): Promise<void> {
         pipeline: p.config.name,
         running: live?.pipelines.find((x) => x.name === p.config.name) ?? null,
         sinks: Object.fromEntries(p.sinks.map((s) => [s.base.name, sinks[s.base.name] ? { position: sinks[s.base.name]!.position, committedAt: new Date(sinks[s.base.name]!.at).toISOString() } : null])),
+        // Parked events per sink (the dead-letter store: tributary dlq list).
+        deadLetters: Object.fromEntries(await Promise.all(p.sinks.map(async (s) => [s.base.name, (await store.deadLetters?.(p.config.name, s.base.name).list())?.length ?? 0] as const))),
         snapshot: snapshot ?? null,
         // The log (stream: log), read-only from disk: offsets, times, bytes, horizon, each sink's offset and lag.
         log: await (await import('./log-commands.js')).statusLog(p, store),
@@ -266,7 +268,8 @@ async function cmdStatus(rest: string[]): Promise<void> {
       const lag = running?.sinks.find((x) => x.name === name);
       const behind = log?.sinks.find((x) => x.name === name);
       const offset = behind && behind.offset !== null ? `, offset ${behind.offset} (${behind.lag.events} behind the log, ${behind.lag.seconds.toFixed(1)} s)` : '';
-      process.stdout.write(`  sink ${name}: ${s ? `position ${s.position} (committed ${s.committedAt})` : 'no checkpoint yet'}${offset}${lag ? `, lag ${lag.lagEvents} events / ${lag.lagSeconds.toFixed(1)} s` : ''}\n`);
+      const parked = (p.deadLetters as Record<string, number>)[name] ?? 0;
+      process.stdout.write(`  sink ${name}: ${s ? `position ${s.position} (committed ${s.committedAt})` : 'no checkpoint yet'}${offset}${lag ? `, lag ${lag.lagEvents} events / ${lag.lagSeconds.toFixed(1)} s` : ''}${parked ? `, ${parked} dead letter(s) (tributary dlq list --sink ${name})` : ''}\n`);
     }
     const snap = p.snapshot as { id: string; kind: string; status: string; error: { code: string; message: string; fix?: string } | null; tables: { table: string; chunksDone: number; chunks: number; rows: number; estimate: number | null }[] } | null;
     if (snap) {

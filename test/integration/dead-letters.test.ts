@@ -196,6 +196,8 @@ http: { port: 0 }
       assert.equal(list.code, 0, list.stderr);
       assert.match(list.stdout, /1 dead letter\(s\)/);
       assert.match(list.stdout, /public\.t\s+\{"id":2\}\s+1\s/);
+      const status = await TributaryProcess.run(['status', '--config', cfg]);
+      assert.match(status.stdout, /sink mirror: .*, 1 dead letter\(s\) \(tributary dlq list --sink mirror\)/);
       // The running process holds the lease and this config has no HTTP API: refused, with the fix.
       const refused = await cli(['retry', '--sink', 'mirror', '--all']);
       assert.equal(refused.code, 1);
