@@ -9,6 +9,7 @@ import { standaloneLink } from '../runtime/source-link.js';
 import { startHttp } from '../http/server.js';
 import { snapshotRoute } from '../http/snapshot-route.js';
 import { logApi } from '../http/log-routes.js';
+import { dlqRoutes } from '../http/dlq-routes.js';
 import { COMMANDS, overview, version, wantsHelp } from './usage.js';
 import { createSource } from '../runtime/source-registry.js';
 import { checkSinks } from '../runtime/sink-check.js';
@@ -48,6 +49,8 @@ export async function main(argv: string[]): Promise<void> {
         return await (await import('./log-commands.js')).cmdState(rest);
       case 'rewind':
         return await (await import('./log-commands.js')).cmdRewind(rest);
+      case 'dlq':
+        return await (await import('./dlq-commands.js')).cmdDlq(rest);
       case 'docs': {
         // Regenerates docs/configuration.md from the schemas.
         if (rest.length !== 1 || rest[0] !== 'config') throw new ConfigError(ErrorCodes.USAGE, 'usage: tributary docs config', { fix: 'run `tributary docs config`' });
@@ -134,7 +137,7 @@ async function cmdRun(rest: string[]): Promise<void> {
         metrics,
         logger,
         auth: { token: cfg.http.auth_token || null, openProbes: cfg.http.open_probes },
-        routes: logApi(pipelines, { '/snapshot': snapshotRoute(pipelines) }),
+        routes: adminRoutes(pipelines),
       });
     }
     for (const p of pipelines) p.start();
@@ -152,6 +155,12 @@ async function cmdRun(rest: string[]): Promise<void> {
   if (failed.length) process.exitCode = Math.max(...failed.map((f) => exitCodeFor(f.error)));
 }
 
+/** Every admin route besides the built-in ones: snapshots, the log, dead letters. */
+function adminRoutes(pipelines: PipelineSupervisor[]): import('../http/server.js').HttpRoutes {
+  const log = logApi(pipelines, { '/snapshot': snapshotRoute(pipelines) });
+  const dlq = dlqRoutes(pipelines);
+  return { get: { ...log.get, ...dlq.get }, post: { ...log.post, ...dlq.post } };
+}
 
 async function cmdValidate(rest: string[]): Promise<void> {
   const { values } = args(rest, { config: { type: 'string', multiple: true, short: 'c' }, 'check-source': { type: 'boolean' } });
@@ -235,6 +244,8 @@ async function cmdStatus(rest: string[]): Promise<void> {
         pipeline: p.config.name,
         running: live?.pipelines.find((x) => x.name === p.config.name) ?? null,
         sinks: Object.fromEntries(p.sinks.map((s) => [s.base.name, sinks[s.base.name] ? { position: sinks[s.base.name]!.position, committedAt: new Date(sinks[s.base.name]!.at).toISOString() } : null])),
+        // Parked events per sink (the dead-letter store: tributary dlq list).
+        deadLetters: Object.fromEntries(await Promise.all(p.sinks.map(async (s) => [s.base.name, (await store.deadLetters?.(p.config.name, s.base.name).list())?.length ?? 0] as const))),
         snapshot: snapshot ?? null,
         // The log (stream: log), read-only from disk: offsets, times, bytes, horizon, each sink's offset and lag.
         log: await (await import('./log-commands.js')).statusLog(p, store),
@@ -260,7 +271,8 @@ async function cmdStatus(rest: string[]): Promise<void> {
       const lag = running?.sinks.find((x) => x.name === name);
       const behind = log?.sinks.find((x) => x.name === name);
       const offset = behind && behind.offset !== null ? `, offset ${behind.offset} (${behind.lag.events} behind the log, ${behind.lag.seconds.toFixed(1)} s)` : '';
-      process.stdout.write(`  sink ${name}: ${s ? `position ${s.position} (committed ${s.committedAt})` : 'no checkpoint yet'}${offset}${lag ? `, lag ${lag.lagEvents} events / ${lag.lagSeconds.toFixed(1)} s` : ''}\n`);
+      const parked = (p.deadLetters as Record<string, number>)[name] ?? 0;
+      process.stdout.write(`  sink ${name}: ${s ? `position ${s.position} (committed ${s.committedAt})` : 'no checkpoint yet'}${offset}${lag ? `, lag ${lag.lagEvents} events / ${lag.lagSeconds.toFixed(1)} s` : ''}${parked ? `, ${parked} dead letter(s) (tributary dlq list --sink ${name})` : ''}\n`);
     }
     const snap = p.snapshot as { id: string; kind: string; status: string; error: { code: string; message: string; fix?: string } | null; tables: { table: string; chunksDone: number; chunks: number; rows: number; estimate: number | null }[] } | null;
     if (snap) {

@@ -479,6 +479,7 @@ export class Pipeline {
         // Behind the log's committed end from its committed offset (log only).
         lag: this.logGauges?.summary?.lags.get(r.name) ?? null,
         failed: r.failed ? errorMessage(r.failed) : null,
+        deadLetters: r.deadLetterDepth,
       })),
     };
   }
