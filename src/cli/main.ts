@@ -9,6 +9,8 @@ import { standaloneLink } from '../runtime/source-link.js';
 import { startHttp } from '../http/server.js';
 import { snapshotRoute } from '../http/snapshot-route.js';
 import { logApi } from '../http/log-routes.js';
+import { historyRoute } from '../http/history-route.js';
+import { LagHistory, samplesFromStatus } from '../runtime/lag-history.js';
 import { COMMANDS, overview, version, wantsHelp } from './usage.js';
 import { createSource } from '../runtime/source-registry.js';
 import { checkSinks } from '../runtime/sink-check.js';
@@ -110,6 +112,8 @@ async function cmdRun(rest: string[]): Promise<void> {
   // waits for its database or fails never holds up or stops the others.
   const pipelines = cfg.pipelines.map((p) => new PipelineSupervisor(p, logger.child({ pipeline: p.config.name }), metrics));
   let server: Server | undefined;
+  // The console's lag charts (GET /history): an hour of samples per sink, taken off the hot path.
+  const history = new LagHistory({ intervalMs: cfg.http.history_interval, sample: () => samplesFromStatus(pipelines) });
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) {
@@ -133,8 +137,12 @@ async function cmdRun(rest: string[]): Promise<void> {
         metrics,
         logger,
         auth: { token: cfg.http.auth_token || null, openProbes: cfg.http.open_probes },
-        routes: logApi(pipelines, { '/snapshot': snapshotRoute(pipelines) }),
+        routes: (() => {
+          const r = logApi(pipelines, { '/snapshot': snapshotRoute(pipelines) });
+          return { post: r.post, get: { ...r.get, '/history': historyRoute(history) } };
+        })(),
       });
+      history.start();
     }
     for (const p of pipelines) p.start();
     await Promise.all(pipelines.map((p) => p.done));
@@ -142,6 +150,7 @@ async function cmdRun(rest: string[]): Promise<void> {
     await Promise.all(pipelines.map((p) => p.stop()));
     throw err;
   } finally {
+    history.close();
     server?.close();
   }
   const failed = pipelines.filter((p) => p.state === 'failed');

@@ -125,6 +125,11 @@ export class SinkRunner {
     });
   }
 
+  /** Events written durably by this attempt (for the console's throughput chart, runtime/lag-history.ts). */
+  eventsOut = 0;
+  /** Events this attempt parked in the dead-letter store. */
+  deadLettered = 0;
+
   /** Events (and commit markers) in the stream that this sink has not taken yet. */
   get lagEvents(): number {
     return (this.consumer?.behind ?? 0) + this.pending.length;
@@ -307,6 +312,7 @@ export class SinkRunner {
       try {
         await this.instance.write(events, wctx);
         this.lastWriteOk = true;
+        this.eventsOut += events.length;
         this.o.metrics.inc('tributary_events_out_total', events.length, this.labels);
         this.o.metrics.inc('tributary_sink_batches_total', 1, this.labels);
         return null;
@@ -385,6 +391,7 @@ export class SinkRunner {
         cause: e,
       });
     }
+    this.deadLettered++;
     this.o.metrics.inc('tributary_dead_letter_total', 1, this.labels);
     this.o.logger.warn(
       { sink: this.name, table: ev.table, position: ev.position, deadLetter: this.deadLetterPath },
