@@ -50,7 +50,7 @@ export function Snapshots() {
     setResult(null);
     try {
       const r = await api.post<Record<string, unknown>>('/snapshot', body);
-      setResult(`${String(body.action ?? 'start')}: ${(r.status as string) ?? 'ok'}`);
+      setResult(`${String(body.action ?? 'start')}: accepted${typeof r.status === 'string' ? ` (${r.status})` : ''}`);
     } catch (e) {
       setActionError(e as ApiError);
     }
@@ -102,7 +102,7 @@ export function Snapshots() {
                       <th>table</th>
                       <th>filter</th>
                       <th>rows</th>
-                      <th>of about</th>
+                      <th>table has about</th>
                       <th>chunks</th>
                       <th>rows/s</th>
                       <th>ETA</th>
