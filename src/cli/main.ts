@@ -11,6 +11,7 @@ import { snapshotRoute } from '../http/snapshot-route.js';
 import { logApi } from '../http/log-routes.js';
 import { historyRoute } from '../http/history-route.js';
 import { LagHistory, samplesFromStatus } from '../runtime/lag-history.js';
+import { dlqRoutes } from '../http/dlq-routes.js';
 import { COMMANDS, overview, version, wantsHelp } from './usage.js';
 import { createSource } from '../runtime/source-registry.js';
 import { checkSinks } from '../runtime/sink-check.js';
@@ -137,10 +138,7 @@ async function cmdRun(rest: string[]): Promise<void> {
         metrics,
         logger,
         auth: { token: cfg.http.auth_token || null, openProbes: cfg.http.open_probes },
-        routes: (() => {
-          const r = logApi(pipelines, { '/snapshot': snapshotRoute(pipelines) });
-          return { post: r.post, get: { ...r.get, '/history': historyRoute(history) } };
-        })(),
+        routes: adminRoutes(pipelines, history),
       });
       history.start();
     }
@@ -160,6 +158,12 @@ async function cmdRun(rest: string[]): Promise<void> {
   if (failed.length) process.exitCode = Math.max(...failed.map((f) => exitCodeFor(f.error)));
 }
 
+/** Every admin route besides the built-in ones: snapshots, the log, dead letters. */
+function adminRoutes(pipelines: PipelineSupervisor[], history: LagHistory): import('../http/server.js').HttpRoutes {
+  const log = logApi(pipelines, { '/snapshot': snapshotRoute(pipelines) });
+  const dlq = dlqRoutes(pipelines);
+  return { get: { ...log.get, ...dlq.get, '/history': historyRoute(history) }, post: { ...log.post, ...dlq.post } };
+}
 
 async function cmdValidate(rest: string[]): Promise<void> {
   const { values } = args(rest, { config: { type: 'string', multiple: true, short: 'c' }, 'check-source': { type: 'boolean' } });

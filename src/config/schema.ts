@@ -126,9 +126,17 @@ export const SinkBaseShape = {
     .strict()
     .default({ max_events: 2000, max_bytes: 4 << 20, max_wait_ms: 0 })
     .describe('A batch is cut at this many events or bytes, or after max_wait_ms, whichever comes first.'),
+  max_attempts: z
+    .number()
+    .int()
+    .min(1)
+    .optional()
+    .describe(
+      'Writes an event may fail (for a reason other than the target being unreachable) before it is parked in the dead-letter store: the batch is tried this many times, then bisected, and each event the target rejects on its own is tried this many times more. Failures of an unreachable target (refused, reset, timed out, `retryable` errors) never count: they are retried with backoff until the target is back. Default: `retry.attempts` (3). See docs/dead-letters.md.',
+    ),
   retry: z
     .object({
-      attempts: z.number().int().min(1).default(3).describe('Tries of a failing batch before its poison events are isolated.'),
+      attempts: z.number().int().min(1).default(3).describe('Tries of a failing batch before its poison events are isolated (the default of `max_attempts`).'),
       backoff_ms: z.number().int().min(1).default(200),
       max_backoff_ms: z.number().int().min(1).default(30000),
     })
@@ -144,8 +152,14 @@ export const SinkBaseShape = {
     .describe('A sink whose committed offset fell off the start of the log (retention removed what it had not read; TRB5002): `fail` stops the pipeline with that error; `rebuild` reads the compacted state (each key\'s latest row), then the log.'),
   dead_letter: z
     .object({
-      policy: z.enum(['park', 'stop']).default('park').describe('park: write the rejected event and its error to the dead-letter file and go on. stop: stop the pipeline (exit 1).'),
-      path: z.string().optional().describe("Default `<state.dir>/<pipeline>/deadletter.<sink>.jsonl`. A relative path starts at the config file's directory."),
+      policy: z
+        .enum(['park', 'stop'])
+        .default('park')
+        .describe('park: put the rejected event, its error and its attempts in the dead-letter store (the state store: `<state.dir>/<pipeline>/dlq.<sink>.jsonl`, or Redis), park later events of its key behind it, and go on; `tributary dlq` lists, retries and discards them. stop: stop the pipeline (exit 1).'),
+      path: z
+        .string()
+        .optional()
+        .describe("The dead-letter file of earlier versions (default `<state.dir>/<pipeline>/deadletter.<sink>.jsonl`): its events are imported into the dead-letter store when the pipeline starts, and the file is renamed `*.imported`. A relative path starts at the config file's directory."),
     })
     .strict()
     .default({ policy: 'park' }),

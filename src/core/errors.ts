@@ -101,6 +101,17 @@ export const ErrorCodes = {
   SINK_REJECTED: 'TRB3018',
   /** A sink was used after close() (while the pipeline stops). */
   SINK_CLOSED: 'TRB3019',
+  // Dead letters (docs/dead-letters.md)
+  /** An event parked behind an earlier dead letter of the same key (per-key order); not an error of its own. */
+  DLQ_HELD: 'TRB3030',
+  /** A dead-letter id that the sink's store does not hold (retried or discarded already, or mistyped). */
+  DLQ_UNKNOWN_ID: 'TRB3031',
+  /** A dead-letter retry or discard needs the running process (it holds the pipeline's lock), which cannot be reached or is not running the pipeline. */
+  DLQ_LIVE: 'TRB3032',
+  /** A retry asked for a later dead letter of a key while an earlier one of that key stays parked. */
+  DLQ_ORDER: 'TRB3033',
+  /** The dead-letter store cannot be read (a damaged journal line in the middle, an unreadable Redis value). */
+  DLQ_STORE: 'TRB3034',
   // Snapshots
   /** A snapshot request reached no running pipeline. */
   SNAPSHOT_NOT_RUNNING: 'TRB4001',

@@ -81,6 +81,7 @@ export function defineRuntimeMetrics(m: Metrics): void {
   m.define('tributary_sink_batches_total', 'counter', 'Batches written by a sink.');
   m.define('tributary_sink_retries_total', 'counter', 'Failed sink writes that were retried.');
   m.define('tributary_dead_letter_total', 'counter', 'Events parked in the dead-letter store.');
+  m.define('tributary_dead_letter_depth', 'gauge', 'Events in the sink\'s dead-letter store now (parked, not yet retried or discarded); above 0 is worth an alert.');
   m.define('tributary_stream_buffer_bytes', 'gauge', 'Bytes held in the internal stream.');
   m.define('tributary_source_paused', 'gauge', '1 while reading from the source is paused by backpressure.');
   m.define('tributary_source_up', 'gauge', '1 while the source database is connected; 0 while it is unreachable, lost or not yet reached.');

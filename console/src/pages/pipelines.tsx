@@ -10,6 +10,7 @@ export interface StatusSink {
   lagSeconds: number;
   eventsOut?: number;
   deadLettered?: number;
+  deadLetterDepth?: number;
   lag?: { events: number; bytes: number; seconds: number | null } | null;
   failed: string | null;
 }

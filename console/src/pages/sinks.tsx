@@ -44,7 +44,7 @@ export function Sinks() {
             <th>lag (seconds)</th>
             <th>written</th>
             <th>events/s</th>
-            <th>dead letters</th>
+            <th>dead letters (parked)</th>
             <th>state</th>
           </tr>
         </thead>
@@ -60,7 +60,9 @@ export function Sinks() {
                 <td class="num">{secs(s.lagSeconds)}</td>
                 <td class="num">{num(s.eventsOut ?? null)}</td>
                 <td class="num">{num(rateOf(p.name, s.name))}</td>
-                <td class="num">{num(s.deadLettered ?? 0)}</td>
+                <td class="num" data-testid="dead-letters" title={`${num(s.deadLettered ?? 0)} parked since this attempt started`}>
+                  {num(s.deadLetterDepth ?? s.deadLettered ?? 0)}
+                </td>
                 <td>{s.failed ? <span class="error">{s.failed}</span> : <span class="badge state-running">ok</span>}</td>
               </tr>
             )),
