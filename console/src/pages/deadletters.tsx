@@ -1,4 +1,4 @@
-import { useState } from 'preact/hooks';
+import { useEffect, useState } from 'preact/hooks';
 import { api, qs, type ApiError } from '../api';
 import { num, time } from '../format';
 import { usePoll } from '../hooks';
@@ -131,6 +131,10 @@ export function DeadLetters() {
   const [pick, setPick] = useState<string | null>(null);
   const sinks = depths.data?.sinks ?? [];
   const current = sinks.find((s) => `${s.pipeline}/${s.sink}` === pick) ?? sinks.find((s) => s.depth > 0) ?? sinks[0];
+  // The sink shown stays shown when its depth drops to 0 after a retry (its result stays in view).
+  useEffect(() => {
+    if (!pick && current && current.depth > 0) setPick(`${current.pipeline}/${current.sink}`);
+  }, [pick, current]);
   return (
     <section>
       <h2>Dead letters</h2>
