@@ -2,7 +2,7 @@ import type mysql from 'mysql2';
 import type { MysqlSourceConfig } from './config.js';
 import { ErrorCodes, TributaryError, errorMessage } from '../../src/core/errors.js';
 import { type Row, SerializedChangeEvent } from '../../src/core/event.js';
-import type { Position, PreflightProblem, Source, SourceContext, SourceItem, SourceOutput } from '../../src/core/source.js';
+import type { HeldBack, Position, PreflightProblem, Source, SourceContext, SourceItem, SourceOutput } from '../../src/core/source.js';
 import type { SnapshotEventBuilder, SnapshotSupport } from '../../src/snapshot/types.js';
 import { backoffDelay, sleep } from '../../src/runtime/retry.js';
 import { tableMatcher } from '../../src/runtime/table-filter.js';
@@ -11,6 +11,7 @@ import { BinlogDecoder, type MysqlSourceItem } from './decoder.js';
 import { RowsOffload } from './rows-offload.js';
 import { MysqlPosition } from './position.js';
 import { checkMysql } from './preflight.js';
+import { binlogsHeldBack } from './held-back.js';
 import { SchemaHistory } from './schema-history.js';
 import { MysqlSnapshotSupport, checkSignalTable, mysqlSnapshotEvent, parseSignalTable, type SignalTable } from './snapshot.js';
 
@@ -488,6 +489,21 @@ export class MysqlSource implements Source {
   acknowledge(resume: Position): void {
     const p = resume as MysqlPosition;
     if (!this.acked || p.compare(this.acked) > 0) this.acked = p;
+  }
+
+  /**
+   * The binlog files a resume still needs (binlogsHeldBack). On a connection of its own, made
+   * and ended per poll: the control connection may be busy with a snapshot's long reads.
+   */
+  async heldBack(): Promise<HeldBack> {
+    const start = this.start && 'file' in this.start ? this.start.file : null;
+    const oldest = this.acked?.file || this.lastResume?.file || start;
+    const c = await connectMysql(this.cfg.url, 5_000);
+    try {
+      return await binlogsHeldBack(c, oldest || null);
+    } finally {
+      c.destroy();
+    }
   }
 
   close(): Promise<void> {

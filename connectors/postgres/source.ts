@@ -1,13 +1,14 @@
 import pg from 'pg';
 import type { PostgresSourceConfig } from './config.js';
 import { ErrorCodes, TributaryError, errorMessage } from '../../src/core/errors.js';
-import type { Position, PreflightProblem, Source, SourceContext, SourceItem, SourceOutput } from '../../src/core/source.js';
+import type { HeldBack, Position, PreflightProblem, Source, SourceContext, SourceItem, SourceOutput } from '../../src/core/source.js';
 import { isRetryableError } from '../../src/runtime/retry.js';
 import { TableCapture } from './capture.js';
 import { loadTypes, resolveTables, slotInfo, type CapturedTable } from './catalog.js';
 import { PgoutputDecoder } from './pgoutput.js';
 import { PgPosition } from './position.js';
 import { checkPostgres } from './preflight.js';
+import { slotHeldBack } from './held-back.js';
 import { privilegeError } from './privileges.js';
 import { ReplicationConnection, SESSION_OPTIONS, type WalStart } from './replication.js';
 import type { PgTypeInfo } from './values.js';
@@ -345,6 +346,11 @@ export class PostgresSource implements Source {
       this.acked = lsn;
       this.conn?.sendStatus(lsn);
     }
+  }
+
+  /** The WAL the slot retains on the server (slotHeldBack), on the control connection. */
+  async heldBack(): Promise<HeldBack> {
+    return slotHeldBack(await this.controlClient(), this.slot);
   }
 
   /** A new table or type appeared mid-stream: reload the catalog for later relations. */

@@ -109,6 +109,7 @@ async function cmdRun(rest: string[]): Promise<void> {
   const logger = createLogger({ level: process.env.TRIBUTARY_LOG_LEVEL ?? cfg.log.level });
   const metrics = new Metrics();
   defineRuntimeMetrics(metrics);
+  metrics.collectProcessMetrics();
   // One supervisor per pipeline: each retries and restarts its own pipeline, so one that
   // waits for its database or fails never holds up or stops the others.
   const pipelines = cfg.pipelines.map((p) => new PipelineSupervisor(p, logger.child({ pipeline: p.config.name }), metrics));

@@ -156,6 +156,11 @@ export const ErrorCodes = {
   CONSOLE_MISSING: 'TRB6020',
   /** A snapshot may not read a table or write its watermarks (a missing privilege). */
   SNAPSHOT_PRIVILEGE: 'TRB4010',
+  // Metrics and monitoring
+  /** A metric was updated with label names other than those it was defined (or first updated) with. */
+  METRIC_LABELS: 'TRB6010',
+  /** The source could not be asked what it holds back (retained WAL, binlog files); /status shows the error. */
+  HELD_BACK_QUERY: 'TRB6011',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

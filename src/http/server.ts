@@ -88,7 +88,11 @@ export async function startHttp(opts: { host: string; port: number; auth: HttpAu
         return send(ready ? 200 : 503, { ready, pipelines: opts.pipelines.map((p) => ({ name: p.name, state: p.state, ...(p.problem() ? { problem: p.problem() } : {}) })) });
       }
       case '/metrics':
-        return send(200, opts.metrics.render(), 'text/plain; version=0.0.4');
+        opts.metrics.render().then(
+          (text) => send(200, text, opts.metrics.contentType),
+          (err: Error) => send(500, { error: err.message }),
+        );
+        return;
       case '/status':
         return send(200, { pipelines: opts.pipelines.map((p) => p.status()) });
       default:

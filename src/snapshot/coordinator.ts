@@ -190,6 +190,7 @@ export class SnapshotCoordinator {
     await this.progressStore.save();
     this.o.logger.info({ snapshot: state.id, kind, tables: list.map((t) => t.name), where }, `snapshot started: ${list.length} table(s)`);
     this.o.metrics.set('tributary_snapshot_remaining_tables', list.length, { pipeline: this.o.pipeline });
+    this.publishTables(state);
     if (this.backlog) await this.backlog.enqueueUnfinished(state);
     this.kick();
     return state;
@@ -215,8 +216,18 @@ export class SnapshotCoordinator {
   }
 
   /** Start reading chunks (after the source runs, so watermarks flow). */
+  /** Per-table progress for dashboards: rows durable in this snapshot, and the estimate. */
+  private publishTables(state: SnapshotState | null): void {
+    for (const t of state?.tables ?? []) {
+      const labels = { pipeline: this.o.pipeline, table: t.table.name };
+      this.o.metrics.set('tributary_snapshot_table_rows', t.rows, labels);
+      this.o.metrics.set('tributary_snapshot_table_rows_estimate', t.table.estimate ?? 0, labels);
+    }
+  }
+
   async start(): Promise<void> {
     if (!this.o.source.snapshots) return;
+    this.publishTables(this.state); // a snapshot resumed after a restart
     const support = this.snapshotSupport();
     const read = (table: SnapshotTable, rows: number) => this.progress?.read(table.name, rows, table.estimate);
     if (this.o.distributed) {
@@ -334,6 +345,7 @@ export class SnapshotCoordinator {
       t.done[p.ci] = true;
       this.progressStore.chunkDone();
       t.rows += p.rows;
+      this.o.metrics.set('tributary_snapshot_table_rows', t.rows, { pipeline: this.o.pipeline, table: t.table.name });
       changed = true;
       if (tableDone(t)) {
         this.o.logger.info({ snapshot: s.id, table: t.table.name, rows: t.rows }, `snapshot of ${t.table.name} done: ${t.rows} rows`);
