@@ -106,6 +106,8 @@ http: { port: ${port}, auth_token: "\${ADMIN_TOKEN}", history_interval: 1s }
       const card = page.getByTestId(`pipeline-${name}`);
       await card.getByTestId('pipeline-state').filter({ hasText: 'running' }).waitFor();
       assert.match((await card.getByTestId('source-position').textContent())!, /^[0-9A-F]+\/[0-9A-F]+$/, 'an LSN');
+      // What the slot holds back (pg_wal_lsn_diff), from /status held_back.
+      await card.getByTestId('held-back').filter({ hasText: /\d.*B of WAL/ }).waitFor({ timeout: 30_000 });
       await shot(page, 'pipelines');
       // Dark mode: the same page, other colours.
       const light = await page.evaluate<string>('getComputedStyle(document.documentElement).backgroundColor');

@@ -19,6 +19,8 @@ export interface HeldBack {
   binlog_files?: number;
   oldest_binlog_file?: string;
   checked_at: string;
+  /** Why the last check failed (the figures are the previous ones). */
+  error?: string;
 }
 export interface StatusPipeline {
   name: string;
@@ -47,6 +49,7 @@ function heldBack(h: HeldBack | null | undefined) {
   return (
     <span data-testid="held-back">
       {parts.join(', ') || '—'} <span class="muted">(checked {time(h.checked_at)})</span>
+      {h.error && <span class="error"> last check failed: {h.error}</span>}
     </span>
   );
 }
