@@ -33,7 +33,7 @@ export function Chart({ title, data, labels, format, testId }: ChartProps) {
         series: [{}, ...labels.map((l, i) => ({ label: l, stroke: PALETTE[i % PALETTE.length], width: 2, value: (_u: uPlot, v: number | null) => (v === null ? '—' : fmt(v)) }))],
         axes: [
           { stroke: 'currentColor', grid: { stroke: 'rgba(128,128,128,0.2)' } },
-          { stroke: 'currentColor', grid: { stroke: 'rgba(128,128,128,0.2)' }, size: 70, values: (_u, vals) => vals.map((v) => fmt(v)) },
+          { stroke: 'currentColor', grid: { stroke: 'rgba(128,128,128,0.2)' }, size: 84, values: (_u, vals) => vals.map((v) => fmt(v)) },
         ],
         scales: { y: { range: (_u, min, max) => [Math.min(0, min), Math.max(1, max * 1.1)] } },
         legend: { live: true },

@@ -58,7 +58,7 @@ sinks:
     type: ${plugin}
     path: ${slowOut}
     fixed_flag: ${fixed}
-    delay_ms: 100
+    delay_ms: 150
     tables: [public.orders]
     batch: { max_events: 50 }
     retry: { attempts: 1, backoff_ms: 10 }
@@ -125,7 +125,7 @@ http: { port: ${port}, auth_token: "\${ADMIN_TOKEN}", history_interval: 1s }
       await page.getByTestId('chart-lag-events').locator('canvas').waitFor();
       const lagCell = row.getByTestId('lag-events');
       const lagNow = async () => Number((await lagCell.textContent())!.replace(/[^0-9]/g, '') || 0);
-      // 4,000 rows in ~4 s; the slow sink takes ~500 events/s.
+      // 4,000 rows in ~4 s; the slow sink takes ~330 events/s (50 per batch, 150 ms each).
       const writer = (async () => {
         for (let i = 0; i < 40; i++) {
           await db.query("INSERT INTO orders (note) SELECT 'w' || g FROM generate_series(1, 100) g");
@@ -150,6 +150,7 @@ http: { port: ${port}, auth_token: "\${ADMIN_TOKEN}", history_interval: 1s }
       }, { what: 'a later sample at 0' });
       assert.ok(pts.some((p) => p[4]! > 0), 'throughput was sampled');
       assert.equal(await page.locator('.chart canvas').count(), 4, 'four charts: events, seconds, bytes, throughput');
+      await new Promise((r) => setTimeout(r, 2500)); // the charts poll /history every 2 s
       await shot(page, 'sinks-after');
     });
 

@@ -71,6 +71,17 @@ describe('serving the console (src/http/console-assets.ts)', () => {
     assert.equal(body.series[0]!.points[0]![1], 5);
   });
 
+  it('with no token configured, reads (the shell and its data) are open and changes are refused', async () => {
+    await using dir = new TempDir();
+    dir.file('index.html', '<!doctype html>');
+    await using s = await serve(dir.path, null);
+    assert.equal((await fetch(`${s.base}/`)).status, 200);
+    assert.equal((await fetch(`${s.base}/history`)).status, 200);
+    const post = await fetch(`${s.base}/snapshot`, { method: 'POST', body: '{}' });
+    assert.equal(post.status, 403);
+    assert.equal(((await post.json()) as { code: string }).code, 'TRB6002');
+  });
+
   it('a missing build answers 404 with TRB6020 naming npm run console:build', async () => {
     await using dir = new TempDir();
     await using s = await serve(`${dir.path}/nothing-here`, null);

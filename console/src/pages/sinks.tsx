@@ -59,7 +59,7 @@ export function Sinks() {
                 <td class="num">{bytes(s.lag?.bytes)}</td>
                 <td class="num">{secs(s.lagSeconds)}</td>
                 <td class="num">{num(s.eventsOut ?? null)}</td>
-                <td class="num">{num(rateOf(p.name, s.name))}</td>
+                <td class="num">{num(rateOf(p.name, s.name) === null ? null : Math.round(rateOf(p.name, s.name)!))}</td>
                 <td class="num" data-testid="dead-letters" title={`${num(s.deadLettered ?? 0)} parked since this attempt started`}>
                   {num(s.deadLetterDepth ?? s.deadLettered ?? 0)}
                 </td>
