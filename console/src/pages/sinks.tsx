@@ -1,4 +1,4 @@
-import { useMemo } from 'preact/hooks';
+import { useEffect, useMemo, useState } from 'preact/hooks';
 import type uPlot from 'uplot';
 import { Chart } from '../chart';
 import { bytes, num, secs } from '../format';
@@ -26,7 +26,12 @@ function aligned(h: History, f: 1 | 2 | 3 | 4): uPlot.AlignedData {
 
 export function Sinks() {
   const status = usePoll<Status>('/status', 2000);
-  const history = usePoll<History>('/history', 2000);
+  // The history changes once per sample: poll it at the server's sampling interval.
+  const [historyMs, setHistoryMs] = useState(2000);
+  const history = usePoll<History>('/history', historyMs);
+  useEffect(() => {
+    if (history.data) setHistoryMs(Math.max(1000, history.data.interval_ms));
+  }, [history.data?.interval_ms]);
   const h = history.data;
   const labels = h?.series.map((s) => `${s.pipeline}/${s.sink}`) ?? [];
   const charts = useMemo(() => (h ? { events: aligned(h, 1), bytes: aligned(h, 2), seconds: aligned(h, 3), rate: aligned(h, 4) } : null), [h]);
