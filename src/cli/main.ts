@@ -51,6 +51,8 @@ export async function main(argv: string[]): Promise<void> {
         return await (await import('./log-commands.js')).cmdState(rest);
       case 'rewind':
         return await (await import('./log-commands.js')).cmdRewind(rest);
+      case 'dlq':
+        return await (await import('./dlq-commands.js')).cmdDlq(rest);
       case 'docs': {
         // Regenerates docs/configuration.md from the schemas.
         if (rest.length !== 1 || rest[0] !== 'config') throw new ConfigError(ErrorCodes.USAGE, 'usage: tributary docs config', { fix: 'run `tributary docs config`' });

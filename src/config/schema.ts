@@ -170,7 +170,7 @@ export type SinkBase = z.infer<typeof SinkBase>;
 
 export const HttpConfig = z
   .object({
-    port: z.number().int().min(0).max(65535).default(8083).describe('Port of /healthz, /readyz, /metrics, /status, the snapshot API and the log API (/log, /log/read, /state, /rewind). 0 turns the HTTP server off.'),
+    port: z.number().int().min(0).max(65535).default(8083).describe('Port of /healthz, /readyz, /metrics, /status, the snapshot API, the log API (/log, /log/read, /state, /rewind) and the dead-letter API (/dlq…). 0 turns the HTTP server off.'),
     host: z
       .string()
       .default('127.0.0.1')

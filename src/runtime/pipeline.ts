@@ -479,10 +479,10 @@ export class Pipeline {
         lagSeconds: r.lagSeconds(),
         eventsOut: r.eventsOut,
         deadLettered: r.deadLettered,
-        deadLetterDepth: r.deadLetterDepth,
         // Behind the log's committed end from its committed offset (log only).
         lag: this.logGauges?.summary?.lags.get(r.name) ?? null,
         failed: r.failed ? errorMessage(r.failed) : null,
+        deadLetters: r.deadLetterDepth,
       })),
     };
   }

@@ -72,11 +72,21 @@ export class SinkRunner {
    * such a key are parked behind it, so the key's changes reach the sink in order.
    */
   private readonly held = new Map<string, { first: string; count: number }>();
+  /** The tables of `held`: only their events need their key read (which parses the envelope). */
+  private readonly heldTables = new Set<string>();
+  /** Ids in the store: an event read again (a restart after a crash, a rewind) is not parked twice. */
+  private readonly parkedIds = new Set<string>();
   private depth = 0;
+  /** Events in this sink's dead-letter store now (what `tributary_dead_letter_depth` shows). */
+  get deadLetterDepth(): number {
+    return this.depth;
+  }
   /** Serializes batch delivery with dead-letter retries and discards (see exclusive). */
   private gate: Promise<unknown> = Promise.resolve();
   /** The checkpoint record last stored or queued (a retry re-checkpoints the sink's state with it). */
   private lastRec: SinkCheckpointRecord | null = null;
+  /** Set while writes fail because the target is unreachable (they are retried until it is back). */
+  private unreachable = false;
   /** Whether the most recent write succeeded (a healthy target). */
   private lastWriteOk = false;
   /** `lastWriteOk` as it was before the batch now being isolated. */
@@ -150,10 +160,6 @@ export class SinkRunner {
   eventsOut = 0;
   /** Events this attempt parked in the dead-letter store. */
   deadLettered = 0;
-  /** Dead letters of this sink in the store now (retries and discards lower it). */
-  get deadLetterDepth(): number {
-    return this.depth;
-  }
 
   /** Events (and commit markers) in the stream that this sink has not taken yet. */
   get lagEvents(): number {
@@ -226,8 +232,10 @@ export class SinkRunner {
         if (events.length) {
           const last = events[events.length - 1]!;
           // A key with a parked event: its later events park behind it (per-key order).
-          const behind = this.held.size ? this.divert(events, this.held) : [];
-          if (behind.length) await this.park(behind.map((ev) => this.heldLetter(ev)));
+          const behind = this.held.size ? this.divert(events, this.held, this.heldTables) : [];
+          // One read again (after a crash, a rewind) is parked already: left as it is, its error kept.
+          const again = behind.filter((ev) => !this.parkedIds.has(ev.fence));
+          if (again.length) await this.park(again.map((ev) => this.heldLetter(ev)));
           if (events.length) {
             this.lastWriteOkBefore = this.lastWriteOk;
             await this.deliver(events, { signal, commit: fresh ? commit!.txn.serialize() : null });
@@ -319,13 +327,16 @@ export class SinkRunner {
     const { retry } = this.o.sink.base;
     const attempts = this.maxAttempts;
     for (let round = 1; ; round++) {
-      const err = await this.writeWithRetries(events, wctx, attempts);
+      const tally = { n: 0 };
+      const err = await this.writeWithRetries(events, wctx, attempts, tally);
       if (!err) return;
       const failed: Failure[] = [];
       const state = { succeeded: false, broken: false };
       const blocked = new Map<string, { first: string; count: number }>();
       const behind: SinkEvent[] = [];
-      await this.isolate(events, wctx, failed, state, blocked, behind);
+      // One event alone has had its max_attempts already; a batch is bisected.
+      if (events.length === 1) failed.push({ ev: events[0]!, err, attempts: tally.n });
+      else await this.isolate(events, wctx, failed, state, blocked, behind);
       const poisonOnly = failed.length > 0 && failed.every((f) => f.err instanceof PoisonEventError);
       if (!state.broken && (state.succeeded || poisonOnly || (events.length === 1 && this.lastWriteOkBefore))) {
         await this.settle(failed, behind, wctx);
@@ -345,10 +356,11 @@ export class SinkRunner {
   }
 
   /**
-   * What bisection left: each rejected event gets one more try (the target may have recovered
-   * meanwhile; one that goes through now was never poison), in stream order with the events
-   * held behind them. An event whose key has a parked event parks behind it; an event held
-   * behind one that went through on its last try is written now, in its place.
+   * What bisection left, in stream order. Each event the target rejected on its own gets its
+   * last write now, after the bisection (the target may have recovered meanwhile: an event
+   * that goes through now was never poison; bisection gave it `max_attempts - 1`), and parks if
+   * that fails too; every later event of a parked key parks behind it, and one set aside
+   * behind an event that went through is written in its place.
    */
   private async settle(failed: Failure[], behind: SinkEvent[], wctx: WriteContext): Promise<void> {
     const all: { ev: SinkEvent; f?: Failure }[] = [...failed.map((f) => ({ ev: f.ev, f })), ...behind.map((ev) => ({ ev }))];
@@ -364,9 +376,10 @@ export class SinkRunner {
         continue;
       }
       const tally = { n: 0 };
-      const again = f?.err instanceof PoisonEventError ? f.err : await this.writeWithRetries([ev], one, f ? 1 : this.maxAttempts, tally);
-      if (!again) continue;
-      out.push(this.letter(ev, again, (f?.attempts ?? 0) + tally.n));
+      const done = f && (f.err instanceof PoisonEventError || f.attempts >= this.maxAttempts);
+      const err = done ? f.err : await this.writeWithRetries([ev], one, f ? 1 : this.maxAttempts, tally);
+      if (!err) continue;
+      out.push(this.letter(ev, err, (f?.attempts ?? 0) + tally.n));
       if (k !== null) parked.set(k, { first: ev.fence, count: 1 });
     }
     await this.park(out);
@@ -380,6 +393,7 @@ export class SinkRunner {
     for (;;) {
       try {
         await this.instance.write(events, wctx);
+        this.unreachable = false;
         this.lastWriteOk = true;
         this.eventsOut += events.length;
         this.o.metrics.inc('tributary_events_out_total', events.length, this.labels);
@@ -390,6 +404,7 @@ export class SinkRunner {
         this.o.metrics.inc('tributary_sink_retries_total', 1, this.labels);
         if (!(err instanceof PoisonEventError) && isRetryableError(err)) {
           transient++;
+          this.unreachable = true;
           this.o.logger.warn({ sink: this.name, attempt: transient, err }, `sink ${this.name}: target unavailable, retrying`);
           await sleep(backoffDelay(transient, retry.backoff_ms, retry.max_backoff_ms), wctx.signal);
           continue;
@@ -414,7 +429,8 @@ export class SinkRunner {
     if (state.broken) return;
     if (events.length === 1) {
       const tally = { n: 0 };
-      const err = await this.writeWithRetries(events, wctx, this.maxAttempts, tally);
+      // The last of its max_attempts comes after the bisection (settle).
+      const err = await this.writeWithRetries(events, wctx, Math.max(1, this.maxAttempts - 1), tally);
       if (!err) {
         state.succeeded = true;
         return;
@@ -442,12 +458,12 @@ export class SinkRunner {
     }
   }
 
-  /** Remove from `events` (in place) those whose key is in `keys`, and return them. */
-  private divert(events: SinkEvent[], keys: Map<string, unknown>): SinkEvent[] {
+  /** Remove from `events` (in place) those whose key is in `keys` (of `tables`, when given), and return them. */
+  private divert(events: SinkEvent[], keys: Map<string, unknown>, tables?: Set<string>): SinkEvent[] {
     const out: SinkEvent[] = [];
     let j = 0;
     for (const ev of events) {
-      const k = keyOf(ev);
+      const k = tables && !tables.has(ev.table) ? null : keyOf(ev);
       if (k !== null && keys.has(k)) out.push(ev);
       else events[j++] = ev;
     }
@@ -517,12 +533,16 @@ export class SinkRunner {
   private track(items: StoredDeadLetter[], add = false): void {
     if (!add) {
       this.held.clear();
+      this.heldTables.clear();
+      this.parkedIds.clear();
       this.depth = 0;
     }
     for (const it of items) {
-      this.depth++;
+      if (!this.parkedIds.has(it.id)) this.depth++;
+      this.parkedIds.add(it.id);
       const k = itemKey(it);
       if (k === null) continue;
+      this.heldTables.add(it.table);
       const h = this.held.get(k);
       if (h) h.count++;
       else this.held.set(k, { first: it.id, count: 1 });
@@ -549,6 +569,7 @@ export class SinkRunner {
    * Refuses (TRB3033) to deliver a later dead letter of a key while an earlier one stays.
    */
   retryDeadLetters(sel: { ids?: string[]; all?: boolean }): Promise<{ retried: number; delivered: number; parked: number }> {
+    this.refuseWhileUnreachable('retried');
     return this.exclusive(async () => {
       const items = await this.deadLetters.list();
       const chosen = selectLetters(items, sel, this.name);
@@ -596,12 +617,24 @@ export class SinkRunner {
 
   /** Discard dead letters (`ids`, or all), recording `reason` in the sink's dead-letter history and the log. */
   discardDeadLetters(sel: { ids?: string[]; all?: boolean }, reason: string): Promise<{ discarded: number }> {
+    this.refuseWhileUnreachable('discarded');
     return this.exclusive(async () => {
       const chosen = selectLetters(await this.deadLetters.list(), sel, this.name);
       await this.deadLetters.remove(chosen, { outcome: 'discarded', reason, at: new Date().toISOString() });
       this.track(await this.deadLetters.list());
       this.o.logger.warn({ sink: this.name, discarded: chosen.length, ids: chosen.slice(0, 20).map((c) => c.id), reason, depth: this.depth }, `sink ${this.name}: discarded ${chosen.length} dead letter(s): ${reason}`);
       return { discarded: chosen.length };
+    });
+  }
+
+  /**
+   * While the sink retries a batch against an unreachable target, a retry or discard would
+   * wait behind it for as long as the target stays away: refuse at once instead (TRB3032).
+   */
+  private refuseWhileUnreachable(what: string): void {
+    if (!this.unreachable) return;
+    throw new TributaryError(ErrorCodes.DLQ_LIVE, `sink ${this.name} cannot reach its target and is retrying a batch; its dead letters cannot be ${what} until that batch goes through`, {
+      fix: 'wait until the target is back (the sink logs it and its lag falls), or stop the pipeline and run tributary dlq again',
     });
   }
 

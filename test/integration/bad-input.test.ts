@@ -125,7 +125,7 @@ describe('poison events go to the dead-letter store; the pipeline does not stall
     assert.deepEqual(dlq[0]!.key, { id: 5 });
     assert.match(dlq[0]!.error.message, /violates the target's constraint/);
     assert.equal(dlq[0]!.sink, 'picky');
-    assert.equal(dlq[0]!.attempts, 3, 'retry.attempts (2) writes on its own, plus the last try before parking');
+    assert.equal(dlq[0]!.attempts, 2, 'max_attempts (default: retry.attempts, 2) writes on its own');
     assert.equal(p.metrics.get('tributary_dead_letter_total', { pipeline: 'poison', sink: 'picky' }), 1);
     assert.equal(p.metrics.get('tributary_dead_letter_depth', { pipeline: 'poison', sink: 'picky' }), 1);
     // The well-behaved sink got everything, poison included.

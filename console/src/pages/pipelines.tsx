@@ -10,7 +10,8 @@ export interface StatusSink {
   lagSeconds: number;
   eventsOut?: number;
   deadLettered?: number;
-  deadLetterDepth?: number;
+  /** Dead letters in the sink's store now. */
+  deadLetters?: number;
   lag?: { events: number; bytes: number; seconds: number | null } | null;
   failed: string | null;
 }

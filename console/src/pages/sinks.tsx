@@ -66,7 +66,7 @@ export function Sinks() {
                 <td class="num">{num(s.eventsOut ?? null)}</td>
                 <td class="num">{num(rateOf(p.name, s.name) === null ? null : Math.round(rateOf(p.name, s.name)!))}</td>
                 <td class="num" data-testid="dead-letters" title={`${num(s.deadLettered ?? 0)} parked since this attempt started`}>
-                  {num(s.deadLetterDepth ?? s.deadLettered ?? 0)}
+                  {num(s.deadLetters ?? 0)}
                 </td>
                 <td>{s.failed ? <span class="error">{s.failed}</span> : <span class="badge state-running">ok</span>}</td>
               </tr>
