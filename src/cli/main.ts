@@ -267,6 +267,8 @@ async function cmdStatus(rest: string[]): Promise<void> {
     const running = p.running as LiveStatus | null;
     process.stdout.write(`pipeline ${p.pipeline}: ${running ? running.state : 'not running (positions from the state store)'}\n`);
     if (running) for (const line of healthLines(running)) process.stdout.write(`  ${line}\n`);
+    const held = running?.held_back ? heldBackLine(running.held_back) : null;
+    if (held) process.stdout.write(`  ${held}\n`);
     const log = p.log as import('../runtime/log-info.js').LogInfo | null;
     if (log) for (const line of (await import('./log-commands.js')).statusLogLines(log)) process.stdout.write(`  ${line}\n`);
     for (const [name, s] of Object.entries(p.sinks as Record<string, { position: string; committedAt: string } | null>)) {
@@ -292,6 +294,18 @@ interface LiveStatus {
   source?: { up: boolean; downSeconds: number; attempts: number; lastError: string | null; nextRetryAt: string | null };
   restarts?: number;
   nextRetryAt?: string | null;
+  held_back?: import('../runtime/held-back.js').HeldBackStatus | null;
+}
+
+/** What the source makes the database keep, in one line (`/status` `held_back`). */
+function heldBackLine(h: import('../runtime/held-back.js').HeldBackStatus): string | null {
+  const mib = (n: number) => `${(n / 1048576).toFixed(1)} MiB`;
+  const at = `measured ${h.checked_at}${h.error ? `; last measure failed: ${h.error}` : ''}`;
+  if (h.wal_bytes !== undefined) return `source holds back: ${mib(h.wal_bytes)} of WAL in the slot${h.slot_missing ? ' (no slot)' : ''} (${at})`;
+  if (h.binlog_files !== undefined) {
+    return `source holds back: ${h.binlog_files} binlog file(s) from ${h.oldest_binlog_file}${h.binlog_bytes !== undefined ? `, ${mib(h.binlog_bytes)}` : ''}${h.oldest_binlog_purged ? ' (that file was purged: the pipeline cannot resume from it)' : ''} (${at})`;
+  }
+  return h.error ? `source holds back: unknown (${at})` : null;
 }
 
 /** Why a live pipeline is not (fully) running: its database, its last failure, its next retry. */

@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import { ErrorCodes, errorMessage } from '../core/errors.js';
 import type { HeldBack, Source } from '../core/source.js';
 import type { Metrics } from './metrics.js';
+import { classifyError } from './error-class.js';
 
 /** The `held_back` block of a pipeline in `/status`. */
 export type HeldBackStatus = HeldBack & {
@@ -18,8 +19,9 @@ export type HeldBackStatus = HeldBack & {
  * the last answer for `/status`. Off the hot path: one catalog query on a control connection,
  * never more than one at a time, on an unref'd timer.
  *
- * A failing query is logged once (TRB6011) until one works again: an unreachable database is
- * already reported by the source link, and a missing privilege would otherwise log every 15 s.
+ * A failing query is logged once (TRB6011) until one works again, and only when it is not a
+ * lost connection: an unreachable database is already reported, once, by the source link
+ * (source-link.ts), and a missing privilege would otherwise log every 15 s.
  */
 export class HeldBackPoller {
   private last: HeldBackStatus | null = null;
@@ -70,17 +72,23 @@ export class HeldBackPoller {
       if (this.closed) return;
       const { checked_at: _old, error: _e, ...figures } = this.last ?? {};
       this.last = { ...figures, checked_at: checked, error: errorMessage(err) };
-      if (!this.warned) {
+      // An outage is the source link's to report; this stays at debug then.
+      if (classifyError(err) === 'transient') this.logger.debug({ err }, `cannot measure what the source holds back: ${errorMessage(err)}`);
+      else if (!this.warned) {
         this.warned = true;
         this.logger.warn({ code: ErrorCodes.HELD_BACK_QUERY, err }, `cannot measure what the source holds back: ${errorMessage(err)} (fix: see docs/errors.md ${ErrorCodes.HELD_BACK_QUERY}; it is tried again every ${Math.round(this.intervalMs / 1000)} s)`);
       }
     }
   }
 
-  /** Idempotent: stops polling and waits for a measure in flight. */
-  async close(): Promise<void> {
+  /**
+   * Idempotent: stops polling. A measure in flight is not waited for (it may sit behind a lock
+   * on the control connection); its answer is dropped, and it fails harmlessly once the source
+   * closes its connections.
+   */
+  close(): Promise<void> {
     this.closed = true;
     clearInterval(this.timer);
-    await this.running;
+    return Promise.resolve();
   }
 }

@@ -28,6 +28,8 @@ describe('source hold-back and the deploy metrics on a live /metrics', { concurr
     await using proc = TributaryProcess.start(['run', '--config', cfg]);
     const base = `http://127.0.0.1:${port}`;
     await waitFor(async () => (await fetch(`${base}/readyz`).catch(() => null))?.status === 200, { what: 'readyz', timeoutMs: 60_000 });
+    // The snapshot is done before the writes, so it reads exactly the 300 rows written before the start.
+    await waitFor(async () => new RegExp(`^tributary_snapshot_remaining_tables\\{pipeline="hb_${process.pid}"\\} 0$`, 'm').test(await (await fetch(`${base}/metrics`)).text()), { what: 'the snapshot', timeoutMs: 60_000 });
     await db.query("INSERT INTO t SELECT g, repeat('x', 200) FROM generate_series(1, 500) g");
     type Status = { pipelines: { name: string; held_back: HeldBack | null }[] };
     const held = (await waitFor(async () => ((await (await fetch(`${base}/status`)).json()) as Status).pipelines[0]!.held_back, { what: 'held_back in /status' }))!;
@@ -61,6 +63,9 @@ describe('source hold-back and the deploy metrics on a live /metrics', { concurr
     const used = deployMetricNames();
     assert.ok(used.size > 20);
     for (const n of used) assert.ok(families.has(n), `${n} (deploy/) is on /metrics`);
+    const st = await TributaryProcess.run(['status', '--config', cfg]);
+    assert.equal(st.code, 0, st.stderr);
+    assert.match(st.stdout, /source holds back: \d+\.\d MiB of WAL in the slot \(measured \d{4}-/);
     assert.equal(await proc.kill('SIGTERM'), 0);
   });
 

@@ -276,6 +276,14 @@ describe('Dockerfile', () => {
   const stages = text.split(/^FROM /m).slice(1);
   const last = stages[stages.length - 1]!;
 
+  it('the image ships the web console\'s built assets (console/dist) when the repository has them', (t) => {
+    if (!existsSync(join(REPO, 'console', 'dist'))) {
+      t.skip('no console/dist in this tree');
+      return;
+    }
+    assert.match(last, /^COPY console\/dist \.\/console\/dist$/m);
+  });
+
   it('the image runs as a non-root user, with a health check', () => {
     assert.match(last, /^USER node$/m);
     assert.match(last, /^HEALTHCHECK .*\/healthz/ms);

@@ -136,7 +136,9 @@ describe('HeldBackPoller', () => {
   it('publishes the figures, keeps them through a failed measure with its error, and logs the failure once', async () => {
     const m = new Metrics();
     defineRuntimeMetrics(m);
-    const { source } = fakeSource([{ wal_bytes: 4096 }, new Error('connection refused'), new Error('connection refused'), { wal_bytes: 8192 }]);
+    const denied = () => Object.assign(new Error('permission denied for function pg_current_wal_lsn'), { code: '42501' });
+    const refused = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' });
+    const { source } = fakeSource([{ wal_bytes: 4096 }, refused, denied(), denied(), { wal_bytes: 8192 }]);
     const warnings: string[] = [];
     const log = pino({ level: 'warn' }, { write: (line: string) => warnings.push(line) });
     const p = new HeldBackPoller(source, 'p', m, log, 60_000);
@@ -147,10 +149,13 @@ describe('HeldBackPoller', () => {
     assert.match(p.status()!.checked_at, /^\d{4}-\d\d-\d\dT/);
     assert.equal(m.get('tributary_source_retained_wal_bytes', { pipeline: 'p' }), 4096);
     await p.poll();
-    await p.poll();
     assert.equal(p.status()!.wal_bytes, 4096, 'the last figures stay');
-    assert.equal(p.status()!.error, 'connection refused');
-    assert.equal(warnings.length, 1, 'one warning for the outage');
+    assert.match(p.status()!.error!, /ECONNREFUSED/);
+    assert.equal(warnings.length, 0, 'a lost database is the source link\'s to report');
+    await p.poll();
+    await p.poll();
+    assert.equal(p.status()!.error, 'permission denied for function pg_current_wal_lsn');
+    assert.equal(warnings.length, 1, 'one warning until a measure works again');
     assert.match(warnings[0]!, /TRB6011/);
     await p.poll();
     assert.equal(p.status()!.wal_bytes, 8192);
