@@ -20,13 +20,15 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm pkg delete scripts.prepare && npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 
-# 3. The image: node, production node_modules, dist/, the launcher. Runs as the unprivileged
+# 3. The image: node, production node_modules, dist/, the console's built files, the launcher. Runs as the unprivileged
 #    `node` user (uid 1000) of the base image.
 FROM node:20-bookworm-slim
 ENV NODE_ENV=production
 WORKDIR /app
 COPY --from=deps /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
+# The web console, built and committed (console/dist): served at / with no build step.
+COPY console/dist ./console/dist
 COPY bin ./bin
 COPY package.json ./
 RUN ln -s /app/bin/tributary.js /usr/local/bin/tributary \

@@ -9,6 +9,8 @@ import { standaloneLink } from '../runtime/source-link.js';
 import { startHttp } from '../http/server.js';
 import { snapshotRoute } from '../http/snapshot-route.js';
 import { logApi } from '../http/log-routes.js';
+import { historyRoute } from '../http/history-route.js';
+import { LagHistory, samplesFromStatus } from '../runtime/lag-history.js';
 import { dlqRoutes } from '../http/dlq-routes.js';
 import { COMMANDS, overview, version, wantsHelp } from './usage.js';
 import { createSource } from '../runtime/source-registry.js';
@@ -114,6 +116,8 @@ async function cmdRun(rest: string[]): Promise<void> {
   // waits for its database or fails never holds up or stops the others.
   const pipelines = cfg.pipelines.map((p) => new PipelineSupervisor(p, logger.child({ pipeline: p.config.name }), metrics));
   let server: Server | undefined;
+  // The console's lag charts (GET /history): an hour of samples per sink, taken off the hot path.
+  const history = new LagHistory({ intervalMs: cfg.http.history_interval, sample: () => samplesFromStatus(pipelines) });
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) {
@@ -137,8 +141,9 @@ async function cmdRun(rest: string[]): Promise<void> {
         metrics,
         logger,
         auth: { token: cfg.http.auth_token || null, openProbes: cfg.http.open_probes },
-        routes: adminRoutes(pipelines),
+        routes: adminRoutes(pipelines, history),
       });
+      history.start();
     }
     for (const p of pipelines) p.start();
     await Promise.all(pipelines.map((p) => p.done));
@@ -146,6 +151,7 @@ async function cmdRun(rest: string[]): Promise<void> {
     await Promise.all(pipelines.map((p) => p.stop()));
     throw err;
   } finally {
+    history.close();
     server?.close();
   }
   const failed = pipelines.filter((p) => p.state === 'failed');
@@ -156,10 +162,10 @@ async function cmdRun(rest: string[]): Promise<void> {
 }
 
 /** Every admin route besides the built-in ones: snapshots, the log, dead letters. */
-function adminRoutes(pipelines: PipelineSupervisor[]): import('../http/server.js').HttpRoutes {
+function adminRoutes(pipelines: PipelineSupervisor[], history: LagHistory): import('../http/server.js').HttpRoutes {
   const log = logApi(pipelines, { '/snapshot': snapshotRoute(pipelines) });
   const dlq = dlqRoutes(pipelines);
-  return { get: { ...log.get, ...dlq.get }, post: { ...log.post, ...dlq.post } };
+  return { get: { ...log.get, ...dlq.get, '/history': historyRoute(history) }, post: { ...log.post, ...dlq.post } };
 }
 
 async function cmdValidate(rest: string[]): Promise<void> {

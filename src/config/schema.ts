@@ -184,9 +184,13 @@ export const HttpConfig = z
       ),
     auth_token_file: z.string().optional().describe('A file holding the token (a mounted Secret), instead of `auth_token`. Relative to the config file; surrounding whitespace is ignored.'),
     open_probes: z.boolean().default(true).describe('Serve /healthz, /readyz and /metrics without the token (for probes and Prometheus). false: they need it too.'),
+    history_interval: duration
+      .default(5000)
+      .refine((ms) => ms >= 500 && ms <= 60_000, 'between 500ms and 60s')
+      .describe("How often the console's lag charts sample each sink (GET /history keeps the last hour of samples)."),
   })
   .strict()
-  .default({ port: 8083, host: '127.0.0.1', open_probes: true });
+  .default({ port: 8083, host: '127.0.0.1', open_probes: true, history_interval: 5000 });
 
 export const LogConfig = z
   .object({

@@ -153,6 +153,7 @@ export const ErrorCodes = {
   SNAPSHOT_FILTER_UNSAFE: 'TRB6003',
   SNAPSHOT_FILTER_REJECTED: 'TRB6004',
   HTTP_BAD_REQUEST: 'TRB6005',
+  CONSOLE_MISSING: 'TRB6020',
   /** A snapshot may not read a table or write its watermarks (a missing privilege). */
   SNAPSHOT_PRIVILEGE: 'TRB4010',
   // Metrics and monitoring

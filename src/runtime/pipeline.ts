@@ -476,6 +476,8 @@ export class Pipeline {
         offset: r.offset,
         lagEvents: r.lagEvents,
         lagSeconds: r.lagSeconds(),
+        eventsOut: r.eventsOut,
+        deadLettered: r.deadLettered,
         // Behind the log's committed end from its committed offset (log only).
         lag: this.logGauges?.summary?.lags.get(r.name) ?? null,
         failed: r.failed ? errorMessage(r.failed) : null,

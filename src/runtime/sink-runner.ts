@@ -156,6 +156,11 @@ export class SinkRunner {
     });
   }
 
+  /** Events written durably by this attempt (for the console's throughput chart, runtime/lag-history.ts). */
+  eventsOut = 0;
+  /** Events this attempt parked in the dead-letter store. */
+  deadLettered = 0;
+
   /** Events (and commit markers) in the stream that this sink has not taken yet. */
   get lagEvents(): number {
     return (this.consumer?.behind ?? 0) + this.pending.length;
@@ -390,6 +395,7 @@ export class SinkRunner {
         await this.instance.write(events, wctx);
         this.unreachable = false;
         this.lastWriteOk = true;
+        this.eventsOut += events.length;
         this.o.metrics.inc('tributary_events_out_total', events.length, this.labels);
         this.o.metrics.inc('tributary_sink_batches_total', 1, this.labels);
         return null;
@@ -510,6 +516,7 @@ export class SinkRunner {
     await this.deadLetters.put(items);
     const fresh = items.filter((i) => i.error.code !== ErrorCodes.DLQ_HELD);
     this.track(items, true);
+    this.deadLettered += items.length;
     this.o.metrics.inc('tributary_dead_letter_total', items.length, this.labels);
     if (fresh.length) {
       const f = fresh[0]!;
