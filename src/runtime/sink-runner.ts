@@ -594,6 +594,10 @@ export class SinkRunner {
         if (k !== null && blocked.has(k)) continue;
         try {
           await this.instance.write([this.eventOf(it)], { signal: this.ac.signal, commit: null });
+          // The target took a write: a lone event it rejects next is poison, not an outage
+          // (without this, the failed write before the retry made the next poison event
+          // look like a broken target, retried for ever instead of parked).
+          this.lastWriteOk = true;
           this.o.metrics.inc('tributary_events_out_total', 1, this.labels);
           delivered.push(it);
         } catch (err) {

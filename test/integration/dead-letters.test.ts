@@ -121,6 +121,14 @@ http: { port: ${port}, auth_token: ${token} }
     await src.query('INSERT INTO t VALUES (4, -4)');
     await src.query('UPDATE t SET v = 9 WHERE id = 4');
     await waitFor(async () => (await parked()).depth === 2, { timeoutMs: 30_000, what: 'two dead letters of key 4' });
+    // The sink's last write failed; a live retry succeeds. A lone bad row right after must
+    // still park, not be taken for an unreachable target and retried for ever.
+    await dst.query('ALTER TABLE mirror.t DROP CONSTRAINT nonneg');
+    assert.deepEqual(await (await api('/dlq/retry', { sink: 'mirror', all: true })).json(), { retried: 2, delivered: 2, parked: 0 });
+    await dst.query('ALTER TABLE mirror.t ADD CONSTRAINT nonneg CHECK (v >= 0)');
+    await src.query('INSERT INTO t VALUES (7, -7)');
+    await src.query('UPDATE t SET v = 10 WHERE id = 7');
+    await waitFor(async () => (await parked()).depth === 2, { timeoutMs: 30_000, what: 'two dead letters of key 7 after a successful retry' });
     assert.equal(await proc.kill('SIGTERM'), 0);
     await dst.query('ALTER TABLE mirror.t DROP CONSTRAINT nonneg');
     const offline = await cli(['retry', '--sink', 'mirror', '--all']);
@@ -128,6 +136,7 @@ http: { port: ${port}, auth_token: ${token} }
     assert.match(offline.stdout, /retried 2 dead letter\(s\): 2 delivered, 0 still parked/);
     assert.deepEqual(await mirror(), await table(), 'the target equals the table');
     assert.deepEqual((await mirror()).find((r) => r.id === 4), { id: 4, v: 9 }, 'key 4 in order: 9 after -4');
+    assert.deepEqual((await mirror()).find((r) => r.id === 7), { id: 7, v: 10 }, 'key 7 in order: 10 after -7');
     const empty = await cli(['list', '--sink', 'mirror']);
     assert.match(empty.stdout, /no dead letters/);
   });
