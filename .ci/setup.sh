@@ -17,6 +17,7 @@ command -v mariadb-binlog >/dev/null 2>&1 || need_pkgs+=(mariadb-client)
 command -v redis-server >/dev/null 2>&1 || need_pkgs+=(redis-server)
 command -v searchd >/dev/null 2>&1 || need_pkgs+=(sphinxsearch)
 command -v clickhouse-server >/dev/null 2>&1 || [ -x /usr/bin/clickhouse ] || need_pkgs+=(clickhouse-server)
+command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || need_pkgs+=(chromium)   # the console's browser tests (playwright-core drives it)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   log "installing ${need_pkgs[*]}"
   export DEBIAN_FRONTEND=noninteractive

@@ -15,15 +15,24 @@ function ratioTarget(name: string, goal: number, ours: Throughput | undefined, p
   return { name, goal: `≥ ${goal.toFixed(1)}×`, measured: `${r.toFixed(2)}× (${ours.rowsPerSec} vs ${best.rowsPerSec} rows/s)`, pass: r >= goal };
 }
 
-export function judge(th: Throughput[], lat: Latency[], mem: Memory[], ran: Set<string>): Target[] {
+export function judge(th: Throughput[], lat: Latency[], mem: Memory[], ran: Set<string>, log?: Report['log']): Target[] {
   const t: Target[] = [];
+  if (ran.has('log')) {
+    for (const a of log?.appends ?? []) t.push({ name: `log appends alone, durable (${a.compression})`, goal: '≥ 300000 events/s', measured: `${a.eventsPerSec} events/s`, pass: a.eventsPerSec >= 300_000 });
+    const l = log?.lookup;
+    t.push(l
+      ? { name: `one-key state --at over ${l.events / 1e6}M events, fresh process`, goal: '< 1000 ms, right row', measured: `${l.ms} ms${l.correct ? '' : ', WRONG ROW'}`, pass: l.correct && l.ms < 1000 }
+      : { name: 'one-key state --at', goal: '< 1000 ms', measured: log?.error ? `failed: ${log.error}` : 'not run', pass: null });
+  }
   if (ran.has('pg')) {
-    const ours = find(th, 'pg', /jsonl/);
+    const ours = find(th, 'pg', /log → jsonl/);
+    t.push(ratioTarget('Postgres slot→log→jsonl vs slot→memory stream→jsonl', 0.8, ours, [find(th, 'pg', /memory stream → jsonl/)]));
     t.push(ratioTarget('Postgres slot→jsonl vs pg_recvlogical', 0.9, ours, [find(th, 'pg', /pg_recvlogical/)]));
     t.push(ratioTarget('Postgres slot→jsonl vs pg-logical-replication', 1.2, ours, [find(th, 'pg', /pg-logical-replication/)]));
   }
   if (ran.has('mysql')) {
-    t.push(ratioTarget('MariaDB binlog→jsonl vs faster of mariadb-binlog -v / zongji', 1.0, find(th, 'mysql', /jsonl/), [find(th, 'mysql', /mariadb-binlog/), find(th, 'mysql', /zongji/)]));
+    t.push(ratioTarget('MariaDB binlog→log→jsonl vs binlog→memory stream→jsonl', 0.8, find(th, 'mysql', /log → jsonl/), [find(th, 'mysql', /memory stream → jsonl/)]));
+    t.push(ratioTarget('MariaDB binlog→jsonl vs faster of mariadb-binlog -v / zongji', 1.0, find(th, 'mysql', /log → jsonl/), [find(th, 'mysql', /mariadb-binlog/), find(th, 'mysql', /zongji/)]));
   }
   if (ran.has('snapshot')) {
     t.push(ratioTarget('Postgres snapshot vs COPY TO STDOUT', 0.5, find(th, 'snapshot-pg', /Tributary/), [find(th, 'snapshot-pg', /COPY/)]));
@@ -72,7 +81,7 @@ export function render(r: Report): string {
         : '';
       return [t.contender, t.rows?.toString() ?? '', t.seconds?.toFixed(2) ?? '', t.rowsPerSec?.toString() ?? '', t.peakRssMb?.toString() ?? '', t.cpuSeconds?.toFixed(2) ?? '', t.serverCpuSeconds?.toFixed(2) ?? '', ratio, status];
     });
-    const ratioHead = section === 'sinks' ? '' : `Tributary÷peer (${ours.map((o) => (/null/.test(o.contender) ? 'null' : 'jsonl')).join(' / ') || '-'})`;
+    const ratioHead = section === 'sinks' ? '' : `Tributary÷peer (${ours.map((o) => (/null/.test(o.contender) ? 'null' : /memory/.test(o.contender) ? 'memory' : 'log')).join(' / ') || '-'})`;
     out.push('', SECTION_TITLE[section]!, table(['contender', 'rows', 'seconds', 'rows/s', 'RSS MB', 'CPU s', 'db CPU s', ratioHead, ''], rowsOut, [1, 2, 3, 4, 5, 6, 7]));
   }
   if (r.latency.length) {
@@ -85,6 +94,12 @@ export function render(r: Report): string {
     out.push(table(['source', 'rows', 'peak RSS MB', 'seconds', 'rows/s', ''],
       r.memory.map((m) => [m.source, String(m.rows), m.peakRssMb?.toString() ?? '', m.seconds?.toFixed(1) ?? '', m.rowsPerSec?.toString() ?? '', m.skipped ? `skipped: ${m.skipped}` : m.error ? `FAILED: ${m.error}` : '']), [1, 2, 3, 4]));
   }
+  if (r.log?.appends.length) {
+    out.push('', 'The log alone (no source, no sink): durable appends, transactions of 10 events of ~330 bytes');
+    out.push(table(['compression', 'events', 'seconds', 'events/s', 'bytes/event on disk'],
+      r.log.appends.map((a) => [a.compression, String(a.events), a.seconds.toFixed(2), String(a.eventsPerSec), String(a.bytesPerEvent)]), [1, 2, 3, 4]));
+  }
+  if (r.log?.lookup) out.push('', `Time travel: one key's state --at over ${r.log.lookup.events} events in a fresh process: ${r.log.lookup.ms} ms${r.log.lookup.correct ? ' (right row)' : ' (WRONG ROW)'}`);
   if (r.targets.length) {
     out.push('', 'Targets (issue 6)');
     out.push(table(['target', 'goal', 'measured', 'result'], r.targets.map((t) => [t.name, t.goal, t.measured, t.pass === null ? 'n/a' : t.pass ? 'PASS' : 'MISS'])));

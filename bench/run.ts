@@ -2,8 +2,9 @@
  * `npm run bench`: Tributary against the fastest peers and the databases' own limits, on the
  * same workloads in the same run, with ratios and the targets of issue 6.
  *
- * Sections (select with --only): pg, mysql (streaming backlog drains), snapshot, latency,
- * memory, sinks. Results go to bench/results/latest.json and are appended, with the commit
+ * Sections (select with --only): pg, mysql (streaming backlog drains, on the log and on the
+ * memory stream), snapshot, latency, memory, sinks, log (the log alone: appends, bytes per
+ * event, a one-key time-travel lookup). Results go to bench/results/latest.json and are appended, with the commit
  * and date, to bench/results/history.jsonl. See docs/benchmarks.md.
  */
 import { execFileSync } from 'node:child_process';
@@ -15,6 +16,7 @@ import { pgStreaming } from './contenders/postgres.js';
 import { mariadbSnapshot, pgSnapshot } from './contenders/snapshot.js';
 import { mariadbLatency, pgLatency } from './latency.js';
 import { mariadbMemory, pgMemory } from './memory.js';
+import { logAppends, logLookup } from './log.js';
 import { parseOptions, USAGE, UsageError, type BenchOptions } from './lib/options.js';
 import { REPO } from './lib/proc.js';
 import { errText, type Latency, type Memory, type Report, type Throughput } from './lib/results.js';
@@ -37,6 +39,7 @@ interface Collected {
   throughput: Throughput[];
   latency: Latency[];
   memory: Memory[];
+  log?: Report['log'];
   versions: { postgres?: string; mariadb?: string };
 }
 
@@ -165,6 +168,17 @@ async function main(): Promise<number> {
   const c: Collected = { throughput: [], latency: [], memory: [], versions: {} };
   await postgresSections(o, c);
   await mariadbSections(o, c);
+  if (o.only.has('log')) {
+    log(`\n== log (${o.logEvents} appends each, time travel over ${o.lookupEvents})`);
+    c.log = { appends: [] };
+    try {
+      c.log.appends = await logAppends(o.logEvents, log);
+      c.log.lookup = await logLookup(o.lookupEvents, log);
+    } catch (err) {
+      c.log.error = errText(err);
+      log(`log: FAILED ${c.log.error}`);
+    }
+  }
   if (o.only.has('sinks')) {
     log(`\n== sinks (${o.sinkEvents} events each)`);
     c.throughput.push(...(await sinkBenches(o.sinkEvents, log)));
@@ -174,11 +188,12 @@ async function main(): Promise<number> {
     commit: git(['rev-parse', 'HEAD']) || 'unknown',
     dirty: git(['status', '--porcelain', '--untracked-files=no']) !== '',
     machine: { cpus: cpus().length, node: process.version, ...c.versions },
-    options: { only: [...o.only], rows: o.rows, latencySeconds: o.latencySeconds, latencyRate: o.latencyRate, memoryRows: o.memoryRows, sinkEvents: o.sinkEvents, cpuProf: !!o.cpuProf },
+    options: { only: [...o.only], rows: o.rows, latencySeconds: o.latencySeconds, latencyRate: o.latencyRate, memoryRows: o.memoryRows, sinkEvents: o.sinkEvents, logEvents: o.logEvents, lookupEvents: o.lookupEvents, cpuProf: !!o.cpuProf },
     throughput: c.throughput,
     latency: c.latency,
     memory: c.memory,
-    targets: judge(c.throughput, c.latency, c.memory, o.only),
+    log: c.log,
+    targets: judge(c.throughput, c.latency, c.memory, o.only, c.log),
     totalSeconds: (performance.now() - t0) / 1000,
   };
   console.log('\n' + render(report));

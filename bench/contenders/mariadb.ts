@@ -32,15 +32,17 @@ export async function mariadbStreaming(w: MariadbWorkload, o: MyStreamingOptions
   const out: Throughput[] = [];
   const section = 'mysql';
 
-  const tributary = async (contender: string, name: string, sink: (out: string) => string, verifyJsonl: boolean) =>
+  const tributary = async (contender: string, name: string, sink: (out: string) => string, verifyJsonl: boolean, streamYaml?: string) =>
     tributaryDrain({
       section, contender, name, rows: changes, verifyJsonl, cpuProfDir: o.cpuProf,
       sourceYaml: `type: mysql\nurl: ${w.url}\ntables: [${MY_DB}.${table}]\nsnapshot: never\nserver_id: ${benchServerId()}\nstart: { file: ${start.file}, pos: ${start.pos} }`,
-      sinkYaml: sink, server: 'mariadbd',
+      sinkYaml: sink, streamYaml, server: 'mariadbd',
       done: (ck) => MysqlPosition.parse(ck.resume).compare(endPos) >= 0,
     });
 
-  out.push(await tributary('Tributary binlog → jsonl (fsync, checkpoints)', 'my_jsonl', jsonlSink, true));
+  out.push(await tributary('Tributary binlog → log → jsonl (fsync, checkpoints)', 'my_jsonl', jsonlSink, true));
+  o.log(line(out.at(-1)!));
+  out.push(await tributary('Tributary binlog → memory stream → jsonl (fsync, checkpoints)', 'my_mem_jsonl', jsonlSink, true, '{ type: memory }'));
   o.log(line(out.at(-1)!));
   out.push(await tributary('Tributary binlog → null', 'my_null', nullSink, false));
   o.log(line(out.at(-1)!));

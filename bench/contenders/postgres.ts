@@ -28,14 +28,14 @@ export async function pgStreaming(w: PgWorkload, o: PgStreamingOptions): Promise
   const out: Throughput[] = [];
   const section = 'pg';
 
-  const tributary = async (contender: string, name: string, sink: (out: string) => string, verifyJsonl: boolean) => {
+  const tributary = async (contender: string, name: string, sink: (out: string) => string, verifyJsonl: boolean, streamYaml?: string) => {
     const slot = `bench_${name}`;
     await w.copySlot('bench_origin', slot);
     try {
       return await tributaryDrain({
         section, contender, name, rows: changes, verifyJsonl, cpuProfDir: o.cpuProf,
         sourceYaml: `type: postgres\nurl: ${w.url}\ntables: [public.${table}]\nslot: ${slot}\npublication: ${pub}\nsnapshot: never`,
-        sinkYaml: sink, server: 'postgres',
+        sinkYaml: sink, streamYaml, server: 'postgres',
         done: (ck) => PgPosition.parse(ck.position).lsn >= markLsn,
       });
     } finally {
@@ -43,7 +43,9 @@ export async function pgStreaming(w: PgWorkload, o: PgStreamingOptions): Promise
     }
   };
 
-  out.push(await tributary('Tributary slot → jsonl (fsync, checkpoints)', 'pg_jsonl', jsonlSink, true));
+  out.push(await tributary('Tributary slot → log → jsonl (fsync, checkpoints)', 'pg_jsonl', jsonlSink, true));
+  o.log(line(out.at(-1)!));
+  out.push(await tributary('Tributary slot → memory stream → jsonl (fsync, checkpoints)', 'pg_mem_jsonl', jsonlSink, true, '{ type: memory }'));
   o.log(line(out.at(-1)!));
   out.push(await tributary('Tributary slot → null', 'pg_null', nullSink, false));
   o.log(line(out.at(-1)!));

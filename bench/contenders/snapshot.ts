@@ -4,7 +4,7 @@
  * export to /dev/null: `COPY (SELECT * FROM t) TO STDOUT` through psql, and
  * `mariadb --quick -e 'SELECT * FROM t'`.
  */
-import { MysqlSource } from '../../connectors/mysql/source.js';
+import { MysqlConnector } from '../../connectors/mysql/source.js';
 import { benchPipeline, jsonlSink } from '../lib/pipeline-config.js';
 import { TributaryRun, countLines, cpuRound, peerFigures, serverCpu, timeCommand, which } from '../lib/proc.js';
 import { errText, mb, rate, type Throughput } from '../lib/results.js';
@@ -60,7 +60,7 @@ export async function pgSnapshot(w: PgWorkload, o: SnapOptions): Promise<Through
 
 /** Why Tributary cannot snapshot MariaDB yet, or null when it can. */
 export function mysqlSnapshotMissing(): string | null {
-  return typeof (MysqlSource.prototype as { snapshots?: unknown }).snapshots === 'function'
+  return typeof (MysqlConnector.prototype as { snapshots?: unknown }).snapshots === 'function'
     ? null
     : 'connectors/mysql/source.ts has no snapshots() method yet: Tributary cannot snapshot MySQL/MariaDB';
 }

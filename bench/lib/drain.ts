@@ -13,6 +13,8 @@ export interface DrainSpec {
   /** Pipeline name (lowercase, digits, _). */
   name: string;
   sourceYaml: string;
+  /** The `stream:` block (flow YAML); the default (the embedded log) when absent. */
+  streamYaml?: string;
   sinkYaml: (out: string, dir: string) => string;
   /** True once the checkpoint covers the whole backlog. */
   done: (ck: { position: string; resume: string }) => boolean;
@@ -27,7 +29,7 @@ export interface DrainSpec {
 }
 
 export async function tributaryDrain(s: DrainSpec): Promise<Throughput> {
-  using p = benchPipeline(s.name, s.sourceYaml, s.sinkYaml);
+  using p = benchPipeline(s.name, s.sourceYaml, s.sinkYaml, s.streamYaml);
   const server0 = s.server ? serverCpu(s.server) : 0;
   await using run = new TributaryRun(p.config, { cpuProfDir: s.cpuProfDir, nodeOptions: s.nodeOptions });
   const base: Throughput = { section: s.section, contender: s.contender, role: 'tributary' };

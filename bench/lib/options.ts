@@ -1,5 +1,5 @@
 /** Command-line options of `npm run bench` (`node dist/bench/run.js [options]`). */
-export const SECTIONS = ['pg', 'mysql', 'snapshot', 'latency', 'memory', 'sinks'] as const;
+export const SECTIONS = ['pg', 'mysql', 'snapshot', 'latency', 'memory', 'sinks', 'log'] as const;
 export type Section = (typeof SECTIONS)[number];
 
 export interface BenchOptions {
@@ -15,6 +15,10 @@ export interface BenchOptions {
   memoryRows: number;
   /** Events each sink benchmark drains. */
   sinkEvents: number;
+  /** Events of the log's append benchmark (each compression). */
+  logEvents: number;
+  /** Events of the log a one-key time-travel lookup runs over. */
+  lookupEvents: number;
   /** Write bench/results/latest.json and history.jsonl (off with --no-save). */
   save: boolean;
   /** Run `tributary run` under `node --cpu-prof`, profiles in this directory. */
@@ -31,6 +35,8 @@ export const USAGE = `npm run bench -- [options]
   --latency-rate R       row changes per second of the latency load (default 5000)
   --memory-rows N        rows of the one-transaction memory run (default 2000000)
   --sink-events N        events per sink benchmark (default 300000)
+  --log-events N         events of the log append benchmark, plain and zstd (default 2000000)
+  --lookup-events N      events of the log a one-key state --at runs over (default 10000000)
   --cpu-prof DIR         run every 'tributary run' under node --cpu-prof, profiles into DIR
   --no-save              do not write bench/results/
   env: TRIBUTARY_BENCH_PG_URL (postgres://postgres@127.0.0.1:5432/postgres),
@@ -44,6 +50,8 @@ export function parseOptions(argv: string[]): BenchOptions {
     latencyRate: 5000,
     memoryRows: 2_000_000,
     sinkEvents: 300_000,
+    logEvents: 2_000_000,
+    lookupEvents: 10_000_000,
     save: true,
     cpuProf: null,
     pgUrl: process.env.TRIBUTARY_BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres',
@@ -71,6 +79,8 @@ export function parseOptions(argv: string[]): BenchOptions {
       case '--latency-rate': o.latencyRate = Math.round(num(flag, value())); break;
       case '--memory-rows': o.memoryRows = Math.round(num(flag, value())); break;
       case '--sink-events': o.sinkEvents = Math.round(num(flag, value())); break;
+      case '--log-events': o.logEvents = Math.round(num(flag, value())); break;
+      case '--lookup-events': o.lookupEvents = Math.round(num(flag, value())); break;
       case '--cpu-prof': o.cpuProf = value() ?? null; if (!o.cpuProf) throw new UsageError('--cpu-prof needs a directory'); break;
       case '--no-save': o.save = false; break;
       case '-h': case '--help': throw new UsageError('');

@@ -16,14 +16,14 @@ export interface BenchPipeline extends Disposable {
  * `source` is the YAML of the source block (unindented); `sink` the sink's YAML after
  * `name: bench` (unindented). The sink is always named `bench`.
  */
-export function benchPipeline(name: string, source: string, sink: (out: string, dir: string) => string): BenchPipeline {
+export function benchPipeline(name: string, source: string, sink: (out: string, dir: string) => string, stream?: string): BenchPipeline {
   const dir = mkdtempSync(join(tmpdir(), `tributary-bench-${name}-`));
   const out = join(dir, 'out.jsonl');
   const indent = (s: string, n: number) => s.trim().replace(/^/gm, ' '.repeat(n));
   const yaml = `name: ${name}
 source:
 ${indent(source, 2)}
-state: { type: file, dir: ${join(dir, 'state')} }
+${stream ? `stream: ${stream}\n` : ''}state: { type: file, dir: ${join(dir, 'state')} }
 sinks:
   - name: bench
 ${indent(sink(out, dir), 4)}

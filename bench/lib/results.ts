@@ -61,6 +61,24 @@ export interface Target {
   pass: boolean | null;
 }
 
+/** The log alone: durable appends of one compression. */
+export interface LogAppend {
+  compression: 'none' | 'zstd';
+  events: number;
+  seconds: number;
+  eventsPerSec: number;
+  /** Bytes on disk (segments and indexes) per event. */
+  bytesPerEvent: number;
+}
+
+/** A one-key `tributary state --at` in a fresh process over a log of `events` events. */
+export interface LogLookup {
+  events: number;
+  ms: number;
+  /** The answer matched the row the bench wrote. */
+  correct: boolean;
+}
+
 export interface Report {
   date: string;
   commit: string;
@@ -70,6 +88,7 @@ export interface Report {
   throughput: Throughput[];
   latency: Latency[];
   memory: Memory[];
+  log?: { appends: LogAppend[]; lookup?: LogLookup; error?: string };
   targets: Target[];
   totalSeconds: number;
 }

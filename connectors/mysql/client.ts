@@ -514,14 +514,6 @@ export class BinlogConnection {
     }
   }
 
-  /**
-   * Fails the stream with `err`, as if the event handler had thrown it (a rows event that
-   * the decode worker could not decode); ignored once closed.
-   */
-  abort(err: Error): void {
-    this.fail(err);
-  }
-
   /** Ends the stream normally; idempotent. */
   close(): void {
     if (this.phase === 'closed') return;

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { passwordFields, reconnect, snapshotCommon, tableList } from '../../src/config/common.js';
+import { passwordFields, reconnect, retiredKey, snapshotCommon, tableList } from '../../src/config/common.js';
 
 /**
  * The `source:` block of a MySQL or MariaDB pipeline (`type: mysql`): validation, the
@@ -32,15 +32,7 @@ export const MysqlSourceConfig = z
       .default('latest')
       .describe('Where to start when there is no checkpoint: earliest, latest, {file, pos} or {gtid}.'),
     heartbeat_ms: z.number().int().min(0).default(5000).describe('Server heartbeat period; a dead socket is detected after 3 missed heartbeats.'),
-    decode_workers: z
-      .number()
-      .int()
-      .min(0)
-      .max(1)
-      .optional()
-      .describe(
-        'Default 0. 1 decodes and serializes row events in a worker thread (node:worker_threads) while the main thread reads the binlog and feeds the sinks; output, order and errors are the same as with 0 (decoding on the main thread). Experimental: on a 2-core machine shared with the database it has not yet been faster than 0.',
-      ),
+    decode_workers: retiredKey('decode_workers'),
     signal_table: z
       .string()
       .regex(/^[^.`\s]+\.[^`\s]+$/, 'a db.table name')

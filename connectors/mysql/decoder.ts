@@ -122,58 +122,8 @@ export interface BinlogDecoderOptions {
   serializeTable?: (db: string, table: string) => boolean;
   /** Clock for the envelope's `ts_ms` (tests inject a fixed one). */
   clock?: () => number;
-  /**
-   * Where the rows events of serialized tables go instead of being serialized inline (the
-   * decode worker, rows-offload.ts). The decoder then emits no items for them: the target
-   * delivers their events in order with the decoder's items, which must therefore go
-   * through it too (`emit`), and it numbers every event's `idx` at delivery (the decoder
-   * cannot: a rows event's row count is only known once it is decoded).
-   */
-  offload?: RowsOffloadTarget;
   /** Where items go. */
   emit: (item: MysqlSourceItem) => void;
-}
-
-/**
- * A rows event of a serialized table, handed to {@link BinlogDecoderOptions.offload} with
- * everything its envelopes need. Made per rows event; the target must copy `ev` before it
- * returns (it is a view into a socket chunk or a payload).
- */
-export interface OffloadedRows {
-  /** The whole event, header to CRC32 trailer. */
-  ev: Buffer;
-  /** Offset in `ev` of the column count (after table id, flags and extra data). */
-  bodyPos: number;
-  /** End of the body in `ev` (before the CRC32 trailer, if any). */
-  end: number;
-  /** Event type (WRITE/UPDATE/DELETE_ROWS v1/v2/compressed). */
-  type: number;
-  /** The table's compiled decoder (one per TABLE_MAP; the target mirrors it once). */
-  dec: RowDecoder;
-  /** `db.table`, the SerializedChangeEvent's table. */
-  qualified: string;
-  /** Binlog file and event offset (errors name them), and the `source.pos` (outer payload start inside a payload). */
-  file: string;
-  start: number;
-  pos: number;
-  /** Event timestamp (epoch ms, the commit time) and server id. */
-  ts: number;
-  serverId: number;
-  /** The transaction: its GTID and start position (the items' `txn`). */
-  gtid: string | null;
-  txn: MysqlPosition;
-  /** The envelope's `ts_ms`: one clock read per rows event, as inline. */
-  now: number;
-}
-
-/** What takes {@link OffloadedRows} (see {@link BinlogDecoderOptions.offload}). */
-export interface RowsOffloadTarget {
-  /**
-   * Takes the rows event, or returns false to have it decoded inline (the worker has enough
-   * queued: the main thread shares the work). Inline items still go through `emit`, which
-   * keeps them in order.
-   */
-  rows(job: OffloadedRows): boolean;
 }
 
 interface TableEntry {
@@ -606,16 +556,6 @@ export class BinlogDecoder {
     const partialType = type === E.PARTIAL_UPDATE_ROWS;
     const serialize = entry.serialize && !partialType;
     const pos = this.outerStart >= 0 ? this.outerStart : start;
-    const off = this.opts.offload;
-    if (serialize && off) {
-      // The layout is read, and the rows decoded, by the target (rows-worker.ts).
-      const t = this.txn ?? this.openTxn(start);
-      const taken = off.rows({
-        ev, bodyPos: r.pos, end: r.end, type, dec, qualified: entry.qualified, file: this.file, start, pos,
-        ts: ev.readUInt32LE(0) * 1000, serverId: ev.readUInt32LE(5), gtid: t.gtid, txn: t.start, now: this.clock(),
-      });
-      if (taken) return;
-    }
     const l = this.layout;
     l.read(ev, r, type, dec, this.file, start);
     const t = this.txn ?? this.openTxn(start);

@@ -6,33 +6,16 @@
  * its text decoding. Decoding a row is then one loop with one `switch` over plain arrays:
  * no per-row or per-field closures, no metadata parsing, no allocation beyond the values.
  *
- * Value rules (DESIGN.md), with the choices this decoder makes where the contract is open:
- * - integers: JSON numbers; LONGLONG (signed or unsigned) beyond ±(2^53−1) → decimal string;
- * - FLOAT: the shortest decimal that round-trips the stored float32 (1.1, not 1.100000023841858);
- * - NEWDECIMAL: exact string with the scale's digits (`"12.30"`);
- * - temporal: see temporal.ts (zero dates → null);
- * - YEAR: number (0 for the zero year);
- * - character columns: decoded with the column charset; collation 63 (binary) → base64; when
- *   no charset is known (no optional metadata): UTF-8 if the bytes are valid UTF-8, else base64;
- * - ENUM: label ("" for the invalid index 0); SET: labels joined by ","; when labels were not
- *   logged (binlog_row_metadata=MINIMAL): the ENUM index / SET bitmask as a number;
- * - BIT(n): unsigned number (most significant byte first); decimal string above 2^53−1;
- * - JSON: parsed value (MySQL binary JSON); MariaDB JSON is LONGTEXT and stays text unless the
- *   schema hint marks the column as JSON, then it is parsed;
- * - GEOMETRY: `{"srid": n, "wkb": "<base64>"}` (MySQL prefixes the WKB with a u32 LE SRID;
- *   Debezium's Geometry struct has the same two fields);
- * - VECTOR: array of float32 numbers (shortest round-trip form, like FLOAT).
- *
- * The same compiled plan serves two outputs: {@link RowDecoder.decode} fills a `Row` object
- * (tests, the offline decoder, partial JSON updates), {@link RowDecoder.write} writes the
- * image as JSON bytes into a scratch buffer for the streaming hot path (json-bytes.ts says
- * why), with each column's `"name":` prefix made into bytes once here. The writer handles
+ * The value rules are values.ts's, shared with the snapshot's readers; this module knows the
+ * binlog's binary layouts. The same compiled plan serves two outputs: {@link RowDecoder.decode}
+ * fills a `Row` object (tests, the offline decoder, partial JSON updates), {@link RowDecoder.write}
+ * writes the image as JSON bytes into a scratch buffer for the streaming hot path
+ * (json-bytes.ts says why), with each column's `"name":` prefix made into bytes once here. The writer handles
  * the common kinds itself (integers as digits, UTF-8 text copied from the binlog, temporal
  * and decimal values printed as bytes) and takes every other value from the object path's
  * `switch`, so the rarer kinds have one decoding only.
  */
 import { isUtf8 } from 'node:buffer';
-import { TextDecoder } from 'node:util';
 import type { JsonValue, Row } from '../../src/core/event.js';
 import { ErrorCodes, TributaryError } from '../../src/core/errors.js';
 import { ColumnType as T, TextKind, stringMeta, textKindFor } from './column-types.js';
@@ -40,12 +23,15 @@ import type { JsonBytes } from '../../src/core/json-bytes.js';
 import { decimalBinarySize, decodeDecimal, writeDecimal } from './decimal.js';
 import { applyJsonDiffs, parseJsonDiffs } from './json-diff.js';
 import { decodeJsonBinary } from './json-binary.js';
-import { embeddableJsonBytes } from './json-text.js';
 import type { TableMap } from './table-map.js';
 import {
   decodeDate, decodeDatetime, decodeDatetime2, decodeTime, decodeTime2, decodeTimestamp2, fracBytes, formatTimestamp,
   writeDate, writeDatetime, writeDatetime2, writeTime2, writeTimestamp, writeTimestamp2,
 } from './temporal.js';
+import {
+  MAX_SAFE, bitToJson, decodeText, float32ToNumber, geometryToJson, objectOnlyName, parseJsonText, quoteJson, textDecoderFor,
+  uintToJson, vectorToJson, writeJsonText, yearToJson, type BytesDecoder,
+} from './values.js';
 
 /** Decode kinds: one per physical layout. */
 const enum K {
@@ -76,48 +62,8 @@ function bad(tm: TableMap, msg: string): never {
   throw new TributaryError(ErrorCodes.MYSQL_DECODE, `${tm.db}.${tm.table}: ${msg}`);
 }
 
-const MAX_SAFE = 9007199254740991;
-/** Characters that JSON.stringify would escape (surrogates: a lone one is escaped). */
-const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
-
-/**
- * A string as JSON text. Most column text needs no escaping, and a regex test plus two
- * concatenations is about twice as fast as JSON.stringify on short strings.
- */
-export function quoteJson(s: string): string {
-  return NEEDS_ESCAPE.test(s) ? JSON.stringify(s) : '"' + s + '"';
-}
-
-/**
- * True for names that an object would not keep in insertion order or at all: integer-like
- * keys (`"7"`, enumerated first by JSON.stringify) and `__proto__` (sets the prototype).
- * Images of tables with such column names are only built as objects, so the JSON path never
- * has to reproduce those quirks.
- */
-function objectOnlyName(name: string): boolean {
-  return name === '__proto__' || (/^(?:0|[1-9]\d*)$/.test(name) && Number(name) < 4294967295);
-}
 const JSON_DIFF_OPS = ['replace', 'insert', 'remove'];
 const TWO_32 = 4294967296;
-
-/** Below this a float32 is subnormal: fewer significant bits, so fewer digits may name it. */
-const FLOAT32_MIN_NORMAL = 1.1754943508222875e-38;
-
-/**
- * The shortest decimal that maps back to the same float32. For a normal float32, a decimal
- * of fewer than 6 digits that names it is also what its 6-digit rounding reads as (1.5 from
- * `1.50000`), since float32 steps are finer than that grid, so the search starts at 6. A
- * subnormal one has fewer significant bits: its 6-digit rounding may read back while a
- * shorter decimal names it too (1.4e-45 is `1e-45`, not `1.4013e-45`), so it starts at 1.
- */
-export function float32ToNumber(f: number): number {
-  if (!Number.isFinite(f) || f === 0) return f; // a zero keeps its sign
-  for (let p = f > -FLOAT32_MIN_NORMAL && f < FLOAT32_MIN_NORMAL ? 1 : 6; p <= 9; p++) {
-    const v = Number(f.toPrecision(p));
-    if (Math.fround(v) === f) return v;
-  }
-  return f;
-}
 
 /**
  * An ENUM or SET column's labels: the TABLE_MAP's, else the schema history's. MariaDB
@@ -131,61 +77,6 @@ function labelsOf(logged: string[] | null | undefined, history: string[] | undef
     if (history.every((h, k) => h.replace(/[\u{10000}-\u{10ffff}]/gu, '????') === logged[k])) return history;
   }
   return logged;
-}
-
-/** Anything with TextDecoder's `decode`. */
-interface BytesDecoder {
-  decode(input: Uint8Array): string;
-}
-
-/**
- * MySQL's latin1 is Windows-1252, except that the five bytes cp1252 leaves undefined map to
- * themselves. Node's TextDecoder('windows-1252') decodes 0x80–0x9F as ISO-8859-1 (so a
- * euro sign would become U+0080), hence this table.
- */
-const CP1252_HIGH = [
-  0x20ac, 0x81, 0x201a, 0x192, 0x201e, 0x2026, 0x2020, 0x2021, 0x2c6, 0x2030, 0x160, 0x2039, 0x152, 0x8d, 0x17d, 0x8f,
-  0x90, 0x2018, 0x2019, 0x201c, 0x201d, 0x2022, 0x2013, 0x2014, 0x2dc, 0x2122, 0x161, 0x203a, 0x153, 0x9d, 0x17e, 0x178,
-];
-export const mysqlLatin1: BytesDecoder = {
-  decode(b: Uint8Array): string {
-    const s = Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1');
-    // Fast path: nothing in 0x80–0x9F, latin1 and cp1252 agree.
-    if (!/[\x80-\x9f]/.test(s)) return s;
-    return s.replace(/[\x80-\x9f]/g, (c) => String.fromCharCode(CP1252_HIGH[c.charCodeAt(0) - 0x80]!));
-  },
-};
-
-const otherDecoders = new Map<string, TextDecoder>();
-function decoderFor(label: string): TextDecoder {
-  let d = otherDecoders.get(label);
-  if (!d) {
-    d = new TextDecoder(label);
-    otherDecoders.set(label, d);
-  }
-  return d;
-}
-
-function decodeText(buf: Buffer, s: number, e: number, kind: TextKind, dec: BytesDecoder | null): string {
-  switch (kind) {
-    case TextKind.Utf8:
-      return buf.toString('utf8', s, e);
-    case TextKind.Binary:
-      return buf.toString('base64', s, e);
-    case TextKind.Unknown: {
-      const sub = buf.subarray(s, e);
-      return isUtf8(sub) ? buf.toString('utf8', s, e) : buf.toString('base64', s, e);
-    }
-    case TextKind.Utf16LE:
-      return buf.toString('utf16le', s, e);
-    case TextKind.Utf32BE: {
-      let out = '';
-      for (let p = s; p + 4 <= e; p += 4) out += String.fromCodePoint(buf.readUInt32BE(p));
-      return out;
-    }
-    default:
-      return dec!.decode(buf.subarray(s, e));
-  }
 }
 
 /** A compiled decoder for one TABLE_MAP. */
@@ -238,10 +129,7 @@ export class RowDecoder {
   /** After {@link value}: the offset after the value. */
   private next = 0;
 
-  /**
-   * @param hint what the schema history added (kept, with `map` and `names`, so the decode
-   *   worker can build the same decoder: rows-offload.ts)
-   */
+  /** @param hint what the schema history added to the TABLE_MAP */
   constructor(readonly map: TableMap, names: string[], readonly hint?: TableSchemaHint) {
     const n = map.columnCount;
     this.columnCount = n;
@@ -276,10 +164,7 @@ export class RowDecoder {
       const coll = map.collations[i] ?? hint?.collations?.[i] ?? null;
       const tk = textKindFor(coll);
       this.textKinds[i] = tk.kind;
-      if (tk.kind === TextKind.Latin1) {
-        this.textDecoders[i] = mysqlLatin1;
-      } else if (tk.kind === TextKind.Utf16BE) this.textDecoders[i] = decoderFor('utf-16be');
-      else if (tk.kind === TextKind.Other) this.textDecoders[i] = decoderFor(tk.label!);
+      this.textDecoders[i] = textDecoderFor(tk);
       if (jsonSet.has(names[i]!)) this.jsonText[i] = 1;
 
       let kind: K;
@@ -430,7 +315,7 @@ export class RowDecoder {
           }
           case K.FLOAT: w.float(float32ToNumber(buf.readFloatLE(p))); p += 4; break;
           case K.DOUBLE: w.float(buf.readDoubleLE(p)); p += 8; break;
-          case K.YEAR: { const y = buf[p]!; w.int(y === 0 ? 0 : 1900 + y); p += 1; break; }
+          case K.YEAR: w.int(yearToJson(buf[p]!)); p += 1; break;
           case K.DATE: writeDate(w, buf, p); p += 3; break;
           case K.TIME2: writeTime2(w, buf, p, this.p1[i]!); p += 3 + fracBytes(this.p1[i]!); break;
           case K.DATETIME: writeDatetime(w, buf, p); p += 8; break;
@@ -597,7 +482,7 @@ export class RowDecoder {
       }
       case K.FLOAT: v = float32ToNumber(buf.readFloatLE(p)); p += 4; break;
       case K.DOUBLE: v = buf.readDoubleLE(p); p += 8; break;
-      case K.YEAR: { const y = buf[p]!; v = y === 0 ? 0 : 1900 + y; p += 1; break; }
+      case K.YEAR: v = yearToJson(buf[p]!); p += 1; break;
       case K.DATE: v = decodeDate(buf, p); p += 3; break;
       case K.TIME: v = decodeTime(buf, p); p += 3; break;
       case K.TIME2: v = decodeTime2(buf, p, this.p1[i]!); p += 3 + fracBytes(this.p1[i]!); break;
@@ -655,19 +540,14 @@ export class RowDecoder {
           }
           v = s;
         } else {
-          v = nb <= 6 ? buf.readUIntLE(p, nb) : bigToJson(buf.readBigUInt64LE(p) & ((1n << BigInt(nb * 8)) - 1n));
+          v = nb <= 6 ? buf.readUIntLE(p, nb) : uintToJson(buf.readBigUInt64LE(p) & ((1n << BigInt(nb * 8)) - 1n));
         }
         p += nb;
         break;
       }
       case K.BIT: {
         const nb = this.p1[i]!;
-        if (nb <= 6) v = buf.readUIntBE(p, nb);
-        else {
-          let b = 0n;
-          for (let q = 0; q < nb; q++) b = (b << 8n) | BigInt(buf[p + q]!);
-          v = bigToJson(b);
-        }
+        v = bitToJson(buf, p, p + nb);
         p += nb;
         break;
       }
@@ -700,7 +580,7 @@ export class RowDecoder {
         const len = buf.readUIntLE(p, w);
         p += w;
         if (p + len > end || len < 4) bad(this.map, `column ${name} is truncated`);
-        v = { srid: buf.readUInt32LE(p), wkb: buf.toString('base64', p + 4, p + len) };
+        v = geometryToJson(buf, p, p + len);
         p += len;
         break;
       }
@@ -709,9 +589,7 @@ export class RowDecoder {
         const len = buf.readUIntLE(p, w);
         p += w;
         if (p + len > end) bad(this.map, `column ${name} is truncated`);
-        const arr: number[] = new Array(len >> 2);
-        for (let q = 0; q < arr.length; q++) arr[q] = float32ToNumber(buf.readFloatLE(p + q * 4));
-        v = arr;
+        v = vectorToJson(buf, p, p + len);
         p += len;
         break;
       }
@@ -772,31 +650,4 @@ const NULL = Buffer.from('null', 'latin1');
 function isAscii(buf: Buffer, s: number, e: number): boolean {
   for (let i = s; i < e; i++) if (buf[i]! >= 0x80) return false;
   return true;
-}
-
-/** A JSON text column's value on the object path: the parsed document, or the text when invalid. */
-function parseJsonText(text: string): JsonValue {
-  try {
-    return JSON.parse(text) as JsonValue;
-  } catch {
-    return text;
-  }
-}
-
-/**
- * A JSON text column (UTF-8 bytes `buf[s, e)`, MariaDB's JSON) as JSON text: a valid
- * document is copied, never parsed, so its numbers keep every digit (`1e400`,
- * `123456789012345678901234567890`, `-0`), and compacted when it spans lines so the envelope
- * stays on one (json-text.ts, JsonBytes.compactJson); text that is not JSON is a string, as
- * on the object path. The snapshot writes the same (snapshot-rows.ts `jsonText`).
- */
-export function writeJsonText(w: JsonBytes, buf: Buffer, s: number, e: number): void {
-  const r = embeddableJsonBytes(buf, s, e);
-  if (r === 0) w.raw(buf, s, e);
-  else if (r === 1) w.compactJson(buf, s, e);
-  else w.string(buf, s, e);
-}
-
-function bigToJson(b: bigint): number | string {
-  return b <= 9007199254740991n ? Number(b) : b.toString();
 }

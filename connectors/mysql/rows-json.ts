@@ -1,10 +1,7 @@
 /**
- * The serialized rows-event path, shared by the inline decoder (decoder.ts) and the decode
- * worker (rows-worker.ts): reading a rows event's layout after its table id, and writing
- * each row's change-event envelope as JSON bytes straight from the row images.
- *
- * Both paths run exactly this code, so an envelope (and an error on bad row data) is the
- * same bytes whichever thread made it.
+ * The serialized rows-event path of the decoder (decoder.ts): reading a rows event's layout
+ * after its table id, and writing each row's change-event envelope as JSON bytes straight
+ * from the row images.
  */
 import { AFTER, AFTER_NULL, HEAD_DELETE, HEAD_INSERT, HEAD_UPDATE, KEY, put } from '../../src/core/envelope-bytes.js';
 import { ErrorCodes, TributaryError } from '../../src/core/errors.js';

@@ -1,29 +1,30 @@
 /**
- * Reading a MySQL/MariaDB snapshot chunk straight into serialized rows.
+ * Writing a MySQL/MariaDB snapshot chunk's rows straight from the text protocol's bytes.
  *
  * The object path lets mysql2 parse every text-protocol row with its generated parser into
  * an object (one JavaScript string or number per value), converts some values per table,
  * and then stringifies the object again: most of a chunk's cost, and a heap full of small
- * strings that every young-generation GC copies until the chunk is emitted. Here the chunk's
- * `SELECT` runs as a command of our own on mysql2's connection (mysql2 still frames the
- * packets and owns the session): each row packet's length-encoded values are written as
- * JSON text straight from their bytes into one scratch buffer ({@link JsonBytes}), and the
- * row leaves as one flat string plus its key string (see `ChunkRows`).
+ * strings that every young-generation GC copies until the chunk is emitted. Here each row
+ * packet that the chunk's query (chunk-query.ts) receives has its length-encoded values
+ * written as JSON text straight from their bytes into one scratch buffer ({@link JsonBytes}),
+ * and the row leaves as one flat string plus its key string (see `ChunkRows`).
  *
  * Every value becomes exactly what the object path makes of it (mysql2's value for the
- * connection's options, then the table's converter; docs/snapshots.md "Values"). Per-column
+ * connection's options, then the table's converter; docs/snapshots.md "Values"), by the rules
+ * of values.ts that the binlog decoder follows too. Per-column
  * writers are chosen once per result from the column definitions; columns whose value is
  * rare or intricate (MySQL JSON, GEOMETRY, VECTOR, text in other charsets) take the object
  * path's own value and converter, and only their stringify happens here. A result this
- * reader does not know how to write makes {@link readChunkRows} answer null: the caller
+ * reader does not know how to write makes `readChunkRows` (chunk-query.ts) answer false: the caller
  * then reads that table through the object path.
  */
-import type mysql from 'mysql2';
 import type { JsonValue } from '../../src/core/event.js';
 import { JsonBytes } from '../../src/core/json-bytes.js';
 import type { RowSink } from '../../src/snapshot/types.js';
-import { TextKind, textKindFor } from './column-types.js';
-import { float32ToNumber, writeJsonText } from './row-decoder.js';
+import { ColumnType as T, TextKind, textKindFor } from './column-types.js';
+import {
+  bitToJson, float32FromDouble, objectOnlyName, writeBigintText, writeDateText, writeDatetimeText, writeDouble, writeIntText, writeJsonText,
+} from './values.js';
 
 /** One column of a result set, from its column definition packet. */
 export interface ResultField {
@@ -33,7 +34,7 @@ export interface ResultField {
   characterSet: number;
 }
 
-/** What a table's column needs beyond its result metadata (information_schema, see snapshot.ts). */
+/** What a table's column needs beyond its result metadata (information_schema, see snapshot-columns.ts). */
 export interface ColumnHint {
   via: 'plain' | 'float' | 'bytes-text' | 'bytes-geometry' | 'bytes-vector';
   json: boolean;
@@ -41,12 +42,6 @@ export interface ColumnHint {
 
 /** The object path's converter of one column: mysql2's value in, the decoder's value out. */
 export type ValueConverter = (v: Buffer) => JsonValue;
-
-/** Protocol column types this reader tells apart (mysql2's `Types`). */
-const enum T {
-  DECIMAL = 0, TINY = 1, SHORT = 2, LONG = 3, FLOAT = 4, DOUBLE = 5, TIMESTAMP = 7, LONGLONG = 8, INT24 = 9,
-  DATE = 10, TIME = 11, DATETIME = 12, YEAR = 13, NEWDATE = 14, BIT = 16, JSON = 245, NEWDECIMAL = 246,
-}
 
 /** How one column's bytes become JSON text. */
 const enum W {
@@ -78,22 +73,9 @@ const enum W {
   ConvBytes,
 }
 
-const MAX_SAFE = 9007199254740991;
-const SP = 32;
-const QUOTE = 34;
 const MINUS = 45;
 const ZERO = 48;
 const NULL = Buffer.from('null');
-const ZERO_DATE = Buffer.from('0000-00-00 00:00:00', 'latin1');
-
-/**
- * Column names an object does not keep in insertion order or at all (integer-like keys are
- * enumerated first; `__proto__` sets the prototype). The object path's row would differ in
- * key order or content from a row written column by column, so such tables stay on it.
- */
-function objectOnlyName(name: string): boolean {
-  return name === '__proto__' || (/^(?:0|[1-9]\d*)$/.test(name) && Number(name) < 4294967295);
-}
 
 /** Writes one result's rows as JSON text; built from its column definitions. */
 export class RowWriter {
@@ -120,7 +102,7 @@ export class RowWriter {
   /**
    * The writer of a result, or null when one of its columns has no writer here (the caller
    * then takes the object path). `hints` are the table's columns by name; `conv` is the
-   * object path's converter of a column (snapshot.ts `converterFor`).
+   * object path's converter of a column (snapshot-values.ts `converterFor`).
    */
   static for<H extends ColumnHint>(
     fields: ResultField[],
@@ -173,34 +155,36 @@ export class RowWriter {
       else {
         switch (kinds[j]) {
           case W.Int:
-            int(w, buf, s, e);
+            writeIntText(w, buf, s, e);
             break;
           case W.LongLong:
-            longLong(w, buf, s, e);
+            writeBigintText(w, buf, s, e);
             break;
           case W.Double:
-            float(w, s === e ? 0 : Number.parseFloat(buf.toString('latin1', s, e)));
+            writeDouble(w, s === e ? 0 : Number.parseFloat(buf.toString('latin1', s, e)));
             break;
           case W.Float:
-            float(w, s === e ? 0 : float32ToNumber(Math.fround(Number.parseFloat(buf.toString('latin1', s, e)))));
+            writeDouble(w, s === e ? 0 : float32FromDouble(Number.parseFloat(buf.toString('latin1', s, e))));
             break;
           case W.Text:
             w.string(buf, s, e);
             break;
           case W.Date:
-            if (e - s === 10 && isZeroDate(buf, s, 10)) w.raw(NULL, 0, 4);
-            else w.string(buf, s, e);
+            writeDateText(w, buf, s, e);
             break;
           case W.DateTime:
           case W.Timestamp:
-            dateTime(w, buf, s, e, kinds[j] === W.Timestamp);
+            writeDatetimeText(w, buf, s, e, kinds[j] === W.Timestamp);
             break;
           case W.Base64:
             w.ascii(JSON.stringify(buf.toString('base64', s, e)));
             break;
-          case W.Bit:
-            bit(w, buf, s, e);
+          case W.Bit: {
+            const v = bitToJson(buf, s, e);
+            if (typeof v === 'number') w.uint(v);
+            else w.ascii(`"${v}"`);
             break;
+          }
           case W.JsonText:
             writeJsonText(w, buf, s, e);
             break;
@@ -250,7 +234,7 @@ export function fieldSig(fields: ResultField[]): string {
 }
 
 /**
- * The writer kind of a column, mirroring snapshot.ts `converterFor` and mysql2's text parser
+ * The writer kind of a column, mirroring snapshot-values.ts `converterFor` and mysql2's text parser
  * for the connection's options (supportBigNumbers, dateStrings, jsonStrings, no
  * decimalNumbers), or null when it has none here.
  */
@@ -293,298 +277,4 @@ function kindFor(f: ResultField, hint: ColumnHint | undefined, isKey: boolean): 
       if (hint?.json) return isKey ? W.ConvString : W.JsonText;
       return W.Text;
   }
-}
-
-/** A number as JSON.stringify writes it (null when not finite). */
-function number(w: JsonBytes, v: number): void {
-  w.ascii(Number.isFinite(v) ? String(v) : 'null');
-}
-
-/** A float as {@link number} writes it, but -0 keeps its sign (DESIGN.md), as the stream's. */
-function float(w: JsonBytes, v: number): void {
-  if (Number.isFinite(v)) w.float(v);
-  else w.ascii('null');
-}
-
-/**
- * An integer's text: its own JSON text unless it has leading zeros (ZEROFILL) or a `+`,
- * which mysql2 parses away; those are parsed the same way.
- */
-function int(w: JsonBytes, buf: Buffer, s: number, e: number): void {
-  const d = buf[s] === MINUS ? s + 1 : s;
-  if (e - d > 1 ? buf[d]! > ZERO : e - d === 1) {
-    w.raw(buf, s, e);
-    return;
-  }
-  let v = 0;
-  for (let i = buf[d] === 43 ? d + 1 : d; i < e; i++) v = v * 10 + buf[i]! - ZERO;
-  number(w, d > s ? -v : v);
-}
-
-/**
- * BIGINT as mysql2 parses it with supportBigNumbers: a number while it is a safe integer,
- * else its text as a string (`-` and digits, as the server sent them).
- */
-function longLong(w: JsonBytes, buf: Buffer, s: number, e: number): void {
-  const d = buf[s] === MINUS ? s + 1 : s;
-  if (e - d < 15) {
-    int(w, buf, s, e);
-    return;
-  }
-  const v = parseInt(buf.toString('latin1', d, e), 10);
-  if (Number.isSafeInteger(d > s ? -v : v)) number(w, d > s ? -v : v);
-  else w.quoted(buf, s, e);
-}
-
-function isZeroDate(buf: Buffer, s: number, n: number): boolean {
-  for (let i = 0; i < n; i++) if (buf[s + i] !== ZERO_DATE[i]) return false;
-  return true;
-}
-
-/**
- * DATETIME/TIMESTAMP text: null for a zero date (`0000-00-00 00:00:00`, any zero fraction),
- * else the text with its first space as `T` (and `Z` for TIMESTAMP, UTC session).
- */
-function dateTime(w: JsonBytes, buf: Buffer, s: number, e: number, utc: boolean): void {
-  const n = e - s;
-  if (n >= 19 && isZeroDate(buf, s, 19)) {
-    let zero = n === 19;
-    if (n > 20 && buf[s + 19] === 46) {
-      zero = true;
-      for (let i = s + 20; i < e; i++) if (buf[i] !== ZERO) zero = false;
-    }
-    if (zero) {
-      w.raw(NULL, 0, 4);
-      return;
-    }
-  }
-  w.ensure(n + 3);
-  const b = w.buf;
-  let o = w.n;
-  b[o++] = QUOTE;
-  let first = true;
-  for (let i = s; i < e; i++) {
-    const c = buf[i]!;
-    if (c === SP && first) {
-      b[o++] = 84; // T
-      first = false;
-    } else b[o++] = c;
-  }
-  if (utc) b[o++] = 90; // Z
-  b[o++] = QUOTE;
-  w.n = o;
-}
-
-/** BIT(n): big-endian bytes, a number up to 6 bytes, beyond that through BigInt. */
-function bit(w: JsonBytes, buf: Buffer, s: number, e: number): void {
-  const n = e - s;
-  if (n <= 6) {
-    w.uint(n ? buf.readUIntBE(s, n) : 0);
-    return;
-  }
-  let v = 0n;
-  for (let i = s; i < e; i++) v = (v << 8n) | BigInt(buf[i]!);
-  if (v <= BigInt(MAX_SAFE)) w.uint(Number(v));
-  else w.ascii(`"${v}"`);
-}
-
-// ---------------------------------------------------------------------------------------
-// The chunk query as a mysql2 command.
-// ---------------------------------------------------------------------------------------
-
-/** What this command uses of mysql2's connection (lib/base/connection.js). */
-interface Mysql2Connection {
-  config: { clientFlags: number };
-  serverCapabilityFlags?: number;
-  _mariadbExtendedMetadata?: boolean;
-  clientEncoding?: string;
-  _resetSequenceId(): void;
-  writePacket(packet: { length(): number; writeHeader(seq: number): void; buffer: Buffer }): void;
-  addCommand(cmd: unknown): unknown;
-}
-
-/** What this command uses of mysql2's (reused) packet: a view of one complete payload. */
-interface Mysql2Packet {
-  buffer: Buffer;
-  start: number;
-  end: number;
-  asError(encoding?: string): Error;
-}
-
-const COM_QUERY = 0x03;
-const CLIENT_QUERY_ATTRIBUTES = 0x08000000;
-const SERVER_MORE_RESULTS_EXISTS = 0x0008;
-
-const enum S { Header, Fields, FieldsEof, Rows }
-
-/**
- * One `SELECT` as a mysql2 command: the connection hands every packet of the response to
- * {@link execute} (`true` = done, the next queued command starts), and a fatal connection
- * error to {@link onResult}. Packets are views into mysql2's socket chunks, valid only during
- * the call: each row is written out before it returns.
- */
-class ChunkQuery {
-  readonly done: Promise<boolean>;
-  private settle!: (err: unknown) => void;
-  private state = S.Header;
-  private started = false;
-  private nFields = 0;
-  private readonly fields: ResultField[] = [];
-  private seen = 0;
-  private writer: RowWriter | null = null;
-  private refused = false;
-  /** Past the first result: anything further is read and dropped. */
-  private discard = false;
-  private failure: unknown = null;
-
-  constructor(
-    private readonly sql: string,
-    private readonly writerFor: (fields: ResultField[]) => RowWriter | null,
-    private readonly rows: RowSink,
-  ) {
-    this.done = new Promise((resolve, reject) => {
-      this.settle = (err) => (err ? reject(err) : resolve(!this.refused));
-    });
-  }
-
-  /** mysql2 calls this with an error when the connection fails while the command is current. */
-  onResult(err: unknown): void {
-    this.settle(err);
-  }
-
-  /** For mysql2's debug output. */
-  stateName(): string {
-    return `chunk-query#${this.state}`;
-  }
-
-  execute(packet: Mysql2Packet | undefined, conn: Mysql2Connection): boolean {
-    if (!this.started) {
-      this.started = true;
-      this.send(conn);
-      return false;
-    }
-    if (!packet) return false;
-    const buf = packet.buffer;
-    const p = packet.start + 4;
-    const first = buf[p]!;
-    if (first === 0xff) {
-      // ERR, also in the middle of the rows (no row starts with 0xff: it is no length).
-      this.settle(Object.assign(packet.asError(conn.clientEncoding), { sql: this.sql }));
-      return true;
-    }
-    switch (this.state) {
-      case S.Header:
-        if (first === 0x00) {
-          // OK: a statement without rows.
-          this.settle(this.failure);
-          return true;
-        }
-        this.nFields = lenenc(buf, p);
-        this.state = S.Fields;
-        return false;
-      case S.Fields:
-        if (!this.discard) this.fields.push(columnDefinition(buf, p, packet.end, conn._mariadbExtendedMetadata === true));
-        if (++this.seen === this.nFields) this.state = S.FieldsEof;
-        return false;
-      case S.FieldsEof:
-        this.state = S.Rows;
-        if (!this.discard) {
-          try {
-            this.writer = this.writerFor(this.fields);
-            if (!this.writer) this.refused = true;
-          } catch (err) {
-            this.failure = err;
-          }
-        }
-        return false;
-      default:
-        // EOF: 0xfe and shorter than any row starting with an 8-byte length.
-        if (first === 0xfe && packet.end - packet.start < 13) {
-          if (buf.readUInt16LE(p + 3) & SERVER_MORE_RESULTS_EXISTS) {
-            // Not from one SELECT; read past any further result.
-            this.discard = true;
-            this.seen = 0;
-            this.state = S.Header;
-            return false;
-          }
-          this.settle(this.failure);
-          return true;
-        }
-        if (this.writer && !this.discard && !this.failure) {
-          try {
-            this.writer.add(buf, p, packet.end, this.rows);
-          } catch (err) {
-            // Keep reading: the connection must get past the rest of the result.
-            this.failure = err;
-          }
-        }
-        return false;
-    }
-  }
-
-  private send(conn: Mysql2Connection): void {
-    const attrs = (conn.config.clientFlags & (conn.serverCapabilityFlags ?? 0) & CLIENT_QUERY_ATTRIBUTES) !== 0;
-    const head = attrs ? 7 : 5;
-    const buffer = Buffer.allocUnsafe(head + Buffer.byteLength(this.sql, 'utf8'));
-    buffer.write(this.sql, head, 'utf8');
-    buffer[4] = COM_QUERY;
-    if (attrs) {
-      buffer[5] = 0; // parameter_count
-      buffer[6] = 1; // parameter_set_count
-    }
-    conn._resetSequenceId();
-    conn.writePacket({
-      buffer,
-      length: () => buffer.length,
-      writeHeader(seq: number) {
-        buffer.writeUIntLE(buffer.length - 4, 0, 3);
-        buffer[3] = seq;
-      },
-    });
-  }
-}
-
-/** A length-encoded integer (a column count: never NULL). */
-function lenenc(buf: Buffer, p: number): number {
-  const c = buf[p]!;
-  if (c < 0xfb) return c;
-  if (c === 0xfc) return buf.readUInt16LE(p + 1);
-  if (c === 0xfd) return buf.readUIntLE(p + 1, 3);
-  return buf.readUInt32LE(p + 1) + buf.readUInt32LE(p + 5) * 0x100000000;
-}
-
-function lenencSize(c: number): number {
-  return c < 0xfb ? 1 : c === 0xfc ? 3 : c === 0xfd ? 4 : 9;
-}
-
-/**
- * A column definition (Protocol::ColumnDefinition41): catalog, schema, table, org_table,
- * name, org_name (length-encoded strings), MariaDB's extended metadata when negotiated, then
- * the fixed part: charset u16, length u32, type u8, flags u16, decimals u8.
- */
-function columnDefinition(buf: Buffer, p: number, end: number, extended: boolean): ResultField {
-  let name = '';
-  for (let i = 0; i < 6; i++) {
-    const n = lenenc(buf, p);
-    p += lenencSize(buf[p]!);
-    if (i === 4) name = buf.toString('utf8', p, p + n);
-    p += n;
-  }
-  if (extended) {
-    const n = lenenc(buf, p);
-    p = Math.min(p + lenencSize(buf[p]!) + n, end);
-  }
-  p += 1; // length of the fixed fields (0x0c)
-  return { name, characterSet: buf.readUInt16LE(p), columnType: buf[p + 6]!, flags: buf.readUInt16LE(p + 7) };
-}
-
-/**
- * Runs `sql` (one SELECT) on `c` and writes its rows into `out` with the writer `writerFor`
- * gives for its columns. Resolves to false when `writerFor` refuses the result (its rows are
- * read and dropped, none reach `out`); rejects with mysql2's error for a server error.
- */
-export function readChunkRows(c: mysql.Connection, sql: string, writerFor: (fields: ResultField[]) => RowWriter | null, out: RowSink): Promise<boolean> {
-  const q = new ChunkQuery(sql, writerFor, out);
-  (c as unknown as Mysql2Connection).addCommand(q);
-  return q.done;
 }

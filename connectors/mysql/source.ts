@@ -2,15 +2,16 @@ import type mysql from 'mysql2';
 import type { MysqlSourceConfig } from './config.js';
 import { ErrorCodes, TributaryError, errorMessage } from '../../src/core/errors.js';
 import { type Row, SerializedChangeEvent } from '../../src/core/event.js';
-import type { Position, PreflightProblem, Source, SourceContext, SourceItem, SourceOutput } from '../../src/core/source.js';
+import type { HeldBack, Position, PreflightProblem, SourceContext } from '../../src/core/source.js';
+import { SourceRuntime, type SourceDriver, type SourceStream, type StreamHandlers } from '../../src/core/source-sdk.js';
 import type { SnapshotEventBuilder, SnapshotSupport } from '../../src/snapshot/types.js';
 import { backoffDelay, sleep } from '../../src/runtime/retry.js';
 import { tableMatcher } from '../../src/runtime/table-filter.js';
-import { BinlogConnection, BinlogStreamError, connectMysql, mysqlQuery, wrapConnectError, type DumpStart } from './client.js';
+import { BinlogConnection, connectMysql, mysqlQuery, wrapConnectError, type DumpStart } from './client.js';
 import { BinlogDecoder, type MysqlSourceItem } from './decoder.js';
-import { RowsOffload } from './rows-offload.js';
 import { MysqlPosition } from './position.js';
 import { checkMysql } from './preflight.js';
+import { binlogsHeldBack } from './held-back.js';
 import { SchemaHistory } from './schema-history.js';
 import { MysqlSnapshotSupport, checkSignalTable, mysqlSnapshotEvent, parseSignalTable, type SignalTable } from './snapshot.js';
 
@@ -21,47 +22,36 @@ const START_KEY = 'mysql-start';
 const SCHEMA_KEY = 'mysql-schema';
 
 /**
- * The MySQL/MariaDB binlog source.
+ * The MySQL/MariaDB binlog connector, run by the source runtime (src/core/source-sdk.ts),
+ * which owns reconnects, backpressure, resume positions and acknowledgement.
  *
  * Positions are `{file, pos, gtid}` ({@link MysqlPosition}), produced by the decoder only at
  * transaction boundaries: an event's `txn` is its transaction's start, a commit's `resume`
  * the offset just after the transaction's end event with the GTID state including it.
  *
  * Each connection attempt is a new {@link BinlogConnection} that dumps from the resume
- * position of the last commit pushed to the stream (or the pipeline's `from`). When a
- * connection breaks inside a transaction, the events of that transaction already pushed are
- * skipped on the re-read (same start position, same event index), so the stream never holds
- * an event twice.
+ * position the runtime gives (the last commit pushed, or the pipeline's `from`). When a
+ * connection breaks inside a transaction, the runtime drops the events of that transaction
+ * already pushed on the re-read (same start position, same event index).
  *
  * Acknowledgement: MySQL has no server-side slot, so `acknowledge` only prunes the schema
- * history. Server heartbeats while no transaction is open push an empty commit at the
- * current binlog position, so an idle pipeline's checkpoint follows the binlog (across
+ * history. Server heartbeats while no transaction is open become an empty commit at the
+ * current binlog position (`StreamHandlers.passed`), so an idle pipeline's checkpoint follows the binlog (across
  * rotations) and an old file can be purged without stranding it.
  */
-export class MysqlSource implements Source {
+export class MysqlConnector implements SourceDriver {
   private control?: mysql.Connection;
   private conn?: BinlogConnection;
   private decoder?: BinlogDecoder;
   private history = new SchemaHistory();
+  /** The runtime's side of the current connection. */
+  private handlers?: StreamHandlers;
   private start?: StartRecord;
   private prepared?: Promise<void>;
   private closed?: Promise<void>;
   private readonly matches: (t: string) => boolean;
-  /** Resume position of the last commit pushed to the stream. */
-  private lastResume: MysqlPosition | null = null;
-  /** The transaction whose events are being pushed (no commit yet), and how many were pushed. */
-  private openTxn: { txn: MysqlPosition; count: number } | null = null;
-  /** After a reconnect: the events of this transaction below `count` were already pushed. */
-  private replay: { txn: MysqlPosition; count: number } | null = null;
-  /** Commits held back until the schema history they depend on is durable. */
-  private held: MysqlSourceItem[] = [];
+  /** The acknowledged resume position: the schema history is pruned up to it. */
   private acked: MysqlPosition | null = null;
-  private paused = false;
-  /** The rows decode worker and its ordered queue (source.decode_workers: 1), made at the first connection. */
-  private offload?: RowsOffload;
-  /** A schema change waits in the offload queue: the fed event's afterFeed must wait for it. */
-  private ddlQueued = false;
-  private out?: SourceOutput;
   /** Where snapshot watermarks are written (their inserts come back as `watermark` items). */
   private readonly signal: SignalTable;
   private support?: MysqlSnapshotSupport;
@@ -248,9 +238,9 @@ export class MysqlSource implements Source {
 
   /**
    * Makes the schema history durable, retrying a failed write with backoff for as long as it
-   * takes (reading stops meanwhile), then pushes the commits held for it. A commit after a
-   * DDL never goes out before the DDL is stored: a checkpoint at that commit would make a
-   * restart resume past a DDL its history lacks.
+   * takes (reading stops meanwhile). It is also the runtime's commit gate: a commit after a
+   * DDL never goes out before the DDL is stored (a checkpoint at that commit would make a
+   * restart resume past a DDL its history lacks).
    */
   private flushHistory(): Promise<void> {
     return (this.historyFlush ??= (async () => {
@@ -266,136 +256,87 @@ export class MysqlSource implements Source {
             if (this.ctx.signal.aborted) throw err;
           }
         }
-        const held = this.held;
-        this.held = [];
-        for (const item of held) this.push(item);
       } finally {
         this.historyFlush = undefined;
       }
     })());
   }
 
-  async run(from: Position | null, out: SourceOutput): Promise<void> {
+  /** Streaming begins: the start position and the schema history at the resume position. */
+  async begin(from: Position | null): Promise<Position | null> {
     await this.fixStart();
-    this.out = out;
-    const signal = this.ctx.signal;
-    const onAbort = () => this.conn?.close();
-    signal.addEventListener('abort', onAbort, { once: true });
     const initial = from as MysqlPosition | null;
     await this.loadSchemas(initial);
     await this.endControl();
-    const startRec = this.start!;
     this.acked = initial;
-    try {
-      while (!signal.aborted) {
-        const resumeAt = this.lastResume ?? initial;
-        let dump: DumpStart;
-        let pos: MysqlPosition | null;
-        if (resumeAt) {
-          dump = { file: resumeAt.file, pos: resumeAt.pos };
-          pos = resumeAt;
-        } else if ('file' in startRec) {
-          dump = { file: startRec.file, pos: startRec.pos };
-          pos = new MysqlPosition(startRec.file, startRec.pos, startRec.gtid);
-        } else {
-          dump = { gtid: startRec.gtid };
-          pos = null;
+    return initial;
+  }
+
+  /** A commit waits until the schema history it depends on is durable (see flushHistory). */
+  commitGate(): Promise<void> | undefined {
+    return this.history.dirty ? this.flushHistory() : undefined;
+  }
+
+  /** Where a dump from `resume` starts, and the position the decoder starts counting at. */
+  private dumpStart(resume: MysqlPosition | null): { dump: DumpStart; pos: MysqlPosition | null } {
+    const startRec = this.start!;
+    if (resume) return { dump: { file: resume.file, pos: resume.pos }, pos: resume };
+    if ('file' in startRec) return { dump: { file: startRec.file, pos: startRec.pos }, pos: new MysqlPosition(startRec.file, startRec.pos, startRec.gtid) };
+    return { dump: { gtid: startRec.gtid }, pos: null };
+  }
+
+  /** One binlog dump from `resume` (null: the fixed start position). */
+  async connect(resume: Position | null, h: StreamHandlers): Promise<SourceStream> {
+    this.handlers = h;
+    const startRec = this.start!;
+    const { dump, pos } = this.dumpStart(resume as MysqlPosition | null);
+    // A history write that failed before the connection dropped: finish it first.
+    if (this.history.dirty) await this.flushHistory();
+    const conn = await BinlogConnection.open({ url: this.cfg.url, serverId: this.serverId, heartbeatMs: this.cfg.heartbeat_ms }, dump);
+    this.conn = conn;
+    const decoder = new BinlogDecoder({
+      pipeline: this.ctx.pipeline,
+      file: pos?.file ?? '',
+      pos: pos?.pos ?? 4,
+      gtid: pos ? pos.gtid : 'gtid' in startRec ? startRec.gtid : null,
+      checksumBeforeFde: conn.info.checksum,
+      includeTable: (db, t) => this.matches(`${db}.${t}`) || (db === this.signal.db && t === this.signal.table),
+      serializeTable: (db, t) => this.serializable(db, t),
+      schemaFor: (db, t, map) => this.history.hintFor(db, t, map),
+      onDdl: (ddl) => this.history.apply(ddl),
+      onHeartbeat: (p) => this.onHeartbeat(p),
+      emit: (item) => this.onItem(item),
+    });
+    this.decoder = decoder;
+    let live = false;
+    const done = conn.stream({
+      onEvent: (ev) => {
+        // The first event (the server's artificial ROTATE) proves the dump works: an
+        // outage is over.
+        if (!live) {
+          live = true;
+          h.alive();
         }
-        try {
-          // A history write that failed before the connection dropped: finish it first.
-          if (this.history.dirty || this.held.length) await this.flushHistory();
-          const conn = await BinlogConnection.open({ url: this.cfg.url, serverId: this.serverId, heartbeatMs: this.cfg.heartbeat_ms }, dump);
-          this.conn = conn;
-          if (signal.aborted) {
-            conn.close();
-            break;
-          }
-          const off = (this.cfg.decode_workers ?? 0) > 0 ? (this.offload ??= new RowsOffload({ pipeline: this.ctx.pipeline })) : undefined;
-          // With the worker, everything the decoder produces goes through the offload's
-          // queue, so it reaches onItem in binlog order behind the rows still in the worker.
-          off?.begin({
-            deliver: (item) => this.onItem(item),
-            pause: () => conn.pause(),
-            resume: () => conn.resume(),
-            fail: (err) => conn.abort(err),
-          });
-          const inOrder = (fn: () => void): boolean => (off ? off.run(fn) : (fn(), true));
-          const decoder = new BinlogDecoder({
-            pipeline: this.ctx.pipeline,
-            file: pos?.file ?? '',
-            pos: pos?.pos ?? 4,
-            gtid: pos ? pos.gtid : 'gtid' in startRec ? startRec.gtid : null,
-            checksumBeforeFde: conn.info.checksum,
-            includeTable: (db, t) => this.matches(`${db}.${t}`) || (db === this.signal.db && t === this.signal.table),
-            serializeTable: (db, t) => this.serializable(db, t),
-            schemaFor: (db, t, map) => this.history.hintFor(db, t, map),
-            // Applied in order with the items: commits queued before the DDL must not be
-            // held back as if they depended on it (see afterFeed).
-            onDdl: (ddl) => {
-              if (!inOrder(() => this.history.apply(ddl))) this.ddlQueued = true;
-            },
-            onHeartbeat: (p) => void inOrder(() => this.onHeartbeat(p)),
-            offload: off,
-            emit: off ? (item) => off.emit(item) : (item) => this.onItem(item),
-          });
-          this.decoder = decoder;
-          let live = false;
-          const streaming = conn.stream({
-            onEvent: (ev) => {
-              // The first event (the server's artificial ROTATE) proves the dump works: an
-              // outage is over.
-              if (!live) {
-                live = true;
-                this.ctx.link.up();
-              }
-              let r: void | Promise<void>;
-              try {
-                r = decoder.feed(ev);
-              } catch (err) {
-                // An earlier rows event still in the worker may be bad too: its error is
-                // the one inline decoding would have stopped at (it aborts the stream first).
-                if (off?.busy) return off.idle().then(() => Promise.reject(err));
-                throw err;
-              }
-              if (r) return r.then(() => this.afterFeed());
-              return this.afterFeed();
-            },
-          });
-          await streaming;
-          if (signal.aborted) break;
-          throw new BinlogStreamError('the server ended the binlog stream', null, 'PROTOCOL_CONNECTION_LOST');
-        } catch (err) {
-          if (signal.aborted) break;
-          const fatal = explain(err, resumeAt ?? pos);
-          if (fatal) throw fatal;
-          // The engine decides: wait (backoff by class of error), or give up by throwing.
-          await this.ctx.link.lost(err);
-        } finally {
-          this.conn?.close();
-          this.conn = undefined;
-          this.paused = false;
-          // Undelivered items and rows in the worker are re-read from lastResume.
-          this.offload?.begin(null);
-          this.ddlQueued = false;
-          // Re-read the open transaction from its start; skip what was pushed already.
-          this.replay = this.openTxn ? { ...this.openTxn } : null;
-          this.openTxn = null;
-          // Commits held for the schema history stay held: lastResume is past them, so they
-          // are not read again and go out once the history is stored (flushHistory).
-        }
-      }
-    } finally {
-      signal.removeEventListener('abort', onAbort);
-    }
+        const r = decoder.feed(ev);
+        if (r) return r.then(() => this.afterFeed());
+        return this.afterFeed();
+      },
+    });
+    return { done, pause: () => conn.pause(), resume: () => conn.resume(), close: () => conn.close() };
+  }
+
+  /** Dump errors whose fix is known (a purged position, a server_id clash, privileges). */
+  explain(err: unknown, at: Position | null): Error | null {
+    return explain(err, (at as MysqlPosition | null) ?? this.dumpStart(null).pos);
+  }
+
+  /** A dump ended: undelivered items are re-read from the resume position. */
+  disconnected(): void {
+    this.conn = undefined;
   }
 
   /** After each fed event: make a changed schema history durable before its commit goes out. */
   private afterFeed(): void | Promise<void> {
-    if (this.ddlQueued) {
-      // Read no further event before the DDL has been applied and its commit held.
-      this.ddlQueued = false;
-      return this.offload!.idle().then(() => this.afterFeed());
-    }
     if (!this.history.dirty) return;
     return this.flushHistory();
   }
@@ -410,19 +351,18 @@ export class MysqlSource implements Source {
     return !this.fallbackKeys.has(`${db}.${table}`);
   }
 
+  /**
+   * One decoded item: watermarks are read from the signal table's rows, tables keyed by a
+   * fallback key get their key; everything else goes to the runtime as it is.
+   */
   private onItem(item: MysqlSourceItem): void {
+    const h = this.handlers!;
     if (item.kind === 'event') {
-      const r = this.replay;
-      if (r) {
-        if (item.txn.compare(r.txn) === 0 && item.idx < r.count) return; // pushed before the reconnect
-        this.replay = null;
-      }
-      this.openTxn = { txn: item.txn, count: item.idx + 1 };
       const ev = item.event;
       // Serialized events come only from tables serializable() accepted: nothing to inspect,
       // and reading a field would parse the JSON.
       if (ev instanceof SerializedChangeEvent) {
-        this.push(item);
+        h.push(item);
         return;
       }
       if (ev.source.table === this.signal.table && ev.source.db === this.signal.db) {
@@ -430,7 +370,7 @@ export class MysqlSource implements Source {
         const mark = ev.op === 'c' ? ev.after?.mark : null;
         if (mark === 'low' || mark === 'high') {
           this.watermarkServerId = ev.source.server_id ?? 0;
-          this.push({ kind: 'watermark', id: String(ev.after!.id), mark, txn: item.txn, idx: item.idx, at: { file: ev.source.file, pos: ev.source.pos } });
+          h.push({ kind: 'watermark', id: String(ev.after!.id), mark, txn: item.txn, idx: item.idx, at: { file: ev.source.file, pos: ev.source.pos } });
         }
         return;
       }
@@ -443,51 +383,40 @@ export class MysqlSource implements Source {
           ev.key = key;
         }
       }
-    } else {
-      this.replay = null;
-      this.openTxn = null;
-      if (this.history.dirty) {
-        this.held.push(item);
-        this.lastResume = item.resume;
-        return;
-      }
-      this.lastResume = item.resume;
     }
-    this.push(item);
-  }
-
-  private push(item: MysqlSourceItem | SourceItem): void {
-    const out = this.out!;
-    if (!out.push(item) && !this.paused) {
-      const conn = this.conn;
-      if (!conn) return;
-      this.paused = true;
-      conn.pause();
-      this.ctx.metrics.set('tributary_source_paused', 1, { pipeline: this.ctx.pipeline });
-      void out.drained().then(() => {
-        if (this.conn === conn) this.paused = false;
-        this.ctx.metrics.set('tributary_source_paused', 0, { pipeline: this.ctx.pipeline });
-        conn.resume();
-      });
-    }
+    h.push(item);
   }
 
   /**
    * A heartbeat between transactions: everything up to `pos` has been received and holds
-   * nothing more for us. Push an empty commit there so the checkpoint can follow. Its `txn`
-   * is one byte before `pos`, so that a transaction starting exactly at `pos` still compares
-   * above the stored position and is not skipped as already held.
+   * nothing more for us. The runtime pushes an empty commit there (when nothing is open or
+   * held) so the checkpoint can follow. Its `txn` is one byte before `pos`, so that a
+   * transaction starting exactly at `pos` still compares above the stored position and is
+   * not skipped as already held.
    */
   private onHeartbeat(pos: MysqlPosition): void {
-    if (this.decoder?.inTransaction || this.openTxn || this.held.length) return;
-    const last = this.lastResume ?? this.acked;
-    if (!pos.file || pos.pos < 5 || (last && pos.compare(last) <= 0)) return;
-    this.onItem({ kind: 'commit', txn: pos.withPos(pos.pos - 1), resume: pos });
+    if (this.decoder?.inTransaction || !pos.file || pos.pos < 5) return;
+    this.handlers!.passed(pos, pos.withPos(pos.pos - 1));
   }
 
   acknowledge(resume: Position): void {
     const p = resume as MysqlPosition;
     if (!this.acked || p.compare(this.acked) > 0) this.acked = p;
+  }
+
+  /**
+   * The binlog files a resume still needs (binlogsHeldBack). On a connection of its own, made
+   * and ended per poll: the control connection may be busy with a snapshot's long reads.
+   */
+  async heldBack(): Promise<HeldBack> {
+    const start = this.start && 'file' in this.start ? this.start.file : null;
+    const oldest = this.acked?.file || start;
+    const c = await connectMysql(this.cfg.url, 5_000);
+    try {
+      return await binlogsHeldBack(c, oldest || null);
+    } finally {
+      c.destroy();
+    }
   }
 
   close(): Promise<void> {
@@ -498,11 +427,6 @@ export class MysqlSource implements Source {
         /* closing anyway */
       }
       this.conn = undefined;
-      try {
-        await this.offload?.close();
-      } catch {
-        /* closing anyway */
-      }
       await this.endControl();
     })());
   }
@@ -559,4 +483,11 @@ export function defaultServerId(pipeline: string): number {
     h = Math.imul(h, 0x01000193) >>> 0;
   }
   return 1_000_000 + (h % 2_000_000_000);
+}
+
+/** The MySQL/MariaDB source: the {@link MysqlConnector} run by the source runtime. */
+export class MysqlSource extends SourceRuntime {
+  constructor(cfg: MysqlSourceConfig, ctx: SourceContext) {
+    super(new MysqlConnector(cfg, ctx), ctx);
+  }
 }

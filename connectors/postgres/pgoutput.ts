@@ -60,11 +60,6 @@ export class PgoutputDecoder {
     /** The envelope's tail around `lsn`, as bytes, made at the first row. */
     tail?: [Buffer, Buffer];
   } | null = null;
-  /**
-   * After a reconnect inside a transaction, the server sends that transaction again from
-   * its start. Its first `count` events were already pushed, so they are dropped here.
-   */
-  private replay: { finalLsn: bigint; count: number } | null = null;
   private readonly now: () => number;
   /** The constant start of each table's `source` block, serialized once. */
   private readonly sourcePrefix = new WeakMap<RelationDecoder, string>();
@@ -79,9 +74,11 @@ export class PgoutputDecoder {
     this.now = o.now ?? Date.now;
   }
 
-  /** Before resubscribing: remember how much of the open transaction was delivered. */
+  /**
+   * Before resubscribing: the open transaction is sent again from its Begin. (The source
+   * runtime drops its events that were handed over already, by index.)
+   */
   prepareReconnect(): void {
-    this.replay = this.txn ? { finalLsn: this.txn.finalLsn, count: this.txn.idx } : null;
     this.txn = null;
   }
 
@@ -94,7 +91,6 @@ export class PgoutputDecoder {
       case 66 /* B */: {
         const finalLsn = readLsn(buf, 1);
         this.txn = { final: new PgPosition(finalLsn), finalLsn, tsMs: readTimestampMs(buf, 9), xid: buf.readUInt32BE(17), idx: 0 };
-        if (this.replay && this.replay.finalLsn !== finalLsn) this.replay = null;
         return;
       }
       case 67 /* C */: {
@@ -102,7 +98,6 @@ export class PgoutputDecoder {
         if (!t) throw protocolError('Commit without Begin');
         const end = new PgPosition(readLsn(buf, 10));
         this.txn = null;
-        this.replay = null;
         emit({ kind: 'commit', txn: t.final, resume: end });
         return;
       }
@@ -182,7 +177,6 @@ export class PgoutputDecoder {
     const body = JSON.parse(buf.toString('utf8', off + 4, off + 4 + len)) as { id: string; mark: 'low' | 'high'; snapshot?: string };
     const t = this.txn;
     const idx = t.idx++;
-    if (this.replay && idx < this.replay.count) return;
     const visibility = body.snapshot ? parsePgSnapshot(body.snapshot) : undefined;
     emit({ kind: 'watermark', id: body.id, mark: body.mark, txn: t.final, idx, at: { lsn: String(lsn) }, visibility });
   }
@@ -230,10 +224,6 @@ export class PgoutputDecoder {
     const t = this.txn;
     if (!t) throw protocolError('row change outside a transaction');
     const idx = t.idx;
-    if (this.replay && idx < this.replay.count) {
-      t.idx++;
-      return true; // delivered before the reconnect
-    }
     const w = this.wEnv;
     w.reset();
     put(w, op === 'c' ? HEAD_INSERT : op === 'u' ? HEAD_UPDATE : HEAD_DELETE);
@@ -331,7 +321,6 @@ export class PgoutputDecoder {
     const t = this.txn;
     if (!t) throw protocolError('row change outside a transaction');
     const idx = t.idx++;
-    if (this.replay && idx < this.replay.count) return; // delivered before the reconnect
     const prefix = this.prefixOf(rel);
     const json =
       `{"op":"${op}","before":${before},"after":${after},"key":${key},"source":${prefix}${t.tsMs},"snapshot":"false","lsn":"${lsn}","txId":${t.xid}` +

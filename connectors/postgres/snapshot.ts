@@ -1,7 +1,7 @@
 import pg from 'pg';
 import type { JsonValue } from '../../src/core/event.js';
 import { ErrorCodes, TributaryError } from '../../src/core/errors.js';
-import { StringRows, type ChunkBounds, type ChunkPlanner, type SnapshotEventBuilder, type SnapshotReader, type SnapshotSupport, type SnapshotTable, type ThreadSpec } from '../../src/snapshot/types.js';
+import { StringRows, type ChunkBounds, type ChunkPlanner, type SnapshotEventBuilder, type SnapshotReader, type SnapshotSupport, type SnapshotTable } from '../../src/snapshot/types.js';
 import { snapshotEventBuilder } from '../../src/snapshot/envelope.js';
 import { assertSafeFilter, filterRejected } from '../../src/snapshot/filter.js';
 import { ident, loadTypes, resolveTables } from './catalog.js';
@@ -230,12 +230,6 @@ export class PgSnapshotSupport implements SnapshotSupport {
     }
   }
 
-  /** How a worker thread builds this support (the source's type catalog goes along). */
-  threadSpec(): ThreadSpec {
-    const { types, ...rest } = this.o;
-    return { module: import.meta.url, factory: 'pgSnapshotSupportInThread', options: { ...rest, types: [...types()] } };
-  }
-
   /** Type catalog for decoders: the source's, or (in a `--worker` process) our own. */
   private ownTypes?: Promise<ReadonlyMap<number, PgTypeInfo>>;
 
@@ -326,19 +320,6 @@ function readError(err: unknown, table: string, url: string): unknown {
     fix: `GRANT SELECT ON ${qname(table)} TO ${user};`,
     cause: err,
   });
-}
-
-/** The support a worker thread runs (see `threadSpec`). */
-export function pgSnapshotSupportInThread(o: {
-  url: string;
-  include: readonly string[];
-  exclude: readonly string[] | undefined;
-  publication?: string;
-  keyColumns: Record<string, string[]> | undefined;
-  types: [number, PgTypeInfo][];
-}): PgSnapshotSupport {
-  const types = new Map(o.types);
-  return new PgSnapshotSupport({ ...o, types: () => types });
 }
 
 /**

@@ -1,15 +1,17 @@
 import pg from 'pg';
 import type { PostgresSourceConfig } from './config.js';
 import { ErrorCodes, TributaryError, errorMessage } from '../../src/core/errors.js';
-import type { Position, PreflightProblem, Source, SourceContext, SourceItem, SourceOutput } from '../../src/core/source.js';
+import type { HeldBack, Position, PreflightProblem, SourceContext } from '../../src/core/source.js';
+import { SourceRuntime, type SourceDriver, type SourceStream, type StreamHandlers } from '../../src/core/source-sdk.js';
 import { isRetryableError } from '../../src/runtime/retry.js';
 import { TableCapture } from './capture.js';
 import { loadTypes, resolveTables, slotInfo, type CapturedTable } from './catalog.js';
 import { PgoutputDecoder } from './pgoutput.js';
 import { PgPosition } from './position.js';
 import { checkPostgres } from './preflight.js';
+import { slotHeldBack } from './held-back.js';
 import { privilegeError } from './privileges.js';
-import { ReplicationConnection, SESSION_OPTIONS, type WalStart } from './replication.js';
+import { ReplicationConnection, SESSION_OPTIONS } from './replication.js';
 import type { PgTypeInfo } from './values.js';
 import { PgSnapshotSupport, pgSnapshotEvent } from './snapshot.js';
 
@@ -20,34 +22,28 @@ const FATAL_SQLSTATES = new Set(['42704' /* undefined object: slot or publicatio
 const CONNECT_TIMEOUT_MS = 10_000;
 
 /**
- * The Postgres source: pgoutput over a replication connection.
+ * The Postgres connector: pgoutput over a replication connection that speaks the protocol
+ * itself (replication.ts). The source runtime (src/core/source-sdk.ts) runs it: reconnects,
+ * backpressure, resume positions and acknowledgement are the runtime's.
  *
  * Positions: a transaction's position is its commit LSN; the resume position is the end
  * of its commit record. Acknowledgement (the standby status "flush" LSN) only ever reports
- * what the pipeline says every sink holds, or, when nothing is in flight, the WAL end of the
- * last keepalive, so an idle slot advances while other databases write WAL.
+ * what the runtime has acknowledged: what the pipeline says every sink holds, or, when nothing
+ * is in flight, the WAL end of the last keepalive, so an idle slot advances while other
+ * databases write WAL.
  */
-export class PostgresSource implements Source {
+export class PostgresConnector implements SourceDriver {
   readonly slot: string;
   readonly publication: string;
   private control?: pg.Client;
   private conn?: ReplicationConnection;
   private types = new Map<number, PgTypeInfo>();
   private readonly primaryKeys = new Map<number, string[]>();
-  /** The flush LSN reported to the server. Never ahead of durable data. */
-  private acked = 0n;
-  /** Resume position of the last commit pushed to the stream. */
-  private lastPushed = 0n;
   private decoder?: PgoutputDecoder;
   private heartbeat?: NodeJS.Timeout;
-  private statusTimer?: NodeJS.Timeout;
   /** The control connection being made, if any (see controlClient). */
   private controlConnecting?: Promise<pg.Client>;
   private closed?: Promise<void>;
-  private paused = false;
-  private fatal: Error | null = null;
-  /** The current connection has received something (it really streams). */
-  private live = false;
   private db = '';
   /** The role the source connects as (for the GRANTs that errors name). */
   private role: string | undefined;
@@ -205,7 +201,6 @@ export class PostgresSource implements Source {
       await c.query("SELECT pg_create_logical_replication_slot($1, 'pgoutput')", [this.slot]);
       this.ctx.logger.info({ slot: this.slot }, 'replication slot created');
     }
-    if (positionLost) this.acked = 0n;
     this.positionLost = positionLost;
     return { positionLost };
   }
@@ -232,11 +227,12 @@ export class PostgresSource implements Source {
     return pgSnapshotEvent(this.ctx.pipeline, this.db);
   }
 
-  async run(from: Position | null, out: SourceOutput): Promise<void> {
+  /**
+   * Streaming begins: the decoder, the heartbeat and the table check. After a lost position
+   * the old checkpoint means nothing to the new slot, so streaming starts where the slot is.
+   */
+  async begin(from: Position | null): Promise<Position | null> {
     await this.prepare(from);
-    // After a lost position the old checkpoint means nothing to the new slot.
-    this.acked = from && !this.positionLost ? (from as PgPosition).lsn : 0n;
-    this.lastPushed = this.acked;
     this.decoder = new PgoutputDecoder({
       pipeline: this.ctx.pipeline,
       db: this.db,
@@ -246,105 +242,80 @@ export class PostgresSource implements Source {
     });
     this.startHeartbeat();
     this.startTableCheck();
-    const signal = this.ctx.signal;
-    while (!signal.aborted) {
-      // A new connection per attempt: a broken one is never reused.
-      const start = this.lastPushed > this.acked ? this.lastPushed : this.acked;
-      const conn = new ReplicationConnection(this.cfg.url, CONNECT_TIMEOUT_MS, {
-        data: (lsn, payload) => this.onData(lsn, payload, out),
-        keepalive: (walEnd, reply) => this.onKeepalive(walEnd, reply),
-      });
-      this.conn = conn;
-      // Until the connection has received something, each status update asks for a reply: the
-      // walsender answers with a keepalive at once, which proves the stream works (an idle
-      // server would otherwise say nothing for up to wal_sender_timeout / 2).
-      this.statusTimer = setInterval(() => conn.sendStatus(this.acked, !this.live), this.cfg.status_interval_ms);
-      try {
-        this.live = false;
-        await conn.stream(this.slot, this.publication, new PgPosition(start).serialize());
-        if (this.fatal) throw this.fatal;
-      } catch (err) {
-        if (signal.aborted) break;
-        if (this.fatal) throw this.fatal;
-        const code = (err as { code?: string }).code;
-        if (code && FATAL_SQLSTATES.has(code)) {
-          const denied = privilegeError(err, { role: this.role, doing: 'replication failed' });
-          if (denied) throw denied;
-          throw new TributaryError(code === '55000' ? ErrorCodes.PG_SLOT_LOST : ErrorCodes.PG_REPLICATION, `replication failed: ${errorMessage(err)}`, {
-            fix: code === '55000' ? `the slot was invalidated; drop it and re-snapshot (source.snapshot: when_needed)` : 'check that the slot, publication and privileges exist (tributary validate --check-source)',
-            cause: err,
-          });
-        }
-        // The engine decides: wait (backoff by class of error), or give up by throwing.
-        await this.ctx.link.lost(err);
-      } finally {
-        clearInterval(this.statusTimer);
-        this.paused = false;
-        await conn.stop();
-        this.decoder.prepareReconnect();
-      }
-      if (signal.aborted) break;
-      // The control connection may have died with the server too.
-      if (this.control) {
-        await this.control.end().catch(() => undefined);
-        this.control = undefined;
-      }
-      try {
-        await this.controlClient();
-      } catch {
-        /* retried on the next round */
-      }
-    }
+    return from && !this.positionLost ? from : null;
   }
 
-  /** The first message on a connection: it really streams, so an outage is over. */
-  private markLive(): void {
-    this.live = true;
-    this.ctx.link.up();
+  /** One replication connection from `resume` (null: where the slot is). */
+  async connect(resume: Position | null, h: StreamHandlers): Promise<SourceStream> {
+    const decoder = this.decoder!;
+    let live = false;
+    const flushed = () => (h.acknowledged as PgPosition | null)?.lsn ?? 0n;
+    const conn = await ReplicationConnection.open(
+      {
+        url: this.cfg.url,
+        connectTimeoutMs: CONNECT_TIMEOUT_MS,
+        slot: this.slot,
+        publication: this.publication,
+        startLsn: (resume ?? PgPosition.ZERO).serialize(),
+        statusIntervalMs: this.cfg.status_interval_ms,
+      },
+      {
+        data: (lsn, payload) => {
+          if (!live) {
+            live = true;
+            h.alive();
+          }
+          decoder.handle(payload, lsn, h.push);
+        },
+        keepalive: (walEnd) => {
+          if (!live) {
+            live = true;
+            h.alive();
+          }
+          // Between transactions, the WAL up to walEnd holds nothing for us: the runtime moves
+          // the slot there when nothing is in flight, so WAL written by other databases does
+          // not pile up behind an idle slot.
+          if (!decoder.txn) h.passed(new PgPosition(walEnd));
+        },
+        flushed,
+      },
+    );
+    this.conn = conn;
+    return conn;
   }
 
-  private onData(lsn: WalStart, payload: Buffer, out: SourceOutput): void {
-    if (!this.live) this.markLive();
-    if (this.fatal) return;
-    try {
-      this.decoder!.handle(payload, lsn, (item: SourceItem) => {
-        if (item.kind === 'commit') this.lastPushed = (item.resume as PgPosition).lsn;
-        if (!out.push(item) && !this.paused) {
-          this.paused = true;
-          const conn = this.conn!;
-          conn.pause();
-          this.ctx.metrics.set('tributary_source_paused', 1, { pipeline: this.ctx.pipeline });
-          void out.drained().then(() => {
-            this.paused = false;
-            this.ctx.metrics.set('tributary_source_paused', 0, { pipeline: this.ctx.pipeline });
-            conn.resume();
-          });
-        }
-      });
-    } catch (err) {
-      this.fatal = err as Error;
-      void this.conn?.stop();
-    }
+  /** Replication errors whose fix is known; everything else the engine classifies. */
+  explain(err: unknown): Error | null {
+    const code = (err as { code?: string }).code;
+    if (!code || !FATAL_SQLSTATES.has(code)) return null;
+    const denied = privilegeError(err, { role: this.role, doing: 'replication failed' });
+    if (denied) return denied;
+    return new TributaryError(code === '55000' ? ErrorCodes.PG_SLOT_LOST : ErrorCodes.PG_REPLICATION, `replication failed: ${errorMessage(err)}`, {
+      fix: code === '55000' ? `the slot was invalidated; drop it and re-snapshot (source.snapshot: when_needed)` : 'check that the slot, publication and privileges exist (tributary validate --check-source)',
+      cause: err,
+    });
   }
 
-  private onKeepalive(walEnd: bigint, reply: boolean): void {
-    if (!this.live) this.markLive();
-    // Nothing in flight (no open transaction, every pushed commit acknowledged): the WAL up
-    // to walEnd holds nothing for us, so the slot may move there. Otherwise WAL written by
-    // other databases would pile up behind an idle slot.
-    if (!this.decoder?.txn && this.acked >= this.lastPushed && walEnd > this.acked) {
-      this.acked = walEnd;
-      this.lastPushed = walEnd;
-    }
-    if (reply) this.conn?.sendStatus(this.acked);
+  /**
+   * A connection ended: the open transaction is read again from its start, and the control
+   * connection, which may have died with the server too, is made again when next needed.
+   */
+  async disconnected(): Promise<void> {
+    this.conn = undefined;
+    this.decoder?.prepareReconnect();
+    const c = this.control;
+    this.control = undefined;
+    await c?.end().catch(() => undefined);
   }
 
-  acknowledge(resume: Position): void {
-    const lsn = (resume as PgPosition).lsn;
-    if (lsn > this.acked) {
-      this.acked = lsn;
-      this.conn?.sendStatus(lsn);
-    }
+  /** Sends the new flush LSN at once (the connection reads it from the runtime). */
+  acknowledge(): void {
+    this.conn?.sendStatus();
+  }
+
+  /** The WAL the slot retains on the server (slotHeldBack), on the control connection. */
+  async heldBack(): Promise<HeldBack> {
+    return slotHeldBack(await this.controlClient(), this.slot);
   }
 
   /** A new table or type appeared mid-stream: reload the catalog for later relations. */
@@ -417,17 +388,20 @@ export class PostgresSource implements Source {
     return (this.closed ??= (async () => {
       clearInterval(this.heartbeat);
       clearInterval(this.tableCheck);
-      clearInterval(this.statusTimer);
       await this.checking;
       await this.capture.flushed();
-      if (this.conn) {
-        // Say where we are one last time, so a clean stop leaves the slot current.
-        this.conn.sendStatus(this.acked);
-        await this.conn.stop();
-      }
+      // Says where we are one last time, so a clean stop leaves the slot current.
+      await this.conn?.close();
       await this.controlConnecting?.catch(() => undefined);
       await this.control?.end().catch(() => undefined);
       this.control = undefined;
     })());
+  }
+}
+
+/** The Postgres source: the {@link PostgresConnector} run by the source runtime. */
+export class PostgresSource extends SourceRuntime {
+  constructor(cfg: PostgresSourceConfig, ctx: SourceContext) {
+    super(new PostgresConnector(cfg, ctx), ctx);
   }
 }

@@ -1,7 +1,7 @@
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
-import { join, resolve } from 'node:path';
+import { basename, join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { ConfigError, ErrorCodes } from '../core/errors.js';
@@ -177,9 +177,40 @@ log: { level: warn }
     await shutdown();
     const total = metrics.get('tributary_events_out_total', { pipeline: 'demo', sink: 'file' });
     say(`done: ${total} events written to ${join(outDir, 'events.jsonl')}`);
+    const hints = historyHints(cfgPath, join(outDir, 'events.jsonl'));
+    if (hints.length) say(`the log under ${join(outDir, 'state')} kept all of it; with no database running, try:\n${hints.map((h) => `  ${h}`).join('\n')}`);
     if (pipeline.state === 'failed') process.exitCode = 1;
   } catch (err) {
     await shutdown();
     throw err;
   }
+}
+
+/**
+ * Commands the user can paste to see the log's history and time travel on the demo's own
+ * data. The instant is the commit time of an order change half-way through the run, so the
+ * answer differs from both the start and the end; the key is that order's.
+ */
+function historyHints(cfgPath: string, eventsPath: string): string[] {
+  let events: { source: { table: string; ts_ms: number }; key: unknown; op: string }[];
+  try {
+    events = readFileSync(eventsPath, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
+  } catch {
+    return [];
+  }
+  const orders = events.filter((e) => e.source.table === 'orders' && e.op !== 'r');
+  const mid = orders[Math.floor(orders.length / 2)];
+  if (!mid) return [];
+  // `npm run demo` runs bin/tributary.js through node; an installed CLI is on PATH.
+  const script = process.argv[1] ?? 'tributary';
+  const cli = basename(script) === 'tributary' ? 'tributary' : `node ${relative(process.cwd(), script) || script}`;
+  const cfg = relative(process.cwd(), cfgPath) || cfgPath;
+  const at = new Date(mid.source.ts_ms).toISOString();
+  const quote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+  return [
+    `${cli} log info --config ${cfg}`,
+    `${cli} log read --config ${cfg} --table public.orders --limit 5`,
+    `${cli} state --config ${cfg} --table public.orders --at ${at}`,
+    `${cli} state --config ${cfg} --table public.orders --at ${at} --key ${quote(JSON.stringify(mid.key))}`,
+  ];
 }

@@ -9,6 +9,9 @@ import { standaloneLink } from '../runtime/source-link.js';
 import { startHttp } from '../http/server.js';
 import { snapshotRoute } from '../http/snapshot-route.js';
 import { logApi } from '../http/log-routes.js';
+import { historyRoute } from '../http/history-route.js';
+import { LagHistory, samplesFromStatus } from '../runtime/lag-history.js';
+import { dlqRoutes } from '../http/dlq-routes.js';
 import { COMMANDS, overview, version, wantsHelp } from './usage.js';
 import { createSource } from '../runtime/source-registry.js';
 import { checkSinks } from '../runtime/sink-check.js';
@@ -49,6 +52,8 @@ export async function main(argv: string[]): Promise<void> {
         return await (await import('./log-commands.js')).cmdState(rest);
       case 'rewind':
         return await (await import('./log-commands.js')).cmdRewind(rest);
+      case 'dlq':
+        return await (await import('./dlq-commands.js')).cmdDlq(rest);
       case 'docs': {
         // Regenerates docs/configuration.md from the schemas.
         if (rest.length !== 1 || rest[0] !== 'config') throw new ConfigError(ErrorCodes.USAGE, 'usage: tributary docs config', { fix: 'run `tributary docs config`' });
@@ -125,6 +130,7 @@ async function cmdRun(rest: string[]): Promise<void> {
   const logger = createLogger({ level: process.env.TRIBUTARY_LOG_LEVEL ?? cfg.log.level });
   const metrics = new Metrics();
   defineRuntimeMetrics(metrics);
+  metrics.collectProcessMetrics();
   // One supervisor per pipeline: each retries and restarts its own pipeline, so one that
   // waits for its database or fails never holds up or stops the others.
   // With several pipelines, --sink names sinks of any of them: each runs those it has, and a
@@ -133,6 +139,8 @@ async function cmdRun(rest: string[]): Promise<void> {
   const mine = cfg.pipelines.filter((p) => !(role.role === 'sinks' && roleOf(p).sinks?.length === 0));
   const pipelines = mine.map((p) => new PipelineSupervisor(p, logger.child({ pipeline: p.config.name }), metrics, roleOf(p)));
   let server: Server | undefined;
+  // The console's lag charts (GET /history): an hour of samples per sink, taken off the hot path.
+  const history = new LagHistory({ intervalMs: cfg.http.history_interval, sample: () => samplesFromStatus(pipelines) });
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) {
@@ -156,8 +164,9 @@ async function cmdRun(rest: string[]): Promise<void> {
         metrics,
         logger,
         auth: { token: cfg.http.auth_token || null, openProbes: cfg.http.open_probes },
-        routes: logApi(pipelines, { '/snapshot': snapshotRoute(pipelines) }),
+        routes: adminRoutes(pipelines, history),
       });
+      history.start();
     }
     for (const p of pipelines) p.start();
     await Promise.all(pipelines.map((p) => p.done));
@@ -165,6 +174,7 @@ async function cmdRun(rest: string[]): Promise<void> {
     await Promise.all(pipelines.map((p) => p.stop()));
     throw err;
   } finally {
+    history.close();
     server?.close();
   }
   const failed = pipelines.filter((p) => p.state === 'failed');
@@ -174,6 +184,12 @@ async function cmdRun(rest: string[]): Promise<void> {
   if (failed.length) process.exitCode = Math.max(...failed.map((f) => exitCodeFor(f.error)));
 }
 
+/** Every admin route besides the built-in ones: snapshots, the log, dead letters. */
+function adminRoutes(pipelines: PipelineSupervisor[], history: LagHistory): import('../http/server.js').HttpRoutes {
+  const log = logApi(pipelines, { '/snapshot': snapshotRoute(pipelines) });
+  const dlq = dlqRoutes(pipelines);
+  return { get: { ...log.get, ...dlq.get, '/history': historyRoute(history) }, post: { ...log.post, ...dlq.post } };
+}
 
 /** `--role` and `--sink` of `tributary run` (checked against each pipeline by checkRole). */
 function runRole(role: string | undefined, sinks: string[] | undefined): RoleSpec {
@@ -277,6 +293,8 @@ async function cmdStatus(rest: string[]): Promise<void> {
         // Every process that runs a part of it (run --role), with the port it answered on.
         processes,
         sinks: Object.fromEntries(p.sinks.map((s) => [s.base.name, sinks[s.base.name] ? { position: sinks[s.base.name]!.position, committedAt: new Date(sinks[s.base.name]!.at).toISOString() } : null])),
+        // Parked events per sink (the dead-letter store: tributary dlq list).
+        deadLetters: Object.fromEntries(await Promise.all(p.sinks.map(async (s) => [s.base.name, (await store.deadLetters?.(p.config.name, s.base.name).list())?.length ?? 0] as const))),
         snapshot: snapshot ?? null,
         // The log (stream: log), read-only from disk: offsets, times, bytes, horizon, each sink's offset and lag.
         log: await (await import('./log-commands.js')).statusLog(p, store),
@@ -305,13 +323,18 @@ async function cmdStatus(rest: string[]): Promise<void> {
       process.stdout.write(`pipeline ${p.pipeline}: ${running ? running.state : 'not running (positions from the state store)'}\n`);
       if (running) for (const line of healthLines(running)) process.stdout.write(`  ${line}\n`);
     }
+    // What the source holds back: from the process that runs it.
+    const srcProc = procs.find((x) => !x.role || x.role !== 'sinks');
+    const held = srcProc?.held_back ? heldBackLine(srcProc.held_back) : null;
+    if (held) process.stdout.write(`  ${held}\n`);
     const log = p.log as import('../runtime/log-info.js').LogInfo | null;
     if (log) for (const line of (await import('./log-commands.js')).statusLogLines(log)) process.stdout.write(`  ${line}\n`);
     for (const [name, s] of Object.entries(p.sinks as Record<string, { position: string; committedAt: string } | null>)) {
       const lag = procs.flatMap((x) => x.sinks).find((x) => x.name === name);
       const behind = log?.sinks.find((x) => x.name === name);
       const offset = behind && behind.offset !== null ? `, offset ${behind.offset} (${behind.lag.events} behind the log, ${behind.lag.seconds.toFixed(1)} s)` : '';
-      process.stdout.write(`  sink ${name}: ${s ? `position ${s.position} (committed ${s.committedAt})` : 'no checkpoint yet'}${offset}${lag ? `, lag ${lag.lagEvents} events / ${lag.lagSeconds.toFixed(1)} s` : ''}\n`);
+      const parked = (p.deadLetters as Record<string, number>)[name] ?? 0;
+      process.stdout.write(`  sink ${name}: ${s ? `position ${s.position} (committed ${s.committedAt})` : 'no checkpoint yet'}${offset}${lag ? `, lag ${lag.lagEvents} events / ${lag.lagSeconds.toFixed(1)} s` : ''}${parked ? `, ${parked} dead letter(s) (tributary dlq list --sink ${name})` : ''}\n`);
     }
     const snap = p.snapshot as { id: string; kind: string; status: string; error: { code: string; message: string; fix?: string } | null; tables: { table: string; chunksDone: number; chunks: number; rows: number; estimate: number | null }[] } | null;
     if (snap) {
@@ -333,6 +356,18 @@ interface LiveStatus {
   source?: { up: boolean; downSeconds: number; attempts: number; lastError: string | null; nextRetryAt: string | null };
   restarts?: number;
   nextRetryAt?: string | null;
+  held_back?: import('../runtime/held-back.js').HeldBackStatus | null;
+}
+
+/** What the source makes the database keep, in one line (`/status` `held_back`). */
+function heldBackLine(h: import('../runtime/held-back.js').HeldBackStatus): string | null {
+  const mib = (n: number) => `${(n / 1048576).toFixed(1)} MiB`;
+  const at = `measured ${h.checked_at}${h.error ? `; last measure failed: ${h.error}` : ''}`;
+  if (h.wal_bytes !== undefined) return `source holds back: ${mib(h.wal_bytes)} of WAL in the slot${h.slot_missing ? ' (no slot)' : ''} (${at})`;
+  if (h.binlog_files !== undefined) {
+    return `source holds back: ${h.binlog_files} binlog file(s) from ${h.oldest_binlog_file}${h.binlog_bytes !== undefined ? `, ${mib(h.binlog_bytes)}` : ''}${h.oldest_binlog_purged ? ' (that file was purged: the pipeline cannot resume from it)' : ''} (${at})`;
+  }
+  return h.error ? `source holds back: unknown (${at})` : null;
 }
 
 /** Why a live pipeline is not (fully) running: its database, its last failure, its next retry. */

@@ -157,6 +157,40 @@ events it receives again after what it holds (docs/replay.md).
 A target before the start of the log (other than earliest) is refused (TRB5010).
 Exit codes: 0 success, 1 when the rewind was refused, 2 for a usage or config error.`,
   },
+  dlq: {
+    synopsis: ['dlq list|show|retry|discard --config FILE --sink S', 'dead letters: browse, retry, discard'],
+    usage: `Usage: tributary dlq list    --config FILE [--pipeline P] --sink S [--limit N] [--json]
+       tributary dlq show    --config FILE [--pipeline P] --sink S --id ID [--json]
+       tributary dlq retry   --config FILE [--pipeline P] --sink S (--id ID ... | --all) [--json]
+       tributary dlq discard --config FILE [--pipeline P] --sink S (--id ID ... | --all) --reason TEXT [--json]
+
+Events a sink rejected (after max_attempts writes) are parked in the dead-letter store, in the
+state store beside the checkpoints; later events of the same key are parked behind them, so a
+key's changes reach the sink in order (docs/dead-letters.md).
+
+  list      the sink's dead letters in stream order: id, table, key, attempts, error
+  show      one dead letter with its event
+  retry     deliver them again through the sink, in order; one that fails again stays parked
+            (attempts + 1, its new error), and so do the later ones of its key
+  discard   drop them; the reason is logged and kept in the sink's dead-letter history
+
+list and show read the store (also while the pipeline runs). retry and discard on a stopped
+pipeline work on the store under its lock, opening the sink at its checkpoint; on a running one
+(its lock is held) they go to its HTTP API (POST /dlq/retry, /dlq/discard, with http.auth_token
+from the same config).
+
+  -c, --config FILE    the pipeline's config
+  --pipeline P         which pipeline, when the config has several
+  --sink S             the sink
+  --id ID              a dead letter (repeat for several)
+  --all                every dead letter of the sink
+  --reason TEXT        why they are discarded (required by discard)
+  --limit N            list at most N (default: all)
+  --json               print JSON (the API's form)
+
+Exit codes: 0 success (retry: every event delivered), 1 when a retried event failed again or the
+request was refused, 2 for a usage or config error.`,
+  },
   demo: {
     synopsis: ['demo [--duration S] [--rate N] [--out DIR]', 'embedded Postgres, live traffic, events on screen'],
     usage: `Usage: tributary demo [--duration SECONDS] [--rate N] [--out DIR]

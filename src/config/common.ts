@@ -53,6 +53,22 @@ export const passwordFields = (what: string) => ({
 });
 
 /**
+ * Source keys that were removed, with why: a config that still sets one loads, with a warning
+ * (src/config/load.ts) that names the key as ignored and gives this reason, instead of failing
+ * on an unknown key. Each connector's schema accepts its own with {@link retiredKey}.
+ */
+export const RETIRED_SOURCE_KEYS: Readonly<Record<string, string>> = {
+  snapshot_threads:
+    'snapshot chunks are read on the main thread; reader threads were removed because the project\'s measurements (docs/benchmarks.md, "Decided: no worker threads") showed they cost more CPU than they saved on a 2-core host and added state to the path that keeps data safe',
+  decode_workers:
+    'binlog rows are decoded on the main thread; the decode worker was removed because the project\'s measurements (docs/benchmarks.md, "Decided: no worker threads") showed it cost about 30% more CPU for the same drain time and added ordering state to the path that keeps data safe',
+};
+
+/** A retired key (see {@link RETIRED_SOURCE_KEYS}): any value is accepted and ignored. */
+export const retiredKey = (key: keyof typeof RETIRED_SOURCE_KEYS & string) =>
+  z.unknown().optional().describe(`Deprecated and ignored (a warning says so at start-up): ${RETIRED_SOURCE_KEYS[key]}.`);
+
+/**
  * The snapshot keys every source accepts (the engine's snapshot coordinator reads them), spread
  * into a connector's schema: `...snapshotCommon`.
  */
@@ -66,10 +82,7 @@ export const snapshotCommon = {
     .default(2)
     .describe('Chunks read in parallel by this process. With stream.type: redis, `tributary run --worker` processes read chunks too, and 0 leaves all reading to them.'),
   snapshot_chunk_rows: z.number().int().min(100).default(10000).describe('Rows per snapshot chunk (keyset pagination by primary key).'),
-  snapshot_threads: z
-    .boolean()
-    .optional()
-    .describe('Read and serialize snapshot chunks in worker threads (up to one per snapshot worker and CPU), so decoding runs beside the stream and the sinks. Default false: it pays only with CPU to spare beside the database.'),
+  snapshot_threads: retiredKey('snapshot_threads'),
   key_columns: z
     .record(z.string(), z.array(z.string()))
     .optional()

@@ -7,6 +7,7 @@ import { ConfigError, ErrorCodes } from '../core/errors.js';
 import { HttpConfig, LogConfig, PipelineConfig, SinkBaseShape } from './schema.js';
 import { resolveSink, type LoadedSinkDefinition } from '../runtime/sink-registry.js';
 import { sourceConnector, sourceTypes } from '../runtime/source-registry.js';
+import { RETIRED_SOURCE_KEYS } from './common.js';
 import { blockPassword, checkUrl, readSecretFile, urlWithPassword } from './secrets.js';
 import { didYouMean } from './suggest.js';
 
@@ -324,6 +325,12 @@ function resolvePipelineFiles(p: PipelineConfig, baseDir: string, prefix: Proper
   if (password !== undefined) src.url = urlWithPassword(src.url, password, formatPath([...prefix, 'source', 'url']), loc.at([...prefix, 'source', 'url']));
   delete src.password;
   delete src.password_file;
+  const block = src as Record<string, unknown>;
+  for (const [key, why] of Object.entries(RETIRED_SOURCE_KEYS)) {
+    if (!(key in block)) continue;
+    warnings.push(`${loc.at([...prefix, 'source', key])}: source.${key} is deprecated and ignored: ${why}. Remove it from the config`);
+    delete block[key];
+  }
 }
 
 /**

@@ -126,9 +126,17 @@ export const SinkBaseShape = {
     .strict()
     .default({ max_events: 2000, max_bytes: 4 << 20, max_wait_ms: 0 })
     .describe('A batch is cut at this many events or bytes, or after max_wait_ms, whichever comes first.'),
+  max_attempts: z
+    .number()
+    .int()
+    .min(1)
+    .optional()
+    .describe(
+      'Writes an event may fail (for a reason other than the target being unreachable) before it is parked in the dead-letter store: the batch is tried this many times, then bisected, and each event the target rejects on its own is tried this many times more. Failures of an unreachable target (refused, reset, timed out, `retryable` errors) never count: they are retried with backoff until the target is back. Default: `retry.attempts` (3). See docs/dead-letters.md.',
+    ),
   retry: z
     .object({
-      attempts: z.number().int().min(1).default(3).describe('Tries of a failing batch before its poison events are isolated.'),
+      attempts: z.number().int().min(1).default(3).describe('Tries of a failing batch before its poison events are isolated (the default of `max_attempts`).'),
       backoff_ms: z.number().int().min(1).default(200),
       max_backoff_ms: z.number().int().min(1).default(30000),
     })
@@ -144,8 +152,14 @@ export const SinkBaseShape = {
     .describe('A sink whose committed offset fell off the start of the log (retention removed what it had not read; TRB5002): `fail` stops the pipeline with that error; `rebuild` reads the compacted state (each key\'s latest row), then the log; where the compacted state does not reach back that far (compaction off), the sink reads on from the log\'s end and gets a snapshot from the source for itself alone (the other sinks skip its rows).'),
   dead_letter: z
     .object({
-      policy: z.enum(['park', 'stop']).default('park').describe('park: write the rejected event and its error to the dead-letter file and go on. stop: stop the pipeline (exit 1).'),
-      path: z.string().optional().describe("Default `<state.dir>/<pipeline>/deadletter.<sink>.jsonl`. A relative path starts at the config file's directory."),
+      policy: z
+        .enum(['park', 'stop'])
+        .default('park')
+        .describe('park: put the rejected event, its error and its attempts in the dead-letter store (the state store: `<state.dir>/<pipeline>/dlq.<sink>.jsonl`, or Redis), park later events of its key behind it, and go on; `tributary dlq` lists, retries and discards them. stop: stop the pipeline (exit 1).'),
+      path: z
+        .string()
+        .optional()
+        .describe("The dead-letter file of earlier versions (default `<state.dir>/<pipeline>/deadletter.<sink>.jsonl`): its events are imported into the dead-letter store when the pipeline starts, and the file is renamed `*.imported`. A relative path starts at the config file's directory."),
     })
     .strict()
     .default({ policy: 'park' }),
@@ -156,7 +170,7 @@ export type SinkBase = z.infer<typeof SinkBase>;
 
 export const HttpConfig = z
   .object({
-    port: z.number().int().min(0).max(65535).default(8083).describe('Port of /healthz, /readyz, /metrics, /status, the snapshot API and the log API (/log, /log/read, /state, /rewind). 0 turns the HTTP server off.'),
+    port: z.number().int().min(0).max(65535).default(8083).describe('Port of /healthz, /readyz, /metrics, /status, the snapshot API, the log API (/log, /log/read, /state, /rewind) and the dead-letter API (/dlq…). 0 turns the HTTP server off.'),
     host: z
       .string()
       .default('127.0.0.1')
@@ -170,9 +184,13 @@ export const HttpConfig = z
       ),
     auth_token_file: z.string().optional().describe('A file holding the token (a mounted Secret), instead of `auth_token`. Relative to the config file; surrounding whitespace is ignored.'),
     open_probes: z.boolean().default(true).describe('Serve /healthz, /readyz and /metrics without the token (for probes and Prometheus). false: they need it too.'),
+    history_interval: duration
+      .default(5000)
+      .refine((ms) => ms >= 500 && ms <= 60_000, 'between 500ms and 60s')
+      .describe("How often the console's lag charts sample each sink (GET /history keeps the last hour of samples)."),
   })
   .strict()
-  .default({ port: 8083, host: '127.0.0.1', open_probes: true });
+  .default({ port: 8083, host: '127.0.0.1', open_probes: true, history_interval: 5000 });
 
 export const LogConfig = z
   .object({

@@ -97,10 +97,21 @@ export const ErrorCodes = {
   VERSION_RANGE: 'TRB3016',
   /** The target cannot take writes, through no event's fault: unreachable, busy, locked, a refused login or grant. Retried. */
   SINK_TARGET: 'TRB3017',
-  /** The target refused a statement (not the connection): retried `retry.attempts` times, then bisected and dead-lettered. */
+  /** The target refused a statement (not the connection): retried `max_attempts` times, then bisected and dead-lettered. */
   SINK_REJECTED: 'TRB3018',
   /** A sink was used after close() (while the pipeline stops). */
   SINK_CLOSED: 'TRB3019',
+  // Dead letters (docs/dead-letters.md)
+  /** An event parked behind an earlier dead letter of the same key (per-key order); not an error of its own. */
+  DLQ_HELD: 'TRB3030',
+  /** A dead-letter id that the sink's store does not hold (retried or discarded already, or mistyped). */
+  DLQ_UNKNOWN_ID: 'TRB3031',
+  /** A dead-letter retry or discard needs the running process (it holds the pipeline's lock), which cannot be reached or is not running the pipeline. */
+  DLQ_LIVE: 'TRB3032',
+  /** A retry asked for a later dead letter of a key while an earlier one of that key stays parked. */
+  DLQ_ORDER: 'TRB3033',
+  /** The dead-letter store cannot be read (a damaged journal line in the middle, an unreadable Redis value). */
+  DLQ_STORE: 'TRB3034',
   // Snapshots
   /** A snapshot request reached no running pipeline. */
   SNAPSHOT_NOT_RUNNING: 'TRB4001',
@@ -152,8 +163,14 @@ export const ErrorCodes = {
   SNAPSHOT_FILTER_UNSAFE: 'TRB6003',
   SNAPSHOT_FILTER_REJECTED: 'TRB6004',
   HTTP_BAD_REQUEST: 'TRB6005',
+  CONSOLE_MISSING: 'TRB6020',
   /** A snapshot may not read a table or write its watermarks (a missing privilege). */
   SNAPSHOT_PRIVILEGE: 'TRB4010',
+  // Metrics and monitoring
+  /** A metric was updated with label names other than those it was defined (or first updated) with. */
+  METRIC_LABELS: 'TRB6010',
+  /** The source could not be asked what it holds back (retained WAL, binlog files); /status shows the error. */
+  HELD_BACK_QUERY: 'TRB6011',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

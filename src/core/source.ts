@@ -5,6 +5,8 @@ import type { StateStore } from '../state/store.js';
 import type { SnapshotEventBuilder, SnapshotSupport } from '../snapshot/types.js';
 import type { TxnSnapshot } from '../snapshot/visibility.js';
 
+export type { SnapshotEventBuilder, SnapshotSupport };
+
 /**
  * A source position as a value object. The engine stores only `serialize()` strings; the
  * source alone knows how to parse and compare them. Comparison is numeric, never textual.
@@ -122,6 +124,28 @@ export interface SourceLink {
   lost(err: unknown): Promise<void>;
 }
 
+/**
+ * What a source makes its database keep for this pipeline, as `/status` shows it (`held_back`)
+ * and the `tributary_source_retained_*` metrics publish it. Postgres fills `wal_bytes`;
+ * MySQL/MariaDB the binlog fields.
+ */
+export interface HeldBack {
+  /** Postgres: WAL bytes the slot retains, `pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)`. */
+  wal_bytes?: number;
+  /** Postgres: the slot's `wal_status` (`reserved`, `extended`, `unreserved`, `lost`). */
+  wal_status?: string;
+  /** Postgres: the slot does not exist (not created yet, or dropped). */
+  slot_missing?: boolean;
+  /** MySQL: binlog files at or after {@link oldest_binlog_file} still on the server. */
+  binlog_files?: number;
+  /** MySQL: their total size in bytes (`SHOW BINARY LOGS` File_size). */
+  binlog_bytes?: number;
+  /** MySQL: the oldest file a resume needs (that of the acknowledged position). */
+  oldest_binlog_file?: string;
+  /** MySQL: that file is no longer listed: the server purged it. */
+  oldest_binlog_purged?: boolean;
+}
+
 /** Context handed to sources. */
 export interface SourceContext {
   pipeline: string;
@@ -144,9 +168,10 @@ export interface SourceContext {
 }
 
 /**
- * A change source. `run` streams until the signal aborts or a fatal error occurs; when its
- * connection fails it asks `ctx.link.lost(err)` whether and when to reconnect, on a new
- * connection. Failures before `run` (preflight, prepare) are thrown: the engine retries the
+ * A change source, as the pipeline runs it. Connectors do not implement this themselves: they
+ * supply a `SourceDriver` and the one source runtime (`SourceRuntime`, source-sdk.ts) is the
+ * `Source`. `run` streams until the signal aborts or a fatal error occurs; when a connection
+ * fails it asks `ctx.link.lost(err)` whether and when to reconnect, on a new connection. Failures before `run` (preflight, prepare) are thrown: the engine retries the
  * whole start with a new source. `acknowledge` tells it that every consumer
  * holds all data up to that resume position durably, so the database may discard it.
  */
@@ -164,5 +189,12 @@ export interface Source {
   snapshotEvent?: SnapshotEventBuilder;
   run(from: Position | null, out: SourceOutput): Promise<void>;
   acknowledge(resume: Position): void;
+  /**
+   * What the database keeps for this pipeline (see {@link HeldBack}). A short catalog query on
+   * a control connection, never on the replication connection; the runtime polls it every
+   * ~15 s off the hot path (src/runtime/held-back.ts). Optional: a source without it shows no
+   * `held_back` figures.
+   */
+  heldBack?(): Promise<HeldBack>;
   close(): Promise<void>;
 }

@@ -1,6 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { ErrorCodes, TributaryError } from '../core/errors.js';
+import { isConsoleShell } from './console-assets.js';
 
 /** Who may call the admin API (`http.auth_token`, `http.open_probes`). */
 export interface HttpAuth {
@@ -29,12 +30,15 @@ export interface Refusal {
  * The rule is by method first, so a route added later is protected without anyone
  * remembering to: a request that can change something (anything but GET/HEAD) needs the
  * token, and is refused outright (403) when no token is configured. A read needs the token
- * when one is configured, except the probes when `openProbes` is set. Returns null when the
+ * when one is configured, except the probes when `openProbes` is set and the console's static
+ * shell (`/`, `/assets/*`), which holds no data. Returns null when the
  * request may proceed.
  */
 export function authorize(req: IncomingMessage, path: string, auth: HttpAuth): Refusal | null {
   const safe = SAFE_METHODS.has(req.method ?? 'GET');
   if (safe && auth.openProbes && PROBES.has(path)) return null;
+  // The console's HTML/JS/CSS hold no data; the calls they make for data carry the token.
+  if (safe && isConsoleShell(path)) return null;
   if (!auth.token) {
     if (safe) return null;
     return {

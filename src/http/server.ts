@@ -2,6 +2,7 @@ import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { ErrorCodes, TributaryError } from '../core/errors.js';
 import { authorize, isLoopback, type HttpAuth } from './auth.js';
+import { ConsoleAssets, isConsoleShell } from './console-assets.js';
 import type { Metrics } from '../runtime/metrics.js';
 import type { PipelineView } from '../runtime/supervisor.js';
 
@@ -18,7 +19,7 @@ function errorBody(err: TributaryError): { error: string; code: string; fix?: st
 }
 
 /**
- * `/healthz` (the process is alive), `/readyz` (every pipeline is running with its database
+ * The web console at `/` (console-assets.ts), `/healthz` (the process is alive), `/readyz` (every pipeline is running with its database
  * connected, and no sink has failed), `/metrics` (Prometheus text) and `/status` (JSON
  * positions and lag, and why a pipeline is not running). Started before the pipelines, so it
  * answers while they wait for their database.
@@ -26,8 +27,9 @@ function errorBody(err: TributaryError): { error: string; code: string; fix?: st
  * Every request passes {@link authorize} first (auth.ts): anything but GET/HEAD needs the
  * bearer token, and is refused when none is configured.
  */
-export async function startHttp(opts: { host: string; port: number; auth: HttpAuth; pipelines: PipelineView[]; metrics: Metrics; logger: Logger; routes?: HttpRoutes }): Promise<Server> {
+export async function startHttp(opts: { host: string; port: number; auth: HttpAuth; pipelines: PipelineView[]; metrics: Metrics; logger: Logger; routes?: HttpRoutes; consoleDir?: string }): Promise<Server> {
   const getRoutes = Object.keys(opts.routes?.get ?? {});
+  const consoleAssets = new ConsoleAssets(opts.consoleDir);
   const server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://x');
     const send = (status: number, body: unknown, type = 'application/json', headers: Record<string, string> = {}) => {
@@ -67,6 +69,8 @@ export async function startHttp(opts: { host: string; port: number; auth: HttpAu
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       return send(405, errorBody(new TributaryError(ErrorCodes.HTTP_BAD_REQUEST, `${req.method} ${url.pathname} is not an endpoint`, { fix: `POST ${Object.keys(opts.routes?.post ?? {}).join(', ') || '/snapshot'}; GET /healthz, /readyz, /metrics, /status${getRoutes.length ? ', ' + getRoutes.join(', ') : ''}` })));
     }
+    // The web console at / (console-assets.ts): public static files; its data calls need the token.
+    if (isConsoleShell(url.pathname)) return consoleAssets.serve(url.pathname, res, req.method === 'HEAD');
     const route = opts.routes?.get?.[url.pathname];
     if (route) {
       route(url, res).catch((err: Error) => {
@@ -84,11 +88,15 @@ export async function startHttp(opts: { host: string; port: number; auth: HttpAu
         return send(ready ? 200 : 503, { ready, pipelines: opts.pipelines.map((p) => ({ name: p.name, state: p.state, ...(p.problem() ? { problem: p.problem() } : {}) })) });
       }
       case '/metrics':
-        return send(200, opts.metrics.render(), 'text/plain; version=0.0.4');
+        opts.metrics.render().then(
+          (text) => send(200, text, opts.metrics.contentType),
+          (err: Error) => send(500, { error: err.message }),
+        );
+        return;
       case '/status':
         return send(200, { pipelines: opts.pipelines.map((p) => p.status()) });
       default:
-        return send(404, { error: 'not found', routes: ['/healthz', '/readyz', '/metrics', '/status', ...getRoutes] });
+        return send(404, { error: 'not found', routes: ['/', '/healthz', '/readyz', '/metrics', '/status', ...getRoutes] });
     }
   });
   await new Promise<void>((resolve, reject) => {

@@ -40,6 +40,8 @@ export const MAGIC = 0x31425254; // 'TRB1' read as a little-endian u32
 export const HEADER_BYTES = 40;
 export const FORMAT_VERSION = 1;
 export const FLAG_ZSTD = 1;
+/** Where the flags byte sits in a batch header. */
+export const FLAGS_AT = 13;
 export const FLAG_COMMIT = 2;
 
 export const REC_TXN = 1;
@@ -82,7 +84,7 @@ export function readBatchHeader(buf: Buffer, pos: number, available: number): Ba
   if (crc32(buf.subarray(pos + 12, pos + length)) !== buf.readUInt32LE(pos + 8)) return 'crc';
   return {
     length,
-    flags: buf[pos + 13]!,
+    flags: buf[pos + FLAGS_AT]!,
     baseOffset: buf.readDoubleLE(pos + 16),
     count: buf.readUInt32LE(pos + 24),
     bodyLength: buf.readUInt32LE(pos + 28),
@@ -103,7 +105,7 @@ export function sealBatch(batch: Buffer, length: number, h: Omit<BatchHeader, 'l
   batch.writeUInt32LE(MAGIC, 0);
   batch.writeUInt32LE(length, 4);
   batch[12] = FORMAT_VERSION;
-  batch[13] = h.flags;
+  batch[FLAGS_AT] = h.flags;
   batch.writeUInt16LE(0, 14);
   batch.writeDoubleLE(h.baseOffset, 16);
   batch.writeUInt32LE(h.count, 24);

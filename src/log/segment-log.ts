@@ -82,6 +82,14 @@ export class SegmentLog {
   private builder = new BatchBuilder(this.run);
   private queue: SealedBatch[] = [];
   private queuedBytes = 0;
+  /**
+   * Uncompressed bytes of the batches in the active segment. With zstd a segment also rolls
+   * at segmentBytes of these: a reader that opens the log (`state --at`, `log read`, a sinks
+   * process) decodes the active segment in full to index its keys, and a 64 MiB segment of
+   * zstd batches holds ten times as many events as a plain one (seconds to decompress).
+   * After a restart it starts at the segment's size on disk, a lower bound.
+   */
+  private activeLogical = 0;
   private flushing: Promise<void> | null = null;
   private fh: FileHandle | null = null;
   private headFd: number | null = null;
@@ -193,6 +201,7 @@ export class SegmentLog {
     this.run = run;
     this.builder.keys = run;
     this.segments.push(seg);
+    this.activeLogical = seg.size;
   }
 
   /**
@@ -396,7 +405,12 @@ export class SegmentLog {
         this.queue = [];
         // The budget counts what was queued: compression changes the lengths.
         const queued = batches.map((b) => b.bytes.length);
-        if (this.opts.compression === 'zstd') for (let i = 0; i < batches.length; i++) batches[i] = await compressBatch(batches[i]!);
+        if (this.opts.compression === 'zstd') {
+          // All at once: zstd runs in libuv's thread pool, so the batches of one flush
+          // compress in parallel (one after another left a core idle).
+          const packed = await Promise.all(batches.map(compressBatch));
+          for (let i = 0; i < batches.length; i++) batches[i] = packed[i]!;
+        }
         let pending: SealedBatch[] = [];
         let pendingBytes = 0;
         const writePending = async () => {
@@ -417,12 +431,13 @@ export class SegmentLog {
         };
         for (let i = 0; i < batches.length; i++) {
           const b = batches[i]!;
-          if (this.active.size + pendingBytes >= this.opts.segmentBytes && this.active.size + pendingBytes > 0) {
+          if ((this.active.size + pendingBytes >= this.opts.segmentBytes || this.activeLogical >= this.opts.segmentBytes) && this.active.size + pendingBytes > 0) {
             await writePending();
             await this.roll();
           }
           pending.push(b);
           pendingBytes += b.bytes.length;
+          this.activeLogical += queued[i]!;
           this.queuedBytes -= queued[i]!;
         }
         await writePending();
@@ -460,6 +475,7 @@ export class SegmentLog {
     await this.fh!.close();
     const next = await this.createSegment(seg.next);
     next.afterCommit = seg.afterCommit;
+    this.activeLogical = 0;
     this.fh = await open(next.path, 'r+');
   }
 
@@ -892,8 +908,6 @@ async function compressBatch(b: SealedBatch): Promise<SealedBatch> {
   if (z.length >= body.length) return b;
   const out = Buffer.allocUnsafe(HEADER_BYTES + z.length);
   z.copy(out, HEADER_BYTES);
-  const flags = out[13];
-  void flags;
   sealBatch(out, out.length, { flags: (b.commit ? 2 : 0) | FLAG_ZSTD, baseOffset: b.baseOffset, count: b.count, bodyLength: body.length, maxTsMs: b.maxTsMs });
   return { ...b, bytes: out };
 }

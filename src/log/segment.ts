@@ -2,7 +2,7 @@ import { closeSync, openSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import { decompress } from '@mongodb-js/zstd';
 import { stat } from 'node:fs/promises';
-import { FLAG_COMMIT, FLAG_ZSTD, HEADER_BYTES, MAGIC, decodeBody, readBatchHeader, type BatchHeader, type DecodedRecord } from './format.js';
+import { FLAG_COMMIT, FLAG_ZSTD, FLAGS_AT, HEADER_BYTES, MAGIC, decodeBody, readBatchHeader, type BatchHeader, type DecodedRecord } from './format.js';
 import type { SortedKeys } from './key-index.js';
 
 /** Bytes of log between two entries of the sparse offset index (Kafka's log.index.interval.bytes). */
@@ -202,6 +202,8 @@ export async function scanSegment(seg: Segment, opts: { from?: number; fromOffse
   let next = opts.fromOffset ?? seg.base;
   let buf: Buffer = Buffer.alloc(0);
   let p = 0;
+  /** Decompressions started ahead, by file position (a wrong guess costs only the work). */
+  const inflight = new Map<number, Promise<Buffer>>();
   const stop = async (problem: string): Promise<{ end: number; next: number; stop: ScanStop }> => ({
     end: pos + p,
     next,
@@ -230,7 +232,23 @@ export async function scanSegment(seg: Segment, opts: { from?: number; fromOffse
       let bs = p + HEADER_BYTES;
       let be = p + h.length;
       if (h.flags & FLAG_ZSTD) {
-        body = await decompress(buf.subarray(bs, be));
+        // Decompression runs in libuv's thread pool: keep a few of the next batches in this
+        // buffer decompressing while this one decodes (one at a time left the main thread
+        // idle half of a scan).
+        for (let q = p + h.length, ahead = 0; ahead < 3 && q + HEADER_BYTES <= buf.length; ahead++) {
+          if (buf.readUInt32LE(q) !== MAGIC) break;
+          const len = buf.readUInt32LE(q + 4);
+          if (len < HEADER_BYTES || q + len > buf.length) break;
+          if (!inflight.has(pos + q) && buf[q + FLAGS_AT]! & FLAG_ZSTD) {
+            const next = decompress(buf.subarray(q + HEADER_BYTES, q + len));
+            next.catch(() => undefined); // awaited when its batch comes; a scan that stops first drops it
+            inflight.set(pos + q, next);
+          }
+          q += len;
+        }
+        const pending = inflight.get(at);
+        inflight.delete(at);
+        body = await (pending ?? decompress(buf.subarray(bs, be)));
         bs = 0;
         be = body.length;
       }

@@ -25,6 +25,11 @@ const TRANSIENT_CODES = new Set([
   // Postgres: admin shutdown, crash shutdown, cannot connect now ("the database system is
   // starting up"), idle-session timeout, too many connections, connection exceptions (class 08)
   '57P01', '57P02', '57P03', '57P05', '53300', '08000', '08001', '08003', '08004', '08006',
+  // Postgres 55006 (object in use): "replication slot … is active for PID n", the walsender of
+  // a connection that just died (a SIGKILLed process's) still holds the slot until it notices.
+  // As an unknown error it restarted the whole pipeline with a backoff that doubles from 1 s,
+  // which after a restart under load could stall a run for tens of seconds.
+  '55006',
   // mysql2
   'PROTOCOL_CONNECTION_LOST', 'PROTOCOL_SEQUENCE_TIMEOUT', 'ER_CON_COUNT_ERROR', 'ER_SERVER_SHUTDOWN', 'ER_CONNECTION_KILLED',
   'ER_NET_READ_ERROR', 'ER_NET_READ_INTERRUPTED', 'ER_NET_ERROR_ON_WRITE', 'ER_NET_WRITE_INTERRUPTED',

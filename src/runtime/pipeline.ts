@@ -24,6 +24,7 @@ import { ALL_ROLES, RoleLocks, runsSource, sinksFor, type RoleSpec } from './rol
 import { TargetedRows } from './targeted-rows.js';
 import { pipelineLogDir } from '../stream/open.js';
 import { sleep } from './retry.js';
+import { HeldBackPoller } from './held-back.js';
 
 export type PipelineState = 'created' | 'starting' | 'running' | 'draining' | 'stopped' | 'failed';
 
@@ -61,6 +62,12 @@ export class Pipeline {
   /** Periodic retention of the log this pipeline writes. */
   retention?: LogRetention;
   private logGauges?: LogGauges;
+  /** What the source makes the database keep (retained WAL, binlog files), polled every 15 s. */
+  private heldBack?: HeldBackPoller;
+  /** When the source last delivered an event (or the pipeline started), as seen by the 1 s gauge tick. */
+  private lastEventAt = Date.now();
+  private eventsAtLastTick = 0;
+  private readonly labels: { pipeline: string };
   private eventsIn = 0;
   private txnsIn = 0;
   private lastEvent: SinkEvent['event'] | null = null;
@@ -89,6 +96,8 @@ export class Pipeline {
     this.ownLink = !opts.link;
     this.link = opts.link ?? new SourceLinkMonitor({ pipeline: this.name, logger, metrics, maxElapsedMs: resolved.config.source.reconnect.max_elapsed });
     this.done = new Promise((r) => (this.resolveDone = r));
+    this.labels = { pipeline: this.name };
+    this.metrics.set('tributary_pipeline_running', 0, this.labels);
   }
 
   get stateDir(): string {
@@ -192,7 +201,6 @@ export class Pipeline {
       mode: src.snapshot,
       workers: src.snapshot_workers,
       chunkRows: src.snapshot_chunk_rows,
-      threads: src.snapshot_threads,
       source: this.source,
       store: this.store,
       logger: this.logger.child({ component: 'snapshot' }),
@@ -241,8 +249,11 @@ export class Pipeline {
       this.logger.info('initial_only: the snapshot is already complete; stopping');
       void this.drainAndStop().then(() => this.resolveDone());
     }
+    this.lastEventAt = Date.now();
     this.timer = setInterval(() => this.updateGauges(), 1000);
     this.timer.unref();
+    (this.heldBack = new HeldBackPoller(this.source, this.name, this.metrics, this.logger)).start();
+    this.metrics.set('tributary_pipeline_running', 1, this.labels);
     if (this.stream instanceof LogStream) {
       this.logGauges = new LogGauges(this.stream, this.name, this.metrics, this.logger);
       (this.retention = new LogRetention({ stream: this.stream, pipeline: this.name, sinks: this.resolved.sinks, runners: () => this.runners, store: this.store, logger: this.logger })).start();
@@ -469,6 +480,12 @@ export class Pipeline {
     this.metrics.set('tributary_events_in_total', this.eventsIn, { pipeline: this.name });
     this.metrics.set('tributary_transactions_in_total', this.txnsIn, { pipeline: this.name });
     if (this.lastEvent) this.metrics.set('tributary_source_lag_seconds', Math.max(0, (now - commitTime(this.lastEvent)) / 1000), { pipeline: this.name });
+    // Measured per tick, not per event: the hot path only counts.
+    if (this.eventsIn !== this.eventsAtLastTick) {
+      this.eventsAtLastTick = this.eventsIn;
+      this.lastEventAt = now;
+    }
+    this.metrics.set('tributary_source_last_event_seconds', (now - this.lastEventAt) / 1000, this.labels);
   }
 
   private fail(err: unknown, origin: FailureOrigin = 'other'): void {
@@ -559,6 +576,8 @@ export class Pipeline {
     return (this.closed ??= (async () => {
       this.ac.abort();
       clearInterval(this.timer);
+      this.metrics.set('tributary_pipeline_running', 0, this.labels);
+      await this.heldBack?.close();
       await this.retention?.close();
       // A rewind half-way (its runner closed, the next not yet started) finishes first.
       await this.rewinding;
@@ -599,15 +618,20 @@ export class Pipeline {
       snapshot: this.snapshots?.summary() ?? null,
       // The log (stream: log): offsets, times, bytes, the retention horizon; refreshed every second.
       log: this.logGauges?.summary?.info ?? null,
+      // What the source makes the database keep (Postgres: retained WAL; MySQL: binlog files); every ~15 s.
+      held_back: this.heldBack?.status() ?? null,
       sinks: this.runners.map((r) => ({
         name: r.name,
         position: r.position?.serialize() ?? null,
         offset: r.offset,
         lagEvents: r.lagEvents,
         lagSeconds: r.lagSeconds(),
+        eventsOut: r.eventsOut,
+        deadLettered: r.deadLettered,
         // Behind the log's committed end from its committed offset (log only).
         lag: this.logGauges?.summary?.lags.get(r.name) ?? null,
         failed: r.failed ? errorMessage(r.failed) : null,
+        deadLetters: r.deadLetterDepth,
       })),
       // Sinks of the config that this process does not run (run --role source, or --sink).
       sinksElsewhere: this.resolved.sinks.map((s) => s.base.name).filter((n) => !this.runners.some((r) => r.name === n)),

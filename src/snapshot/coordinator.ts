@@ -1,6 +1,5 @@
 import { ErrorCodes } from '../core/errors.js';
 import { randomUUID } from 'node:crypto';
-import { availableParallelism } from 'node:os';
 import type { Logger } from 'pino';
 import { SerializedChangeEvent, qualifiedTable } from '../core/event.js';
 import type { Position, Source, SourceItem } from '../core/source.js';
@@ -8,7 +7,6 @@ import type { StateStore } from '../state/store.js';
 import type { Metrics } from '../runtime/metrics.js';
 import type { SnapshotState, SnapshotSupport, SnapshotTable } from './types.js';
 import { SnapshotProgress } from './progress.js';
-import { ThreadedSupport } from './thread-reader.js';
 import { SnapshotHealth } from './health.js';
 import { WindowTracker, type HighOutcome } from './window-tracker.js';
 import { ProgressStore } from './progress-store.js';
@@ -41,12 +39,6 @@ export interface SnapshotOptions {
   targetedRows?(sink: string, rows: number, txn: Position): void;
   /** With `snapshot.queue.redis`: chunks are BullMQ jobs that `--worker` processes share. */
   distributed?: { url: string };
-  /**
-   * Read and serialize chunks in worker threads (one per worker, up to the CPUs), when the
-   * source supports it. Default false: on a 2-core machine the threads did not shorten a
-   * snapshot (the database needs the second core too) and cost ~0.4 s more CPU.
-   */
-  threads?: boolean;
 }
 
 /**
@@ -159,7 +151,6 @@ export class SnapshotCoordinator {
         this.state.status = 'running';
         delete this.state.error;
       }
-      this.warm();
       this.refreshWatched();
       this.o.logger.info({ snapshot: this.state.id, remaining: remainingChunks(this.state) }, 'resuming snapshot from its last durable chunk');
       this.toEmit = remainingChunks(this.state);
@@ -181,7 +172,6 @@ export class SnapshotCoordinator {
   /** Plan and persist a snapshot of `tables` (all captured tables when null). */
   async begin(kind: 'initial' | 'incremental', tables: string[] | null, where: string | null, target?: string): Promise<SnapshotState> {
     const support = this.snapshotSupport();
-    this.warm();
     const list = await support.tables(tables ?? undefined);
     // A filter is vetted before anything is planned or persisted: a bad one is answered now
     // (400 with the database's message), not retried chunk after chunk.
@@ -195,33 +185,30 @@ export class SnapshotCoordinator {
     await this.progressStore.save();
     this.o.logger.info({ snapshot: state.id, kind, tables: list.map((t) => t.name), where, target }, `snapshot started: ${list.length} table(s)${target ? ` for sink ${target} alone` : ''}`);
     this.o.metrics.set('tributary_snapshot_remaining_tables', list.length, { pipeline: this.o.pipeline });
+    this.publishTables(state);
     if (this.backlog) await this.backlog.enqueueUnfinished(state);
     this.kick();
     return state;
   }
 
-  /** The source's support, with its readers in worker threads when it and the options allow. */
+  /** The source's support, made once. */
   private snapshotSupport(): SnapshotSupport {
-    if (this.support) return this.support;
-    const inner = this.o.source.snapshots!();
-    const spec = this.o.threads === true ? inner.threadSpec?.() : undefined;
-    this.support = spec ? new ThreadedSupport(inner, spec, Math.max(1, Math.min(this.o.workers, availableParallelism()))) : inner;
-    return this.support;
-  }
-
-  /**
-   * Start the reader threads and their connections now, while the pipeline is still
-   * starting: a thread takes about as long to load its modules and connect as a few chunks
-   * take to read.
-   */
-  private warm(): void {
-    const s = this.snapshotSupport();
-    if (s instanceof ThreadedSupport && this.o.workers > 0) s.warm(this.o.workers);
+    return (this.support ??= this.o.source.snapshots!());
   }
 
   /** Start reading chunks (after the source runs, so watermarks flow). */
+  /** Per-table progress for dashboards: rows durable in this snapshot, and the estimate. */
+  private publishTables(state: SnapshotState | null): void {
+    for (const t of state?.tables ?? []) {
+      const labels = { pipeline: this.o.pipeline, table: t.table.name };
+      this.o.metrics.set('tributary_snapshot_table_rows', t.rows, labels);
+      this.o.metrics.set('tributary_snapshot_table_rows_estimate', t.table.estimate ?? 0, labels);
+    }
+  }
+
   async start(): Promise<void> {
     if (!this.o.source.snapshots) return;
+    this.publishTables(this.state); // a snapshot resumed after a restart
     const support = this.snapshotSupport();
     const read = (table: SnapshotTable, rows: number) => this.progress?.read(table.name, rows, table.estimate);
     if (this.o.distributed) {
@@ -340,6 +327,7 @@ export class SnapshotCoordinator {
       t.done[p.ci] = true;
       this.progressStore.chunkDone();
       t.rows += p.rows;
+      this.o.metrics.set('tributary_snapshot_table_rows', t.rows, { pipeline: this.o.pipeline, table: t.table.name });
       changed = true;
       if (tableDone(t)) {
         this.o.logger.info({ snapshot: s.id, table: t.table.name, rows: t.rows }, `snapshot of ${t.table.name} done: ${t.rows} rows`);
@@ -422,7 +410,6 @@ export class SnapshotCoordinator {
       await this.workers?.stopped();
       await this.planning.close();
       await this.backlog?.close();
-      if (this.support instanceof ThreadedSupport) await this.support.close();
       await this.progressStore.settled();
       this.progress?.stop();
     })());

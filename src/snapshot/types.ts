@@ -1,4 +1,3 @@
-import { isAscii } from 'node:buffer';
 import type { ChangeEvent, JsonValue, Row, SerializedChangeEvent } from '../core/event.js';
 import { JsonBytes } from '../core/json-bytes.js';
 
@@ -64,25 +63,6 @@ export class ByteRows implements RowSink {
     this.w.text(row);
     this.keep();
     this.keys.push(key);
-  }
-
-  /**
-   * Rows packed by another thread (`data`: row 0, key 0, row 1, key 1, …; `ends`: per row
-   * the end of its row text and of its key), taken over where they lie: the transferred
-   * buffer becomes the rows' slab, so nothing is copied or encoded again on this thread.
-   */
-  adopt(data: Buffer, ends: Int32Array, count: number): void {
-    const ascii = isAscii(data);
-    let s = 0;
-    for (let i = 0; i < count; i++) {
-      const r = ends[2 * i]!;
-      const k = ends[2 * i + 1]!;
-      this.slabs.push(data);
-      this.starts.push(s);
-      this.ends.push(r);
-      this.keys.push(data.toString(ascii ? 'latin1' : 'utf8', r, k));
-      s = k;
-    }
   }
 
   private keep(): void {
@@ -155,11 +135,6 @@ export interface SnapshotSupport {
   checkFilter(table: SnapshotTable, where: string): Promise<void>;
   /** Open a reader: one connection, used by one worker for its chunks and watermarks. */
   reader(): Promise<SnapshotReader>;
-  /**
-   * How a worker thread builds this support's readers (see thread-reader.ts), or undefined
-   * when readers must run on the main thread.
-   */
-  threadSpec?(): ThreadSpec | undefined;
 }
 
 /**
@@ -175,17 +150,6 @@ export interface ChunkPlanner {
    */
   next(table: SnapshotTable, lo: JsonValue[] | null, chunkRows: number, where: string | null): Promise<JsonValue[] | null>;
   close(): Promise<void>;
-}
-
-/**
- * Where a worker thread finds a source's snapshot support: `module` (a file URL) exports
- * `factory`, a function that takes `options` (structured-cloneable) and returns the
- * {@link SnapshotSupport} whose readers the thread runs.
- */
-export interface ThreadSpec {
-  module: string;
-  factory: string;
-  options: unknown;
 }
 
 /**

@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import type { SinkCheckpointRecord, StateStore } from './store.js';
 import { ErrorCodes, TributaryError } from '../core/errors.js';
 import { FileLock } from './file-lock.js';
+import { FileDeadLetters, type DeadLetterQueue } from './dead-letters.js';
 
 /**
  * State in plain files: `<dir>/<pipeline>/sink.<name>.json` and `<dir>/<pipeline>/<key>.json`.
@@ -56,6 +57,11 @@ export class FileStateStore implements StateStore {
 
   async delete(pipeline: string, key: string): Promise<void> {
     await rm(join(await this.pdir(pipeline), `${safe(key)}.json`), { force: true });
+  }
+
+  /** `<dir>/<pipeline>/dlq.<sink>.jsonl` (see FileDeadLetters). */
+  deadLetters(pipeline: string, sink: string): DeadLetterQueue {
+    return new FileDeadLetters(join(this.dir, safe(pipeline)), sink);
   }
 
   private async writeAtomic(dir: string, name: string, text: string): Promise<void> {

@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { ErrorCodes, TributaryError } from '../core/errors.js';
 import { describeHolder, holderState, markHeld, newHolder, parseHolder, type Holder } from './holder.js';
 import type { SinkCheckpointRecord, StateStore } from './store.js';
+import { byId, type DeadLetterQueue, type DeadLetterRemoval, type StoredDeadLetter } from './dead-letters.js';
 
 /** How long a lease lives without renewal; renewed every third of it. */
 export const LEASE_MS = 15_000;
@@ -17,6 +18,16 @@ redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1`;
 // Replace a dead holder's lease, only if it is still that holder's.
 const TAKE_OVER = `if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) return 1`;
+// Dead letters, fenced like the checkpoints (ARGV[1] '' when no lease is held: offline reads
+// and tests). put: HSET pairs; remove: LPUSH the history entry (capped), then HDEL the ids.
+const DLQ_WRITE = `if ARGV[1] ~= '' and redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if ARGV[2] == 'put' then
+  for i = 4, #ARGV, 2 do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]) end
+else
+  if ARGV[3] ~= '' then redis.call('LPUSH', KEYS[3], ARGV[3]) redis.call('LTRIM', KEYS[3], 0, 9999) end
+  for i = 4, #ARGV do redis.call('HDEL', KEYS[2], ARGV[i]) end
+end
+return 1`;
 const RELEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end return 1`;
 
 /**
@@ -177,6 +188,57 @@ export class RedisStateStore implements StateStore {
 
   async delete(pipeline: string, key: string): Promise<void> {
     await this.fenced(FENCED_HDEL, pipeline, `${this.prefix}:${pipeline}:state`, key);
+  }
+
+  /**
+   * A sink's dead letters: the hash `tributary:<pipeline>:dlq:<sink>` (id → dead letter) and
+   * the capped list `…:history` of removals. Shared by every process of the deployment, and
+   * written under the pipeline's lease like the checkpoints.
+   */
+  deadLetters(pipeline: string, sink: string): DeadLetterQueue {
+    const hash = `${this.prefix}:${pipeline}:dlq:${sink}`;
+    const hist = `${hash}:history`;
+    const write = async (mode: 'put' | 'remove', entry: string, args: string[]) => {
+      if (this.lost) throw this.lost;
+      // In slices: a Lua call takes a bounded number of arguments.
+      for (let i = 0; i < Math.max(args.length, 1); i += 2000) {
+        const part = args.slice(i, i + 2000);
+        const ok = await this.redis.eval(DLQ_WRITE, 3, this.lockKey(pipeline), hash, hist, this.holder ? JSON.stringify(this.holder) : '', mode, i === 0 ? entry : '', ...part);
+        if (ok !== 1) {
+          throw (this.lost ??= new TributaryError(ErrorCodes.STATE_LEASE_LOST, `pipeline ${pipeline} lost its lease in the Redis state store; the dead-letter write was refused`, {
+            fix: 'this process stops; check that only one `tributary run` serves the pipeline, then start it again',
+          }));
+        }
+        if (mode === 'remove') entry = '';
+      }
+    };
+    return {
+      list: async () => {
+        const h = await this.redis.hgetall(hash);
+        return Object.values(h)
+          .map((v) => {
+            try {
+              return JSON.parse(v) as StoredDeadLetter;
+            } catch {
+              throw new TributaryError(ErrorCodes.DLQ_STORE, `Redis hash ${hash} holds a value that is not a dead letter`, { fix: `remove the damaged field from ${hash}` });
+            }
+          })
+          .sort(byId);
+      },
+      put: async (items: StoredDeadLetter[]) => {
+        if (items.length) await write('put', '', items.flatMap((it) => [it.id, JSON.stringify(it)]));
+      },
+      remove: async (items: StoredDeadLetter[], why: DeadLetterRemoval) => {
+        if (!items.length) return;
+        const ids = items.map((i) => i.id);
+        await write('remove', JSON.stringify({ ...why, ids, ...(why.outcome === 'discarded' ? { items } : {}) }), ids);
+      },
+      history: async () =>
+        (await this.redis.lrange(hist, 0, -1)).reverse().map((l) => {
+          const { items: _items, ...rest } = JSON.parse(l) as DeadLetterRemoval & { ids: string[]; items?: unknown };
+          return rest;
+        }),
+    };
   }
 
   /** Idempotent: release the lease (if still ours), then disconnect. */

@@ -1,3 +1,5 @@
+import type { DeadLetterQueue } from './dead-letters.js';
+
 /**
  * The checkpoint store: where each sink's committed position lives. Positions are stored as
  * the source's serialized strings; the store never interprets them.
@@ -34,5 +36,11 @@ export interface StateStore {
   get<T>(pipeline: string, key: string): Promise<T | undefined>;
   put(pipeline: string, key: string, value: unknown): Promise<void>;
   delete(pipeline: string, key: string): Promise<void>;
+  /**
+   * The dead letters of one sink, kept with the checkpoints (file: a journal beside them;
+   * Redis: a hash, written under the pipeline's lease). Optional so that test doubles may
+   * leave it out; the runtime then keeps dead letters in memory.
+   */
+  deadLetters?(pipeline: string, sink: string): DeadLetterQueue;
   close(): Promise<void>;
 }

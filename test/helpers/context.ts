@@ -61,11 +61,17 @@ export class PgTestDb implements AsyncDisposable {
     readonly client: pg.Client,
   ) {}
 
+  private static swept = false;
+
   static async create(prefix = 'trb'): Promise<PgTestDb> {
     const name = `${prefix}_${process.pid}_${Math.floor(Math.random() * 1e6)}`;
     const admin = new pg.Client({ connectionString: PG_URL });
     await admin.connect();
     try {
+      if (!PgTestDb.swept) {
+        PgTestDb.swept = true;
+        await PgTestDb.sweep(admin);
+      }
       await admin.query(`CREATE DATABASE "${name}"`);
     } finally {
       await admin.end();
@@ -85,6 +91,33 @@ export class PgTestDb implements AsyncDisposable {
     const c = new pg.Client({ connectionString: this.url });
     await c.connect();
     return c;
+  }
+
+  /**
+   * Drop what test runs that died left behind: their databases (named prefix_PID_N) and the
+   * replication slots on them, when that PID is gone. Slot names are cluster-wide and derive
+   * from fixed pipeline names, so a slot left by a killed run (an orphaned `tributary run`
+   * may even hold it active) breaks the next run of the same test.
+   */
+  private static async sweep(admin: pg.Client): Promise<void> {
+    const alive = (pid: number) => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch (err) {
+        return (err as NodeJS.ErrnoException).code === 'EPERM';
+      }
+    };
+    const dbs = await admin.query<{ datname: string }>("SELECT datname FROM pg_database WHERE datname ~ '^[a-z0-9]+_[0-9]+_[0-9]+$'");
+    for (const { datname } of dbs.rows) {
+      const pid = Number(datname.split('_').at(-2));
+      if (pid === process.pid || alive(pid)) continue;
+      await admin.query('SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE database = $1 AND active_pid IS NOT NULL', [datname]).catch(() => undefined);
+      await new Promise((r) => setTimeout(r, 200));
+      const slots = await admin.query<{ slot_name: string }>('SELECT slot_name FROM pg_replication_slots WHERE database = $1', [datname]);
+      for (const { slot_name } of slots.rows) await admin.query('SELECT pg_drop_replication_slot($1)', [slot_name]).catch(() => undefined);
+      await admin.query(`DROP DATABASE IF EXISTS "${datname}" WITH (FORCE)`).catch(() => undefined);
+    }
   }
 
   async [Symbol.asyncDispose](): Promise<void> {

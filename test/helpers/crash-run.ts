@@ -1,20 +1,22 @@
 /**
  * The SIGKILL crash scenario both sources run (pg-crash, mysql-crash): a writer commits
  * single-row inserts, updates and deletes while `tributary run` is SIGKILLed and restarted 3
- * times. Afterwards the jsonl file holds every committed change exactly once, a sink with
- * tiny batches holds the same events in the same order, replaying the jsonl gives the table,
- * and Redis holds exactly the table's rows.
+ * times. Afterwards the log holds every committed change exactly once, in commit order (read
+ * back with the log reader), the jsonl file holds every committed change exactly once, a sink
+ * with tiny batches holds the same events in the same order, replaying the jsonl gives the
+ * table, and Redis holds exactly the table's rows.
  */
 import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
 import type { ChangeEvent, Row } from '../../src/core/event.js';
-import { TempDir, TributaryProcess, waitFor } from './context.js';
+import { TempDir, TributaryProcess } from './context.js';
 import { REDIS_URL } from './env.js';
+import { readLoggedTxns } from './log-contents.js';
 import { readJsonl, replay } from './pipeline.js';
 
 /** What differs between the sources: the source block, the writer's SQL, the ids of a transaction. */
 export interface CrashSubject {
-  /** `postgres` or `mysql`, for messages. */
+  /** The source type, `postgres` or `mysql` (it reads the log's positions; and for messages). */
   label: string;
   /** Pipeline name. */
   name: string;
@@ -82,9 +84,12 @@ http: { port: 0 }
       }
     })();
 
+    // Every process's stderr, for the message of a run that stalls.
+    const earlier: string[] = [];
     for (let k = 0; k < 3; k++) {
       await new Promise((r) => setTimeout(r, 1200 + Math.random() * 1200));
       await proc.kill('SIGKILL');
+      earlier.push(proc.stderr);
       await new Promise((r) => setTimeout(r, 300 + Math.random() * 500));
       proc = TributaryProcess.start(['run', '--config', cfg]);
       await proc.waitForLog(running);
@@ -95,10 +100,7 @@ http: { port: 0 }
     await w.end();
     assert.ok(committed >= 1000, `the writer committed ${committed} changes`);
 
-    const audit = await waitFor(() => {
-      const evs = readJsonl(out);
-      return evs.length >= committed ? evs : null;
-    }, { timeoutMs: 60_000, what: `jsonl to reach ${committed} events` });
+    const audit = await waitForSink(out, committed, proc, earlier);
     // Let it run a moment longer: a duplicate would show up as extra lines.
     await new Promise((r) => setTimeout(r, 1000));
     assert.equal(proc.running, true, proc.stderr.slice(-2000));
@@ -112,6 +114,14 @@ http: { port: 0 }
     const small = readJsonl(`${dir.path}/small.jsonl`);
     assert.deepEqual(small.map((e) => s.txn(e)), txns, 'a sink with tiny batches holds the same events in the same order');
 
+    // The log: every committed change exactly once, in commit order, the same as the jsonl.
+    const logged = await readLoggedTxns(`${dir.path}/state`, s.name, s.label);
+    assert.equal(logged.start, 0, 'nothing was trimmed');
+    const loggedEvents = logged.txns.flatMap((t) => t.events);
+    assert.equal(loggedEvents.length, committed, 'every committed change exactly once in the log');
+    assert.deepEqual(loggedEvents.map((e) => s.txn(e)), txns, 'the log holds the same changes as the jsonl file, in the same (commit) order');
+    for (const t of logged.txns) for (const e of t.events) assert.equal(s.txn(e), s.txn(t.events[0]!), `transaction ${t.txn} holds the events of one database transaction`);
+
     const want = new Map((await s.rows()).map((r) => [JSON.stringify({ id: Number(r.id) }), { id: Number(r.id), v: r.v, note: r.note } as Row]));
     assert.deepEqual(replay(finalAudit), want, 'replaying the jsonl gives the table');
 
@@ -119,10 +129,41 @@ http: { port: 0 }
     const cached = new Map<string, Row>();
     for (const k of keys) cached.set(JSON.stringify({ id: Number(k.split(':').pop()) }), JSON.parse((await redis.get(k))!));
     assert.deepEqual(cached, want, 'Redis holds exactly the current rows');
-    console.log(`# ${s.label} crash safety: ${committed} committed changes across 3 SIGKILLs; jsonl ${finalAudit.length} lines, ${new Set(txns).size} distinct transactions; replay = table (${want.size} rows); Redis ${cached.size} keys = table`);
+    console.log(`# ${s.label} crash safety: ${committed} committed changes across 3 SIGKILLs; log ${loggedEvents.length} events in ${logged.txns.length} commits (offsets ${logged.start}..${logged.end}); jsonl ${finalAudit.length} lines, ${new Set(txns).size} distinct transactions; replay = table (${want.size} rows); Redis ${cached.size} keys = table`);
   } finally {
     const keys = await redis.keys(`${prefix}:*`);
     if (keys.length) await redis.del(...keys);
     await redis.quit();
+  }
+}
+
+/**
+ * Wait for the jsonl sink to hold `want` events. A run that stalls says how far the sink got
+ * and when it last moved, whether the process still runs, and the tail of its stderr (and a
+ * count of the warnings and restarts of the processes killed before it).
+ */
+async function waitForSink(path: string, want: number, proc: TributaryProcess, earlier: string[]): Promise<ChangeEvent[]> {
+  const timeoutMs = 60_000;
+  const started = Date.now();
+  let seen = 0;
+  let movedAt = started;
+  for (;;) {
+    const evs = readJsonl(path);
+    if (evs.length >= want) return evs;
+    if (evs.length !== seen) {
+      seen = evs.length;
+      movedAt = Date.now();
+    }
+    if (!proc.running || Date.now() - started > timeoutMs) {
+      const warnings = (text: string) => text.split('\n').filter((l) => /"level":(40|50|60)|\b(WARN|ERROR|FATAL)\b/.test(l)).length;
+      throw new Error(
+        `timed out waiting for the jsonl sink to reach ${want} events: it holds ${seen}` +
+          ` (last grew ${Math.round((Date.now() - movedAt) / 1000)} s ago, waited ${Math.round((Date.now() - started) / 1000)} s);` +
+          ` the last process is ${proc.running ? 'running' : 'gone'};` +
+          ` earlier processes logged ${earlier.map(warnings).join(', ')} warnings/errors.` +
+          `\nits stderr (tail):\n${proc.stderr.slice(-4000)}`,
+      );
+    }
+    await new Promise((r) => setTimeout(r, 200));
   }
 }

@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { PgTestDb, REPO, TempDir, TributaryProcess, waitFor } from '../helpers/context.js';
 import { InProcessPipeline, readJsonl } from '../helpers/pipeline.js';
+import { FileStateStore } from '../../src/state/file-store.js';
 
 const good = (extra = '') => `name: shop
 source:
@@ -101,7 +102,7 @@ describe('bad input: clear errors, exit code 2', { concurrency: false }, () => {
   });
 });
 
-describe('poison events go to the dead-letter file; the pipeline does not stall', { concurrency: false }, () => {
+describe('poison events go to the dead-letter store; the pipeline does not stall', { concurrency: false }, () => {
   it('parks exactly the rejected event with its error and delivers the rest', async () => {
     await using db = await PgTestDb.create('poison');
     await db.query('CREATE TABLE t (id int PRIMARY KEY, poison bool NOT NULL DEFAULT false)');
@@ -117,13 +118,16 @@ describe('poison events go to the dead-letter file; the pipeline does not stall'
     await waitFor(() => readJsonl(picky).some((e) => e.after?.id === 11), { what: 'the event after the poison one' });
     const delivered = readJsonl(picky).map((e) => e.after!.id);
     assert.deepEqual([...new Set(delivered)].sort((a, b) => Number(a) - Number(b)), [1, 2, 3, 4, 6, 7, 8, 9, 10, 11]);
-    const dlqPath = join(p.dir.path, 'state', 'poison', 'deadletter.picky.jsonl');
-    const dlq = readFileSync(dlqPath, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    // Parked in the dead-letter store beside the checkpoints (docs/dead-letters.md).
+    const dlq = await new FileStateStore(join(p.dir.path, 'state')).deadLetters('poison', 'picky').list();
     assert.equal(dlq.length, 1, 'exactly the poison event is parked');
-    assert.equal(dlq[0].event.after.id, 5);
-    assert.match(dlq[0].error.message, /violates the target's constraint/);
-    assert.equal(dlq[0].sink, 'picky');
+    assert.equal(JSON.parse(dlq[0]!.envelope).after.id, 5);
+    assert.deepEqual(dlq[0]!.key, { id: 5 });
+    assert.match(dlq[0]!.error.message, /violates the target's constraint/);
+    assert.equal(dlq[0]!.sink, 'picky');
+    assert.equal(dlq[0]!.attempts, 2, 'max_attempts (default: retry.attempts, 2) writes on its own');
     assert.equal(p.metrics.get('tributary_dead_letter_total', { pipeline: 'poison', sink: 'picky' }), 1);
+    assert.equal(p.metrics.get('tributary_dead_letter_depth', { pipeline: 'poison', sink: 'picky' }), 1);
     // The well-behaved sink got everything, poison included.
     assert.equal(p.events().length, 11);
   });

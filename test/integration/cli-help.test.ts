@@ -19,6 +19,7 @@ describe('help and version', () => {
     [['log', 'read'], /^Usage: tributary log info --config FILE/],
     [['state'], /^Usage: tributary state --config FILE/],
     [['rewind'], /^Usage: tributary rewind --config FILE/],
+    [['dlq'], /^Usage: tributary dlq list    --config FILE/],
   ];
   for (const [cmd, usage] of commands) {
     it(`tributary ${cmd.join(' ')} --help and -h print its usage (exit 0), and touch nothing`, { timeout: 30_000 }, async () => {
@@ -35,7 +36,7 @@ describe('help and version', () => {
   it('help lists every command, docs config included; help COMMAND prints its usage', { timeout: 30_000 }, async () => {
     const r = await TributaryProcess.run(['help']);
     assert.equal(r.code, 0);
-    for (const c of ['run', 'validate', 'status', 'snapshot', 'binlog decode', 'log info\\|read', 'state', 'rewind', 'demo', 'docs config', 'version']) assert.match(r.stdout, new RegExp(`\\n  tributary ${c}\\b`), c);
+    for (const c of ['run', 'validate', 'status', 'snapshot', 'binlog decode', 'log info\\|read', 'state', 'rewind', 'dlq', 'demo', 'docs config', 'version']) assert.match(r.stdout, new RegExp(`\\n  tributary ${c}\\b`), c);
     assert.match(r.stdout, /`tributary COMMAND --help`/);
     const s = await TributaryProcess.run(['help', 'snapshot']);
     assert.match(s.stdout, /^Usage: tributary snapshot/);

@@ -16,6 +16,28 @@ describe('tributary demo', () => {
     assert.match(r.stderr, /done: \d+ events written/);
     // Every line on screen has a counterpart in the file.
     assert.equal(r.stdout.trim().split('\n').length, events.length);
+
+    // The closing hints are commands that work on the demo's log with its Postgres gone.
+    const hint = /state --config (\S+) --table public\.orders --at (\S+) --key '(\{[^']*\})'/.exec(r.stderr);
+    assert.ok(hint, `the demo prints a time-travel command: ${r.stderr.slice(-1500)}`);
+    assert.match(r.stderr, /log read --config \S+ --table public\.orders --limit 5/);
+    const [, cfg, at, key] = hint;
+    const wantRow = () => {
+      let row: unknown = null;
+      for (const e of events) if (e.source.table === 'orders' && JSON.stringify(e.key) === key && e.source.ts_ms <= Date.parse(at!)) row = e.after;
+      return row;
+    };
+    const one = await TributaryProcess.run(['state', '--config', cfg!, '--table', 'public.orders', '--at', at!, '--key', key!]);
+    assert.equal(one.code, 0, one.stderr);
+    assert.deepEqual(JSON.parse(one.stdout), wantRow(), 'state --at gives the row as the events had it at that instant');
+    const table = await TributaryProcess.run(['state', '--config', cfg!, '--table', 'public.orders', '--at', at!]);
+    assert.equal(table.code, 0, table.stderr);
+    const ordersAt = new Map<string, unknown>();
+    for (const e of events) if (e.source.table === 'orders' && e.source.ts_ms <= Date.parse(at!)) e.after ? ordersAt.set(JSON.stringify(e.key), e.after) : ordersAt.delete(JSON.stringify(e.key));
+    assert.deepEqual(new Set(table.stdout.trim().split('\n').map((l) => JSON.stringify(JSON.parse(l)))), new Set([...ordersAt.values()].map((v) => JSON.stringify(v))));
+    const read = await TributaryProcess.run(['log', 'read', '--config', cfg!, '--table', 'public.orders', '--limit', '5']);
+    assert.equal(read.code, 0, read.stderr);
+    assert.deepEqual(read.stdout.trim().split('\n').map((l) => JSON.parse(l).key), events.filter((e) => e.source.table === 'orders').slice(0, 5).map((e) => e.key));
   });
 
   it('stops in order on SIGTERM: drains, stops Postgres, says what it wrote and exits 0', { timeout: 120_000 }, async () => {

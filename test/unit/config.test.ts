@@ -32,6 +32,21 @@ describe('config loading', () => {
     assert.equal(p.sinks[0]!.base.batch.max_events, 2000);
     assert.deepEqual(p.sinks[0]!.config, { format: 'pretty' });
   });
+  it('retired keys (decode_workers, snapshot_threads) load with a warning that says they are ignored, and are dropped', async () => {
+    const cfg = await loadConfig(
+      [file('retired.yaml', 'name: a\nsource:\n  type: mysql\n  url: mysql://u@h/\n  decode_workers: 1\n  snapshot_threads: true\nsinks: [{ name: s, type: stdout }]\n')],
+      {},
+    );
+    const src = cfg.pipelines[0]!.config.source as Record<string, unknown>;
+    assert.ok(!('decode_workers' in src) && !('snapshot_threads' in src), 'dropped from the resolved config');
+    assert.equal(cfg.warnings.length, 2, cfg.warnings.join('\n'));
+    assert.match(cfg.warnings[0]!, /^retired\.yaml:6: source\.snapshot_threads is deprecated and ignored: .*docs\/benchmarks\.md/);
+    assert.match(cfg.warnings[1]!, /^retired\.yaml:5: source\.decode_workers is deprecated and ignored: .*docs\/benchmarks\.md/);
+    const pg = await loadConfig([file('retired-pg.yaml', 'name: a\nsource: { type: postgres, url: x, snapshot_threads: false }\nsinks: [{ name: s, type: stdout }]\n')], {});
+    assert.match(pg.warnings.join('\n'), /source\.snapshot_threads is deprecated and ignored/);
+    // Still a key of MySQL only: Postgres never had decode_workers.
+    await assert.rejects(loadConfig([file('retired-bad.yaml', 'name: a\nsource: { type: postgres, url: x, decode_workers: 1 }\nsinks: [{ name: s, type: stdout }]\n')], {}), ConfigError);
+  });
   it('a pipelines: list runs several pipelines; duplicate names are refused', async () => {
     const two = 'pipelines:\n  - name: a\n    source: { type: postgres, url: x }\n    sinks: [{ name: s, type: stdout }]\n  - name: b\n    source: { type: mysql, url: y }\n    sinks: [{ name: s, type: "null" }]\n';
     const cfg = await loadConfig([file('two.yaml', two)], {});

@@ -33,6 +33,7 @@ describe('error classification (src/runtime/error-class.ts)', () => {
       pgError('57P03', 'the database system is starting up'),
       pgError('57P03', 'the database system is shutting down'),
       pgError('53300', 'too many connections for database "app"'),
+      pgError('55006', 'replication slot "tributary_shop" is active for PID 4242'), // a killed process's walsender still holds it
       new Error('the database system is starting up'), // no code: the message alone
       new Error('Connection terminated unexpectedly'),
       new Error('timeout expired'), // pg's connect timeout

@@ -44,9 +44,9 @@ const MAY_IMPORT: Record<string, readonly string[]> = {
   'src/cli': ['src/core', 'src/config', 'src/runtime', 'src/snapshot', 'src/state', 'src/http', 'src/sdk', 'src/log', 'src/stream'],
   'src/testing': ['src/core', 'src/sdk', 'src/stream'],
   'src/index.ts': ['src/sdk'],
-  // Until the source SDK (issue 13, point 1) gives connectors one module to import, they use
-  // these parts of the engine: the core types, the shared schema pieces, the snapshot
-  // contract and helpers, the state store interface, table filters and backoff.
+  // Connectors are written against the source SDK (src/core/source-sdk.ts, run by its
+  // SourceRuntime), and use these parts of the engine: the core types, the shared schema
+  // pieces, the snapshot contract and helpers, the state store interface, table filters and backoff.
   'connectors/*': [
     'src/core',
     'src/config/common.ts',

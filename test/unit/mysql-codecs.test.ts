@@ -7,7 +7,7 @@ import { stringMeta, ColumnType } from '../../connectors/mysql/column-types.js';
 import { applyJsonDiffs, parseJsonPath } from '../../connectors/mysql/json-diff.js';
 import { MysqlPosition } from '../../connectors/mysql/position.js';
 import { MariadbGtidState, MysqlGtidSet } from '../../connectors/mysql/gtid.js';
-import { float32ToNumber } from '../../connectors/mysql/row-decoder.js';
+import { float32ToNumber } from '../../connectors/mysql/values.js';
 import { Reader } from '../../connectors/mysql/reader.js';
 
 test('NEWDECIMAL: the documented MySQL example bytes, positive and negative', () => {
