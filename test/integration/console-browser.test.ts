@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { tmpdir } from 'node:os';
 import { describe, it } from 'node:test';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { PgTestDb, REPO, TempDir, TributaryProcess, waitFor } from '../helpers/context.js';
@@ -11,12 +12,14 @@ import { freePort } from '../helpers/embedded-pg.js';
  * playwright-core against a live pipeline (real Postgres, a jsonl sink and a slow plugin sink).
  * Every page loads; lag rises and falls while a writer runs; a rewind shows its dry run before
  * it happens; a snapshot is paused and resumed; a dead letter is retried and delivered. The
- * screenshots in docs/console/ (referenced by the README) are taken here.
+ * screenshots in docs/console/ (referenced by the README) are taken here: with
+ * TRIBUTARY_UPDATE_SCREENSHOTS=1 into docs/console/, otherwise into a scratch directory, so a
+ * test run does not leave the checkout modified.
  */
 
 const TOKEN = 'console-token-0123456789abcdef';
 const CHROMIUM = '/usr/bin/chromium';
-const SHOTS = join(REPO, 'docs', 'console');
+const SHOTS = process.env.TRIBUTARY_UPDATE_SCREENSHOTS === '1' ? join(REPO, 'docs', 'console') : join(tmpdir(), `tributary-console-shots-${process.pid}`);
 
 const lines = (path: string): string[] => (existsSync(path) ? readFileSync(path, 'utf8').split('\n').filter(Boolean) : []);
 
