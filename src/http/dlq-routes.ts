@@ -5,6 +5,7 @@ import { deadLetterJson, depthOf, pageOf, queueOf, sinkOf, type DeadLetterDepth,
 import { pickByName } from '../runtime/log-tools.js';
 import { openStateStore } from '../state/open.js';
 import type { StateStore } from '../state/store.js';
+import { badRequest, codedReply, type Reply } from './reply.js';
 
 /** What the dead-letter routes need of a pipeline in this process (a PipelineSupervisor). */
 export interface DlqRouteTarget {
@@ -22,8 +23,6 @@ export interface DlqRouteTarget {
   } | null;
 }
 
-type Reply = { status: number; body: unknown };
-
 const STATUS: Partial<Record<ErrorCode, number>> = {
   [ErrorCodes.HTTP_BAD_REQUEST]: 400,
   [ErrorCodes.LOG_UNKNOWN_NAME]: 404,
@@ -32,17 +31,13 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
   [ErrorCodes.DLQ_LIVE]: 409,
 };
 
-function coded(err: unknown): Reply {
-  if (!(err instanceof TributaryError)) throw err;
-  return { status: STATUS[err.code] ?? 500, body: { error: `${err.code} ${err.message}`, code: err.code, ...(err.fix ? { fix: err.fix } : {}) } };
-}
+const coded = (err: unknown): Reply => codedReply(err, STATUS);
 
 function send(res: ServerResponse, status: number, text: string): void {
   res.writeHead(status, { 'content-type': 'application/json' });
   res.end(text);
 }
 
-const bad = (message: string, fix: string) => new TributaryError(ErrorCodes.HTTP_BAD_REQUEST, message, { fix });
 
 /** The running pipeline's store, or the store opened without the lock for this read. */
 async function withStore<T>(t: DlqRouteTarget, fn: (store: StateStore) => Promise<T>): Promise<T> {
@@ -60,7 +55,7 @@ async function withStore<T>(t: DlqRouteTarget, fn: (store: StateStore) => Promis
 function selection(b: { ids?: unknown; all?: unknown }, what: string): DeadLetterSelection {
   if (b.all === true) return { all: true };
   if (Array.isArray(b.ids) && b.ids.length && b.ids.every((x) => typeof x === 'string')) return { ids: b.ids as string[] };
-  throw bad(`POST /dlq/${what} needs "ids" (a list of dead-letter ids) or "all": true`, `send {"sink": "audit", "ids": ["…"]} or {"sink": "audit", "all": true}`);
+  throw badRequest(`POST /dlq/${what} needs "ids" (a list of dead-letter ids) or "all": true`, `send {"sink": "audit", "ids": ["…"]} or {"sink": "audit", "all": true}`);
 }
 
 /**
@@ -77,7 +72,7 @@ export function dlqRoutes(pipelines: readonly DlqRouteTarget[]): { get: Record<s
   const pick = (name: string | undefined | null) => pickByName(pipelines, name ?? undefined, (t) => t.name, 'pipeline');
   const sinkParam = (url: URL) => {
     const s = url.searchParams.get('sink');
-    if (!s) throw bad(`GET ${url.pathname} needs sink`, `e.g. ${url.pathname}?sink=audit`);
+    if (!s) throw badRequest(`GET ${url.pathname} needs sink`, `e.g. ${url.pathname}?sink=audit`);
     return s;
   };
   const live = (t: DlqRouteTarget, sink: string) => {
@@ -118,7 +113,7 @@ export function dlqRoutes(pipelines: readonly DlqRouteTarget[]): { get: Record<s
           sinkOf(t.resolved, sink);
           const l = url.searchParams.get('limit') ?? '100';
           const limit = Number(l);
-          if (!/^\d+$/.test(l) || limit < 1 || limit > 1000) throw bad(`limit=${l} is not a count from 1 to 1000`, 'page with limit and the reply\'s next (after=next)');
+          if (!/^\d+$/.test(l) || limit < 1 || limit > 1000) throw badRequest(`limit=${l} is not a count from 1 to 1000`, 'page with limit and the reply\'s next (after=next)');
           const items = await withStore(t, (store) => queueOf(store, t.resolved, sink).list());
           const page = pageOf(items, url.searchParams.get('after') ?? undefined, limit);
           send(res, 200, `{"pipeline":${JSON.stringify(t.name)},"sink":${JSON.stringify(sink)},"depth":${items.length},"items":[${page.items.map(deadLetterJson).join(',\n')}],"next":${JSON.stringify(page.next)}}`);
@@ -134,7 +129,7 @@ export function dlqRoutes(pipelines: readonly DlqRouteTarget[]): { get: Record<s
           const sink = sinkParam(url);
           sinkOf(t.resolved, sink);
           const id = url.searchParams.get('id');
-          if (!id) throw bad('GET /dlq/show needs id', 'e.g. /dlq/show?sink=audit&id=… (ids from /dlq/list)');
+          if (!id) throw badRequest('GET /dlq/show needs id', 'e.g. /dlq/show?sink=audit&id=… (ids from /dlq/list)');
           const items = await withStore(t, (store) => queueOf(store, t.resolved, sink).list());
           const it = items.find((i) => i.id === id);
           if (!it) throw new TributaryError(ErrorCodes.DLQ_UNKNOWN_ID, `sink ${sink} has no dead letter ${id}`, { fix: `list them with GET /dlq/list?sink=${sink}` });
@@ -150,7 +145,7 @@ export function dlqRoutes(pipelines: readonly DlqRouteTarget[]): { get: Record<s
       '/dlq/retry': async (body) => {
         try {
           const b = (body ?? {}) as { pipeline?: unknown; sink?: unknown; ids?: unknown; all?: unknown };
-          if (typeof b.sink !== 'string') throw bad('POST /dlq/retry needs "sink"', 'send {"sink": "audit", "all": true}');
+          if (typeof b.sink !== 'string') throw badRequest('POST /dlq/retry needs "sink"', 'send {"sink": "audit", "all": true}');
           const sel = selection(b, 'retry');
           const t = pick(typeof b.pipeline === 'string' ? b.pipeline : undefined);
           return { status: 200, body: await live(t, b.sink).retryDeadLetters(sel) };
@@ -161,8 +156,8 @@ export function dlqRoutes(pipelines: readonly DlqRouteTarget[]): { get: Record<s
       '/dlq/discard': async (body) => {
         try {
           const b = (body ?? {}) as { pipeline?: unknown; sink?: unknown; ids?: unknown; all?: unknown; reason?: unknown };
-          if (typeof b.sink !== 'string') throw bad('POST /dlq/discard needs "sink"', 'send {"sink": "audit", "ids": ["…"], "reason": "…"}');
-          if (typeof b.reason !== 'string' || !b.reason.trim()) throw bad('POST /dlq/discard needs a "reason"', 'say why the events may be dropped: it is recorded with them');
+          if (typeof b.sink !== 'string') throw badRequest('POST /dlq/discard needs "sink"', 'send {"sink": "audit", "ids": ["…"], "reason": "…"}');
+          if (typeof b.reason !== 'string' || !b.reason.trim()) throw badRequest('POST /dlq/discard needs a "reason"', 'say why the events may be dropped: it is recorded with them');
           const sel = selection(b, 'discard');
           const t = pick(typeof b.pipeline === 'string' ? b.pipeline : undefined);
           return { status: 200, body: await live(t, b.sink).discardDeadLetters(sel, b.reason.trim()) };

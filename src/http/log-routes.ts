@@ -11,6 +11,7 @@ import { openStateStore } from '../state/open.js';
 import type { StateStore } from '../state/store.js';
 import { LogStream } from '../stream/log-stream.js';
 import type { EventStream } from '../stream/types.js';
+import { badRequest, codedReply, type Reply } from './reply.js';
 
 /** What the log routes need of a pipeline in this process (a PipelineSupervisor). */
 export interface LogRouteTarget {
@@ -25,8 +26,6 @@ export interface LogRouteTarget {
   } | null;
 }
 
-type Reply = { status: number; body: unknown };
-
 /** HTTP status of the log tools' refusals. */
 const STATUS: Partial<Record<ErrorCode, number>> = {
   [ErrorCodes.USAGE]: 400,
@@ -40,19 +39,13 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
   [ErrorCodes.LOG_TARGET]: 422,
 };
 
-function coded(err: unknown): Reply {
-  if (!(err instanceof TributaryError)) throw err;
-  return { status: STATUS[err.code] ?? 500, body: { error: `${err.code} ${err.message}`, code: err.code, ...(err.fix ? { fix: err.fix } : {}) } };
-}
+const coded = (err: unknown): Reply => codedReply(err, STATUS);
 
 function sendJson(res: ServerResponse, r: Reply): void {
   res.writeHead(r.status, { 'content-type': 'application/json' });
   res.end(JSON.stringify(r.body, null, 2));
 }
 
-function badRequest(message: string, fix: string): TributaryError {
-  return new TributaryError(ErrorCodes.HTTP_BAD_REQUEST, message, { fix });
-}
 
 /** The running pipeline's own log, or the log on disk read-only (a pipeline waiting, failed, or run elsewhere). */
 async function withView<T>(t: LogRouteTarget, fn: (view: LogView) => Promise<T>): Promise<T> {
