@@ -54,6 +54,9 @@ export class TempDir implements AsyncDisposable {
  * A fresh Postgres database for one test. On dispose it drops the slots and publications
  * the test created (slots pin WAL, so leaking them would hurt later tests) and the database.
  */
+/** The comment a test database carries, followed by the PID of the test process that made it. */
+const TEST_DB_MARK = 'tributary test database of pid ';
+
 export class PgTestDb implements AsyncDisposable {
   private constructor(
     readonly name: string,
@@ -73,6 +76,7 @@ export class PgTestDb implements AsyncDisposable {
         await PgTestDb.sweep(admin);
       }
       await admin.query(`CREATE DATABASE "${name}"`);
+      await admin.query(`COMMENT ON DATABASE "${name}" IS '${TEST_DB_MARK}${process.pid}'`);
     } finally {
       await admin.end();
     }
@@ -94,8 +98,9 @@ export class PgTestDb implements AsyncDisposable {
   }
 
   /**
-   * Drop what test runs that died left behind: their databases (named prefix_PID_N) and the
-   * replication slots on them, when that PID is gone. Slot names are cluster-wide and derive
+   * Drop what test runs that died left behind: their databases (marked by a comment that
+   * names the test process, never matched by name, so a user's database is never touched)
+   * and the replication slots on them, when that process is gone. Slot names are cluster-wide and derive
    * from fixed pipeline names, so a slot left by a killed run (an orphaned `tributary run`
    * may even hold it active) breaks the next run of the same test.
    */
@@ -108,9 +113,13 @@ export class PgTestDb implements AsyncDisposable {
         return (err as NodeJS.ErrnoException).code === 'EPERM';
       }
     };
-    const dbs = await admin.query<{ datname: string }>("SELECT datname FROM pg_database WHERE datname ~ '^[a-z0-9]+_[0-9]+_[0-9]+$'");
-    for (const { datname } of dbs.rows) {
-      const pid = Number(datname.split('_').at(-2));
+    const dbs = await admin.query<{ datname: string; mark: string }>(
+      "SELECT datname, shobj_description(oid, 'pg_database') AS mark FROM pg_database WHERE shobj_description(oid, 'pg_database') LIKE $1",
+      [`${TEST_DB_MARK}%`],
+    );
+    for (const { datname, mark } of dbs.rows) {
+      const pid = Number(mark.slice(TEST_DB_MARK.length));
+      if (!Number.isInteger(pid) || pid <= 0) continue;
       if (pid === process.pid || alive(pid)) continue;
       await admin.query('SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE database = $1 AND active_pid IS NOT NULL', [datname]).catch(() => undefined);
       await new Promise((r) => setTimeout(r, 200));
