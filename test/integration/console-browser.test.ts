@@ -231,9 +231,11 @@ http: { port: ${port}, auth_token: "\${ADMIN_TOKEN}", history_interval: 1s }
       await letter.waitFor({ state: 'detached' });
 
       rmSync(fixed); // broken again: the next poison row parks, and is discarded
-      // With a good row in its batch, so the runner sees the target work and blames the row (a
-      // lone failing event right after a failure looks like a broken target, and is not parked).
-      await db.query("INSERT INTO orders (note, poison) VALUES ('fine', false), ('worse', true)");
+      // Alone in its batch, and the sink rejects it with a plain Error: the successful retry
+      // told the runner the target works, so the row is blamed and parked (before that was
+      // recorded, a lone failure right after a failed write looked like a broken target and was
+      // retried for ever).
+      await db.query("INSERT INTO orders (note, poison) VALUES ('worse', true)");
       const worseId = Number((await db.query("SELECT id FROM orders WHERE note = 'worse'")).rows[0]!.id);
       const worse = page.getByTestId('dead-letter').filter({ hasText: `"id":${worseId}` });
       await worse.waitFor({ timeout: 30_000 }).catch(async (e: Error) => {
