@@ -627,7 +627,15 @@ export class SegmentLog {
     const out: DecodedRecord[] = [];
     let bytes = 0;
     const full = () => out.length >= maxRecords || (bytes >= maxBytes && out.length > 0);
-    while (!full()) {
+    // A reader in another process can find the file shorter than its view: a new writer's
+    // recovery cut the records after the last commit (see refresh). Those were never handed
+    // out, so the read ends there; the new epoch makes the next refresh build the view again.
+    // Looping on the short read instead would hold the event loop for ever. (The writer's own
+    // view never outruns its file: a short read there is damage.)
+    const shortRead = (at: number) => {
+      if (!this.opts.readOnly) throw corruption(seg, out.length ? out[out.length - 1]!.offset + 1 : offset, at, 'short');
+    };
+    scan: while (!full()) {
       if (pos >= seg.size) {
         const after = this.segments[this.segments.indexOf(seg) + 1];
         if (!after || after.base >= this.durableEnd) break;
@@ -636,6 +644,10 @@ export class SegmentLog {
         continue;
       }
       let buf = seg.readSync(pos, Math.min(seg.size - pos, Math.max(256 << 10, Math.min(maxBytes, 8 << 20))));
+      if (buf.length < HEADER_BYTES) {
+        shortRead(pos);
+        break;
+      }
       let p = 0;
       while (p < buf.length && !full()) {
         const len = buf.length - p >= 8 ? buf.readUInt32LE(p + 4) : HEADER_BYTES;
@@ -644,7 +656,13 @@ export class SegmentLog {
           buf = seg.readSync(pos, Math.min(seg.size - pos, len));
         }
         const h = readBatchHeader(buf, p, seg.size - pos - p);
+        if (h === 'short') {
+          shortRead(pos + p);
+          break scan;
+        }
         if (typeof h === 'string') throw corruption(seg, out.length ? out[out.length - 1]!.offset + 1 : offset, pos + p, h);
+        // Past the durable end: an unfinished transaction, or what a new writer put where it was.
+        if (h.baseOffset >= this.durableEnd) break scan;
         if (h.baseOffset + h.count > offset) {
           let body: Buffer = buf;
           let bs = p + HEADER_BYTES;

@@ -233,6 +233,13 @@ export class LogStream implements EventStream {
   }
 
   private async poll(offset: number, signal: AbortSignal): Promise<void> {
+    if (offset < this.log.durableEnd) {
+      // A read came back empty below the durable end: the files are shorter than this view
+      // while a new writer recovers the log. Pause, so the caller's next read is not a busy
+      // loop, and look again (the new epoch starts the view over).
+      await new Promise((r) => setTimeout(r, 20));
+      return this.refresh();
+    }
     while (offset >= this.log.durableEnd && !signal.aborted) {
       await this.refresh();
       if (offset < this.log.durableEnd) return;

@@ -87,7 +87,13 @@ http: { port: 0 }
     }
     assert.ok(committed >= 200, `the writer committed ${committed} changes`);
     try {
-      await waitFor(() => readJsonl(audit).length >= committed && readJsonl(small).length >= committed, { timeoutMs: 45_000, what: `both jsonl files to reach ${committed} events` });
+      try {
+        await waitFor(() => readJsonl(audit).length >= committed && readJsonl(small).length >= committed, { timeoutMs: 45_000 });
+      } catch {
+        // A stall says how far each file got and what each process last said.
+        const tails = Object.entries(procs).map(([k, p]) => `--- ${k} (${p.running ? 'running' : 'gone'}):\n${p.stderr.slice(-3000)}`);
+        assert.fail(`timed out waiting for both jsonl files to reach ${committed} events: audit holds ${readJsonl(audit).length}, small ${readJsonl(small).length}\n${tails.join('\n')}`);
+      }
       await new Promise((r) => setTimeout(r, 800));
       for (const p of Object.values(procs)) assert.equal(p.running, true, p.stderr.slice(-2000));
       for (const p of Object.values(procs)) assert.equal(await p.kill('SIGTERM'), 0, 'a drained SIGTERM stop exits 0');

@@ -64,6 +64,37 @@ describe('run roles: a reader in another process follows the writer', () => {
   });
 });
 
+describe('run roles: a reader whose files are cut under it', () => {
+  it('ends a read at the cut when a new writer recovers the log under its view, then follows the new epoch', async () => {
+    await using dir = new TempDir();
+    const first = await SegmentLog.open(dir.path, { batchBytes: 1024 });
+    txn(first, 10, 0, 3, 'one');
+    txn(first, 20, 100, 20, 'cut', true);
+    await first.flush();
+    // The reader's view holds the open transaction's batches (past its durable end, offset 4).
+    const reader = await SegmentLog.open(dir.path, { readOnly: true });
+    assert.equal(reader.durableEnd, 4);
+    // A new writer cuts them before the reader looks again. A read that goes on past the last
+    // commit met an empty file there, and looped for ever (the sinks process of the roles test
+    // hung, its lock no longer refreshed).
+    const second = await SegmentLog.open(dir.path, { batchBytes: 1 << 20 });
+    const r = await reader.read(0, 1000, 1 << 20);
+    assert.deepEqual(r.records.map((x) => x.offset), [0, 1, 2, 3]);
+    assert.equal(r.next, 4);
+    assert.deepEqual((await reader.read(4, 1000, 1 << 20)).records, []);
+    txn(second, 30, 200, 5, 'two');
+    await second.flush();
+    // Not yet refreshed: what the new writer put where the cut transaction was is not handed out.
+    assert.deepEqual((await reader.read(2, 1000, 1 << 20)).records.map((x) => x.offset), [2, 3]);
+    await reader.refresh();
+    assert.equal(reader.durableEnd, 10);
+    assert.deepEqual((await readAll(reader, 4)).filter((x) => x.kind === 'event').map(tagOf), ['two', 'two', 'two', 'two', 'two']);
+    await reader.close();
+    await second.close();
+    await first.close().catch(() => undefined);
+  });
+});
+
 describe('run roles: targeted snapshot rows', () => {
   it('records ranges durably, skips only the events of their own transaction for every other sink, and drops ranges a crash or retention made stale', async () => {
     await using dir = new TempDir();
