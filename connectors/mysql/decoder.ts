@@ -589,7 +589,7 @@ export class BinlogDecoder {
       w.reset();
       p = wr.row(dec, buf, p, end, cols1, cols2, op, row);
       this.stats.rows++;
-      const event = SerializedChangeEvent.fromBytes(w.buf, w.mark, w.n - w.mark, entry.qualified, ts);
+      const event = SerializedChangeEvent.fromWriter(w, entry.qualified, ts);
       w.seal();
       this.emit({ kind: 'event', event, txn: t.start, idx: t.idx++ });
     }

@@ -3,7 +3,7 @@
  * after its table id, and writing each row's change-event envelope as JSON bytes straight
  * from the row images.
  */
-import { AFTER, AFTER_NULL, HEAD_DELETE, HEAD_INSERT, HEAD_UPDATE, KEY, put } from '../../src/core/envelope-bytes.js';
+import { AFTER, AFTER_NULL, HEAD_DELETE, HEAD_INSERT, HEAD_UPDATE, keyWritten, put, putKey } from '../../src/core/envelope-bytes.js';
 import { ErrorCodes, TributaryError } from '../../src/core/errors.js';
 import { JsonBytes } from '../../src/core/json-bytes.js';
 import { inflateMariadb } from './compression.js';
@@ -175,23 +175,24 @@ export class RowsJsonWriter {
       put(w, HEAD_INSERT);
       put(w, AFTER);
       p = dec.write(buf, p, end, cols1, w, dec.newSpans);
-      put(w, KEY);
+      putKey(w);
       dec.writeKey(w, dec.newSpans, w);
     } else if (op === 'd') {
       put(w, HEAD_DELETE);
       p = dec.write(buf, p, end, cols1, w, dec.oldSpans);
       put(w, AFTER_NULL);
-      put(w, KEY);
+      putKey(w);
       dec.writeKey(w, dec.oldSpans, w);
     } else {
       put(w, HEAD_UPDATE);
       p = dec.write(buf, p, end, cols1, w, dec.oldSpans);
       put(w, AFTER);
       p = dec.write(buf, p, end, cols2, w, dec.newSpans);
-      put(w, KEY);
+      putKey(w);
       // As keyOf(after) ?? keyOf(before): an update's key is the new one when the image has it.
       dec.writeKey(w, dec.hasKey(dec.newSpans) ? dec.newSpans : dec.oldSpans, w);
     }
+    keyWritten(w);
     const head = this.tailHead;
     w.ensure(head.length);
     w.buf.set(head, w.n);

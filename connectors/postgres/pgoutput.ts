@@ -3,7 +3,7 @@ import type { SourceItem } from '../../src/core/source.js';
 import { ErrorCodes, TributaryError } from '../../src/core/errors.js';
 import { PgPosition } from './position.js';
 import { JsonBytes } from '../../src/core/json-bytes.js';
-import { AFTER, AFTER_NULL, HEAD_DELETE, HEAD_INSERT, HEAD_UPDATE, KEY, put } from '../../src/core/envelope-bytes.js';
+import { AFTER, AFTER_NULL, HEAD_DELETE, HEAD_INSERT, HEAD_UPDATE, keyWritten, put, putKey } from '../../src/core/envelope-bytes.js';
 import { RelationDecoder, type RelationColumn } from './relation.js';
 import type { WalStart } from './replication.js';
 import type { PgTypeInfo } from './values.js';
@@ -267,8 +267,9 @@ export class PgoutputDecoder {
       // buf[off] is 'N'
       if (rel.writeTuple(buf, off + 1, w, rel.newSpans) < 0) return false;
     }
-    put(w, KEY);
+    putKey(w);
     rel.writeKey(keyFrom, keySpans, w);
+    keyWritten(w);
     const source = this.sourceBytesOf(rel);
     w.raw(source, 0, source.length);
     const tail = (t.tail ??= [
@@ -288,7 +289,7 @@ export class PgoutputDecoder {
     t.idx++;
     // Kept as bytes where they were written (an arena writer): no copy, and no string unless
     // a sink asks for one.
-    const event = SerializedChangeEvent.fromBytes(w.buf, w.mark, w.n - w.mark, rel.qualified, t.tsMs);
+    const event = SerializedChangeEvent.fromWriter(w, rel.qualified, t.tsMs);
     w.seal();
     emit({ kind: 'event', event, txn: t.final, idx, xid: t.xid });
     return true;

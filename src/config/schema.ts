@@ -53,6 +53,11 @@ const LogStreamConfig = z
       .min(1 << 20)
       .default(8 << 20)
       .describe('Recent events kept in memory for sinks that keep up (they then read no disk). Older ones are read back from the log.'),
+    follow: duration
+      .default(250 as never)
+      .describe(
+        'How long a sink that reads from memory may hold the source back, when the memory is full of events it has not read yet, before those events are dropped from memory and the sink reads them back from disk. Reading back costs the process more CPU than the wait (on a backlog it cost about as much as the rest of the log), so the source waits for a sink that keeps making room; a sink that makes no room within this time is left behind, so a slow or stuck sink never holds the database back for long. `0ms`: never wait. Default 250ms.',
+      ),
   })
   .strict();
 

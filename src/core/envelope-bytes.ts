@@ -22,3 +22,14 @@ export const KEY = Buffer.from(',"key":');
 export function put(w: JsonBytes, piece: Buffer): void {
   w.raw(piece, 0, piece.length);
 }
+
+/** Appends `,"key":` and notes that the key's value starts here (see JsonBytes.keyFrom). */
+export function putKey(w: JsonBytes): void {
+  w.raw(KEY, 0, KEY.length);
+  w.keyFrom = w.n - w.mark;
+}
+
+/** Notes that the key's value ends here: call right after writing it. */
+export function keyWritten(w: JsonBytes): void {
+  w.keyTo = w.n - w.mark;
+}

@@ -6,6 +6,8 @@
  * convert, sinks never re-interpret.
  */
 
+import type { JsonBytes } from './json-bytes.js';
+
 /** `c` insert, `u` update, `d` delete, `r` snapshot read, `t` truncate. */
 export type Op = 'c' | 'u' | 'd' | 'r' | 't';
 
@@ -69,6 +71,12 @@ export class SerializedChangeEvent implements ChangeEvent {
   readonly bytes: Buffer | null;
   readonly offset: number;
   readonly byteLength: number;
+  /**
+   * The `key` value's bytes, `bytes[keyStart, keyEnd)`, when the writer noted them (-1 when
+   * not): the log indexes keys without searching the envelope for them.
+   */
+  keyStart = -1;
+  keyEnd = -1;
 
   constructor(
     /** The envelope as JSON, exactly what `JSON.stringify` of the parsed value would mean. */
@@ -94,6 +102,16 @@ export class SerializedChangeEvent implements ChangeEvent {
    */
   static fromBytes(bytes: Buffer, offset: number, byteLength: number, table: string, commitTsMs: number): SerializedChangeEvent {
     return new SerializedChangeEvent('', table, commitTsMs, bytes, offset, byteLength);
+  }
+
+  /** The envelope an arena writer just finished (`w.buf[w.mark, w.n)`), with its key range if noted. */
+  static fromWriter(w: JsonBytes, table: string, commitTsMs: number): SerializedChangeEvent {
+    const e = new SerializedChangeEvent('', table, commitTsMs, w.buf, w.mark, w.n - w.mark);
+    if (w.keyTo > w.keyFrom && w.keyFrom > 0) {
+      e.keyStart = w.mark + w.keyFrom;
+      e.keyEnd = w.mark + w.keyTo;
+    }
+    return e;
   }
 
   /** The envelope as one JSON line. */

@@ -18,6 +18,13 @@ export class JsonBytes {
    * keeps finished texts in `buf` and starts the next one after them (see {@link seal}).
    */
   mark = 0;
+  /**
+   * Where the `key` value of the envelope being written starts and ends, relative to `mark`
+   * (-1: not noted). Relative, because an arena writer moves an unfinished text to a new slab.
+   * The log's key index takes it from here instead of searching the envelope for it.
+   */
+  keyFrom = -1;
+  keyTo = -1;
 
   /**
    * `arena`: keep each finished text's bytes where they were written, for the text's owner
@@ -40,6 +47,8 @@ export class JsonBytes {
   /** Start the text again (drop what was written since the last seal). */
   reset(): void {
     this.n = this.mark;
+    this.keyFrom = -1;
+    this.keyTo = -1;
   }
 
   /**

@@ -1,5 +1,6 @@
 import { SerializedChangeEvent, type ChangeEvent, type Row, type SourceInfo } from '../core/event.js';
 import { JsonBytes } from '../core/json-bytes.js';
+import { keyWritten, putKey } from '../core/envelope-bytes.js';
 import { snapshotKey, type ByteRows, type ChunkSerializer, type SnapshotEventBuilder, type SnapshotFlag, type SnapshotTable, type WatermarkAt } from './types.js';
 
 /** The `source` block of a snapshot row: all a source has to say about its envelopes. */
@@ -8,7 +9,6 @@ export type SnapshotSourceBlock = (table: SnapshotTable, snapshot: SnapshotFlag,
 /** Everything of a snapshot envelope before the row: `op`, `before` and the `after` key. */
 const HEAD = '{"op":"r","before":null,"after":';
 const HEAD_BYTES = Buffer.from(HEAD);
-const KEY_BYTES = Buffer.from(',"key":');
 
 /**
  * The `key` JSON of a row from its key string ({@link keyString}): each part is already the
@@ -63,10 +63,11 @@ export function snapshotEventBuilder(source: SnapshotSourceBlock): SnapshotEvent
       w.reset();
       w.raw(HEAD_BYTES, 0, HEAD_BYTES.length);
       w.raw(rows.slabs[i]!, rows.starts[i]!, rows.ends[i]!);
-      w.raw(KEY_BYTES, 0, KEY_BYTES.length);
+      putKey(w);
       w.text(keyJson(rows.keys[i]!));
+      keyWritten(w);
       w.raw(tb, 0, tb.length);
-      const ev = SerializedChangeEvent.fromBytes(w.buf, w.mark, w.n - w.mark, table.name, now);
+      const ev = SerializedChangeEvent.fromWriter(w, table.name, now);
       w.seal();
       return ev;
     };

@@ -23,6 +23,8 @@ export interface LogStreamOptions {
   compaction?: { enabled: boolean; tombstonesMs: number };
   /** Open for reading only (`run --role sinks`): another process writes. */
   readOnly?: boolean;
+  /** How long a consumer that reads from the in-memory tail may hold the source back (0: never). */
+  followMs?: number;
 }
 
 /**
@@ -30,13 +32,15 @@ export interface LogStreamOptions {
  *
  * Every entry the source appends goes into the {@link SegmentLog}; consumer groups read by
  * offset. Recent entries are also kept in memory (a tail bounded in bytes, evicted oldest
- * first whatever the consumers), so a sink that keeps up reads the very objects the source
- * made, with no disk read and no decoding; a sink that falls behind reads from disk. Either
- * way a consumer sees only what the log holds durably: a sink never writes, let alone
- * checkpoints, an entry that a crash could take back.
+ * first), so a sink that keeps up reads the very objects the source made, with no disk read
+ * and no decoding; a sink that falls behind reads from disk. Either way a consumer sees only
+ * what the log holds durably: a sink never writes, let alone checkpoints, an entry that a
+ * crash could take back.
  *
- * Backpressure comes from the writer only (bytes waiting to be synced), never from a slow
- * sink: the database is acknowledged at log durability, and sinks catch up from disk.
+ * Backpressure comes from the writer (bytes waiting to be synced) and, briefly, from a sink
+ * reading the tail: when the tail is full of entries it has not read, the source waits up to
+ * `followMs` for it to make room (see {@link trim}). The database is still acknowledged at
+ * log durability, and a sink that makes no room in that time reads from disk instead.
  */
 export class LogStream implements EventStream {
   readonly kind = 'log' as const;
@@ -57,6 +61,12 @@ export class LogStream implements EventStream {
   private readonly consumers = new Set<LogConsumer>();
   private closed?: Promise<void>;
   private refresher?: NodeJS.Timeout;
+  /** How long a consumer reading the tail may hold the source back (see {@link trim}). */
+  private readonly followMs: number;
+  /** Since when the tail is over its budget only because a consumer has not read its oldest entries. */
+  private pacingSince = 0;
+  private roomWaiters: (() => void)[] = [];
+  private roomTimer?: NodeJS.Timeout;
 
   private constructor(
     readonly log: SegmentLog,
@@ -64,6 +74,7 @@ export class LogStream implements EventStream {
     private readonly o: LogStreamOptions,
   ) {
     this.tailBudget = o.tailBytes ?? 8 << 20;
+    this.followMs = o.followMs ?? 0;
     this.tailBase = log.end;
     this.lastCommitTs = log.lastCommit?.tsMs ?? 0;
   }
@@ -129,16 +140,25 @@ export class LogStream implements EventStream {
       let buf: Buffer;
       let start: number;
       let end: number;
+      // Where the key is: noted by the writer of a source's arena envelope, else searched for.
+      let ks = -1;
+      let ke = -1;
       if (ev instanceof SerializedChangeEvent && ev.bytes) {
         buf = ev.bytes;
         start = ev.offset;
         end = ev.offset + ev.byteLength;
+        ks = ev.keyStart;
+        ke = ev.keyEnd;
       } else {
         buf = Buffer.from(entry.json, 'utf8');
         start = 0;
         end = buf.length;
       }
-      const [ks, ke] = keyRangeOf(buf, start, end);
+      if (ks < 0) {
+        const r = keyRangeOf(buf, start, end);
+        ks = r[0];
+        ke = r[1];
+      }
       ok = this.log.appendEvent(this.txnStr, entry.index, entry.table, ts, buf[start + 7]!, buf, ks, ke, start, end);
     } else {
       // A transaction's commit time is its events'; an empty one (a heartbeat) keeps the
@@ -150,13 +170,28 @@ export class LogStream implements EventStream {
       ok = this.log.appendCommit(entry.txn === this.txnObj ? this.txnStr : entry.txn.serialize(), ts, entry.resume.serialize());
     }
     this.keep(entry);
-    return ok;
+    return ok && this.pacingSince === 0;
   }
 
   private keep(entry: StreamEntry): void {
     this.tail.push(entry);
     this.tailBytes += entry.bytes;
-    while (this.tailBytes > this.tailBudget && this.head < this.tail.length - 1) {
+    if (this.tailBytes > this.tailBudget) this.trim(false);
+  }
+
+  /**
+   * Bring the tail back to its budget, oldest entries first. Unless `force`, an entry that a
+   * consumer reading the tail has not reached yet stays, and the source is asked to pause
+   * (append returns false) for up to `followMs`: reading it back from disk later would cost
+   * the process more CPU than the wait. Past a hard cap, or once `followMs` is up, it goes
+   * anyway, and that consumer reads from disk: a slow sink never holds the source for long.
+   */
+  private trim(force: boolean): void {
+    let follow = Infinity;
+    if (!force && this.followMs > 0 && this.tailBytes <= 4 * this.tailBudget) {
+      for (const c of this.consumers) if (!c.rebuilding && c.position >= this.tailBase && c.position < follow) follow = c.position;
+    }
+    while (this.tailBytes > this.tailBudget && this.head < this.tail.length - 1 && this.tailBase < follow) {
       this.tailBytes -= this.tail[this.head]!.bytes;
       this.tail[this.head++] = undefined;
       this.tailBase++;
@@ -165,10 +200,33 @@ export class LogStream implements EventStream {
       this.tail = this.tail.slice(this.head);
       this.head = 0;
     }
+    const held = this.tailBytes > this.tailBudget && this.head < this.tail.length - 1;
+    if (held && this.pacingSince === 0) this.pacingSince = Date.now();
+    else if (!held && this.pacingSince !== 0) this.releaseSource();
   }
 
-  drained(): Promise<void> {
-    return this.log.drained();
+  private releaseSource(): void {
+    this.pacingSince = 0;
+    clearTimeout(this.roomTimer);
+    this.roomTimer = undefined;
+    for (const w of this.roomWaiters.splice(0)) w();
+  }
+
+  /** @internal A consumer moved on: room in the tail for a source that waits for it. */
+  moved(): void {
+    if (this.pacingSince !== 0) this.trim(false);
+  }
+
+  async drained(): Promise<void> {
+    await this.log.drained();
+    if (this.pacingSince === 0) return;
+    await new Promise<void>((resolve) => {
+      this.roomWaiters.push(resolve);
+      this.roomTimer ??= setTimeout(() => {
+        this.roomTimer = undefined;
+        this.trim(true);
+      }, Math.max(0, this.pacingSince + this.followMs - Date.now()));
+    });
   }
 
   onDurable(fn: (commit: DurableCommit) => void): void {
@@ -224,6 +282,7 @@ export class LogStream implements EventStream {
   /** @internal */
   forget(c: LogConsumer): void {
     this.consumers.delete(c);
+    this.moved();
   }
 
   /** Resolves once an entry at `offset` is durable, or the signal aborts. */
@@ -353,6 +412,7 @@ export class LogStream implements EventStream {
     return (this.closed ??= (async () => {
       clearInterval(this.refresher);
       for (const c of [...this.consumers]) c.close();
+      this.releaseSource();
       await this.log.close();
       await this.compactor.close();
     })());
@@ -406,6 +466,7 @@ export class LogConsumer implements StreamConsumer {
       const out = await this.s.read(this.position, maxEvents, maxBytes);
       if (out.length) {
         this.position += out.length;
+        this.s.moved();
         return out;
       }
       if (!wait) return out;

@@ -28,6 +28,7 @@ export async function openStream(cfg: PipelineConfig, stateDir: string, parse: (
     logger,
     readOnly: opts.readOnly,
     tailBytes: s.max_bytes,
+    followMs: s.follow,
     log: { segmentBytes: s.segment_bytes, compression: s.compression },
     retention: { maxAgeMs: s.retention.max_age, maxBytes: s.retention.max_bytes },
     compaction: { enabled: s.compaction.enabled, tombstonesMs: s.compaction.tombstones },

@@ -27,6 +27,7 @@ describe('config loading', () => {
       segment_bytes: 64 << 20,
       compression: 'none',
       max_bytes: 8 << 20,
+      follow: 250,
     });
     assert.equal(cfg.http.port, 8083);
     assert.equal(p.sinks[0]!.base.batch.max_events, 2000);

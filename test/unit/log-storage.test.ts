@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, readdirSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SegmentLog } from '../../src/log/segment-log.js';
+import { KeyRun } from '../../src/log/key-index.js';
 import { keyRangeOf } from '../../src/log/json-scan.js';
 import type { DecodedEvent, DecodedRecord } from '../../src/log/format.js';
 import { TempDir } from '../helpers/context.js';
@@ -240,5 +241,34 @@ describe('log storage: segments, recovery, indexes', () => {
     const again = await SegmentLog.open(dir.path, { compression: 'zstd' });
     assert.equal((await readAll(again)).length, 20 * 52);
     await again.close();
+  });
+});
+
+describe('key index: sorting a segment\'s entries', () => {
+  it('orders by (table, h1, h2) and keeps offset order within a key, for colliding first hashes, one or many tables, and splits', () => {
+    let seed = 7;
+    const rnd = (n: number) => {
+      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+      return seed % n;
+    };
+    for (const tables of [1, 3]) {
+      const run = new KeyRun(16);
+      const key = Buffer.from('{"id":1}');
+      for (let i = 0; i < 5000; i++) {
+        // Few distinct h1 values, so many keys collide on it and differ only in h2; big values
+        // exercise the high 16 bits and unsigned comparison.
+        const h1 = [3, 0x9e3779b9, 0xffffffff, rnd(1 << 20)][rnd(4)]!;
+        const h2 = [rnd(5), 0x80000000 + rnd(5)][rnd(2)]!;
+        run.addRaw([11, 0xfffffff0, 5][rnd(tables)]!, h1, h2, 0, i, key, 0, key.length);
+      }
+      const head = run.splitBelow(1234);
+      for (const r of [head, run]) {
+        const want = Array.from({ length: r.n }, (_, i) => i).sort((x, y) => r.table[x]! - r.table[y]! || r.h1[x]! - r.h1[y]! || r.h2[x]! - r.h2[y]! || r.offset[x]! - r.offset[y]!);
+        assert.deepEqual([...r.sortedOrder()], want, `${tables} table(s), ${r.n} entries`);
+      }
+      assert.equal(head.n + run.n, 5000);
+      assert.equal(run.offset[0], 1234, 'the run keeps the entries from the cut on');
+      assert.equal(run.keys.subarray(run.keyStart[7]!, run.keyStart[7]! + run.keyLen[7]!).toString(), '{"id":1}', 'key bytes rebased after the split');
+    }
   });
 });

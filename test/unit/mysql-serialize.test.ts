@@ -9,6 +9,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { type ChangeEvent, SerializedChangeEvent } from '../../src/core/event.js';
+import { keyRangeOf } from '../../src/log/json-scan.js';
 import { JsonBytes } from '../../src/core/json-bytes.js';
 import { decodeBinlogFile, type DecodeFileOptions } from '../../connectors/mysql/file.js';
 import { ColumnType as T } from '../../connectors/mysql/column-types.js';
@@ -62,6 +63,8 @@ async function compare(file: string, opts: DecodeFileOptions = {}): Promise<numb
       assert.equal(s.commitTsMs, o.source.ts_ms);
       // A JSON line never spans lines.
       assert.ok(!/[\n\r]/.test(s.json), `${file} event ${i}: no raw line break`);
+      // The key range the writer noted is the one the log would find by searching.
+      assert.deepEqual([s.keyStart, s.keyEnd], keyRangeOf(s.bytes!, s.offset, s.offset + s.byteLength), `${file} event ${i}: key range`);
     }
     assert.equal(canonical(s), canonical(o), `${file} event ${i} (${o.op} ${o.source.db}.${o.source.table})`);
   }

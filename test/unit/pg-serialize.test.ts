@@ -8,6 +8,7 @@ import { describe, it } from 'node:test';
 import { PgoutputDecoder } from '../../connectors/postgres/pgoutput.js';
 import { OID, type PgTypeInfo } from '../../connectors/postgres/values.js';
 import { SerializedChangeEvent } from '../../src/core/event.js';
+import { keyRangeOf } from '../../src/log/json-scan.js';
 import type { SourceItem } from '../../src/core/source.js';
 
 /** Builds pgoutput v1 messages. */
@@ -202,6 +203,8 @@ describe('envelopes kept as bytes (arena writer)', () => {
     held.forEach((e, i) => {
       assert.ok(e.bytes, 'held as bytes');
       assert.equal(e.json, want[i % want.length], `event ${i}`);
+      // The key range the writer noted (straddling slabs too) is the one the log would find by searching.
+      assert.deepEqual([e.keyStart, e.keyEnd], keyRangeOf(e.bytes!, e.offset, e.offset + e.byteLength), `event ${i}: key range`);
     });
   });
 
