@@ -39,7 +39,14 @@ function eventAt(n: number): { id: number; version: number; txn: number; ts: num
 
 const lsnOf = (txn: number) => `0/${(0x1000000 + txn * 0x100).toString(16).toUpperCase()}`;
 
-async function writeHistory(dir: string, events: number, compression: 'none' | 'zstd', pool?: Buffer[]): Promise<number> {
+/** An envelope with its key's range, as a source's writer notes it (the log does not search for it). */
+interface Pooled {
+  env: Buffer;
+  ks: number;
+  ke: number;
+}
+
+async function writeHistory(dir: string, events: number, compression: 'none' | 'zstd', pool?: Pooled[]): Promise<number> {
   const log = await SegmentLog.open(dir, { compression });
   const t0 = performance.now();
   for (let n = 0; n < events; ) {
@@ -47,8 +54,9 @@ async function writeHistory(dir: string, events: number, compression: 'none' | '
     const pos = lsnOf(txn);
     for (let i = 0; i < TXN_EVENTS && n < events; i++, n++) {
       const e = eventAt(n);
-      const env = pool ? pool[n % pool.length]! : envelope(e.id, e.version, e.ts, pos, e.txn);
-      const [ks, ke] = keyRangeOf(env, 0, env.length);
+      const p = pool ? pool[n % pool.length]! : null;
+      const env = p ? p.env : envelope(e.id, e.version, e.ts, pos, e.txn);
+      const [ks, ke] = p ? [p.ks, p.ke] : keyRangeOf(env, 0, env.length);
       if (!log.appendEvent(pos, i, 'public.bench_rows', ts, env[7]!, env, ks, ke, 0, env.length)) await log.drained();
     }
     if (!log.appendCommit(pos, ts, lsnOf(txn + 1))) await log.drained();
@@ -67,10 +75,13 @@ function dirBytes(dir: string): number {
 
 /** Appends alone, durable: `events` events, plain then zstd. */
 export async function logAppends(events: number, log: (s: string) => void): Promise<LogAppend[]> {
-  // Envelopes made up front, so the figure is the log's work, not building JSON strings.
-  const pool = Array.from({ length: 100_000 }, (_, n) => {
+  // Envelopes made up front, with their key ranges (sources note them as they write), so the
+  // figure is the log's work, not building JSON strings.
+  const pool = Array.from({ length: 100_000 }, (_, n): Pooled => {
     const e = eventAt(n);
-    return envelope(e.id, e.version, e.ts, lsnOf(e.txn), e.txn);
+    const env = envelope(e.id, e.version, e.ts, lsnOf(e.txn), e.txn);
+    const [ks, ke] = keyRangeOf(env, 0, env.length);
+    return { env, ks, ke };
   });
   const out: LogAppend[] = [];
   for (const compression of ['none', 'zstd'] as const) {
