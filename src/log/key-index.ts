@@ -142,32 +142,10 @@ export class KeyRun {
     const count = new Uint32Array(65537);
     for (const col of [this.h1, this.table]) {
       for (const shift of [0, 16]) {
-        count.fill(0);
-        for (let i = 0; i < n; i++) count[((col[i]! >>> shift) & 0xffff) + 1]!++;
-        if (n && count[((col[0]! >>> shift) & 0xffff) + 1] === n) continue;
-        for (let d = 0; d < 65536; d++) count[d + 1]! += count[d]!;
-        for (let i = 0; i < n; i++) {
-          const j = idx[i]!;
-          tmp[count[(col[j]! >>> shift) & 0xffff]!++] = j;
-        }
-        [idx, tmp] = [tmp, idx];
+        if (radixPass(col, shift, idx, tmp, count, n)) [idx, tmp] = [tmp, idx];
       }
     }
-    const { table, h1, h2 } = this;
-    for (let i = 1; i < n; i++) {
-      const j = idx[i]!;
-      const t = table[j]!;
-      const a = h1[j]!;
-      const c = h2[j]!;
-      let k = i;
-      while (k > 0) {
-        const p = idx[k - 1]!;
-        if (table[p] !== t || h1[p] !== a || h2[p]! <= c) break;
-        idx[k] = p;
-        k--;
-      }
-      idx[k] = j;
-    }
+    orderTies(idx, this.table, this.h1, this.h2, n);
     return idx;
   }
 
@@ -249,6 +227,43 @@ export class KeyRun {
     this.keyStart[i] = this.keyBytes;
     this.keyLen[i] = len;
     this.keyBytes += len;
+  }
+}
+
+/*
+ * The sort's loops live in functions of their own: a segment is sealed a few times per run, and
+ * V8 optimizes a small function called a few times far sooner than loops nested in one big one
+ * (the first sort of 140k entries took 110 ms that way, against 18 ms).
+ */
+
+/** One stable counting pass of `idx` into `tmp` by 16 bits of `col`; false when every entry falls in one bucket (nothing moves). */
+function radixPass(col: Uint32Array, shift: number, idx: Uint32Array, tmp: Uint32Array, count: Uint32Array, n: number): boolean {
+  count.fill(0);
+  for (let i = 0; i < n; i++) count[((col[i]! >>> shift) & 0xffff) + 1]!++;
+  if (n && count[((col[0]! >>> shift) & 0xffff) + 1] === n) return false;
+  for (let d = 0; d < 65536; d++) count[d + 1]! += count[d]!;
+  for (let i = 0; i < n; i++) {
+    const j = idx[i]!;
+    tmp[count[(col[j]! >>> shift) & 0xffff]!++] = j;
+  }
+  return true;
+}
+
+/** Entries sorted by (table, h1) that tie: ordered by h2, moving only past a greater one (stable). */
+function orderTies(idx: Uint32Array, table: Uint32Array, h1: Uint32Array, h2: Uint32Array, n: number): void {
+  for (let i = 1; i < n; i++) {
+    const j = idx[i]!;
+    const t = table[j]!;
+    const a = h1[j]!;
+    const c = h2[j]!;
+    let k = i;
+    while (k > 0) {
+      const p = idx[k - 1]!;
+      if (table[p] !== t || h1[p] !== a || h2[p]! <= c) break;
+      idx[k] = p;
+      k--;
+    }
+    idx[k] = j;
   }
 }
 
