@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { compress, decompress } from '@mongodb-js/zstd';
 import { ErrorCodes, TributaryError } from '../core/errors.js';
 import { BatchBuilder, type SealedBatch } from './batch-builder.js';
-import { FLAG_ZSTD, HEADER_BYTES, decodeBody, readBatchHeader, sealBatch, type DecodedRecord } from './format.js';
+import { FLAG_COMMIT, FLAG_ZSTD, HEADER_BYTES, decodeBody, readBatchHeader, sealBatch, type DecodedRecord } from './format.js';
 import { KeyRun } from './key-index.js';
 import { Segment, scanSegment, segmentName, type CommitInfo } from './segment.js';
 import { loadSidecar, syncDir, writeSidecar } from './sidecar.js';
@@ -401,11 +401,14 @@ export class SegmentLog {
   private async flushLoop(): Promise<void> {
     try {
       while (this.queue.length) {
-        const batches = this.queue;
+        let batches = this.queue;
         this.queue = [];
         // The budget counts what was queued: compression changes the lengths.
-        const queued = batches.map((b) => b.bytes.length);
+        let queued = batches.map((b) => b.bytes.length);
         if (this.opts.compression === 'zstd') {
+          // Small batches (a commit ends one) are joined first: one compress call per small
+          // batch cost more than the compression itself.
+          ({ batches, queued } = joinBatches(batches, queued, this.opts.batchBytes, (c) => this.builder.release(c)));
           // All at once: zstd runs in libuv's thread pool, so the batches of one flush
           // compress in parallel (one after another left a core idle).
           const packed = await Promise.all(batches.map(compressBatch));
@@ -916,6 +919,50 @@ function coalesce(batches: SealedBatch[]): Buffer[] {
   }
   if (cur) out.push(cur);
   return out;
+}
+
+/**
+ * Join runs of consecutive batches into batches of up to `max` bytes. A joined batch holds
+ * several transactions and ends where its last part ended (at a commit, or cut inside a big
+ * transaction), so recovery's rule holds: a batch that holds the last commit ends with it.
+ * The parts' table definitions are repeated inside it, which readers take in order. The
+ * parts' chunks are handed back at once (their bytes are copied); the last part's is handed
+ * back after the write, as for any batch.
+ */
+export function joinBatches(batches: SealedBatch[], queued: number[], max: number, release: (c: SealedBatch['chunk']) => void): { batches: SealedBatch[]; queued: number[] } {
+  const out: SealedBatch[] = [];
+  const outQueued: number[] = [];
+  for (let i = 0; i < batches.length; ) {
+    let j = i + 1;
+    let body = batches[i]!.bytes.length - HEADER_BYTES;
+    while (j < batches.length && body + batches[j]!.bytes.length - HEADER_BYTES <= max) body += batches[j++]!.bytes.length - HEADER_BYTES;
+    if (j === i + 1) {
+      out.push(batches[i]!);
+      outQueued.push(queued[i]!);
+      i = j;
+      continue;
+    }
+    const parts = batches.slice(i, j);
+    const last = parts[parts.length - 1]!;
+    const bytes = Buffer.allocUnsafe(HEADER_BYTES + body);
+    let p = HEADER_BYTES;
+    let count = 0;
+    let maxTsMs = 0;
+    let q = 0;
+    for (let k = 0; k < parts.length; k++) {
+      const b = parts[k]!;
+      p += b.bytes.copy(bytes, p, HEADER_BYTES);
+      count += b.count;
+      maxTsMs = Math.max(maxTsMs, b.maxTsMs);
+      q += queued[i + k]!;
+      if (b !== last) release(b.chunk);
+    }
+    sealBatch(bytes, bytes.length, { flags: last.commit ? FLAG_COMMIT : 0, baseOffset: parts[0]!.baseOffset, count, bodyLength: body, maxTsMs });
+    out.push({ ...last, bytes, baseOffset: parts[0]!.baseOffset, count, maxTsMs });
+    outQueued.push(q);
+    i = j;
+  }
+  return { batches: out, queued: outQueued };
 }
 
 /** Compress a batch's body with zstd (bodies under 1 KiB stay as they are). */

@@ -242,6 +242,45 @@ describe('log storage: segments, recovery, indexes', () => {
     assert.equal((await readAll(again)).length, 20 * 52);
     await again.close();
   });
+
+  it('with zstd, joins the small batches of one flush into one (many commits in a batch), and reads, looks up and recovers them', async () => {
+    await using dir = new TempDir();
+    const log = await SegmentLog.open(dir.path, { compression: 'zstd', maxPendingBytes: 64 << 20 });
+    // 400 transactions of 3 events, appended at once: one flush, 400 batches queued.
+    for (let t = 0; t < 400; t++) txn(log, 10 + t, t * 3, 3, 1000 + t);
+    await log.flush();
+    const seg = log.segmentList[log.segmentList.length - 1]!;
+    const batches: number[] = [];
+    for (let pos = 0; pos < seg.size; ) {
+      const len = seg.readSync(pos, 8).readUInt32LE(4);
+      batches.push(len);
+      pos += len;
+    }
+    assert.ok(batches.length < 40, `400 commits in ${batches.length} batches`);
+    const all = await readAll(log);
+    assert.deepEqual(all.map((r) => r.offset), Array.from({ length: 1600 }, (_, i) => i));
+    assert.equal(all.filter((r) => r.kind === 'commit').length, 400);
+    // From inside a joined batch, and one record at a time.
+    assert.deepEqual((await log.read(802, 5, 1 << 20)).records.map((r) => r.offset), [802, 803, 804, 805, 806]);
+    for (const at of [1, 4, 799, 1599]) assert.equal((await log.readRecord(at))?.offset, at);
+    assert.equal(envText((await log.readRecord(801))!), envText(all[801]!));
+    assert.equal(log.lastCommit?.offset, 1599);
+    await log.close();
+    // The last joined batch's write cut short before it was acknowledged (the head file says
+    // what was; emptied here): recovery cuts all of that batch's transactions, and keeps the
+    // batches before it whole.
+    const file = seg.path;
+    const lastStart = batches.slice(0, -1).reduce((a, b) => a + b, 0);
+    truncateSync(file, statSync(file).size - 7);
+    writeFileSync(join(dir.path, 'head'), Buffer.alloc(0));
+    const again = await SegmentLog.open(dir.path, { compression: 'zstd' });
+    const kept = await readAll(again);
+    assert.equal(statSync(file).size, lastStart, 'cut at the start of the torn batch');
+    assert.ok(kept.length > 0 && kept.length < 1600 && kept[kept.length - 1]!.kind === 'commit', `${kept.length} records kept, ending in a commit`);
+    assert.deepEqual(kept.filter((r) => r.kind === 'event').map(envText), all.slice(0, kept.length).filter((r) => r.kind === 'event').map(envText));
+    assert.equal(again.lastCommit?.offset, kept.length - 1);
+    await again.close();
+  });
 });
 
 describe('key index: sorting a segment\'s entries', () => {
