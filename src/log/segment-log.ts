@@ -922,9 +922,9 @@ function coalesce(batches: SealedBatch[]): Buffer[] {
 }
 
 /**
- * Join runs of consecutive batches into batches of up to `max` bytes. A joined batch holds
- * several transactions and ends where its last part ended (at a commit, or cut inside a big
- * transaction), so recovery's rule holds: a batch that holds the last commit ends with it.
+ * Join runs of consecutive batches that each end with a commit into batches of up to `max`
+ * bytes. A joined batch holds several transactions and ends with its last part's commit, so
+ * recovery's rule holds: a batch that holds the last commit ends with it.
  * The parts' table definitions are repeated inside it, which readers take in order. The
  * parts' chunks are handed back at once (their bytes are copied); the last part's is handed
  * back after the write, as for any batch.
@@ -935,7 +935,12 @@ export function joinBatches(batches: SealedBatch[], queued: number[], max: numbe
   for (let i = 0; i < batches.length; ) {
     let j = i + 1;
     let body = batches[i]!.bytes.length - HEADER_BYTES;
-    while (j < batches.length && body + batches[j]!.bytes.length - HEADER_BYTES <= max) body += batches[j++]!.bytes.length - HEADER_BYTES;
+    // Only batches that end with a commit: a joined batch that ended inside a transaction
+    // would hold a commit before that transaction's start, and recovery, which cuts after the
+    // batch that holds the last commit, would keep the unfinished start.
+    if (batches[i]!.commit) {
+      while (j < batches.length && batches[j]!.commit && body + batches[j]!.bytes.length - HEADER_BYTES <= max) body += batches[j++]!.bytes.length - HEADER_BYTES;
+    }
     if (j === i + 1) {
       out.push(batches[i]!);
       outQueued.push(queued[i]!);

@@ -2,7 +2,9 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, readdirSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { SegmentLog } from '../../src/log/segment-log.js';
+import { SegmentLog, joinBatches } from '../../src/log/segment-log.js';
+import type { SealedBatch } from '../../src/log/batch-builder.js';
+import { HEADER_BYTES } from '../../src/log/format.js';
 import { KeyRun } from '../../src/log/key-index.js';
 import { keyRangeOf } from '../../src/log/json-scan.js';
 import type { DecodedEvent, DecodedRecord } from '../../src/log/format.js';
@@ -280,6 +282,33 @@ describe('log storage: segments, recovery, indexes', () => {
     assert.deepEqual(kept.filter((r) => r.kind === 'event').map(envText), all.slice(0, kept.length).filter((r) => r.kind === 'event').map(envText));
     assert.equal(again.lastCommit?.offset, kept.length - 1);
     await again.close();
+  });
+});
+
+describe('log storage: joining batches for zstd', () => {
+  it('joins only batches that end with a commit, so a joined batch never ends inside a transaction', () => {
+    const part = (baseOffset: number, count: number, commit: boolean, body = 100): SealedBatch => ({
+      bytes: Buffer.alloc(HEADER_BYTES + body, baseOffset),
+      baseOffset,
+      count,
+      maxTsMs: 1000 + baseOffset,
+      commit,
+      resume: commit ? `r${baseOffset}` : null,
+      txn: `t${baseOffset}`,
+      chunk: { buf: Buffer.alloc(0), outstanding: 1, retired: false },
+    });
+    // Two commits, the start of a big transaction (cut, no commit), its end, and two commits.
+    const parts = [part(0, 2, true), part(2, 2, true), part(4, 3, false, 40), part(7, 2, true), part(9, 2, true), part(11, 2, true)];
+    const released: unknown[] = [];
+    const { batches, queued } = joinBatches(parts, parts.map((b) => b.bytes.length), 1 << 20, (c) => released.push(c));
+    assert.deepEqual(batches.map((b) => [b.baseOffset, b.count, b.commit]), [[0, 4, true], [4, 3, false], [7, 6, true]]);
+    assert.deepEqual(queued, [2 * (HEADER_BYTES + 100), HEADER_BYTES + 40, 3 * (HEADER_BYTES + 100)]);
+    assert.equal(batches[2]!.resume, 'r11', 'a joined batch resumes after its last commit');
+    assert.equal(batches[2]!.bytes.length, HEADER_BYTES + 300);
+    assert.equal(released.length, 3, 'the joined parts but the last are handed back at once');
+    // A size cap: parts that would pass it start a new batch.
+    const capped = joinBatches(parts.filter((b) => b.commit), [0, 0, 0, 0, 0], 250, () => undefined).batches;
+    assert.deepEqual(capped.map((b) => [b.baseOffset, b.count]), [[0, 4], [7, 4], [11, 2]]);
   });
 });
 
