@@ -22,6 +22,8 @@ export interface CrashSubject {
   name: string;
   /** The YAML of the source block (unindented). */
   sourceYaml: string;
+  /** A `stream:` line, when not the default log. */
+  streamYaml?: string;
   /** A writer connection: one autocommitted statement per call, returning the rows affected. */
   writer(): Promise<{ insert(id: number, note: string): Promise<number>; update(id: number, note: string): Promise<number>; remove(id: number): Promise<number>; end(): Promise<void> }>;
   /** The table `items (id, v, note)` as it is now. */
@@ -40,6 +42,7 @@ export async function crashScenario(s: CrashSubject): Promise<void> {
     `name: ${s.name}
 source:
 ${indent(s.sourceYaml)}
+${s.streamYaml ?? ''}
 state: { type: file, dir: ${dir.path}/state }
 sinks:
   - name: audit
