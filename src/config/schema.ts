@@ -46,7 +46,7 @@ const LogStreamConfig = z
       .prefault({}),
     partitions: z.literal(1).default(1).describe('Events are kept in one partition, in commit order. (Partitioning by key comes with the distributed backends.)'),
     segment_bytes: size.default(64 << 20).describe('A segment file rolls once it holds this many bytes. Retention removes whole segments.'),
-    compression: z.enum(['none', 'zstd']).default('none').describe('Compress record batches with zstd: about a fifth of the disk for a little CPU.'),
+    compression: z.enum(['none', 'zstd']).default('none').describe('Compress record batches with zstd: a fifth to a ninth of the disk for a little CPU.'),
     max_bytes: z
       .number()
       .int()
