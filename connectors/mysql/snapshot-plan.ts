@@ -5,9 +5,8 @@
  * lazily, one index probe per chunk just ahead of the workers.
  */
 import type mysql from 'mysql2';
-import type { JsonValue } from '../../src/core/event.js';
 import { ErrorCodes, TributaryError } from '../../src/core/errors.js';
-import type { ChunkBounds, ChunkPlanner, SnapshotTable } from '../../src/snapshot/types.js';
+import { chunksBetween, type ChunkBounds, type ChunkPlanner, type SnapshotTable } from '../../src/snapshot/types.js';
 import { boundaryExpr, keyTypesOf, rowCompare } from './chunk-keys.js';
 import { errno, filtered, ident, qname, rawQuery } from './snapshot-sql.js';
 
@@ -56,14 +55,7 @@ export async function planChunks(c: mysql.Connection, table: SnapshotTable, chun
     const more = await rawQuery(c, `SELECT 1 FROM ${qname(table.name)} WHERE ${rowCompare(table.key, kts, last, '>')}${where ? ` AND (${where})` : ''} LIMIT 1`);
     if (!more.rows.length) bounds.pop();
   }
-  const chunks: ChunkBounds[] = [];
-  let lo: JsonValue[] | null = null;
-  for (const b of bounds) {
-    chunks.push({ lo, hi: b });
-    lo = b;
-  }
-  chunks.push({ lo, hi: null });
-  return chunks;
+  return chunksBetween(bounds);
 }
 
 /** A lazy planner on connection `c`, which it owns and ends on close(). */

@@ -1,7 +1,7 @@
 import pg from 'pg';
 import type { JsonValue } from '../../src/core/event.js';
 import { ErrorCodes, TributaryError } from '../../src/core/errors.js';
-import { StringRows, type ChunkBounds, type ChunkPlanner, type SnapshotEventBuilder, type SnapshotReader, type SnapshotSupport, type SnapshotTable } from '../../src/snapshot/types.js';
+import { StringRows, chunksBetween, type ChunkBounds, type ChunkPlanner, type SnapshotEventBuilder, type SnapshotReader, type SnapshotSupport, type SnapshotTable } from '../../src/snapshot/types.js';
 import { snapshotEventBuilder } from '../../src/snapshot/envelope.js';
 import { assertSafeFilter, filterRejected } from '../../src/snapshot/filter.js';
 import { ident, loadTypes, resolveTables } from './catalog.js';
@@ -293,14 +293,7 @@ async function keyedPlan(c: pg.Client, table: SnapshotTable, chunkRows: number, 
     );
     if (!more.rowCount) bounds.pop();
   }
-  const chunks: ChunkBounds[] = [];
-  let lo: JsonValue[] | null = null;
-  for (const b of bounds) {
-    chunks.push({ lo, hi: b });
-    lo = b;
-  }
-  chunks.push({ lo, hi: null });
-  return chunks;
+  return chunksBetween(bounds);
 }
 
 /**

@@ -113,6 +113,18 @@ export interface ChunkBounds {
   hi: JsonValue[] | null;
 }
 
+/** The chunks that ascending boundary keys cut a table into: (-∞, b0], (b0, b1], …, (bn, ∞). */
+export function chunksBetween(bounds: JsonValue[][]): ChunkBounds[] {
+  const chunks: ChunkBounds[] = [];
+  let lo: JsonValue[] | null = null;
+  for (const b of bounds) {
+    chunks.push({ lo, hi: b });
+    lo = b;
+  }
+  chunks.push({ lo, hi: null });
+  return chunks;
+}
+
 /** What a source implements so the engine can snapshot it (the DBLog algorithm, see docs/snapshots.md). */
 export interface SnapshotSupport {
   /** Captured tables (optionally only `only`), with their chunking key. Throws a coded error when a table has no usable key. */
