@@ -5,7 +5,7 @@ import { deadLetterJson, depthOf, pageOf, queueOf, sinkOf, type DeadLetterDepth,
 import { pickByName } from '../runtime/log-tools.js';
 import { openStateStore } from '../state/open.js';
 import type { StateStore } from '../state/store.js';
-import { badRequest, codedReply, type Reply } from './reply.js';
+import { badRequest, codedReply, sendJsonText, sendReply, type Reply } from './reply.js';
 
 /** What the dead-letter routes need of a pipeline in this process (a PipelineSupervisor). */
 export interface DlqRouteTarget {
@@ -32,12 +32,6 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
 };
 
 const coded = (err: unknown): Reply => codedReply(err, STATUS);
-
-function send(res: ServerResponse, status: number, text: string): void {
-  res.writeHead(status, { 'content-type': 'application/json' });
-  res.end(text);
-}
-
 
 /** The running pipeline's store, or the store opened without the lock for this read. */
 async function withStore<T>(t: DlqRouteTarget, fn: (store: StateStore) => Promise<T>): Promise<T> {
@@ -95,7 +89,7 @@ export function dlqRoutes(pipelines: readonly DlqRouteTarget[]): { get: Record<s
           chosen = name === null ? pipelines : [pick(name)];
         } catch (err) {
           const r = coded(err);
-          return send(res, r.status, JSON.stringify(r.body));
+          return sendReply(res, r);
         }
         const sinks: DeadLetterDepth[] = [];
         for (const t of chosen) {
@@ -103,7 +97,7 @@ export function dlqRoutes(pipelines: readonly DlqRouteTarget[]): { get: Record<s
             for (const s of t.resolved.sinks) sinks.push(depthOf(t.name, s.base.name, await queueOf(store, t.resolved, s.base.name).list()));
           });
         }
-        send(res, 200, JSON.stringify({ sinks }));
+        sendJsonText(res, 200, JSON.stringify({ sinks }));
       },
 
       '/dlq/list': async (url, res) => {
@@ -116,10 +110,10 @@ export function dlqRoutes(pipelines: readonly DlqRouteTarget[]): { get: Record<s
           if (!/^\d+$/.test(l) || limit < 1 || limit > 1000) throw badRequest(`limit=${l} is not a count from 1 to 1000`, 'page with limit and the reply\'s next (after=next)');
           const items = await withStore(t, (store) => queueOf(store, t.resolved, sink).list());
           const page = pageOf(items, url.searchParams.get('after') ?? undefined, limit);
-          send(res, 200, `{"pipeline":${JSON.stringify(t.name)},"sink":${JSON.stringify(sink)},"depth":${items.length},"items":[${page.items.map(deadLetterJson).join(',\n')}],"next":${JSON.stringify(page.next)}}`);
+          sendJsonText(res, 200, `{"pipeline":${JSON.stringify(t.name)},"sink":${JSON.stringify(sink)},"depth":${items.length},"items":[${page.items.map(deadLetterJson).join(',\n')}],"next":${JSON.stringify(page.next)}}`);
         } catch (err) {
           const r = coded(err);
-          send(res, r.status, JSON.stringify(r.body));
+          sendReply(res, r);
         }
       },
 
@@ -133,10 +127,10 @@ export function dlqRoutes(pipelines: readonly DlqRouteTarget[]): { get: Record<s
           const items = await withStore(t, (store) => queueOf(store, t.resolved, sink).list());
           const it = items.find((i) => i.id === id);
           if (!it) throw new TributaryError(ErrorCodes.DLQ_UNKNOWN_ID, `sink ${sink} has no dead letter ${id}`, { fix: `list them with GET /dlq/list?sink=${sink}` });
-          send(res, 200, deadLetterJson(it));
+          sendJsonText(res, 200, deadLetterJson(it));
         } catch (err) {
           const r = coded(err);
-          send(res, r.status, JSON.stringify(r.body));
+          sendReply(res, r);
         }
       },
     },

@@ -11,7 +11,7 @@ import { openStateStore } from '../state/open.js';
 import type { StateStore } from '../state/store.js';
 import { LogStream } from '../stream/log-stream.js';
 import type { EventStream } from '../stream/types.js';
-import { badRequest, codedReply, type Reply } from './reply.js';
+import { badRequest, codedReply, sendReply, type Reply } from './reply.js';
 
 /** What the log routes need of a pipeline in this process (a PipelineSupervisor). */
 export interface LogRouteTarget {
@@ -40,12 +40,6 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
 };
 
 const coded = (err: unknown): Reply => codedReply(err, STATUS);
-
-function sendJson(res: ServerResponse, r: Reply): void {
-  res.writeHead(r.status, { 'content-type': 'application/json' });
-  res.end(JSON.stringify(r.body, null, 2));
-}
-
 
 /** The running pipeline's own log, or the log on disk read-only (a pipeline waiting, failed, or run elsewhere). */
 async function withView<T>(t: LogRouteTarget, fn: (view: LogView) => Promise<T>): Promise<T> {
@@ -97,7 +91,7 @@ export function logRoutes(pipelines: readonly LogRouteTarget[]): { get: Record<s
         try {
           chosen = name === undefined ? pipelines : [pick(name)];
         } catch (err) {
-          return sendJson(res, coded(err));
+          return sendReply(res, coded(err));
         }
         const out: unknown[] = [];
         for (const t of chosen) {
@@ -107,7 +101,7 @@ export function logRoutes(pipelines: readonly LogRouteTarget[]): { get: Record<s
             out.push({ pipeline: t.name, ...(coded(err).body as object) });
           }
         }
-        sendJson(res, { status: 200, body: { pipelines: out } });
+        sendReply(res, { status: 200, body: { pipelines: out } });
       },
 
       '/log/read': async (url, res) => {
@@ -122,7 +116,7 @@ export function logRoutes(pipelines: readonly LogRouteTarget[]): { get: Record<s
           const k = param(url, 'key');
           key = k === undefined ? undefined : keyArg(k);
         } catch (err) {
-          return sendJson(res, coded(err));
+          return sendReply(res, coded(err));
         }
         const table = param(url, 'table');
         try {
@@ -147,7 +141,7 @@ export function logRoutes(pipelines: readonly LogRouteTarget[]): { get: Record<s
           });
         } catch (err) {
           if (res.headersSent) throw err;
-          sendJson(res, coded(err));
+          sendReply(res, coded(err));
         }
       },
 
@@ -166,7 +160,7 @@ export function logRoutes(pipelines: readonly LogRouteTarget[]): { get: Record<s
           const k = param(url, 'key');
           key = k === undefined ? undefined : keyArg(k);
         } catch (err) {
-          return sendJson(res, coded(err));
+          return sendReply(res, coded(err));
         }
         try {
           await withView(t, async (view) => {
@@ -179,7 +173,7 @@ export function logRoutes(pipelines: readonly LogRouteTarget[]): { get: Record<s
           });
         } catch (err) {
           if (res.headersSent) throw err;
-          sendJson(res, coded(err));
+          sendReply(res, coded(err));
         }
       },
     },

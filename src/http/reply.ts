@@ -1,4 +1,5 @@
 /** What the admin routes answer, and how a coded refusal becomes one. */
+import type { ServerResponse } from 'node:http';
 import { ErrorCodes, TributaryError, type ErrorCode } from '../core/errors.js';
 
 /** An HTTP status and a JSON body. */
@@ -17,4 +18,15 @@ export function codedReply(err: unknown, status: Partial<Record<ErrorCode, numbe
 /** A request the route cannot take (400), with what to send instead. */
 export function badRequest(message: string, fix: string): TributaryError {
   return new TributaryError(ErrorCodes.HTTP_BAD_REQUEST, message, { fix });
+}
+
+/** Answer with JSON text as it is. */
+export function sendJsonText(res: ServerResponse, status: number, text: string): void {
+  res.writeHead(status, { 'content-type': 'application/json' });
+  res.end(text);
+}
+
+/** Answer with a reply, its body as indented JSON. */
+export function sendReply(res: ServerResponse, r: Reply): void {
+  sendJsonText(res, r.status, JSON.stringify(r.body, null, 2));
 }
