@@ -9,7 +9,7 @@ import { countRewind, planRewind, type RewindPlan } from '../runtime/rewind.js';
 import { keyArg, logTable, openPipelineLog, pickByName, pipelineLogInfo, requireLog, statesAt } from '../runtime/log-tools.js';
 import { RoleLocks } from '../runtime/roles.js';
 import { existsSync } from 'node:fs';
-import { openStateStore } from '../state/open.js';
+import { openStateStore, openStateStoreUnlessLocked } from '../state/open.js';
 import type { StateStore } from '../state/store.js';
 import { pipelineLogDir } from '../stream/open.js';
 import { apiBase, args, authHeaders, configFiles } from './main.js';
@@ -206,13 +206,8 @@ export async function cmdRewind(rest: string[]): Promise<void> {
  */
 async function lockPipeline(p: ResolvedPipeline, sink: string): Promise<StateStore | null> {
   const logger = createLogger({ level: 'silent' });
-  let store: StateStore;
-  try {
-    store = await openStateStore(p.config.state, { pipeline: p.config.name, logger });
-  } catch (err) {
-    if ((err as { code?: string }).code === ErrorCodes.STATE_LOCKED) return null;
-    throw err;
-  }
+  const store = await openStateStoreUnlessLocked(p.config.state, { pipeline: p.config.name, logger });
+  if (!store) return null;
   let locks: RoleLocks;
   try {
     locks = await RoleLocks.acquire(p, { role: 'sinks', sinks: [sink] }, logger);

@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import { ErrorCodes, TributaryError } from '../core/errors.js';
 import type { ResolvedPipeline } from '../config/load.js';
 import { MemoryDeadLetters, type DeadLetterQueue, type StoredDeadLetter } from '../state/dead-letters.js';
-import { openStateStore } from '../state/open.js';
+import { openStateStoreUnlessLocked } from '../state/open.js';
 import type { StateStore } from '../state/store.js';
 import { pipelineStateDir } from '../stream/open.js';
 import { Metrics } from './metrics.js';
@@ -91,13 +91,8 @@ export function legacyDeadLetterFiles(p: ResolvedPipeline): string[] {
  */
 export async function withStoppedSink<T>(p: ResolvedPipeline, sinkName: string, logger: Logger, fn: (runner: SinkRunner) => Promise<T>): Promise<T | null> {
   const sink = sinkOf(p, sinkName);
-  let store: StateStore;
-  try {
-    store = await openStateStore(p.config.state, { pipeline: p.config.name, logger });
-  } catch (err) {
-    if ((err as { code?: string }).code === ErrorCodes.STATE_LOCKED) return null;
-    throw err;
-  }
+  const store = await openStateStoreUnlessLocked(p.config.state, { pipeline: p.config.name, logger });
+  if (!store) return null;
   const positions = await positionSupport(p.config.source.type);
   const runner = new SinkRunner({
     pipeline: p.config.name,

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { PipelineConfig } from '../config/schema.js';
-import type { TributaryError } from '../core/errors.js';
+import { ErrorCodes, type TributaryError } from '../core/errors.js';
 import { FileStateStore } from './file-store.js';
 import type { StateStore } from './store.js';
 
@@ -46,4 +46,17 @@ export async function openStateStore(state: PipelineConfig['state'], lock?: Stat
     throw err;
   }
   return store;
+}
+
+/**
+ * {@link openStateStore} with the pipeline's lock, or null while a running `tributary run`
+ * holds it (TRB3011): the caller then asks that process over HTTP instead.
+ */
+export async function openStateStoreUnlessLocked(state: PipelineConfig['state'], lock: StateLockOptions): Promise<StateStore | null> {
+  try {
+    return await openStateStore(state, lock);
+  } catch (err) {
+    if ((err as { code?: string }).code === ErrorCodes.STATE_LOCKED) return null;
+    throw err;
+  }
 }
