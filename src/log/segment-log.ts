@@ -927,7 +927,8 @@ function coalesce(batches: SealedBatch[]): Buffer[] {
  * recovery's rule holds: a batch that holds the last commit ends with it.
  * The parts' table definitions are repeated inside it, which readers take in order. The
  * parts' chunks are handed back at once (their bytes are copied); the last part's is handed
- * back after the write, as for any batch.
+ * back after the write, as for any batch. A joined batch's header is left for
+ * {@link compressBatch} to write: its checksum over the uncompressed body would be thrown away.
  */
 export function joinBatches(batches: SealedBatch[], queued: number[], max: number, release: (c: SealedBatch['chunk']) => void): { batches: SealedBatch[]; queued: number[] } {
   const out: SealedBatch[] = [];
@@ -962,7 +963,6 @@ export function joinBatches(batches: SealedBatch[], queued: number[], max: numbe
       q += queued[i + k]!;
       if (b !== last) release(b.chunk);
     }
-    sealBatch(bytes, bytes.length, { flags: last.commit ? FLAG_COMMIT : 0, baseOffset: parts[0]!.baseOffset, count, bodyLength: body, maxTsMs });
     out.push({ ...last, bytes, baseOffset: parts[0]!.baseOffset, count, maxTsMs });
     outQueued.push(q);
     i = j;
@@ -970,14 +970,21 @@ export function joinBatches(batches: SealedBatch[], queued: number[], max: numbe
   return { batches: out, queued: outQueued };
 }
 
-/** Compress a batch's body with zstd (bodies under 1 KiB stay as they are). */
+/**
+ * Compress a batch's body with zstd, and seal its header. A body under 1 KiB, or one that does
+ * not shrink, stays as it is, sealed plain: a joined batch comes here with its header not yet
+ * written (see {@link joinBatches}); for any other, sealing again writes what it held.
+ */
 async function compressBatch(b: SealedBatch): Promise<SealedBatch> {
   const body = b.bytes.subarray(HEADER_BYTES);
-  if (body.length < 1024) return b;
-  const z = await compress(body, 3);
-  if (z.length >= body.length) return b;
+  const h = { baseOffset: b.baseOffset, count: b.count, bodyLength: body.length, maxTsMs: b.maxTsMs };
+  const z = body.length < 1024 ? null : await compress(body, 3);
+  if (!z || z.length >= body.length) {
+    sealBatch(b.bytes, b.bytes.length, { ...h, flags: b.commit ? FLAG_COMMIT : 0 });
+    return b;
+  }
   const out = Buffer.allocUnsafe(HEADER_BYTES + z.length);
   z.copy(out, HEADER_BYTES);
-  sealBatch(out, out.length, { flags: (b.commit ? 2 : 0) | FLAG_ZSTD, baseOffset: b.baseOffset, count: b.count, bodyLength: body.length, maxTsMs: b.maxTsMs });
+  sealBatch(out, out.length, { ...h, flags: (b.commit ? FLAG_COMMIT : 0) | FLAG_ZSTD });
   return { ...b, bytes: out };
 }
