@@ -64,7 +64,6 @@ describe('log stream: a sink that follows the tail', () => {
       assert.equal(await settles(waiting, 50), true, 'the source goes on as soon as the sink makes room');
 
       // Filled again, and the sink does not read: the source waits `follow`, no longer.
-      const from = t;
       t = fill(s, t);
       const started = Date.now();
       await s.drained();
@@ -75,7 +74,6 @@ describe('log stream: a sink that follows the tail', () => {
       await s.log.flush();
       const ids = [...first.filter((e) => e.kind === 'event').map((e) => (e.event.after as { id: number }).id), ...(await readAll(s, c, s.durableEnd))];
       assert.deepEqual(ids, Array.from({ length: t - 1 }, (_, i) => i + 1), 'every transaction once, in order');
-      assert.ok(from > 1);
     } finally {
       await s.close();
     }
