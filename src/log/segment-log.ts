@@ -337,9 +337,13 @@ export class SegmentLog {
 
   // ----- appending ---------------------------------------------------------------------
 
-  /** Offset the next appended record takes. */
+  /**
+   * Offset the next appended record takes. A reader in another process appends nothing: its
+   * end is its {@link durableEnd}, the end of the whole transactions it can hand out (a
+   * consumer's stored offset is clamped to it, a `start: latest` consumer begins there).
+   */
   get end(): number {
-    return this.nextOffset;
+    return this.opts.readOnly ? this.durableEnd : this.nextOffset;
   }
 
   /**

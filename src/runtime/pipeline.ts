@@ -242,8 +242,12 @@ export class Pipeline {
     );
     await step('source', () => this.snapshots!.start());
     this.joined!.attach(this.snapshots, this.source);
-    for (const n of (await this.store.get<string[]>(this.name, TARGETED_PENDING)) ?? []) this.wantTargeted.add(n);
-    this.kickTargeted();
+    await this.collectTargeted();
+    // Sinks in other processes (run --role sinks) store their wish there: look for it.
+    if (this.role.role !== 'all' || this.role.sinks) {
+      this.targetedPoll = setInterval(() => void this.collectTargeted().catch((err) => this.logger.warn({ err }, 'cannot read the targeted snapshots sinks asked for; trying again')), 1000);
+      this.targetedPoll.unref();
+    }
     if (this.snapshots.active) this.snapshots.showProgress();
     if (this.snapshots.initialOnlyComplete && src.snapshot === 'initial_only') {
       this.logger.info('initial_only: the snapshot is already complete; stopping');
@@ -275,7 +279,8 @@ export class Pipeline {
     this.link.up();
     const stored = await step('other', () => this.store.loadSinks(this.name));
     this.stream = await step('other', () => openStream(cfg, this.stateDir, (s) => support.parse(s), this.logger.child({ component: 'log' }), { readOnly: true }));
-    if (this.stream instanceof LogStream) this.targeted = TargetedRows.load(pipelineLogDir(cfg));
+    // The source's process adds ranges while these sinks read: they follow the file.
+    if (this.stream instanceof LogStream) this.targeted = TargetedRows.load(pipelineLogDir(cfg), { follow: true });
     for (const s of sinksFor(this.resolved, this.role)) {
       const runner = this.makeRunner(s);
       this.runners.push(runner);
@@ -342,16 +347,15 @@ export class Pipeline {
    */
   private async targetedRebuild(r: SinkRunner, s: LogStream, gap: unknown): Promise<StreamConsumer> {
     const why = s.compacted ? `the compacted state reaches back to offset ${s.compacted.horizon} only` : 'compaction is off';
-    if (this.role.role !== 'all' || this.role.sinks || !this.source?.snapshots || !this.targeted) {
-      const cause = this.role.role !== 'all' || this.role.sinks ? 'its source and the other sinks run in other processes' : 'the source cannot snapshot';
-      throw new TributaryError(ErrorCodes.LOG_REBUILD_UNCOVERED, `sink ${r.name} fell off the start of the log (${errorMessage(gap).split('\n')[0]}), and ${why}; it needs a snapshot of its own from the source, but ${cause}`, {
-        fix: 'run the pipeline in one process (tributary run --role all, without --sink) once, so the sink gets a snapshot from the source for itself alone; turn on stream.compaction to rebuild from the log in future',
+    if (!this.targeted || (this.source && !this.source.snapshots)) {
+      throw new TributaryError(ErrorCodes.LOG_REBUILD_UNCOVERED, `sink ${r.name} fell off the start of the log (${errorMessage(gap).split('\n')[0]}), and ${why}; it needs a snapshot of its own from the source, but the source cannot snapshot`, {
+        fix: 'rewind the sink to the start of the log (tributary rewind --sink NAME --to earliest) and accept the gap, or rebuild the sink from the database by hand; turn on stream.compaction to rebuild from the log in future',
       });
     }
+    // Where the log ends now: the snapshot's rows come after it, whenever the source begins it.
+    await s.settle();
     const offset = s.lastCommit ? s.lastCommit.offset + 1 : s.start;
-    const pending = new Set((await this.store.get<string[]>(this.name, TARGETED_PENDING)) ?? []);
-    pending.add(r.name);
-    await this.store.put(this.name, TARGETED_PENDING, [...pending]);
+    await this.store.put(this.name, targetedPendingKey(r.name), { offset, at: Date.now() });
     const stored = (await this.store.loadSinks(this.name))[r.name];
     if (stored) {
       const { rebuild: _r, ...rest } = stored;
@@ -359,12 +363,30 @@ export class Pipeline {
     }
     r.offset = offset;
     r.rebuild = false;
-    this.wantTargeted.add(r.name);
-    this.logger.warn({ sink: r.name, code: ErrorCodes.LOG_GAP, offset }, `sink ${r.name} fell off the start of the log and ${why}: it reads on from offset ${offset} and gets a snapshot from the source for itself alone (on_gap: rebuild)`);
+    const here = runsSource(this.role);
+    if (here) this.wantTargeted.add(r.name);
+    this.logger.warn(
+      { sink: r.name, code: ErrorCodes.LOG_GAP, offset },
+      `sink ${r.name} fell off the start of the log and ${why}: it reads on from offset ${offset} and gets a snapshot from the source for itself alone (on_gap: rebuild)${here ? '' : '; the process that runs the source (run --role source) begins it'}`,
+    );
     return s.consumer(r.name, offset, 'earliest');
   }
 
+  /**
+   * Take the targeted snapshots sinks asked for (in this process, before a crash, or in a
+   * `run --role sinks` process: the wish is a state-store key per sink) and begin them.
+   */
+  private async collectTargeted(): Promise<void> {
+    for (const s of this.resolved.sinks) {
+      const name = s.base.name;
+      if (!this.wantTargeted.has(name) && (await this.store.get(this.name, targetedPendingKey(name))) !== undefined) this.wantTargeted.add(name);
+    }
+    this.kickTargeted();
+  }
+
   private targetedRun: Promise<void> | null = null;
+  /** Looks for the wishes of sinks in other processes (see {@link collectTargeted}). */
+  private targetedPoll?: NodeJS.Timeout;
   /** Begin the snapshots sinks are owed (once at a time; a sink added meanwhile is taken by the next round). */
   private kickTargeted(): void {
     if (!this.wantTargeted.size || this.targetedRun) return;
@@ -385,8 +407,9 @@ export class Pipeline {
         const cur = this.snapshots.state;
         if (!(cur?.target === sink && this.snapshots.active)) await this.snapshots.begin('incremental', null, null, sink);
         this.snapshots.showProgress();
+        // Begun (its state stored with its target): the wish is met, even across a crash.
+        await this.store.delete(this.name, targetedPendingKey(sink));
         this.wantTargeted.delete(sink);
-        await this.store.put(this.name, TARGETED_PENDING, [...this.wantTargeted]);
         // The next one waits for this one to finish.
       }
     } catch (err) {
@@ -576,6 +599,7 @@ export class Pipeline {
     return (this.closed ??= (async () => {
       this.ac.abort();
       clearInterval(this.timer);
+      clearInterval(this.targetedPoll);
       this.metrics.set('tributary_pipeline_running', 0, this.labels);
       await this.heldBack?.close();
       await this.retention?.close();
@@ -639,8 +663,14 @@ export class Pipeline {
   }
 }
 
-/** State-store key: sinks owed a targeted snapshot that has not begun yet. */
-const TARGETED_PENDING = 'targeted-pending';
+/**
+ * State-store key: sink `sink` is owed a targeted snapshot that has not begun yet. One key per
+ * sink, so a `run --role sinks` process that sets it and the source process that clears it
+ * never overwrite each other's news.
+ */
+function targetedPendingKey(sink: string): string {
+  return `targeted-pending.${sink}`;
+}
 
 /** Log warnings; throw one coded error listing every blocking problem with its fix. */
 export function reportProblems(problems: PreflightProblem[], logger: Logger): void {

@@ -219,6 +219,7 @@ export class SinkRunner {
       const events: SinkEvent[] = [];
       const pos = this.position;
       const all = this.matches === matchAll;
+      this.o.targeted?.refresh();
       const targeted = this.o.targeted && !this.o.targeted.empty ? this.o.targeted : null;
       for (const e of entries) {
         if (e.kind !== 'event') continue;

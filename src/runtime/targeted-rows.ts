@@ -1,4 +1,4 @@
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, readFileSync, renameSync, statSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 
 /** Log offsets [from, to) that hold snapshot rows read for one sink alone, events of transaction `txn`. */
@@ -27,25 +27,46 @@ export interface TargetedRange {
  * Ranges below the start of the log are dropped when the next one is written.
  */
 export class TargetedRows {
-  private ranges: TargetedRange[];
+  private ranges: TargetedRange[] = [];
+  /** The file's identity when last read (see {@link refresh}). */
+  private seen = '';
 
   private constructor(
     private readonly dir: string,
-    ranges: TargetedRange[],
-  ) {
-    this.ranges = ranges;
+    private readonly follows: boolean,
+  ) {}
+
+  /**
+   * The ranges stored in log directory `dir` (none when the file is missing). With `follow`,
+   * for a process that reads a log another process writes (`run --role sinks`): the writer
+   * adds ranges while it runs, and {@link refresh} takes them.
+   */
+  static load(dir: string, opts: { follow?: boolean } = {}): TargetedRows {
+    const t = new TargetedRows(dir, !!opts.follow);
+    t.read();
+    return t;
   }
 
-  /** The ranges stored in log directory `dir` (none when the file is missing). */
-  static load(dir: string): TargetedRows {
-    let ranges: TargetedRange[] = [];
+  private read(): void {
+    const path = join(this.dir, 'targeted.json');
     try {
-      const parsed = JSON.parse(readFileSync(join(dir, 'targeted.json'), 'utf8')) as { ranges?: TargetedRange[] };
-      ranges = (parsed.ranges ?? []).filter((r) => typeof r.sink === 'string' && typeof r.txn === 'string' && Number.isFinite(r.from) && Number.isFinite(r.to));
+      // Identity first: a file replaced between the stat and the read is read again next time.
+      this.seen = identity(path);
+      const parsed = JSON.parse(readFileSync(path, 'utf8')) as { ranges?: TargetedRange[] };
+      this.ranges = (parsed.ranges ?? []).filter((r) => typeof r.sink === 'string' && typeof r.txn === 'string' && Number.isFinite(r.from) && Number.isFinite(r.to));
     } catch {
-      ranges = [];
+      this.ranges = [];
     }
-    return new TargetedRows(dir, ranges);
+  }
+
+  /**
+   * A following reader takes the writer's latest ranges. Call it after reading entries from
+   * the log and before deciding which to skip: the writer stores a range (renamed into place)
+   * before it appends the range's rows, so once a row is readable its range is in the file.
+   * One stat when nothing changed.
+   */
+  refresh(): void {
+    if (this.follows && identity(join(this.dir, 'targeted.json')) !== this.seen) this.read();
   }
 
   get empty(): boolean {
@@ -115,5 +136,15 @@ export class TargetedRows {
       else return r.sink !== sink && txn.serialize() === r.txn;
     }
     return false;
+  }
+}
+
+/** Inode, size and change time: a rename over the file, or a rewrite, changes it. */
+function identity(path: string): string {
+  try {
+    const st = statSync(path, { bigint: true });
+    return `${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
+  } catch {
+    return '';
   }
 }

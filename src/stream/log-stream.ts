@@ -279,6 +279,15 @@ export class LogStream implements EventStream {
     await this.compactor.load();
   }
 
+  /**
+   * The view brought up to the files: for a reader in another process than the writer, one
+   * whole refresh (between refreshes of a new writer's epoch the view can be half built); the
+   * writer's own view is always whole. Read {@link lastCommit} right after it.
+   */
+  async settle(): Promise<void> {
+    if (this.o.readOnly) await this.refresh();
+  }
+
   /** @internal */
   forget(c: LogConsumer): void {
     this.consumers.delete(c);

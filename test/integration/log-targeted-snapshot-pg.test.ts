@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import pino from 'pino';
@@ -8,7 +8,6 @@ import type { Row } from '../../src/core/event.js';
 import { Metrics, defineRuntimeMetrics } from '../../src/runtime/metrics.js';
 import { Pipeline } from '../../src/runtime/pipeline.js';
 import type { LogStream } from '../../src/stream/log-stream.js';
-import type { RoleSpec } from '../../src/runtime/roles.js';
 import { PgTestDb, TempDir, TributaryProcess, waitFor } from '../helpers/context.js';
 import { readJsonl, replay } from '../helpers/pipeline.js';
 
@@ -37,11 +36,11 @@ sinks:
 http: { port: 0 }
 `,
     );
-    const make = async (role?: RoleSpec) => {
+    const make = async () => {
       const cfg = await loadConfig([cfgFile]);
       const m = new Metrics();
       defineRuntimeMetrics(m);
-      return new Pipeline(cfg.pipelines[0]!, pino({ level: process.env.TRIBUTARY_TEST_LOG ?? 'silent' }), m, { role });
+      return new Pipeline(cfg.pipelines[0]!, pino({ level: process.env.TRIBUTARY_TEST_LOG ?? 'silent' }), m);
     };
     const start = async () => {
       const p = await make();
@@ -74,12 +73,6 @@ http: { port: 0 }
     writeFileSync(ckpt, JSON.stringify({ ...JSON.parse(readFileSync(ckpt, 'utf8')), offset: 0 }));
     const auditBefore = readJsonl(`${dir.path}/audit.jsonl`).length;
     const lateBefore = readJsonl(`${dir.path}/late.jsonl`).length;
-
-    // Run apart from its source (run --role sinks), the sink cannot get a snapshot of its own.
-    const apart = await make({ role: 'sinks', sinks: ['late'] });
-    await assert.rejects(apart.start(), (e: Error & { code?: string }) => e.code === 'TRB5024' && /run the pipeline in one process/.test(String((e as { fix?: string }).fix)));
-    await apart.close();
-    assert.equal(JSON.parse(readFileSync(ckpt, 'utf8')).offset, 0, 'its checkpoint is left as it was');
 
     p = await start();
     try {
@@ -201,5 +194,97 @@ http: { port: 0 }
     }
     assert.equal(readJsonl(`${dir.path}/audit.jsonl`).filter((e) => e.op === 'r').length, 0, 'the other sink received none of the snapshot rows');
     console.log(`# targeted snapshot across a SIGKILL: ${reads()} r rows for the late sink (table of 20000 rows)`);
+  });
+  it('split roles: the sinks process asks, the source process snapshots for that sink alone, and a SIGKILLed other sinks process still skips the rows', { timeout: 150_000 }, async () => {
+    await using db = await PgTestDb.create('targeted_roles');
+    await db.query('CREATE TABLE t (id int PRIMARY KEY, v int)');
+    await using dir = new TempDir('tributary-targeted-roles-');
+    const name = `tr_${process.pid}_${Math.floor(Math.random() * 1e6)}`;
+    const cfgFile = dir.file(
+      'p.yaml',
+      `name: ${name}
+source: { type: postgres, url: ${db.url}, tables: [public.t], snapshot: never, heartbeat_ms: 0, snapshot_chunk_rows: 100, snapshot_workers: 1 }
+state: { type: file, dir: ${dir.path}/state }
+stream: { type: log, segment_bytes: 65536, retention: { max_age: 1ms }, compaction: { enabled: false } }
+sinks:
+  - { name: audit, type: jsonl, path: ${dir.path}/audit.jsonl }
+  - { name: late, type: jsonl, path: ${dir.path}/late.jsonl, on_gap: rebuild }
+http: { port: 0 }
+`,
+    );
+    const cfg = await loadConfig([cfgFile]);
+    const m = new Metrics();
+    defineRuntimeMetrics(m);
+    const p = new Pipeline(cfg.pipelines[0]!, pino({ level: process.env.TRIBUTARY_TEST_LOG ?? 'silent' }), m);
+    await p.start();
+    try {
+      await db.query('INSERT INTO t SELECT g, 0 FROM generate_series(1, 20000) g');
+      for (let i = 0; i < 5; i++) await db.query(`UPDATE t SET v = v + 1 WHERE id = ${i + 1}`);
+      const s = p.stream as LogStream;
+      await waitFor(() => s.lastCommit !== null && s.log.durableEnd >= 20010 && p.runners.every((r) => r.offset === s.log.lastCommit!.offset + 1), { timeoutMs: 60_000, what: 'both sinks at the end of the log' });
+      await new Promise((r) => setTimeout(r, 5));
+      const trimmed = await p.retention!.runOnce();
+      assert.ok(trimmed.removed > 0 && s.log.start > 0, JSON.stringify(trimmed));
+    } finally {
+      await p.drainAndStop(5000);
+    }
+    // The late sink fell behind retention, and compaction is off: only the source can rebuild it.
+    const ckpt = join(dir.path, 'state', name, 'sink.late.json');
+    writeFileSync(ckpt, JSON.stringify({ ...JSON.parse(readFileSync(ckpt, 'utf8')), offset: 0 }));
+    const lateBefore = readJsonl(`${dir.path}/late.jsonl`).length;
+    const auditBefore = readJsonl(`${dir.path}/audit.jsonl`).length;
+    const snapshot = () => {
+      try {
+        return JSON.parse(readFileSync(join(dir.path, 'state', name, 'snapshot.json'), 'utf8')) as { status: string; target?: string };
+      } catch {
+        return null;
+      }
+    };
+    const reads = () => readJsonl(`${dir.path}/late.jsonl`).slice(lateBefore).filter((e) => e.op === 'r').length;
+
+    const source = () => TributaryProcess.start(['run', '--config', cfgFile, '--role', 'source']);
+    const sinks = (sink: string) => TributaryProcess.start(['run', '--config', cfgFile, '--role', 'sinks', '--sink', sink]);
+    const procs = { src: source(), audit: sinks('audit'), late: sinks('late') };
+    let stop = false;
+    const w = await db.connect();
+    const writing = (async () => {
+      for (let i = 0; !stop; i++) await w.query('UPDATE t SET v = v + 1 WHERE id = $1', [1 + ((i * 7919) % 20000)]);
+    })();
+    try {
+      await procs.late.waitForLog(/gets a snapshot from the source for itself alone .*the process that runs the source \(run --role source\) begins it/);
+      await waitFor(() => reads() >= 2000, { timeoutMs: 60_000, what: 'the targeted snapshot to reach the late sink in its own process' }).catch((err: Error) => {
+        throw new Error(`${err.message} (${reads()} so far; snapshot ${JSON.stringify(snapshot())})\nsource: ${procs.src.stderr.slice(-3000)}\nlate: ${procs.late.stderr.slice(-2000)}`);
+      });
+      assert.equal(snapshot()?.target, 'late');
+      assert.equal(snapshot()?.status, 'running');
+      // The other sink's process dies mid-snapshot: started again, it reads the ranges anew.
+      await procs.audit.kill('SIGKILL');
+      procs.audit = sinks('audit');
+      await waitFor(() => snapshot()?.status === 'done', { timeoutMs: 60_000, what: 'the targeted snapshot to finish' });
+    } finally {
+      stop = true;
+      await writing;
+      await w.end();
+    }
+    try {
+      const want = JSON.stringify((await db.query('SELECT id, v FROM t ORDER BY id')).rows);
+      const replayed = (file: string, from: number) => JSON.stringify([...replay(readJsonl(file).slice(from)).values()].sort(byId));
+      await waitFor(() => replayed(`${dir.path}/audit.jsonl`, 0) === want && replayed(`${dir.path}/late.jsonl`, lateBefore) === want, { timeoutMs: 60_000, what: 'both sinks to hold the table' }).catch((err: Error) => {
+        throw new Error(`${err.message}\nsource: ${procs.src.stderr.slice(-2000)}\nlate: ${procs.late.stderr.slice(-2000)}`);
+      });
+      for (const proc of Object.values(procs)) assert.equal(await proc.kill('SIGTERM'), 0);
+    } finally {
+      for (const proc of Object.values(procs)) if (proc.running) await proc.kill('SIGKILL');
+    }
+    const audit = readJsonl(`${dir.path}/audit.jsonl`);
+    assert.ok(audit.length > auditBefore, 'the other sink received the changes made meanwhile');
+    assert.equal(audit.filter((e) => e.op === 'r').length, 0, 'the other sink, in its own process, received none of the snapshot rows');
+    const late = readJsonl(`${dir.path}/late.jsonl`).slice(lateBefore).filter((e) => e.op === 'r');
+    assert.ok(late.every((e) => e.source.snapshot === 'incremental'));
+    const targeted = JSON.parse(readFileSync(join(dir.path, 'state', name, 'log', 'targeted.json'), 'utf8')) as { ranges: { sink: string; from: number; to: number }[] };
+    assert.ok(targeted.ranges.length > 0 && targeted.ranges.every((r) => r.sink === 'late'));
+    assert.equal(targeted.ranges.reduce((n, r) => n + r.to - r.from, 0), late.length, 'every targeted row is in a recorded range');
+    assert.equal(existsSync(join(dir.path, 'state', name, 'targeted-pending.late.json')), false, 'the wish was taken');
+    console.log(`# targeted snapshot across processes: ${late.length} r rows for the late sink, none for audit (${audit.length} events)`);
   });
 });

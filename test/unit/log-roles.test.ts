@@ -121,6 +121,42 @@ describe('run roles: targeted snapshot rows', () => {
     again.truncate(42, 50);
     assert.equal(TargetedRows.load(dir.path).empty, true, 'before the start of the log: dropped');
   });
+
+  it('a reader in another process follows the ranges the writer adds; without follow it keeps what it loaded', async () => {
+    await using dir = new TempDir();
+    const pos = (s: string) => ({ serialize: () => s });
+    const writer = TargetedRows.load(dir.path);
+    const follower = TargetedRows.load(dir.path, { follow: true });
+    const fixed = TargetedRows.load(dir.path);
+    writer.add('late', 10, 20, '0/A', 0);
+    assert.equal(follower.skips(12, 'audit', pos('0/A')), false, 'not read yet');
+    follower.refresh();
+    assert.equal(follower.skips(12, 'audit', pos('0/A')), true, 'refreshed: the new range is skipped');
+    fixed.refresh();
+    assert.equal(fixed.skips(12, 'audit', pos('0/A')), false);
+    // Same size again (one digit for another): the rename still shows as a change.
+    writer.truncate(0, 19);
+    writer.add('late', 11, 19, '0/B', 0);
+    follower.refresh();
+    assert.deepEqual(follower.list(), writer.list());
+  });
+});
+
+describe('run roles: a reader\'s end', () => {
+  it('is its durable end, so a stored offset past a trimmed start is not clamped to 0', async () => {
+    await using dir = new TempDir();
+    const writer = await SegmentLog.open(dir.path, { segmentBytes: 2048 });
+    for (let i = 0; i < 12; i++) txn(writer, 10 + i * 2, i * 10, 3, `t${i}`);
+    await writer.flush();
+    const reader = await SegmentLog.open(dir.path, { readOnly: true });
+    assert.equal(reader.end, writer.durableEnd, 'not 0: a consumer is clamped to the end, and read offset 0 past retention');
+    txn(writer, 100, 500, 2, 'more');
+    await writer.flush();
+    await reader.refresh();
+    assert.equal(reader.end, writer.durableEnd);
+    await reader.close();
+    await writer.close();
+  });
 });
 
 describe('run roles: options and locks', () => {
