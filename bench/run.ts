@@ -75,7 +75,7 @@ async function postgresSections(o: BenchOptions, c: Collected): Promise<void> {
   const base = { cpuProf: o.cpuProf, log };
   log(`\n== postgres ${w.version}`);
   if (o.only.has('pg')) {
-    await guarded('postgres streaming', async () => c.throughput.push(...(await pgStreaming(w, { ...base, rows: o.rows }))),
+    await guarded('postgres streaming', async () => c.throughput.push(...(await pgStreaming(w, { ...base, rows: o.rows, pairs: o.pairs }))),
       (e) => c.throughput.push({ section: 'pg', contender: 'Tributary slot → jsonl (fsync, checkpoints)', role: 'tributary', error: e }));
   }
   if (o.only.has('snapshot')) {
@@ -123,7 +123,7 @@ async function mariadbSections(o: BenchOptions, c: Collected): Promise<void> {
   const base = { cpuProf: o.cpuProf, log };
   log(`\n== mariadb ${w.version}`);
   if (o.only.has('mysql')) {
-    await guarded('mariadb streaming', async () => c.throughput.push(...(await mariadbStreaming(w, { ...base, rows: o.rows }))),
+    await guarded('mariadb streaming', async () => c.throughput.push(...(await mariadbStreaming(w, { ...base, rows: o.rows, pairs: o.pairs }))),
       (e) => c.throughput.push({ section: 'mysql', contender: 'Tributary binlog → jsonl (fsync, checkpoints)', role: 'tributary', error: e }));
   }
   if (o.only.has('snapshot')) {
@@ -188,7 +188,7 @@ async function main(): Promise<number> {
     commit: git(['rev-parse', 'HEAD']) || 'unknown',
     dirty: git(['status', '--porcelain', '--untracked-files=no']) !== '',
     machine: { cpus: cpus().length, node: process.version, ...c.versions },
-    options: { only: [...o.only], rows: o.rows, latencySeconds: o.latencySeconds, latencyRate: o.latencyRate, memoryRows: o.memoryRows, sinkEvents: o.sinkEvents, logEvents: o.logEvents, lookupEvents: o.lookupEvents, cpuProf: !!o.cpuProf },
+    options: { only: [...o.only], rows: o.rows, latencySeconds: o.latencySeconds, latencyRate: o.latencyRate, memoryRows: o.memoryRows, sinkEvents: o.sinkEvents, logEvents: o.logEvents, lookupEvents: o.lookupEvents, pairs: o.pairs, cpuProf: !!o.cpuProf },
     throughput: c.throughput,
     latency: c.latency,
     memory: c.memory,

@@ -6,6 +6,7 @@
 import { join } from 'node:path';
 import { MysqlPosition } from '../../connectors/mysql/position.js';
 import { tributaryDrain } from '../lib/drain.js';
+import { pairedRuns } from '../lib/paired.js';
 import { jsonlSink, nullSink } from '../lib/pipeline-config.js';
 import { BENCH_DIST, peerFigures, serverCpu, timeCommand, which } from '../lib/proc.js';
 import { errText, type Throughput } from '../lib/results.js';
@@ -14,6 +15,8 @@ import { line } from './postgres.js';
 
 export interface MyStreamingOptions {
   rows: number;
+  /** Runs of the log and of the memory path each (see pairedRuns). */
+  pairs: number;
   cpuProf: string | null;
   log: (msg: string) => void;
 }
@@ -40,10 +43,16 @@ export async function mariadbStreaming(w: MariadbWorkload, o: MyStreamingOptions
       done: (ck) => MysqlPosition.parse(ck.resume).compare(endPos) >= 0,
     });
 
-  out.push(await tributary('Tributary binlog → log → jsonl (fsync, checkpoints)', 'my_jsonl', jsonlSink, true));
-  o.log(line(out.at(-1)!));
-  out.push(await tributary('Tributary binlog → memory stream → jsonl (fsync, checkpoints)', 'my_mem_jsonl', jsonlSink, true, '{ type: memory }'));
-  o.log(line(out.at(-1)!));
+  // The log path against the memory path: alternated, median of each (bench/lib/paired.ts).
+  out.push(
+    ...(await pairedRuns(
+      o.pairs,
+      () => tributary('Tributary binlog → log → jsonl (fsync, checkpoints)', 'my_jsonl', jsonlSink, true),
+      () => tributary('Tributary binlog → memory stream → jsonl (fsync, checkpoints)', 'my_mem_jsonl', jsonlSink, true, '{ type: memory }'),
+      (t) => o.log(line(t)),
+    )),
+  );
+  if (o.pairs > 1) for (const t of out.slice(-2)) o.log(`${line(t)}  ← kept`);
   out.push(await tributary('Tributary binlog → null', 'my_null', nullSink, false));
   o.log(line(out.at(-1)!));
 

@@ -6,6 +6,7 @@
 import { join } from 'node:path';
 import { PgPosition } from '../../connectors/postgres/position.js';
 import { tributaryDrain } from '../lib/drain.js';
+import { pairedRuns } from '../lib/paired.js';
 import { jsonlSink, nullSink } from '../lib/pipeline-config.js';
 import { BENCH_DIST, peerFigures, serverCpu, timeCommand, which } from '../lib/proc.js';
 import { errText, type Throughput } from '../lib/results.js';
@@ -13,6 +14,8 @@ import { END_PREFIX, pubFor, type PgWorkload } from '../workloads/postgres.js';
 
 export interface PgStreamingOptions {
   rows: number;
+  /** Runs of the log and of the memory path each (see pairedRuns). */
+  pairs: number;
   cpuProf: string | null;
   log: (msg: string) => void;
 }
@@ -43,10 +46,16 @@ export async function pgStreaming(w: PgWorkload, o: PgStreamingOptions): Promise
     }
   };
 
-  out.push(await tributary('Tributary slot → log → jsonl (fsync, checkpoints)', 'pg_jsonl', jsonlSink, true));
-  o.log(line(out.at(-1)!));
-  out.push(await tributary('Tributary slot → memory stream → jsonl (fsync, checkpoints)', 'pg_mem_jsonl', jsonlSink, true, '{ type: memory }'));
-  o.log(line(out.at(-1)!));
+  // The log path against the memory path: alternated, median of each (bench/lib/paired.ts).
+  out.push(
+    ...(await pairedRuns(
+      o.pairs,
+      () => tributary('Tributary slot → log → jsonl (fsync, checkpoints)', 'pg_jsonl', jsonlSink, true),
+      () => tributary('Tributary slot → memory stream → jsonl (fsync, checkpoints)', 'pg_mem_jsonl', jsonlSink, true, '{ type: memory }'),
+      (t) => o.log(line(t)),
+    )),
+  );
+  if (o.pairs > 1) for (const t of out.slice(-2)) o.log(`${line(t)}  ← kept`);
   out.push(await tributary('Tributary slot → null', 'pg_null', nullSink, false));
   o.log(line(out.at(-1)!));
 
@@ -92,5 +101,6 @@ export function line(t: Throughput): string {
   if (t.error) return `  ${t.contender}: FAILED (${t.error})`;
   const cpu = t.cpuSeconds !== undefined ? `, CPU ${t.cpuSeconds.toFixed(2)} s` : '';
   const db = t.serverCpuSeconds !== undefined ? `, db CPU ${t.serverCpuSeconds.toFixed(2)} s` : '';
-  return `  ${t.contender}: ${t.rowsPerSec} rows/s (${t.rows} rows in ${t.seconds!.toFixed(2)} s${t.peakRssMb ? `, peak RSS ${t.peakRssMb} MB` : ''}${cpu}${db})`;
+  const trials = t.trials ? `; median of ${t.trials.length} runs: ${t.trials.join(', ')} rows/s` : '';
+  return `  ${t.contender}: ${t.rowsPerSec} rows/s (${t.rows} rows in ${t.seconds!.toFixed(2)} s${t.peakRssMb ? `, peak RSS ${t.peakRssMb} MB` : ''}${cpu}${db}${trials})`;
 }

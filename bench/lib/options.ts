@@ -19,6 +19,8 @@ export interface BenchOptions {
   logEvents: number;
   /** Events of the log a one-key time-travel lookup runs over. */
   lookupEvents: number;
+  /** Runs of the log path and of the memory path each, alternating; each keeps its median. */
+  pairs: number;
   /** Write bench/results/latest.json and history.jsonl (off with --no-save). */
   save: boolean;
   /** Run `tributary run` under `node --cpu-prof`, profiles in this directory. */
@@ -37,6 +39,7 @@ export const USAGE = `npm run bench -- [options]
   --sink-events N        events per sink benchmark (default 300000)
   --log-events N         events of the log append benchmark, plain and zstd (default 2000000)
   --lookup-events N      events of the log a one-key state --at runs over (default 10000000)
+  --pairs N              runs of the log and of the memory path each, alternating; the median is kept (default 3)
   --cpu-prof DIR         run every 'tributary run' under node --cpu-prof, profiles into DIR
   --no-save              do not write bench/results/
   env: TRIBUTARY_BENCH_PG_URL (postgres://postgres@127.0.0.1:5432/postgres),
@@ -52,6 +55,7 @@ export function parseOptions(argv: string[]): BenchOptions {
     sinkEvents: 300_000,
     logEvents: 2_000_000,
     lookupEvents: 10_000_000,
+    pairs: 3,
     save: true,
     cpuProf: null,
     pgUrl: process.env.TRIBUTARY_BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres',
@@ -81,6 +85,7 @@ export function parseOptions(argv: string[]): BenchOptions {
       case '--sink-events': o.sinkEvents = Math.round(num(flag, value())); break;
       case '--log-events': o.logEvents = Math.round(num(flag, value())); break;
       case '--lookup-events': o.lookupEvents = Math.round(num(flag, value())); break;
+      case '--pairs': o.pairs = Math.round(num(flag, value())); break;
       case '--cpu-prof': o.cpuProf = value() ?? null; if (!o.cpuProf) throw new UsageError('--cpu-prof needs a directory'); break;
       case '--no-save': o.save = false; break;
       case '-h': case '--help': throw new UsageError('');

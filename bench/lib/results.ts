@@ -20,6 +20,8 @@ export interface Throughput {
    * of the machine was left to the contender.
    */
   serverCpuSeconds?: number;
+  /** Rows/s of each run when the contender ran several times (the row is the median run). */
+  trials?: number[];
   /** Set when the contender did not run: why. */
   skipped?: string;
   /** Set when it ran and failed. */

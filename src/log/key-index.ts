@@ -165,17 +165,22 @@ export class KeyRun {
     // Column by column with typed-array copies: entry by entry cost a tenth of a sealing.
     const head = this.slice(0, cut, 16);
     for (const [k, v] of this.tables) head.tables.set(k, v);
-    const rest = this.slice(cut, this.n, 1024);
-    this.n = rest.n;
-    this.table = rest.table;
-    this.h1 = rest.h1;
-    this.h2 = rest.h2;
-    this.offset = rest.offset;
-    this.kind = rest.kind;
-    this.keyStart = rest.keyStart;
-    this.keyLen = rest.keyLen;
-    this.keys = rest.keys;
-    this.keyBytes = rest.keyBytes;
+    // The rest moves to the front of these arrays, which keep their capacity: the next
+    // segment fills as many entries, and growing to it again from a small run copied every
+    // column at each doubling.
+    const n = this.n - cut;
+    const k0 = n ? this.keyStart[cut]! : 0;
+    this.table.copyWithin(0, cut, this.n);
+    this.h1.copyWithin(0, cut, this.n);
+    this.h2.copyWithin(0, cut, this.n);
+    this.offset.copyWithin(0, cut, this.n);
+    this.kind.copyWithin(0, cut, this.n);
+    this.keyLen.copyWithin(0, cut, this.n);
+    this.keyStart.copyWithin(0, cut, this.n);
+    for (let i = 0; i < n; i++) this.keyStart[i]! -= k0;
+    this.keys.copyWithin(0, k0, this.keyBytes);
+    this.keyBytes -= k0;
+    this.n = n;
     // Both keep every table seen so far: a superset is harmless (it lists tables to look
     // at), and entries past the cut were added before it, with their tables.
     return head;
@@ -278,7 +283,8 @@ export const KEY_ENTRY_BYTES = 32;
 
 /**
  * Encode `run` sorted, as the sidecar's key section: entries, then the key bytes as the run
- * holds them (entries point into them; the bytes need no order of their own).
+ * holds them (entries point into them; the bytes need no order of their own). `keys` is a
+ * view of the run's bytes, not a copy: the run is not added to afterwards.
  */
 export function encodeKeyRun(run: KeyRun): { entries: Buffer; keys: Buffer } {
   const order = run.sortedOrder();
@@ -298,7 +304,7 @@ export function encodeKeyRun(run: KeyRun): { entries: Buffer; keys: Buffer } {
     u32[w + 7] = run.keyLen[i]!;
   }
   if (new Uint8Array(new Uint32Array([1]).buffer)[0] !== 1) throw new Error('the log format is little-endian; this machine is not');
-  return { entries: Buffer.from(ab), keys: Buffer.from(run.keys.subarray(0, run.keyBytes)) };
+  return { entries: Buffer.from(ab), keys: run.keys.subarray(0, run.keyBytes) };
 }
 
 /** One key-index entry as read back. */

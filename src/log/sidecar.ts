@@ -69,13 +69,14 @@ export async function writeSidecar(seg: Segment, run: KeyRun): Promise<void> {
   const front = Buffer.concat([head, metaBytes, f64(seg.idxOffset), f64(seg.idxPos), f64(seg.timeTs), f64(seg.timeOffset), f64(seg.timePos)]);
   const c1 = Buffer.allocUnsafe(4);
   c1.writeUInt32LE(crc32(front), 0);
-  const keySection = Buffer.concat([entries, keys]);
+  // The key section is checksummed and written in its two parts: joined, it was a copy of
+  // every key entry at each segment roll.
   const c2 = Buffer.allocUnsafe(4);
-  c2.writeUInt32LE(crc32(keySection), 0);
+  c2.writeUInt32LE(crc32(keys, crc32(entries)), 0);
   const tmp = `${seg.sidecarPath}.tmp`;
   const fh = await open(tmp, 'w');
   try {
-    await fh.writev([front, c1, keySection, c2]);
+    await fh.writev([front, c1, entries, keys, c2]);
     await fh.datasync();
   } finally {
     await fh.close();

@@ -191,15 +191,9 @@ export class LogStream implements EventStream {
     if (!force && this.followMs > 0 && this.tailBytes <= 4 * this.tailBudget) {
       for (const c of this.consumers) if (!c.rebuilding && c.position >= this.tailBase && c.position < follow) follow = c.position;
     }
-    while (this.tailBytes > this.tailBudget && this.head < this.tail.length - 1 && this.tailBase < follow) {
-      this.tailBytes -= this.tail[this.head]!.bytes;
-      this.tail[this.head++] = undefined;
-      this.tailBase++;
-    }
-    if (this.head > 65536 && this.head * 2 > this.tail.length) {
-      this.tail = this.tail.slice(this.head);
-      this.head = 0;
-    }
+    let to = this.tailBase;
+    for (let i = this.head, bytes = this.tailBytes; bytes > this.tailBudget && i < this.tail.length - 1 && to < follow; i++, to++) bytes -= this.tail[i]!.bytes;
+    if (to > this.tailBase) this.dropTo(to);
     const held = this.tailBytes > this.tailBudget && this.head < this.tail.length - 1;
     if (held && this.pacingSince === 0) this.pacingSince = Date.now();
     else if (!held && this.pacingSince !== 0) this.releaseSource();
@@ -212,9 +206,36 @@ export class LogStream implements EventStream {
     for (const w of this.roomWaiters.splice(0)) w();
   }
 
-  /** @internal A consumer moved on: room in the tail for a source that waits for it. */
+  /**
+   * @internal A consumer moved on. What every consumer here has read leaves the tail at once:
+   * held up to the budget, those entries (and the source's slabs they keep alive) lived long
+   * enough to be promoted, and the old generation's collections cost the log path more CPU
+   * than the memory stream, which lets an entry go as soon as every sink has it. A reader
+   * that starts later (a rewind, a late sink) reads from disk. Room also frees a source that
+   * waits for it.
+   */
   moved(): void {
+    let min = Infinity;
+    for (const c of this.consumers) if (c.position < min) min = c.position;
+    if (min !== Infinity && min > this.tailBase) this.dropTo(min);
     if (this.pacingSince !== 0) this.trim(false);
+  }
+
+  /** Drop tail entries below offset `to` (oldest first). */
+  private dropTo(to: number): void {
+    const stop = Math.min(this.head + (to - this.tailBase), this.tail.length);
+    let bytes = this.tailBytes;
+    for (let i = this.head; i < stop; i++) {
+      bytes -= this.tail[i]!.bytes;
+      this.tail[i] = undefined;
+    }
+    this.tailBytes = bytes;
+    this.tailBase += stop - this.head;
+    this.head = stop;
+    if (this.head > 65536 && this.head * 2 > this.tail.length) {
+      this.tail = this.tail.slice(this.head);
+      this.head = 0;
+    }
   }
 
   async drained(): Promise<void> {

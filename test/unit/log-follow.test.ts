@@ -90,4 +90,30 @@ describe('log stream: a sink that follows the tail', () => {
       await s.close();
     }
   });
+  it('lets go of what every sink here has read at once; a reader that starts later reads it from disk', async () => {
+    await using dir = new TempDir();
+    const s = await LogStream.open({ dir: dir.path, parse: (x) => new CounterPosition(Number(x)), logger: silent, tailBytes: BUDGET, followMs: 300 });
+    try {
+      const fast = await s.consumer('fast', null, 'earliest');
+      const slow = await s.consumer('slow', null, 'earliest');
+      for (let t = 1; t <= 50; t++) for (const e of txn(t)) s.append(e);
+      await s.log.flush();
+      const held = s.bytes;
+      assert.ok(held > 0 && held < BUDGET);
+      const all = Array.from({ length: 50 }, (_, i) => i + 1);
+      assert.deepEqual(await readAll(s, fast, s.durableEnd), all);
+      assert.equal(s.bytes, held, 'a sink that has not read keeps the entries in memory');
+      const first = await slow.next(20, 64 << 20, new AbortController().signal);
+      assert.ok(s.bytes > 0 && s.bytes < held, `what both have read is let go (${s.bytes} of ${held} bytes held)`);
+      const rest = await readAll(s, slow, s.durableEnd);
+      assert.deepEqual([...first.filter((e) => e.kind === 'event').map((e) => (e.event.after as { id: number }).id), ...rest], all);
+      assert.equal(s.bytes, 0, 'both have read everything: nothing is held');
+      // A sink that starts now (a rewind, a late sink) gets the same events, from disk.
+      const late = await s.consumer('late', null, 'earliest');
+      assert.equal(s.at(0), undefined, 'not in memory any more');
+      assert.deepEqual(await readAll(s, late, s.durableEnd), all);
+    } finally {
+      await s.close();
+    }
+  });
 });
