@@ -35,6 +35,19 @@ export const KIND_UPSERT = 0;
 export const KIND_DELETE = 1;
 export const KIND_TRUNCATE = 2;
 
+/** A key run's entries as plain typed arrays, exactly `n` long (what crosses to a worker thread). */
+export interface KeyColumns {
+  n: number;
+  table: Uint32Array;
+  h1: Uint32Array;
+  h2: Uint32Array;
+  offset: Float64Array;
+  kind: Uint8Array;
+  keyStart: Uint32Array;
+  keyLen: Uint32Array;
+  keys: Uint8Array;
+}
+
 /** Growable in-memory key entries: what the active segment (or a compaction) accumulates. */
 export class KeyRun {
   n = 0;
@@ -59,6 +72,38 @@ export class KeyRun {
     this.keyStart = new Uint32Array(cap);
     this.keyLen = new Uint32Array(cap);
     this.keys = Buffer.allocUnsafe(cap * 16);
+  }
+
+  /** The entries as columns of their own (copies), for another thread. */
+  columns(): KeyColumns {
+    const n = this.n;
+    return {
+      n,
+      table: this.table.slice(0, n),
+      h1: this.h1.slice(0, n),
+      h2: this.h2.slice(0, n),
+      offset: this.offset.slice(0, n),
+      kind: this.kind.slice(0, n),
+      keyStart: this.keyStart.slice(0, n),
+      keyLen: this.keyLen.slice(0, n),
+      keys: Uint8Array.prototype.slice.call(this.keys, 0, this.keyBytes),
+    };
+  }
+
+  /** A run over `c` (adopted, not copied); its tables are not known. */
+  static fromColumns(c: KeyColumns): KeyRun {
+    const r = new KeyRun(1);
+    r.n = c.n;
+    r.table = c.table;
+    r.h1 = c.h1;
+    r.h2 = c.h2;
+    r.offset = c.offset;
+    r.kind = c.kind;
+    r.keyStart = c.keyStart;
+    r.keyLen = c.keyLen;
+    r.keys = Buffer.from(c.keys.buffer, c.keys.byteOffset, c.keys.byteLength);
+    r.keyBytes = c.keys.byteLength;
+    return r;
   }
 
   /** Record that the event at `offset` changes `key` (JSON bytes `b[s, e)`) of `table`. */

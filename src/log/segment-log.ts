@@ -5,9 +5,10 @@ import { compress, decompress } from '@mongodb-js/zstd';
 import { ErrorCodes, TributaryError } from '../core/errors.js';
 import { BatchBuilder, type SealedBatch } from './batch-builder.js';
 import { FLAG_COMMIT, FLAG_ZSTD, HEADER_BYTES, decodeBody, readBatchHeader, sealBatch, type DecodedRecord } from './format.js';
-import { KeyRun } from './key-index.js';
+import { KeyRun, RunKeys } from './key-index.js';
 import { Segment, scanSegment, segmentName, type CommitInfo } from './segment.js';
-import { loadSidecar, syncDir, writeSidecar } from './sidecar.js';
+import { attachSidecar, loadSidecar, sidecarFront, syncDir, writeSidecar } from './sidecar.js';
+import { sidecarThread } from './sidecar-thread.js';
 
 /** How the embedded log is laid out and paced. */
 export interface SegmentLogOptions {
@@ -478,7 +479,20 @@ export class SegmentLog {
     const seg = this.active;
     const sealedRun = this.run.splitBelow(seg.next);
     seg.sealed = true;
-    await writeSidecar(seg, sealedRun);
+    // The sidecar is sorted and written on a worker thread while appends go on; until it is
+    // there, the sealed entries answer the segment's key queries from memory. A crash before
+    // it is written leaves a sealed segment without one, which the next open rebuilds.
+    seg.setKeys({ keys: new RunKeys(sealedRun, Infinity), close: () => undefined });
+    seg.tables = new Map(sealedRun.tables);
+    const front = sidecarFront(seg, sealedRun);
+    const job = sidecarThread
+      .write(seg.sidecarPath, front, sealedRun)
+      .then(
+        () => attachSidecar(seg, front, sealedRun),
+        (err: Error) => this.opts.onRepair?.(`could not write the sidecar of a sealed segment (${err.message}); its keys stay in memory, and the next open rebuilds it`, { segment: seg.path }),
+      )
+      .finally(() => this.sidecars.delete(seg.base));
+    this.sidecars.set(seg.base, job);
     await this.fh!.close();
     const next = await this.createSegment(seg.next);
     next.afterCommit = seg.afterCommit;
@@ -497,6 +511,15 @@ export class SegmentLog {
       await this.roll();
       this.writeHead();
     }
+    await this.sidecarsWritten();
+  }
+
+  /** Sidecars being written (see {@link roll}), by segment base. */
+  private readonly sidecars = new Map<number, Promise<void>>();
+
+  /** Resolves once every sidecar begun so far is written (or given up). */
+  async sidecarsWritten(): Promise<void> {
+    while (this.sidecars.size) await Promise.all(this.sidecars.values());
   }
 
   /** Resolves once the record at `offset` is durable, or the signal aborts. */
@@ -857,6 +880,8 @@ export class SegmentLog {
     if (!remove.length) return [];
     await opts.before?.(remove);
     for (const seg of remove) {
+      // Its sidecar may still be being written: after it, so no sidecar outlives its segment.
+      await this.sidecars.get(seg.base);
       this.segments.shift();
       seg.closeReads();
       await rm(seg.path, { force: true });
@@ -882,6 +907,7 @@ export class SegmentLog {
       if (!this.opts.readOnly) {
         if (!this.openTxn) this.enqueue();
         await this.flush().catch(() => undefined);
+        await this.sidecarsWritten();
         await this.fh?.close().catch(() => undefined);
         this.fh = null;
       }

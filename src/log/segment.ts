@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { decompress } from '@mongodb-js/zstd';
 import { stat } from 'node:fs/promises';
 import { FLAG_COMMIT, FLAG_ZSTD, FLAGS_AT, HEADER_BYTES, MAGIC, decodeBody, readBatchHeader, type BatchHeader, type DecodedRecord } from './format.js';
-import type { SortedKeys } from './key-index.js';
+import type { KeyQueries } from './key-index.js';
 
 /** Bytes of log between two entries of the sparse offset index (Kafka's log.index.interval.bytes). */
 export const INDEX_INTERVAL = 4096;
@@ -44,8 +44,11 @@ export class Segment {
   /** File position just after the last batch that ends with a commit. */
   lastCommitEnd = 0;
   sealed = false;
-  /** Sorted key entries, once sealed (read from the sidecar). */
-  keys: SortedKeys | null = null;
+  /**
+   * Key entries, once sealed: from the sidecar; in the writer, from memory until the
+   * sidecar is written (see SegmentLog.roll).
+   */
+  keys: KeyQueries | null = null;
   private releaseKeys: (() => void) | null = null;
   /** Table names by hash, with one key JSON of each (from the sidecar, once sealed). */
   tables = new Map<number, { name: string; sampleKey: string | null }>();
@@ -156,7 +159,7 @@ export class Segment {
   }
 
   /** Attach the sealed key entries and what releases their file. */
-  setKeys(k: { keys: SortedKeys; close(): void }): void {
+  setKeys(k: { keys: KeyQueries; close(): void }): void {
     this.releaseKeys?.();
     this.keys = k.keys;
     this.releaseKeys = k.close;

@@ -39,9 +39,12 @@ interface Meta {
   tables: [number, string, string | null][];
 }
 
-/** Write the sidecar of `seg` (sealed, with the key entries `run`), atomically. */
-export async function writeSidecar(seg: Segment, run: KeyRun): Promise<void> {
-  const { entries, keys } = encodeKeyRun(run);
+/**
+ * The sidecar's front part, checksum included: head, meta and the offset and time indexes of
+ * `seg`, with the size of `run`'s key section (its entries are sorted and written after it,
+ * by {@link writeSidecarFile}, which can run on another thread).
+ */
+export function sidecarFront(seg: Segment, run: KeyRun): Buffer {
   const meta: Meta = {
     base: seg.base,
     next: seg.next,
@@ -53,7 +56,7 @@ export async function writeSidecar(seg: Segment, run: KeyRun): Promise<void> {
     idx: seg.idxOffset.length,
     time: seg.timeTs.length,
     keys: run.n,
-    keyBytes: keys.length,
+    keyBytes: run.keyBytes,
     tables: [...run.tables].map(([h, t]) => [h, t.name, t.sampleKey]),
   };
   const metaBytes = Buffer.from(JSON.stringify(meta));
@@ -66,25 +69,46 @@ export async function writeSidecar(seg: Segment, run: KeyRun): Promise<void> {
   head.writeUInt32LE(MAGIC, 0);
   head.writeUInt32LE(VERSION, 4);
   head.writeUInt32LE(metaBytes.length, 8);
-  const front = Buffer.concat([head, metaBytes, f64(seg.idxOffset), f64(seg.idxPos), f64(seg.timeTs), f64(seg.timeOffset), f64(seg.timePos)]);
-  const c1 = Buffer.allocUnsafe(4);
-  c1.writeUInt32LE(crc32(front), 0);
+  const front = Buffer.concat([head, metaBytes, f64(seg.idxOffset), f64(seg.idxPos), f64(seg.timeTs), f64(seg.timeOffset), f64(seg.timePos), Buffer.alloc(4)]);
+  front.writeUInt32LE(crc32(front.subarray(0, front.length - 4)), front.length - 4);
+  return front;
+}
+
+/**
+ * Write a sidecar file atomically (a temporary file, fsynced, renamed, the directory
+ * fsynced): `front` ({@link sidecarFront}), then `run`'s key entries sorted, with their
+ * checksum. The sort and the encoding are most of a segment roll's CPU, so the writer runs
+ * this on a worker thread (sidecar-thread.ts).
+ */
+export async function writeSidecarFile(path: string, front: Buffer, run: KeyRun): Promise<void> {
+  const { entries, keys } = encodeKeyRun(run);
   // The key section is checksummed and written in its two parts: joined, it was a copy of
   // every key entry at each segment roll.
   const c2 = Buffer.allocUnsafe(4);
   c2.writeUInt32LE(crc32(keys, crc32(entries)), 0);
-  const tmp = `${seg.sidecarPath}.tmp`;
+  const tmp = `${path}.tmp`;
   const fh = await open(tmp, 'w');
   try {
-    await fh.writev([front, c1, entries, keys, c2]);
+    await fh.writev([front, entries, keys, c2]);
     await fh.datasync();
   } finally {
     await fh.close();
   }
-  await rename(tmp, seg.sidecarPath);
-  await syncDir(dirname(seg.sidecarPath));
-  seg.setKeys(keysFromFile(seg.sidecarPath, front.length + 4, run.n, keys.length));
-  seg.tables = new Map(meta.tables.map(([h, name, sampleKey]) => [h, { name, sampleKey }]));
+  await rename(tmp, path);
+  await syncDir(dirname(path));
+}
+
+/** Point `seg`'s keys at its sidecar, written with `front` for `run`'s entries. */
+export function attachSidecar(seg: Segment, front: Buffer, run: KeyRun): void {
+  seg.setKeys(keysFromFile(seg.sidecarPath, front.length, run.n, run.keyBytes));
+  seg.tables = new Map(run.tables);
+}
+
+/** Write the sidecar of `seg` (sealed, with the key entries `run`) on this thread, and use it. */
+export async function writeSidecar(seg: Segment, run: KeyRun): Promise<void> {
+  const front = sidecarFront(seg, run);
+  await writeSidecarFile(seg.sidecarPath, front, run);
+  attachSidecar(seg, front, run);
 }
 
 /**

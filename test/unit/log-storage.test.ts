@@ -6,6 +6,8 @@ import { SegmentLog, joinBatches } from '../../src/log/segment-log.js';
 import type { SealedBatch } from '../../src/log/batch-builder.js';
 import { HEADER_BYTES } from '../../src/log/format.js';
 import { KeyRun } from '../../src/log/key-index.js';
+import { sidecarFront, writeSidecarFile } from '../../src/log/sidecar.js';
+import { sidecarThread } from '../../src/log/sidecar-thread.js';
 import { keyRangeOf } from '../../src/log/json-scan.js';
 import type { DecodedEvent, DecodedRecord } from '../../src/log/format.js';
 import { TempDir } from '../helpers/context.js';
@@ -66,6 +68,39 @@ describe('log storage: segments, recovery, indexes', () => {
     assert.equal(again.durableEnd, 1200);
     assert.equal(again.lastCommit?.resume, `0/${(100 + 199 * 10 + 1).toString(16).toUpperCase()}`);
     assert.equal((await readAll(again)).length, 1200);
+    await again.close();
+  });
+
+  it('writes sealed segments\' sidecars on a worker thread, byte for byte as on this one; keys answer meanwhile from memory', async () => {
+    await using dir = new TempDir();
+    const repairs: string[] = [];
+    const log = await SegmentLog.open(dir.path, { segmentBytes: 16 << 10, onRepair: (m) => repairs.push(m) });
+    for (let t = 0; t < 200; t++) txn(log, 100 + t * 10, t * 5, 5, 1_000_000 + t);
+    await log.flush();
+    const sealed = log.segmentList.slice(0, -1);
+    assert.ok(sealed.length > 5);
+    // Right after the rolls, before any sidecar is known to be written: every key is found.
+    const key = Buffer.from('{"id":7}');
+    const th = [...sealed[0]!.tables.keys()][0]!;
+    assert.deepEqual(sealed[0]!.keys!.lookup(th, key).map((e) => e.offset), [8]);
+    await log.sidecarsWritten();
+    assert.equal(sidecarThread.onWorker, true, 'the worker thread wrote them');
+    for (const seg of sealed) {
+      assert.ok(statSync(seg.sidecarPath).size > 0, seg.sidecarPath);
+      assert.deepEqual(seg.keys!.lookup(th, key).map((e) => e.offset), seg === sealed[0] ? [8] : []);
+    }
+    // The same entries written on the worker and on this thread make the same file.
+    const run = new KeyRun();
+    for (let i = 0; i < 3000; i++) run.add('public.t', th, i % 7 === 0 ? 1 : 0, Buffer.from(`{"id":${(i * 7919) % 1000}}`), 0, `{"id":${(i * 7919) % 1000}}`.length, i);
+    const front = sidecarFront(sealed[1]!, run);
+    await sidecarThread.write(join(dir.path, 'worker.idx'), front, run);
+    await writeSidecarFile(join(dir.path, 'here.idx'), front, run);
+    assert.ok(readFileSync(join(dir.path, 'worker.idx')).equals(readFileSync(join(dir.path, 'here.idx'))));
+    assert.equal(run.n, 3000, 'the run itself is left as it was');
+    await log.close();
+    const again = await SegmentLog.open(dir.path, { segmentBytes: 16 << 10, onRepair: (m) => repairs.push(m) });
+    assert.equal((await readAll(again)).length, 1200);
+    assert.deepEqual(repairs, [], 'every sidecar was whole: none rebuilt');
     await again.close();
   });
 
