@@ -63,20 +63,42 @@ export class KeyRun {
   /** Table names by hash, with one key JSON of each (the key column order for lookups). */
   readonly tables = new Map<number, { name: string; sampleKey: string | null }>();
 
-  constructor(cap = 1024) {
-    this.table = new Uint32Array(cap);
-    this.h1 = new Uint32Array(cap);
-    this.h2 = new Uint32Array(cap);
-    this.offset = new Float64Array(cap);
-    this.kind = new Uint8Array(cap);
-    this.keyStart = new Uint32Array(cap);
-    this.keyLen = new Uint32Array(cap);
-    this.keys = Buffer.allocUnsafe(cap * 16);
+  /**
+   * With `shared`, the columns live in SharedArrayBuffers, so a worker thread reads them with
+   * no copy (a sealed segment's run, see {@link splitBelow}): a copy of a segment's columns
+   * cost more than the sort, mostly in page faults of the fresh memory.
+   */
+  constructor(
+    cap = 1024,
+    readonly shared = false,
+  ) {
+    const u32 = () => (shared ? new Uint32Array(new SharedArrayBuffer(cap * 4)) : new Uint32Array(cap));
+    this.table = u32();
+    this.h1 = u32();
+    this.h2 = u32();
+    this.offset = shared ? new Float64Array(new SharedArrayBuffer(cap * 8)) : new Float64Array(cap);
+    this.kind = shared ? new Uint8Array(new SharedArrayBuffer(cap)) : new Uint8Array(cap);
+    this.keyStart = u32();
+    this.keyLen = u32();
+    this.keys = shared ? Buffer.from(new SharedArrayBuffer(cap * 16)) : Buffer.allocUnsafe(cap * 16);
   }
 
-  /** The entries as columns of their own (copies), for another thread. */
+  /** The entries as columns for another thread: views of shared memory, or else copies of their own. */
   columns(): KeyColumns {
     const n = this.n;
+    if (this.shared) {
+      return {
+        n,
+        table: this.table.subarray(0, n),
+        h1: this.h1.subarray(0, n),
+        h2: this.h2.subarray(0, n),
+        offset: this.offset.subarray(0, n),
+        kind: this.kind.subarray(0, n),
+        keyStart: this.keyStart.subarray(0, n),
+        keyLen: this.keyLen.subarray(0, n),
+        keys: new Uint8Array(this.keys.buffer, this.keys.byteOffset, this.keyBytes),
+      };
+    }
     return {
       n,
       table: this.table.slice(0, n),
@@ -208,7 +230,7 @@ export class KeyRun {
     let cut = 0;
     while (cut < this.n && this.offset[cut]! < offset) cut++;
     // Column by column with typed-array copies: entry by entry cost a tenth of a sealing.
-    const head = this.slice(0, cut, 16);
+    const head = this.slice(0, cut, 16, true);
     for (const [k, v] of this.tables) head.tables.set(k, v);
     // The rest moves to the front of these arrays, which keep their capacity: the next
     // segment fills as many entries, and growing to it again from a small run copied every
@@ -232,9 +254,9 @@ export class KeyRun {
   }
 
   /** Entries `[from, to)` as a new run (key bytes copied, their starts rebased), with room for at least `min`. */
-  private slice(from: number, to: number, min: number): KeyRun {
+  private slice(from: number, to: number, min: number, shared = false): KeyRun {
     const n = to - from;
-    const r = new KeyRun(Math.max(min, n));
+    const r = new KeyRun(Math.max(min, n), shared);
     r.n = n;
     r.table.set(this.table.subarray(from, to));
     r.h1.set(this.h1.subarray(from, to));
@@ -245,7 +267,7 @@ export class KeyRun {
     // Keys were added in entry order, so entries [from, to) own one contiguous run of bytes.
     const k0 = n ? this.keyStart[from]! : 0;
     const k1 = n ? this.keyStart[to - 1]! + this.keyLen[to - 1]! : 0;
-    if (k1 - k0 > r.keys.length) r.keys = Buffer.allocUnsafe(Math.max(r.keys.length * 2, k1 - k0 + 1024));
+    if (k1 - k0 > r.keys.length) r.keys = shared ? Buffer.from(new SharedArrayBuffer(k1 - k0)) : Buffer.allocUnsafe(Math.max(r.keys.length * 2, k1 - k0 + 1024));
     this.keys.copy(r.keys, 0, k0, k1);
     r.keyBytes = k1 - k0;
     for (let i = 0; i < n; i++) r.keyStart[i] = this.keyStart[from + i]! - k0;

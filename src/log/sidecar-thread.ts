@@ -26,9 +26,10 @@ class SidecarThread {
     return new Promise<void>((resolve, reject) => {
       this.waiting.set(id, { resolve, reject });
       if (this.waiting.size === 1) w.ref();
-      // The columns are copies: hand their memory over rather than copy them again.
+      // Shared columns go as they are; copies are handed over rather than copied again.
       const c = job.cols;
-      w.postMessage(job, [c.table.buffer, c.h1.buffer, c.h2.buffer, c.offset.buffer, c.kind.buffer, c.keyStart.buffer, c.keyLen.buffer, c.keys.buffer] as ArrayBuffer[]);
+      const own = [c.table, c.h1, c.h2, c.offset, c.kind, c.keyStart, c.keyLen, c.keys].map((a) => a.buffer).filter((b): b is ArrayBuffer => b instanceof ArrayBuffer);
+      w.postMessage(job, own);
     });
   }
 

@@ -342,8 +342,8 @@ export class Pipeline {
    * targeted-rows.ts). The wish is stored before the sink's offset moves, so a crash before the
    * snapshot starts still leads to it.
    *
-   * Only where this process runs the source and every sink: a sink in another process could
-   * not know which rows to skip while they are being written.
+   * In a `run --role sinks` process the wish is all it does here: the source's process picks it
+   * up ({@link collectTargeted}), and sinks processes re-read the ranges before they skip.
    */
   private async targetedRebuild(r: SinkRunner, s: LogStream, gap: unknown): Promise<StreamConsumer> {
     const why = s.compacted ? `the compacted state reaches back to offset ${s.compacted.horizon} only` : 'compaction is off';
@@ -377,12 +377,21 @@ export class Pipeline {
    * `run --role sinks` process: the wish is a state-store key per sink) and begin them.
    */
   private async collectTargeted(): Promise<void> {
-    for (const s of this.resolved.sinks) {
-      const name = s.base.name;
-      if (!this.wantTargeted.has(name) && (await this.store.get(this.name, targetedPendingKey(name))) !== undefined) this.wantTargeted.add(name);
+    // One look at a time, and none while a round runs: a read that overlapped a round could
+    // find a wish the round then met and cleared, and begin it twice.
+    if (this.collecting || this.targetedRun) return;
+    this.collecting = true;
+    try {
+      for (const s of this.resolved.sinks) {
+        const name = s.base.name;
+        if (!this.wantTargeted.has(name) && (await this.store.get(this.name, targetedPendingKey(name))) !== undefined) this.wantTargeted.add(name);
+      }
+    } finally {
+      this.collecting = false;
     }
     this.kickTargeted();
   }
+  private collecting = false;
 
   private targetedRun: Promise<void> | null = null;
   /** Looks for the wishes of sinks in other processes (see {@link collectTargeted}). */
