@@ -3,6 +3,7 @@
  * WAL/binlog, time from spawn until the sink's checkpoint shows the last transaction
  * durable, record the peak RSS, stop it gracefully, and (for jsonl) check every row arrived.
  */
+import { execFileSync } from 'node:child_process';
 import { benchPipeline } from './pipeline-config.js';
 import { TributaryRun, countLines, cpuRound, serverCpu } from './proc.js';
 import { errText, mb, rate, type Throughput } from './results.js';
@@ -30,6 +31,9 @@ export interface DrainSpec {
 
 export async function tributaryDrain(s: DrainSpec): Promise<Throughput> {
   using p = benchPipeline(s.name, s.sourceYaml, s.sinkYaml, s.streamYaml);
+  // Start from clean pages: the kernel writing back the last run's files (hundreds of MB of
+  // log and jsonl) competed with this run's fsyncs, and moved one contender by a quarter.
+  execFileSync('sync');
   const server0 = s.server ? serverCpu(s.server) : 0;
   await using run = new TributaryRun(p.config, { cpuProfDir: s.cpuProfDir, nodeOptions: s.nodeOptions });
   const base: Throughput = { section: s.section, contender: s.contender, role: 'tributary' };
