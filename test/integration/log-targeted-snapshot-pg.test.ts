@@ -114,48 +114,8 @@ http: { port: 0 }
 
   it('SIGKILL in the middle of the targeted snapshot: it resumes, the other sink still gets no r row, and the late sink replays to the table', { timeout: 120_000 }, async () => {
     await using db = await PgTestDb.create('targeted_kill');
-    await db.query('CREATE TABLE t (id int PRIMARY KEY, v int)');
     await using dir = new TempDir('tributary-targeted-kill-');
-    const name = `tk_${process.pid}_${Math.floor(Math.random() * 1e6)}`;
-    const cfgFile = dir.file(
-      'p.yaml',
-      `name: ${name}
-source: { type: postgres, url: ${db.url}, tables: [public.t], snapshot: never, heartbeat_ms: 0, snapshot_chunk_rows: 100, snapshot_workers: 1 }
-state: { type: file, dir: ${dir.path}/state }
-stream: { type: log, segment_bytes: 65536, retention: { max_age: 1ms }, compaction: { enabled: false } }
-sinks:
-  - { name: audit, type: jsonl, path: ${dir.path}/audit.jsonl }
-  - { name: late, type: jsonl, path: ${dir.path}/late.jsonl, on_gap: rebuild }
-http: { port: 0 }
-`,
-    );
-    const cfg = await loadConfig([cfgFile]);
-    const m = new Metrics();
-    defineRuntimeMetrics(m);
-    const p = new Pipeline(cfg.pipelines[0]!, pino({ level: process.env.TRIBUTARY_TEST_LOG ?? 'silent' }), m);
-    await p.start();
-    try {
-      await db.query('INSERT INTO t SELECT g, 0 FROM generate_series(1, 20000) g');
-      for (let i = 0; i < 5; i++) await db.query(`UPDATE t SET v = v + 1 WHERE id = ${i + 1}`);
-      const s = p.stream as LogStream;
-      await waitFor(() => s.lastCommit !== null && s.log.durableEnd >= 20010 && p.runners.every((r) => r.offset === s.log.lastCommit!.offset + 1), { timeoutMs: 60_000, what: 'both sinks at the end of the log' });
-      await new Promise((r) => setTimeout(r, 5));
-      const trimmed = await p.retention!.runOnce();
-      assert.ok(trimmed.removed > 0 && s.log.start > 0, JSON.stringify(trimmed));
-    } finally {
-      await p.drainAndStop(5000);
-    }
-    const ckpt = join(dir.path, 'state', name, 'sink.late.json');
-    writeFileSync(ckpt, JSON.stringify({ ...JSON.parse(readFileSync(ckpt, 'utf8')), offset: 0 }));
-    const lateBefore = readJsonl(`${dir.path}/late.jsonl`).length;
-    const snapshot = () => {
-      try {
-        return JSON.parse(readFileSync(join(dir.path, 'state', name, 'snapshot.json'), 'utf8')) as { status: string; target?: string };
-      } catch {
-        return null;
-      }
-    };
-    const reads = () => readJsonl(`${dir.path}/late.jsonl`).slice(lateBefore).filter((e) => e.op === 'r').length;
+    const { cfgFile, lateBefore, snapshot, reads } = await lateSinkBehindRetention(db, dir, 'tk');
 
     let proc = TributaryProcess.start(['run', '--config', cfgFile]);
     let stop = false;
@@ -195,52 +155,11 @@ http: { port: 0 }
     assert.equal(readJsonl(`${dir.path}/audit.jsonl`).filter((e) => e.op === 'r').length, 0, 'the other sink received none of the snapshot rows');
     console.log(`# targeted snapshot across a SIGKILL: ${reads()} r rows for the late sink (table of 20000 rows)`);
   });
+
   it('split roles: the sinks process asks, the source process snapshots for that sink alone, and a SIGKILLed other sinks process still skips the rows', { timeout: 150_000 }, async () => {
     await using db = await PgTestDb.create('targeted_roles');
-    await db.query('CREATE TABLE t (id int PRIMARY KEY, v int)');
     await using dir = new TempDir('tributary-targeted-roles-');
-    const name = `tr_${process.pid}_${Math.floor(Math.random() * 1e6)}`;
-    const cfgFile = dir.file(
-      'p.yaml',
-      `name: ${name}
-source: { type: postgres, url: ${db.url}, tables: [public.t], snapshot: never, heartbeat_ms: 0, snapshot_chunk_rows: 100, snapshot_workers: 1 }
-state: { type: file, dir: ${dir.path}/state }
-stream: { type: log, segment_bytes: 65536, retention: { max_age: 1ms }, compaction: { enabled: false } }
-sinks:
-  - { name: audit, type: jsonl, path: ${dir.path}/audit.jsonl }
-  - { name: late, type: jsonl, path: ${dir.path}/late.jsonl, on_gap: rebuild }
-http: { port: 0 }
-`,
-    );
-    const cfg = await loadConfig([cfgFile]);
-    const m = new Metrics();
-    defineRuntimeMetrics(m);
-    const p = new Pipeline(cfg.pipelines[0]!, pino({ level: process.env.TRIBUTARY_TEST_LOG ?? 'silent' }), m);
-    await p.start();
-    try {
-      await db.query('INSERT INTO t SELECT g, 0 FROM generate_series(1, 20000) g');
-      for (let i = 0; i < 5; i++) await db.query(`UPDATE t SET v = v + 1 WHERE id = ${i + 1}`);
-      const s = p.stream as LogStream;
-      await waitFor(() => s.lastCommit !== null && s.log.durableEnd >= 20010 && p.runners.every((r) => r.offset === s.log.lastCommit!.offset + 1), { timeoutMs: 60_000, what: 'both sinks at the end of the log' });
-      await new Promise((r) => setTimeout(r, 5));
-      const trimmed = await p.retention!.runOnce();
-      assert.ok(trimmed.removed > 0 && s.log.start > 0, JSON.stringify(trimmed));
-    } finally {
-      await p.drainAndStop(5000);
-    }
-    // The late sink fell behind retention, and compaction is off: only the source can rebuild it.
-    const ckpt = join(dir.path, 'state', name, 'sink.late.json');
-    writeFileSync(ckpt, JSON.stringify({ ...JSON.parse(readFileSync(ckpt, 'utf8')), offset: 0 }));
-    const lateBefore = readJsonl(`${dir.path}/late.jsonl`).length;
-    const auditBefore = readJsonl(`${dir.path}/audit.jsonl`).length;
-    const snapshot = () => {
-      try {
-        return JSON.parse(readFileSync(join(dir.path, 'state', name, 'snapshot.json'), 'utf8')) as { status: string; target?: string };
-      } catch {
-        return null;
-      }
-    };
-    const reads = () => readJsonl(`${dir.path}/late.jsonl`).slice(lateBefore).filter((e) => e.op === 'r').length;
+    const { cfgFile, name, lateBefore, auditBefore, snapshot, reads } = await lateSinkBehindRetention(db, dir, 'tr');
 
     const source = () => TributaryProcess.start(['run', '--config', cfgFile, '--role', 'source']);
     const sinks = (sink: string) => TributaryProcess.start(['run', '--config', cfgFile, '--role', 'sinks', '--sink', sink]);
@@ -288,3 +207,56 @@ http: { port: 0 }
     console.log(`# targeted snapshot across processes: ${late.length} r rows for the late sink, none for audit (${audit.length} events)`);
   });
 });
+
+/**
+ * A table of 20,000 rows streamed to sinks `audit` and `late` (compaction off, retention
+ * trimming at once), then the log trimmed and `late`'s checkpoint put back to offset 0: it
+ * fell off the start of the log, where only the source can rebuild it.
+ */
+async function lateSinkBehindRetention(db: PgTestDb, dir: TempDir, prefix: string) {
+  await db.query('CREATE TABLE t (id int PRIMARY KEY, v int)');
+  const name = `${prefix}_${process.pid}_${Math.floor(Math.random() * 1e6)}`;
+  const cfgFile = dir.file(
+    'p.yaml',
+    `name: ${name}
+source: { type: postgres, url: ${db.url}, tables: [public.t], snapshot: never, heartbeat_ms: 0, snapshot_chunk_rows: 100, snapshot_workers: 1 }
+state: { type: file, dir: ${dir.path}/state }
+stream: { type: log, segment_bytes: 65536, retention: { max_age: 1ms }, compaction: { enabled: false } }
+sinks:
+  - { name: audit, type: jsonl, path: ${dir.path}/audit.jsonl }
+  - { name: late, type: jsonl, path: ${dir.path}/late.jsonl, on_gap: rebuild }
+http: { port: 0 }
+`,
+  );
+  const cfg = await loadConfig([cfgFile]);
+  const m = new Metrics();
+  defineRuntimeMetrics(m);
+  const p = new Pipeline(cfg.pipelines[0]!, pino({ level: process.env.TRIBUTARY_TEST_LOG ?? 'silent' }), m);
+  await p.start();
+  try {
+    await db.query('INSERT INTO t SELECT g, 0 FROM generate_series(1, 20000) g');
+    for (let i = 0; i < 5; i++) await db.query(`UPDATE t SET v = v + 1 WHERE id = ${i + 1}`);
+    const s = p.stream as LogStream;
+    await waitFor(() => s.lastCommit !== null && s.log.durableEnd >= 20010 && p.runners.every((r) => r.offset === s.log.lastCommit!.offset + 1), { timeoutMs: 60_000, what: 'both sinks at the end of the log' });
+    await new Promise((r) => setTimeout(r, 5));
+    const trimmed = await p.retention!.runOnce();
+    assert.ok(trimmed.removed > 0 && s.log.start > 0, JSON.stringify(trimmed));
+  } finally {
+    await p.drainAndStop(5000);
+  }
+  const ckpt = join(dir.path, 'state', name, 'sink.late.json');
+  writeFileSync(ckpt, JSON.stringify({ ...JSON.parse(readFileSync(ckpt, 'utf8')), offset: 0 }));
+  const lateBefore = readJsonl(`${dir.path}/late.jsonl`).length;
+  const auditBefore = readJsonl(`${dir.path}/audit.jsonl`).length;
+  /** The snapshot state the pipeline stored (its target, its status). */
+  const snapshot = () => {
+    try {
+      return JSON.parse(readFileSync(join(dir.path, 'state', name, 'snapshot.json'), 'utf8')) as { status: string; target?: string };
+    } catch {
+      return null;
+    }
+  };
+  /** Snapshot rows the late sink received since. */
+  const reads = () => readJsonl(`${dir.path}/late.jsonl`).slice(lateBefore).filter((e) => e.op === 'r').length;
+  return { cfgFile, name, lateBefore, auditBefore, snapshot, reads };
+}
