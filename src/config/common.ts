@@ -80,7 +80,7 @@ export const snapshotCommon = {
     .min(0)
     .max(64)
     .default(2)
-    .describe('Chunks read in parallel by this process. With stream.type: redis, `tributary run --worker` processes read chunks too, and 0 leaves all reading to them.'),
+    .describe('Chunks read in parallel by this process. With snapshot.queue.redis, `tributary run --worker` processes read chunks too, and 0 leaves all reading to them.'),
   snapshot_chunk_rows: z.number().int().min(100).default(10000).describe('Rows per snapshot chunk (keyset pagination by primary key).'),
   snapshot_threads: retiredKey('snapshot_threads'),
   key_columns: z
