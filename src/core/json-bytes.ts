@@ -57,6 +57,9 @@ export class JsonBytes {
    */
   seal(): void {
     this.mark = this.n;
+    // A key range belongs to the text just finished; the next one notes its own.
+    this.keyFrom = -1;
+    this.keyTo = -1;
   }
 
   /** Room for `k` more bytes. */

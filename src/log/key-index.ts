@@ -83,32 +83,22 @@ export class KeyRun {
     this.keys = shared ? Buffer.from(new SharedArrayBuffer(cap * 16)) : Buffer.allocUnsafe(cap * 16);
   }
 
-  /** The entries as columns for another thread: views of shared memory, or else copies of their own. */
+  /**
+   * The entries as columns for another thread: views, which `postMessage` shares when they
+   * are in shared memory (a sealed segment's run) and copies otherwise.
+   */
   columns(): KeyColumns {
     const n = this.n;
-    if (this.shared) {
-      return {
-        n,
-        table: this.table.subarray(0, n),
-        h1: this.h1.subarray(0, n),
-        h2: this.h2.subarray(0, n),
-        offset: this.offset.subarray(0, n),
-        kind: this.kind.subarray(0, n),
-        keyStart: this.keyStart.subarray(0, n),
-        keyLen: this.keyLen.subarray(0, n),
-        keys: new Uint8Array(this.keys.buffer, this.keys.byteOffset, this.keyBytes),
-      };
-    }
     return {
       n,
-      table: this.table.slice(0, n),
-      h1: this.h1.slice(0, n),
-      h2: this.h2.slice(0, n),
-      offset: this.offset.slice(0, n),
-      kind: this.kind.slice(0, n),
-      keyStart: this.keyStart.slice(0, n),
-      keyLen: this.keyLen.slice(0, n),
-      keys: Uint8Array.prototype.slice.call(this.keys, 0, this.keyBytes),
+      table: this.table.subarray(0, n),
+      h1: this.h1.subarray(0, n),
+      h2: this.h2.subarray(0, n),
+      offset: this.offset.subarray(0, n),
+      kind: this.kind.subarray(0, n),
+      keyStart: this.keyStart.subarray(0, n),
+      keyLen: this.keyLen.subarray(0, n),
+      keys: new Uint8Array(this.keys.buffer, this.keys.byteOffset, this.keyBytes),
     };
   }
 
@@ -230,7 +220,7 @@ export class KeyRun {
     let cut = 0;
     while (cut < this.n && this.offset[cut]! < offset) cut++;
     // Column by column with typed-array copies: entry by entry cost a tenth of a sealing.
-    const head = this.slice(0, cut, 16, true);
+    const head = this.sharedHead(cut);
     for (const [k, v] of this.tables) head.tables.set(k, v);
     // The rest moves to the front of these arrays, which keep their capacity: the next
     // segment fills as many entries, and growing to it again from a small run copied every
@@ -253,24 +243,23 @@ export class KeyRun {
     return head;
   }
 
-  /** Entries `[from, to)` as a new run (key bytes copied, their starts rebased), with room for at least `min`. */
-  private slice(from: number, to: number, min: number, shared = false): KeyRun {
-    const n = to - from;
-    const r = new KeyRun(Math.max(min, n), shared);
-    r.n = n;
-    r.table.set(this.table.subarray(from, to));
-    r.h1.set(this.h1.subarray(from, to));
-    r.h2.set(this.h2.subarray(from, to));
-    r.offset.set(this.offset.subarray(from, to));
-    r.kind.set(this.kind.subarray(from, to));
-    r.keyLen.set(this.keyLen.subarray(from, to));
-    // Keys were added in entry order, so entries [from, to) own one contiguous run of bytes.
-    const k0 = n ? this.keyStart[from]! : 0;
-    const k1 = n ? this.keyStart[to - 1]! + this.keyLen[to - 1]! : 0;
-    if (k1 - k0 > r.keys.length) r.keys = shared ? Buffer.from(new SharedArrayBuffer(k1 - k0)) : Buffer.allocUnsafe(Math.max(r.keys.length * 2, k1 - k0 + 1024));
+  /** Entries `[0, cut)` as a new run in shared memory (see the constructor), key bytes copied. */
+  private sharedHead(cut: number): KeyRun {
+    const r = new KeyRun(Math.max(16, cut), true);
+    r.n = cut;
+    r.table.set(this.table.subarray(0, cut));
+    r.h1.set(this.h1.subarray(0, cut));
+    r.h2.set(this.h2.subarray(0, cut));
+    r.offset.set(this.offset.subarray(0, cut));
+    r.kind.set(this.kind.subarray(0, cut));
+    r.keyLen.set(this.keyLen.subarray(0, cut));
+    // Keys were added in entry order, so the first `cut` entries own one run of bytes.
+    const k0 = cut ? this.keyStart[0]! : 0;
+    const k1 = cut ? this.keyStart[cut - 1]! + this.keyLen[cut - 1]! : 0;
+    if (k1 - k0 > r.keys.length) r.keys = Buffer.from(new SharedArrayBuffer(k1 - k0));
     this.keys.copy(r.keys, 0, k0, k1);
     r.keyBytes = k1 - k0;
-    for (let i = 0; i < n; i++) r.keyStart[i] = this.keyStart[from + i]! - k0;
+    for (let i = 0; i < cut; i++) r.keyStart[i] = this.keyStart[i]! - k0;
     return r;
   }
 

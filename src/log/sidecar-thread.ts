@@ -26,10 +26,7 @@ class SidecarThread {
     return new Promise<void>((resolve, reject) => {
       this.waiting.set(id, { resolve, reject });
       if (this.waiting.size === 1) w.ref();
-      // Shared columns go as they are; copies are handed over rather than copied again.
-      const c = job.cols;
-      const own = [c.table, c.h1, c.h2, c.offset, c.kind, c.keyStart, c.keyLen, c.keys].map((a) => a.buffer).filter((b): b is ArrayBuffer => b instanceof ArrayBuffer);
-      w.postMessage(job, own);
+      w.postMessage(job);
     });
   }
 

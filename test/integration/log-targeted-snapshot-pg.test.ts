@@ -118,11 +118,7 @@ http: { port: 0 }
     const { cfgFile, lateBefore, snapshot, reads } = await lateSinkBehindRetention(db, dir, 'tk');
 
     let proc = TributaryProcess.start(['run', '--config', cfgFile]);
-    let stop = false;
-    const w = await db.connect();
-    const writing = (async () => {
-      for (let i = 0; !stop; i++) await w.query('UPDATE t SET v = v + 1 WHERE id = $1', [1 + ((i * 7919) % 20000)]);
-    })();
+    const updates = await updating(db);
     try {
       await waitFor(() => reads() >= 2000, { timeoutMs: 60_000, what: 'the targeted snapshot to be under way' });
       assert.equal(snapshot()?.status, 'running');
@@ -131,9 +127,7 @@ http: { port: 0 }
       await waitFor(() => snapshot()?.status === 'done', { timeoutMs: 60_000, what: 'the targeted snapshot to finish after the restart' });
       assert.equal(snapshot()?.target, 'late');
     } finally {
-      stop = true;
-      await writing;
-      await w.end();
+      await updates.stop();
     }
     try {
       const want = JSON.stringify((await db.query('SELECT id, v FROM t ORDER BY id')).rows);
@@ -164,11 +158,7 @@ http: { port: 0 }
     const source = () => TributaryProcess.start(['run', '--config', cfgFile, '--role', 'source']);
     const sinks = (sink: string) => TributaryProcess.start(['run', '--config', cfgFile, '--role', 'sinks', '--sink', sink]);
     const procs = { src: source(), audit: sinks('audit'), late: sinks('late') };
-    let stop = false;
-    const w = await db.connect();
-    const writing = (async () => {
-      for (let i = 0; !stop; i++) await w.query('UPDATE t SET v = v + 1 WHERE id = $1', [1 + ((i * 7919) % 20000)]);
-    })();
+    const updates = await updating(db);
     try {
       await procs.late.waitForLog(/gets a snapshot from the source for itself alone .*the process that runs the source \(run --role source\) begins it/);
       await waitFor(() => reads() >= 2000, { timeoutMs: 60_000, what: 'the targeted snapshot to reach the late sink in its own process' }).catch((err: Error) => {
@@ -181,9 +171,7 @@ http: { port: 0 }
       procs.audit = sinks('audit');
       await waitFor(() => snapshot()?.status === 'done', { timeoutMs: 60_000, what: 'the targeted snapshot to finish' });
     } finally {
-      stop = true;
-      await writing;
-      await w.end();
+      await updates.stop();
     }
     try {
       const want = JSON.stringify((await db.query('SELECT id, v FROM t ORDER BY id')).rows);
@@ -259,4 +247,20 @@ http: { port: 0 }
   /** Snapshot rows the late sink received since. */
   const reads = () => readJsonl(`${dir.path}/late.jsonl`).slice(lateBefore).filter((e) => e.op === 'r').length;
   return { cfgFile, name, lateBefore, auditBefore, snapshot, reads };
+}
+
+/** Updates of the table's rows, one after another on a connection of their own, until `stop()`. */
+async function updating(db: PgTestDb): Promise<{ stop(): Promise<void> }> {
+  let stop = false;
+  const w = await db.connect();
+  const writing = (async () => {
+    for (let i = 0; !stop; i++) await w.query('UPDATE t SET v = v + 1 WHERE id = $1', [1 + ((i * 7919) % 20000)]);
+  })();
+  return {
+    async stop() {
+      stop = true;
+      await writing;
+      await w.end();
+    },
+  };
 }

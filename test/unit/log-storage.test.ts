@@ -96,7 +96,6 @@ describe('log storage: segments, recovery, indexes', () => {
     await sidecarThread.write(join(dir.path, 'worker.idx'), front, run);
     await writeSidecarFile(join(dir.path, 'here.idx'), front, run);
     assert.ok(readFileSync(join(dir.path, 'worker.idx')).equals(readFileSync(join(dir.path, 'here.idx'))));
-    assert.equal(run.n, 3000, 'the run itself is left as it was');
     await log.close();
     const again = await SegmentLog.open(dir.path, { segmentBytes: 16 << 10, onRepair: (m) => repairs.push(m) });
     assert.equal((await readAll(again)).length, 1200);
