@@ -51,8 +51,8 @@ const LogStreamConfig = z
       .number()
       .int()
       .min(1 << 20)
-      .default(8 << 20)
-      .describe('Recent events kept in memory for sinks that keep up (they then read no disk). Older ones are read back from the log.'),
+      .default(4 << 20)
+      .describe('Recent events kept in memory for sinks that keep up (they then read no disk). Older ones are read back from the log. Default 4 MiB: on a MariaDB backlog drain, 8 MiB cost 15-19% of the throughput in garbage collection (entries wait for the log\'s fsync before a sink may read them, so a larger tail holds more of them alive), and 2 MiB was no faster than 4.'),
     follow: duration
       .default(250 as never)
       .describe(

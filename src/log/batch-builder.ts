@@ -40,6 +40,7 @@ const CHUNK = 4 << 20;
 export class BatchBuilder {
   private chunk: Chunk = { buf: Buffer.allocUnsafeSlow(CHUNK), outstanding: 0, retired: false };
   private buf = this.chunk.buf;
+  private view = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.length);
   /**
    * Chunks whose batches are all written, for reuse: a fresh chunk costs a page fault per
    * 4 KiB on first touch, which made copying into it three times slower.
@@ -96,6 +97,7 @@ export class BatchBuilder {
     if (old.outstanding === 0) this.recycle(old.buf);
     this.chunk = { buf: next, outstanding: 0, retired: false };
     this.buf = next;
+    this.view = new DataView(next.buffer, next.byteOffset, next.length);
     this.start = 0;
     this.n = len;
   }
@@ -136,18 +138,22 @@ export class BatchBuilder {
     const envLen = ee - es;
     this.ensure(EVENT_FIXED + envLen);
     const b = this.buf;
+    // The fixed fields through a DataView: Buffer's write methods check their arguments on
+    // every call, which cost as much as the envelope's copy.
+    const v = this.view;
     let p = this.n;
     b[p] = REC_EVENT;
     b[p + 1] = op;
-    b.writeUInt16LE(tid, p + 2);
-    b.writeUInt32LE(index, p + 4);
-    b.writeDoubleLE(tsMs, p + 8);
-    b.writeUInt32LE(ks - es, p + 16);
-    b.writeUInt32LE(ke - ks, p + 20);
-    b.writeUInt32LE(envLen, p + 24);
+    v.setUint16(p + 2, tid, true);
+    v.setUint32(p + 4, index, true);
+    v.setFloat64(p + 8, tsMs, true);
+    v.setUint32(p + 16, ks - es, true);
+    v.setUint32(p + 20, ke - ks, true);
+    v.setUint32(p + 24, envLen, true);
     p += EVENT_FIXED;
-    // One copy of the envelope; the key is its own, so it is not copied again.
-    b.set(env.subarray(es, ee), p);
+    // One copy of the envelope (the key is its own, so it is not copied again), from a plain
+    // view: a Buffer's subarray goes through Buffer's constructor.
+    b.set(new Uint8Array(env.buffer, env.byteOffset + es, envLen), p);
     this.n = p + envLen;
     if (tsMs > this.maxTs) this.maxTs = tsMs;
     this.addKey(table, op, env, ks, ke, this.baseOffset + this.count);
@@ -178,7 +184,7 @@ export class BatchBuilder {
 
   private lastResume: string | null = null;
 
-  /** Finish the batch: header and CRC written, bytes copied out. The builder is then empty. */
+  /** Finish the batch: header and CRC written, its bytes handed out as a view. The builder is then empty. */
   seal(): SealedBatch {
     const length = this.n - this.start;
     const commit = this.lastResume !== null;

@@ -1,4 +1,4 @@
-import { mkdir, open, readdir, rm, stat, truncate as truncateFile, type FileHandle } from 'node:fs/promises';
+import { constants, mkdir, open, readdir, rm, stat, truncate as truncateFile, type FileHandle } from 'node:fs/promises';
 import { closeSync, openSync, readSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { compress, decompress } from '@mongodb-js/zstd';
@@ -68,10 +68,10 @@ export interface ReadResult {
  * The embedded log: a directory of segments, appended by one writer and read by any number
  * of consumers, in this process or in others.
  *
- * Appends build batches in memory ({@link BatchBuilder}); a background loop writes them,
- * syncs the file (fdatasync), and only then moves the durable end and tells listeners, so a
- * database is acknowledged only for what survives a power loss. Several transactions that
- * arrive while a sync runs share the next one (group commit).
+ * Appends build batches in memory ({@link BatchBuilder}); a background loop writes them
+ * durably (O_DSYNC, or a write and an fdatasync), and only then moves the durable end and
+ * tells listeners, so a database is acknowledged only for what survives a power loss.
+ * Several transactions that arrive while a write runs share the next one (group commit).
  *
  * Readers only ever see durable records. After a crash, {@link open} cuts a torn tail and
  * the records of a transaction whose commit never reached the log (the source sends it
@@ -182,7 +182,7 @@ export class SegmentLog {
       );
     }
     this.builder.begin(this.nextOffset);
-    this.fh = await open(active.path, 'r+');
+    this.fh = await openForAppend(active.path);
     this.writeHead();
   }
 
@@ -424,8 +424,8 @@ export class SegmentLog {
         const writePending = async () => {
           if (!pending.length) return;
           const seg = this.active;
-          await this.fh!.writev(coalesce(pending), seg.size);
-          await this.fh!.datasync();
+          await writeFully(this.fh!, coalesce(pending), seg.size);
+          if (!DSYNC) await this.fh!.datasync();
           let pos = seg.size;
           for (const b of pending) {
             this.builder.release(b.chunk);
@@ -497,7 +497,7 @@ export class SegmentLog {
     const next = await this.createSegment(seg.next);
     next.afterCommit = seg.afterCommit;
     this.activeLogical = 0;
-    this.fh = await open(next.path, 'r+');
+    this.fh = await openForAppend(next.path);
   }
 
   /**
@@ -934,6 +934,36 @@ function tableHashCached(name: string): number {
     tableHashes.set(name, h);
   }
   return h;
+}
+
+/**
+ * Where the platform has it, segments are written with O_DSYNC: each write returns once its
+ * data is durable, as a write and an fdatasync would, in one call to the thread pool instead
+ * of two (less of the appending thread's time, and one hand-off less per group commit).
+ */
+const DSYNC = typeof constants.O_DSYNC === 'number' && process.platform === 'linux';
+
+/** Open a segment for appending (see {@link DSYNC}). */
+function openForAppend(path: string): Promise<FileHandle> {
+  return open(path, DSYNC ? constants.O_RDWR | constants.O_DSYNC : 'r+');
+}
+
+/**
+ * Write all of `bufs` at `position`. A write may come back short (a full disk stops it part
+ * way): the rest is written again, which surfaces the error, instead of counting bytes as
+ * durable that are not in the file.
+ */
+export async function writeFully(fh: Pick<FileHandle, 'writev'>, bufs: Buffer[], position: number): Promise<void> {
+  let rest = bufs;
+  while (rest.length) {
+    let n = (await fh.writev(rest, position)).bytesWritten;
+    if (n === 0) throw new Error('a write to the log made no progress');
+    position += n;
+    let i = 0;
+    while (i < rest.length && n >= rest[i]!.length) n -= rest[i++]!.length;
+    rest = rest.slice(i);
+    if (n > 0) rest[0] = rest[0]!.subarray(n);
+  }
 }
 
 /** The batches' bytes as few buffers: neighbours in one chunk become one view (no copy). */

@@ -73,7 +73,7 @@ export class LogStream implements EventStream {
     readonly compactor: Compactor,
     private readonly o: LogStreamOptions,
   ) {
-    this.tailBudget = o.tailBytes ?? 8 << 20;
+    this.tailBudget = o.tailBytes ?? 4 << 20;
     this.followMs = o.followMs ?? 0;
     this.tailBase = log.end;
     this.lastCommitTs = log.lastCommit?.tsMs ?? 0;

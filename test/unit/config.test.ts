@@ -26,7 +26,7 @@ describe('config loading', () => {
       partitions: 1,
       segment_bytes: 64 << 20,
       compression: 'none',
-      max_bytes: 8 << 20,
+      max_bytes: 4 << 20,
       follow: 250,
     });
     assert.equal(cfg.http.port, 8083);

@@ -2,7 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, readdirSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { SegmentLog, joinBatches } from '../../src/log/segment-log.js';
+import { SegmentLog, joinBatches, writeFully } from '../../src/log/segment-log.js';
 import type { SealedBatch } from '../../src/log/batch-builder.js';
 import { HEADER_BYTES } from '../../src/log/format.js';
 import { KeyRun } from '../../src/log/key-index.js';
@@ -316,6 +316,25 @@ describe('log storage: segments, recovery, indexes', () => {
     assert.deepEqual(kept.filter((r) => r.kind === 'event').map(envText), all.slice(0, kept.length).filter((r) => r.kind === 'event').map(envText));
     assert.equal(again.lastCommit?.offset, kept.length - 1);
     await again.close();
+  });
+});
+
+describe('log storage: short writes', () => {
+  it('writes the rest of a write that came back short, and fails one that makes no progress', async () => {
+    const file = Buffer.alloc(64, 0x2e);
+    // A file handle whose writes stop after 5 bytes each time (as a nearly full disk does).
+    const short = {
+      writev: async (bufs: readonly NodeJS.ArrayBufferView[], position: number) => {
+        const all = Buffer.concat(bufs.map((b) => Buffer.from(b.buffer, b.byteOffset, b.byteLength)));
+        const n = Math.min(5, all.length);
+        all.copy(file, position, 0, n);
+        return { bytesWritten: n, buffers: bufs };
+      },
+    };
+    await writeFully(short as never, [Buffer.from('first batch|'), Buffer.from('second|'), Buffer.from('third')], 3);
+    assert.equal(file.toString('latin1', 0, 30), '...first batch|second|third...', 'every byte lands where it belongs');
+    const stuck = { writev: async (bufs: readonly NodeJS.ArrayBufferView[]) => ({ bytesWritten: 0, buffers: bufs }) };
+    await assert.rejects(writeFully(stuck as never, [Buffer.from('x')], 0), /made no progress/, 'a write that writes nothing is an error, not durable data');
   });
 });
 
