@@ -36,17 +36,7 @@ export const KIND_DELETE = 1;
 export const KIND_TRUNCATE = 2;
 
 /** A key run's entries as plain typed arrays, exactly `n` long (what crosses to a worker thread). */
-export interface KeyColumns {
-  n: number;
-  table: Uint32Array;
-  h1: Uint32Array;
-  h2: Uint32Array;
-  offset: Float64Array;
-  kind: Uint8Array;
-  keyStart: Uint32Array;
-  keyLen: Uint32Array;
-  keys: Uint8Array;
-}
+export type KeyColumns = Pick<KeyRun, 'n' | 'table' | 'h1' | 'h2' | 'offset' | 'kind' | 'keyStart' | 'keyLen'> & { keys: Uint8Array };
 
 /** Growable in-memory key entries: what the active segment (or a compaction) accumulates. */
 export class KeyRun {

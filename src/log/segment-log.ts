@@ -9,6 +9,7 @@ import { KeyRun, RunKeys } from './key-index.js';
 import { Segment, scanSegment, segmentName, type CommitInfo } from './segment.js';
 import { attachSidecar, loadSidecar, sidecarFront, syncDir, writeSidecar } from './sidecar.js';
 import { sidecarThread } from './sidecar-thread.js';
+import { writeFully } from './write-fully.js';
 
 /** How the embedded log is laid out and paced. */
 export interface SegmentLogOptions {
@@ -946,24 +947,6 @@ const DSYNC = typeof constants.O_DSYNC === 'number' && process.platform === 'lin
 /** Open a segment for appending (see {@link DSYNC}). */
 function openForAppend(path: string): Promise<FileHandle> {
   return open(path, DSYNC ? constants.O_RDWR | constants.O_DSYNC : 'r+');
-}
-
-/**
- * Write all of `bufs` at `position`. A write may come back short (a full disk stops it part
- * way): the rest is written again, which surfaces the error, instead of counting bytes as
- * durable that are not in the file.
- */
-export async function writeFully(fh: Pick<FileHandle, 'writev'>, bufs: Buffer[], position: number): Promise<void> {
-  let rest = bufs;
-  while (rest.length) {
-    let n = (await fh.writev(rest, position)).bytesWritten;
-    if (n === 0) throw new Error('a write to the log made no progress');
-    position += n;
-    let i = 0;
-    while (i < rest.length && n >= rest[i]!.length) n -= rest[i++]!.length;
-    rest = rest.slice(i);
-    if (n > 0) rest[0] = rest[0]!.subarray(n);
-  }
 }
 
 /** The batches' bytes as few buffers: neighbours in one chunk become one view (no copy). */

@@ -5,6 +5,7 @@ import { ErrorCodes, TributaryError } from '../core/errors.js';
 import { dirname } from 'node:path';
 import { KEY_ENTRY_BYTES, SortedKeys, encodeKeyRun, type KeyRun } from './key-index.js';
 import type { CommitInfo, Segment } from './segment.js';
+import { writeFully } from './write-fully.js';
 
 /**
  * The sidecar of a sealed segment (`<base>.idx`): what a reader needs without scanning the
@@ -89,7 +90,7 @@ export async function writeSidecarFile(path: string, front: Buffer, run: KeyRun)
   const tmp = `${path}.tmp`;
   const fh = await open(tmp, 'w');
   try {
-    await fh.writev([front, entries, keys, c2]);
+    await writeFully(fh, [front, entries, keys, c2], 0);
     await fh.datasync();
   } finally {
     await fh.close();

@@ -54,8 +54,11 @@ export class TargetedRows {
       this.seen = identity(path);
       const parsed = JSON.parse(readFileSync(path, 'utf8')) as { ranges?: TargetedRange[] };
       this.ranges = (parsed.ranges ?? []).filter((r) => typeof r.sink === 'string' && typeof r.txn === 'string' && Number.isFinite(r.from) && Number.isFinite(r.to));
-    } catch {
-      this.ranges = [];
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') this.ranges = [];
+      // Any other failure keeps the ranges known so far (forgetting them would hand a sink
+      // another sink's snapshot rows), and the next refresh reads again.
+      else this.seen = '';
     }
   }
 

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import pino from 'pino';
@@ -130,18 +130,7 @@ http: { port: 0 }
       await updates.stop();
     }
     try {
-      const want = JSON.stringify((await db.query('SELECT id, v FROM t ORDER BY id')).rows);
-      const replayed = (file: string, from: number) => JSON.stringify([...replay(readJsonl(file).slice(from)).values()].sort(byId));
-      await waitFor(() => replayed(`${dir.path}/audit.jsonl`, 0) === want && replayed(`${dir.path}/late.jsonl`, lateBefore) === want, { timeoutMs: 60_000, what: 'both sinks to hold the table' }).catch((err: Error) => {
-        // Which rows differ, for the failure message.
-        const table = new Map((JSON.parse(want) as Row[]).map((r) => [Number(r.id), JSON.stringify(r)]));
-        const diff = (file: string, from: number) => {
-          const got = new Map([...replay(readJsonl(file).slice(from)).values()].map((r) => [Number(r.id), JSON.stringify(r)]));
-          const ids = [...new Set([...table.keys(), ...got.keys()])].filter((id) => table.get(id) !== got.get(id));
-          return ids.slice(0, 5).map((id) => `${id}: table ${table.get(id)} sink ${got.get(id)}`).join('; ') + ` (${ids.length} differ)`;
-        };
-        throw new Error(`${err.message}\naudit: ${diff(`${dir.path}/audit.jsonl`, 0)}\nlate: ${diff(`${dir.path}/late.jsonl`, lateBefore)}\n${proc.stderr.slice(-3000)}`);
-      });
+      await bothHoldTable(db, dir, lateBefore, () => proc.stderr.slice(-3000));
       assert.equal(await proc.kill('SIGTERM'), 0);
     } finally {
       if (proc.running) await proc.kill('SIGKILL');
@@ -174,11 +163,7 @@ http: { port: 0 }
       await updates.stop();
     }
     try {
-      const want = JSON.stringify((await db.query('SELECT id, v FROM t ORDER BY id')).rows);
-      const replayed = (file: string, from: number) => JSON.stringify([...replay(readJsonl(file).slice(from)).values()].sort(byId));
-      await waitFor(() => replayed(`${dir.path}/audit.jsonl`, 0) === want && replayed(`${dir.path}/late.jsonl`, lateBefore) === want, { timeoutMs: 60_000, what: 'both sinks to hold the table' }).catch((err: Error) => {
-        throw new Error(`${err.message}\nsource: ${procs.src.stderr.slice(-2000)}\nlate: ${procs.late.stderr.slice(-2000)}`);
-      });
+      await bothHoldTable(db, dir, lateBefore, () => `source: ${procs.src.stderr.slice(-2000)}\nlate: ${procs.late.stderr.slice(-2000)}`);
       for (const proc of Object.values(procs)) assert.equal(await proc.kill('SIGTERM'), 0);
     } finally {
       for (const proc of Object.values(procs)) if (proc.running) await proc.kill('SIGKILL');
@@ -191,7 +176,10 @@ http: { port: 0 }
     const targeted = JSON.parse(readFileSync(join(dir.path, 'state', name, 'log', 'targeted.json'), 'utf8')) as { ranges: { sink: string; from: number; to: number }[] };
     assert.ok(targeted.ranges.length > 0 && targeted.ranges.every((r) => r.sink === 'late'));
     assert.equal(targeted.ranges.reduce((n, r) => n + r.to - r.from, 0), late.length, 'every targeted row is in a recorded range');
-    assert.equal(existsSync(join(dir.path, 'state', name, 'targeted-pending.late.json')), false, 'the wish was taken');
+    // Where the file store keeps the wish (`<key>.json` next to the sinks' checkpoints): gone.
+    const stateFiles = readdirSync(join(dir.path, 'state', name));
+    assert.ok(stateFiles.includes('sink.late.json'), stateFiles.join(' '));
+    assert.deepEqual(stateFiles.filter((f) => f.startsWith('targeted-pending')), [], 'the wish was taken');
     console.log(`# targeted snapshot across processes: ${late.length} r rows for the late sink, none for audit (${audit.length} events)`);
   });
 });
@@ -247,6 +235,24 @@ http: { port: 0 }
   /** Snapshot rows the late sink received since. */
   const reads = () => readJsonl(`${dir.path}/late.jsonl`).slice(lateBefore).filter((e) => e.op === 'r').length;
   return { cfgFile, name, lateBefore, auditBefore, snapshot, reads };
+}
+
+/**
+ * Wait until the replay of both jsonl files (the late sink's from `lateFrom`) equals the table;
+ * on a timeout, say which rows differ, with `context()` (the processes' logs).
+ */
+async function bothHoldTable(db: PgTestDb, dir: TempDir, lateFrom: number, context: () => string): Promise<void> {
+  const want = JSON.stringify((await db.query('SELECT id, v FROM t ORDER BY id')).rows);
+  const replayed = (file: string, from: number) => JSON.stringify([...replay(readJsonl(file).slice(from)).values()].sort(byId));
+  await waitFor(() => replayed(`${dir.path}/audit.jsonl`, 0) === want && replayed(`${dir.path}/late.jsonl`, lateFrom) === want, { timeoutMs: 60_000, what: 'both sinks to hold the table' }).catch((err: Error) => {
+    const table = new Map((JSON.parse(want) as Row[]).map((r) => [Number(r.id), JSON.stringify(r)]));
+    const diff = (file: string, from: number) => {
+      const got = new Map([...replay(readJsonl(file).slice(from)).values()].map((r) => [Number(r.id), JSON.stringify(r)]));
+      const ids = [...new Set([...table.keys(), ...got.keys()])].filter((id) => table.get(id) !== got.get(id));
+      return ids.slice(0, 5).map((id) => `${id}: table ${table.get(id)} sink ${got.get(id)}`).join('; ') + ` (${ids.length} differ)`;
+    };
+    throw new Error(`${err.message}\naudit: ${diff(`${dir.path}/audit.jsonl`, 0)}\nlate: ${diff(`${dir.path}/late.jsonl`, lateFrom)}\n${context()}`);
+  });
 }
 
 /** Updates of the table's rows, one after another on a connection of their own, until `stop()`. */

@@ -1,5 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { SegmentLog } from '../../src/log/segment-log.js';
 import { keyRangeOf } from '../../src/log/json-scan.js';
 import type { DecodedEvent, DecodedRecord } from '../../src/log/format.js';
@@ -137,6 +139,16 @@ describe('run roles: targeted snapshot rows', () => {
     // Same size again (one digit for another): the rename still shows as a change.
     writer.truncate(0, 19);
     writer.add('late', 11, 19, '0/B', 0);
+    follower.refresh();
+    assert.deepEqual(follower.list(), writer.list());
+    // A file it cannot read (not one the writer makes: it renames whole files into place)
+    // does not make it forget the ranges, and it reads again once the file is whole.
+    const known = follower.list();
+    writeFileSync(join(dir.path, 'targeted.json'), '{"ranges": [');
+    follower.refresh();
+    assert.deepEqual(follower.list(), known, 'the ranges known so far still hold');
+    assert.equal(follower.skips(12, 'audit', pos('0/A')), true);
+    writer.add('late', 30, 40, '0/C', 0);
     follower.refresh();
     assert.deepEqual(follower.list(), writer.list());
   });
